@@ -1,0 +1,62 @@
+/** Bill endpoints for Encore. The standalone host serves the same table (host/routes.ts). */
+import { api, type Header } from 'encore.dev/api';
+import { run, encoreDeps } from '../core/encore';
+import { pickIdempotencyKey } from '../core/idempotency';
+import { closeBill, createBill, getBill, listBills, type BillPage, type ClosedBill } from './bills';
+import { database } from './db';
+import type { Bill, BillingPolicy } from './types';
+
+const deps = () => encoreDeps(database);
+
+/** Creates a bill and starts its lifecycle workflow. */
+export interface CreateBillRequest {
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+  /** 1-64 of [A-Za-z0-9_.:-]; generated when absent. */
+  bill_id?: string;
+  /** RFC 3339, in the future; the bill closes itself then. */
+  billing_period_end: string;
+  /** Restricts the bill to one ISO 4217 currency. */
+  currency?: string;
+  policy?: BillingPolicy;
+  customer_email?: string;
+  description?: string;
+}
+export const create = api(
+  { expose: true, method: 'POST', path: '/bills' },
+  async (req: CreateBillRequest): Promise<Bill> =>
+    run(async () => createBill(await deps(), req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+);
+
+/** Lists bills newest first; open bills carry live totals. */
+export interface ListBillsRequest {
+  status?: 'open' | 'closed';
+  /** 1-100, default 20. */
+  limit?: number;
+  cursor?: string;
+}
+export const list = api(
+  { expose: true, method: 'GET', path: '/bills' },
+  async (req: ListBillsRequest): Promise<BillPage> => run(async () => listBills(await deps(), req)),
+);
+
+/** Returns one bill: live totals while open, stored totals once closed. */
+export interface GetBillRequest {
+  billId: string;
+}
+export const get = api(
+  { expose: true, method: 'GET', path: '/bills/:billId' },
+  async (req: GetBillRequest): Promise<Bill> => run(async () => getBill(await deps(), req.billId)),
+);
+
+/** Closes a bill now; closing a closed bill returns the same final bill. */
+export interface CloseBillRequest {
+  billId: string;
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+}
+export const close = api(
+  { expose: true, method: 'POST', path: '/bills/:billId/close' },
+  async (req: CloseBillRequest): Promise<ClosedBill> =>
+    run(async () => closeBill(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+);

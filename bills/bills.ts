@@ -1,0 +1,145 @@
+/**
+ * Bill use cases, shared by the Encore endpoints and the standalone host. Open bills read their
+ * totals live from the workflow; closed bills (and open ones whose workflow is slow) from Postgres.
+ */
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { v7 as uuidv7 } from 'uuid';
+import type { Deps } from '../core/deps';
+import { idempotencySettings } from '../core/deps';
+import { AppError, notFound } from '../core/errors';
+import { fingerprint, idempotent } from '../core/idempotency';
+import { totalsList, type TotalsByCurrency } from '../core/money';
+import { encodeCursor, parseId } from '../core/validate';
+import { listLineItemsPage } from '../lineitems/lineitems';
+import type { LineItem } from '../lineitems/types';
+import { isWorkflowGone, toAppError, withDeadline } from '../temporal/client';
+import { billWorkflowId, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
+import { billLifecycleWorkflow } from '../temporal/workflows';
+import { findBill, listBills as listBillRows, storedTotals, type BillRow } from './store';
+import type { Bill, BillHeader } from './types';
+import { parseCreateBill, parseListBills } from './validation';
+
+export function toBill(row: BillRow, live: LiveBill | null, stored: TotalsByCurrency = {}): Bill {
+  return {
+    bill_id: row.bill_id,
+    status: live?.status ?? row.status,
+    policy: row.policy,
+    currency: row.currency,
+    customer_email: row.customer_email,
+    description: row.description,
+    billing_period_start: row.billing_period_start,
+    billing_period_end: row.billing_period_end,
+    created_at: row.created_at,
+    closed_at: live?.closed_at ?? row.closed_at,
+    totals: live ? live.totals : totalsList(stored),
+    totals_source: live ? 'live' : 'stored',
+  };
+}
+
+/** Live totals for open bills in parallel, each within `timeoutMs`; anything else from Postgres. */
+async function withTotals(deps: Deps, rows: BillRow[], timeoutMs: number): Promise<Bill[]> {
+  const live = await Promise.all(
+    rows.map((row) => (row.status === 'closed' ? null : queryLive(deps, row.bill_id, timeoutMs))),
+  );
+  const needStored = rows.filter((_, i) => live[i] === null);
+  const stored = needStored.length ? await storedTotals(deps.db, needStored) : new Map<string, TotalsByCurrency>();
+  return rows.map((row, i) => toBill(row, live[i], stored.get(row.bill_id)));
+}
+
+async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise<LiveBill | null> {
+  try {
+    const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+    return await withDeadline(deps.temporal, timeoutMs, () => handle.query(getBillQuery));
+  } catch {
+    return null; // a slow or missing workflow never fails a read: stored totals stand in
+  }
+}
+
+export async function createBill(deps: Deps, body: unknown, key: string | undefined): Promise<Bill> {
+  const now = new Date();
+  const input = parseCreateBill(body, now);
+  return idempotent(deps.db, idempotencySettings(deps.config), key, fingerprint('POST /bills', input), async () => {
+    const billId = input.bill_id ?? uuidv7();
+    const { bill_id: _, ...fields } = input;
+    const header: BillHeader = {
+      ...fields,
+      bill_id: billId,
+      billing_period_start: now.toISOString(),
+      created_at: now.toISOString(),
+      request_fingerprint: fingerprint('bill', { ...input, bill_id: billId }),
+    };
+    const startWorkflowOperation = new WithStartWorkflowOperation(billLifecycleWorkflow, {
+      workflowId: billWorkflowId(billId),
+      taskQueue: deps.config.temporal.taskQueue,
+      args: [{ bill: header, continueAsNewAfterItems: deps.config.continueAsNewAfterItems }],
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+    try {
+      const live = await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
+        deps.temporal.workflow.executeUpdateWithStart(openBillUpdate, { startWorkflowOperation }),
+      );
+      return toBill({ ...header, status: 'open', closed_at: null }, live);
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw toAppError(err);
+      // The id is taken. A retry of the very same request gets the bill; anything else conflicts.
+      const existing = await findBill(deps.db, billId);
+      if (existing?.request_fingerprint === header.request_fingerprint) return getBill(deps, billId);
+      if (existing === null) throw new AppError('aborted', `bill ${billId} is being created by another request; retry`);
+      throw new AppError('already_exists', `bill ${billId} already exists`, { bill_id: billId });
+    }
+  });
+}
+
+export async function getBill(deps: Deps, billIdParam: unknown): Promise<Bill> {
+  const billId = parseId(billIdParam, 'billId');
+  const row = await findBill(deps.db, billId);
+  if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  const [bill] = await withTotals(deps, [row], deps.config.queryTimeoutMs);
+  return bill;
+}
+
+export interface BillPage {
+  bills: Bill[];
+  next_cursor: string | null;
+}
+
+export async function listBills(deps: Deps, query: { status?: unknown; limit?: unknown; cursor?: unknown }): Promise<BillPage> {
+  const input = parseListBills(query);
+  const rows = await listBillRows(deps.db, { ...input, limit: input.limit + 1 });
+  const page = rows.slice(0, input.limit);
+  const last = page[page.length - 1];
+  return {
+    bills: await withTotals(deps, page, deps.config.listQueryTimeoutMs),
+    next_cursor: rows.length > input.limit ? encodeCursor([last.created_at, last.bill_id]) : null,
+  };
+}
+
+export interface ClosedBill {
+  bill: Bill;
+  line_items: LineItem[];
+  next_cursor: string | null;
+}
+
+export const CLOSE_LINE_ITEMS_LIMIT = 1000;
+
+export async function closeBill(deps: Deps, billIdParam: unknown, key: string | undefined): Promise<ClosedBill> {
+  const billId = parseId(billIdParam, 'billId');
+  const fp = fingerprint('POST /bills/:billId/close', { bill_id: billId });
+  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+    try {
+      const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+      await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(closeBillUpdate));
+    } catch (err) {
+      // A completed workflow means the bill closed already: answer with the same final bill.
+      if (!isWorkflowGone(err)) throw toAppError(err);
+    }
+    const row = await findBill(deps.db, billId);
+    if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+    if (row.status !== 'closed') throw new AppError('unavailable', `bill ${billId} is not closed yet; retry`);
+    const [bill] = await withTotals(deps, [row], deps.config.queryTimeoutMs);
+    const page = await listLineItemsPage(deps, billId, CLOSE_LINE_ITEMS_LIMIT, null);
+    return { bill, ...page };
+  });
+}

@@ -1,0 +1,156 @@
+/** SQL for bills and their stored totals. Returns plain rows or null; never HTTP errors. */
+import type { Queryable } from '../core/db';
+import { parseMinorUnits, type TotalsByCurrency } from '../core/money';
+import type { BillHeader, BillingPolicy } from './types';
+
+export interface BillRow extends BillHeader {
+  status: 'open' | 'closed';
+  closed_at: string | null;
+}
+
+interface RawBillRow {
+  bill_id: string;
+  status: 'open' | 'closed';
+  policy: BillingPolicy;
+  currency: string | null;
+  customer_email: string | null;
+  description: string | null;
+  billing_period_start: Date;
+  billing_period_end: Date;
+  created_at: Date;
+  closed_at: Date | null;
+  request_fingerprint: string;
+}
+
+const COLUMNS = `bill_id, status, policy, currency, customer_email, description, billing_period_start,
+  billing_period_end, created_at, closed_at, request_fingerprint`;
+
+function toRow(r: RawBillRow): BillRow {
+  return {
+    ...r,
+    billing_period_start: r.billing_period_start.toISOString(),
+    billing_period_end: r.billing_period_end.toISOString(),
+    created_at: r.created_at.toISOString(),
+    closed_at: r.closed_at ? r.closed_at.toISOString() : null,
+  };
+}
+
+export type InsertBillOutcome = 'created' | 'same_request' | 'conflict';
+
+/** Idempotent: a second insert of the same bill (same request fingerprint) is not a conflict. */
+export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBillOutcome> {
+  const inserted = await db.query(
+    `INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
+       billing_period_end, created_at, request_fingerprint)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (bill_id) DO NOTHING`,
+    [b.bill_id, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
+      b.billing_period_end, b.created_at, b.request_fingerprint],
+  );
+  if (inserted.rowCount === 1) return 'created';
+  const existing = await findBill(db, b.bill_id);
+  return existing?.request_fingerprint === b.request_fingerprint ? 'same_request' : 'conflict';
+}
+
+export async function findBill(db: Queryable, billId: string): Promise<BillRow | null> {
+  const { rows } = await db.query<RawBillRow>(`SELECT ${COLUMNS} FROM bills WHERE bill_id = $1`, [billId]);
+  return rows[0] ? toRow(rows[0]) : null;
+}
+
+/** Newest first, keyset-paginated on (created_at, bill_id). */
+export async function listBills(
+  db: Queryable,
+  q: { status: 'open' | 'closed' | null; limit: number; after: { created_at: string; bill_id: string } | null },
+): Promise<BillRow[]> {
+  const params: unknown[] = [q.limit];
+  const where: string[] = [];
+  if (q.status) {
+    params.push(q.status);
+    where.push(`status = $${params.length}`);
+  }
+  if (q.after) {
+    params.push(q.after.created_at, q.after.bill_id);
+    where.push(`(created_at, bill_id) < ($${params.length - 1}, $${params.length})`);
+  }
+  const { rows } = await db.query<RawBillRow>(
+    `SELECT ${COLUMNS} FROM bills ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY created_at DESC, bill_id DESC LIMIT $1`,
+    params,
+  );
+  return rows.map(toRow);
+}
+
+interface TotalRow {
+  bill_id: string;
+  currency: string;
+  amount: string;
+  line_item_count: string;
+}
+
+function groupTotals(rows: TotalRow[]): Map<string, TotalsByCurrency> {
+  const byBill = new Map<string, TotalsByCurrency>();
+  for (const r of rows) {
+    const totals = byBill.get(r.bill_id) ?? {};
+    totals[r.currency] = { amount: parseMinorUnits(r.amount), count: parseMinorUnits(r.line_item_count) };
+    byBill.set(r.bill_id, totals);
+  }
+  return byBill;
+}
+
+/**
+ * Totals from Postgres: the final totals of closed bills, and for open bills the sum of their
+ * persisted line items (the fallback when the live workflow does not answer in time).
+ */
+export async function storedTotals(
+  db: Queryable,
+  bills: { bill_id: string; status: 'open' | 'closed' }[],
+): Promise<Map<string, TotalsByCurrency>> {
+  const closed = bills.filter((b) => b.status === 'closed').map((b) => b.bill_id);
+  const open = bills.filter((b) => b.status === 'open').map((b) => b.bill_id);
+  const [final, running] = await Promise.all([
+    closed.length === 0 ? [] : db
+      .query<TotalRow>(
+        'SELECT bill_id, currency, amount, line_item_count FROM bill_totals WHERE bill_id = ANY($1)',
+        [closed],
+      )
+      .then((r) => r.rows),
+    open.length === 0 ? [] : db
+      .query<TotalRow>(
+        `SELECT bill_id, currency, SUM(amount) AS amount, COUNT(*) AS line_item_count
+         FROM line_items WHERE bill_id = ANY($1) GROUP BY bill_id, currency`,
+        [open],
+      )
+      .then((r) => r.rows),
+  ]);
+  return groupTotals([...final, ...running]);
+}
+
+/**
+ * Closes the bill and stores its final totals in one transaction. Totals are summed from the
+ * persisted line items (the system of record); idempotent for a retried activity.
+ */
+export async function closeBill(
+  tx: Queryable,
+  billId: string,
+  closedAt: string,
+): Promise<{ closed_at: string; totals: TotalsByCurrency }> {
+  const { rows } = await tx.query<{ status: string; closed_at: Date | null }>(
+    'SELECT status, closed_at FROM bills WHERE bill_id = $1 FOR UPDATE',
+    [billId],
+  );
+  if (!rows[0]) throw new Error(`bill ${billId} does not exist`);
+  if (rows[0].status === 'open') {
+    await tx.query(`UPDATE bills SET status = 'closed', closed_at = $2 WHERE bill_id = $1`, [billId, closedAt]);
+    await tx.query(
+      `INSERT INTO bill_totals (bill_id, currency, amount, line_item_count)
+       SELECT bill_id, currency, SUM(amount), COUNT(*) FROM line_items WHERE bill_id = $1
+       GROUP BY bill_id, currency`,
+      [billId],
+    );
+  }
+  const totals = await storedTotals(tx, [{ bill_id: billId, status: 'closed' }]);
+  return {
+    closed_at: rows[0].closed_at?.toISOString() ?? new Date(closedAt).toISOString(),
+    totals: totals.get(billId) ?? {},
+  };
+}

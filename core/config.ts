@@ -1,0 +1,129 @@
+/**
+ * All configuration, read once from the environment and validated up front so a bad value stops
+ * start-up with one clear line per problem instead of surfacing later as a runtime failure.
+ */
+import path from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Unset: start an embedded Postgres under dataDir. */
+  databaseUrl: string | undefined;
+  embeddedPostgresPort: number;
+  dbPoolSize: number;
+  temporal: {
+    /** Unset: start the Temporal dev server under dataDir. */
+    address: string | undefined;
+    namespace: string;
+    taskQueue: string;
+    tls: boolean;
+    tlsCertPath: string | undefined;
+    tlsKeyPath: string | undefined;
+    apiKey: string | undefined;
+    cliPath: string | undefined;
+    devServerPort: number;
+    devServerUiPort: number;
+  };
+  /** How long an update (add, close, create) may wait for a worker before answering 503. */
+  updateTimeoutMs: number;
+  /** Deadline of the live-totals query of a single bill. */
+  queryTimeoutMs: number;
+  /** Deadline of the per-bill live queries while listing; slower bills fall back to stored. */
+  listQueryTimeoutMs: number;
+  idempotencyTtlHours: number;
+  /** A request holding a key longer than this is presumed dead and its key may be taken over. */
+  idempotencyLockMs: number;
+  /** Continue-as-new after this many line items in one run (0 = only when Temporal suggests). */
+  continueAsNewAfterItems: number;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  str(name: string, fallback: string): string {
+    const v = this.env[name];
+    return v === undefined || v === '' ? fallback : v;
+  }
+
+  optional(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v === '' ? undefined : v;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(`${name}=${JSON.stringify(raw)} must be an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    if (['1', 'true', 'yes'].includes(raw.toLowerCase())) return true;
+    if (['0', 'false', 'no'].includes(raw.toLowerCase())) return false;
+    this.problems.push(`${name}=${JSON.stringify(raw)} must be true or false`);
+    return fallback;
+  }
+
+  url(name: string, protocols: string[]): string | undefined {
+    const raw = this.optional(name);
+    if (raw === undefined) return undefined;
+    try {
+      const u = new URL(raw);
+      if (!protocols.includes(u.protocol)) throw new Error();
+    } catch {
+      this.problems.push(`${name} must be a ${protocols.join(' or ')} URL`);
+    }
+    return raw;
+  }
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Env = process.env): Config {
+  const r = new Reader(env);
+  const config: Config = {
+    port: r.int('PORT', 4000, 0, 65535),
+    host: r.str('HOST', '127.0.0.1'),
+    dataDir: path.resolve(r.str('DATA_DIR', '.data')),
+    databaseUrl: r.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    embeddedPostgresPort: r.int('EMBEDDED_PG_PORT', 5433, 1, 65535),
+    dbPoolSize: r.int('DB_POOL_SIZE', 10, 1, 200),
+    temporal: {
+      address: r.optional('TEMPORAL_ADDRESS'),
+      namespace: r.str('TEMPORAL_NAMESPACE', 'default'),
+      taskQueue: r.str('TEMPORAL_TASK_QUEUE', 'fees'),
+      tls: r.bool('TEMPORAL_TLS', false),
+      tlsCertPath: r.optional('TEMPORAL_TLS_CERT_PATH'),
+      tlsKeyPath: r.optional('TEMPORAL_TLS_KEY_PATH'),
+      apiKey: r.optional('TEMPORAL_API_KEY'),
+      cliPath: r.optional('TEMPORAL_CLI_PATH'),
+      devServerPort: r.int('TEMPORAL_DEV_PORT', 7233, 1, 65535),
+      devServerUiPort: r.int('TEMPORAL_DEV_UI_PORT', 8233, 1, 65535),
+    },
+    updateTimeoutMs: r.int('UPDATE_TIMEOUT_MS', 10_000, 100, 600_000),
+    queryTimeoutMs: r.int('QUERY_TIMEOUT_MS', 2_000, 50, 60_000),
+    listQueryTimeoutMs: r.int('LIST_QUERY_TIMEOUT_MS', 500, 50, 60_000),
+    idempotencyTtlHours: r.int('IDEMPOTENCY_TTL_HOURS', 24, 24, 24 * 90),
+    idempotencyLockMs: r.int('IDEMPOTENCY_LOCK_MS', 60_000, 1_000, 3_600_000),
+    continueAsNewAfterItems: r.int('BILL_CONTINUE_AS_NEW_AFTER', 0, 0, 10_000_000),
+    logLevel: r.str('LOG_LEVEL', 'info'),
+  };
+  if ((config.temporal.tlsCertPath === undefined) !== (config.temporal.tlsKeyPath === undefined)) {
+    r.problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
+  }
+  if (r.problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  - ${r.problems.join('\n  - ')}`);
+  }
+  return config;
+}

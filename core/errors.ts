@@ -1,0 +1,68 @@
+/**
+ * Errors every layer speaks: domain code throws AppError with an Encore error code; each HTTP
+ * host turns it into Encore's `{ code, message, details }` body with Encore's status mapping.
+ */
+export type ErrCode =
+  | 'invalid_argument'
+  | 'failed_precondition'
+  | 'not_found'
+  | 'already_exists'
+  | 'aborted'
+  | 'unauthenticated'
+  | 'permission_denied'
+  | 'resource_exhausted'
+  | 'unavailable'
+  | 'deadline_exceeded'
+  | 'internal';
+
+export const HTTP_STATUS: Record<ErrCode, number> = {
+  invalid_argument: 400,
+  failed_precondition: 400,
+  not_found: 404,
+  already_exists: 409,
+  aborted: 409,
+  unauthenticated: 401,
+  permission_denied: 403,
+  resource_exhausted: 429,
+  unavailable: 503,
+  deadline_exceeded: 504,
+  internal: 500,
+};
+
+export type ErrDetails = Record<string, unknown>;
+
+export interface ErrorBody {
+  code: ErrCode;
+  message: string;
+  details: ErrDetails | null;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrCode,
+    message: string,
+    readonly details: ErrDetails | null = null,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+
+  get status(): number {
+    return HTTP_STATUS[this.code];
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isErrCode(value: unknown): value is ErrCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(HTTP_STATUS, value);
+}
+
+export const invalidArgument = (message: string, details: ErrDetails | null = null) =>
+  new AppError('invalid_argument', message, details);
+export const failedPrecondition = (message: string, details: ErrDetails | null = null) =>
+  new AppError('failed_precondition', message, details);
+export const notFound = (message: string, details: ErrDetails | null = null) =>
+  new AppError('not_found', message, details);

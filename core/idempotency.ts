@@ -1,0 +1,125 @@
+/**
+ * Idempotency keys, stored in Postgres with a fingerprint of the request. The first request with
+ * a key runs; a repeat of the same request gets the stored response; a different request with the
+ * same key is refused; a duplicate arriving while the first is in flight waits for its response.
+ *
+ * The effects themselves are idempotent too (workflow id, update id and line item id all derive
+ * from the key), so a key taken over from a crashed request can never apply an effect twice.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical-json';
+import type { Db } from './db';
+import { AppError, invalidArgument } from './errors';
+
+export interface IdempotencySettings {
+  ttlHours: number;
+  lockMs: number;
+  /** How long a duplicate waits for the in-flight original before answering 409 aborted. */
+  waitMs: number;
+}
+
+export const IDEMPOTENCY_HEADERS = ['X-Idempotency-Key', 'Idempotency-Key'] as const;
+
+/** Either header; a key is 1-255 visible ASCII characters. */
+export function pickIdempotencyKey(...candidates: (string | undefined)[]): string | undefined {
+  const key = candidates.find((c) => c !== undefined && c !== '');
+  if (key === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw invalidArgument('idempotency key must be 1-255 visible ASCII characters', { field: 'X-Idempotency-Key' });
+  }
+  return key;
+}
+
+export function fingerprint(operation: string, input: unknown): string {
+  return createHash('sha256').update(operation).update('\n').update(canonicalJson(input)).digest('hex');
+}
+
+interface KeyRow {
+  fingerprint: string;
+  state: 'in_flight' | 'completed';
+  response_body: unknown;
+  locked: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Claims the key: inserts it, or reclaims it once expired. */
+async function claim(db: Db, key: string, fp: string, s: IdempotencySettings): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO idempotency_keys (key, fingerprint, state, locked_until, expires_at)
+     VALUES ($1, $2, 'in_flight', now() + $3 * interval '1 millisecond', now() + $4 * interval '1 hour')
+     ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
+       response_status = NULL, response_body = NULL, created_at = now(),
+       locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
+     WHERE idempotency_keys.expires_at < now()`,
+    [key, fp, s.lockMs, s.ttlHours],
+  );
+  return rowCount === 1;
+}
+
+/** Takes over a key whose holder stopped renewing it (crashed mid-request). */
+async function takeOver(db: Db, key: string, fp: string, s: IdempotencySettings): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE idempotency_keys SET locked_until = now() + $3 * interval '1 millisecond'
+     WHERE key = $1 AND fingerprint = $2 AND state = 'in_flight' AND locked_until <= now()`,
+    [key, fp, s.lockMs],
+  );
+  return rowCount === 1;
+}
+
+export async function idempotent<T>(
+  db: Db,
+  s: IdempotencySettings,
+  key: string | undefined,
+  fp: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (key === undefined) return run();
+  const giveUpAt = Date.now() + s.waitMs;
+  for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
+    if (await claim(db, key, fp, s)) break;
+    const { rows } = await db.query<KeyRow>(
+      `SELECT fingerprint, state, response_body, locked_until > now() AS locked
+       FROM idempotency_keys WHERE key = $1`,
+      [key],
+    );
+    const row = rows[0];
+    if (row === undefined) continue; // released by a failed original: claim it
+    if (row.fingerprint !== fp) {
+      throw invalidArgument('this idempotency key was already used with a different request', {
+        field: 'X-Idempotency-Key',
+      });
+    }
+    if (row.state === 'completed') return row.response_body as T;
+    if (!row.locked && (await takeOver(db, key, fp, s))) break;
+    if (Date.now() >= giveUpAt) {
+      throw new AppError('aborted', 'a request with this idempotency key is still in progress; retry later');
+    }
+    await sleep(pause);
+  }
+
+  let result: T;
+  try {
+    result = await run();
+  } catch (err) {
+    // Failed requests are not remembered: the client may retry them with the same key.
+    await db.query(`DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight'`, [key]).catch(() => undefined);
+    throw err;
+  }
+  await db.query(
+    `UPDATE idempotency_keys SET state = 'completed', response_status = 200, response_body = $2, locked_until = NULL
+     WHERE key = $1`,
+    [key, JSON.stringify(result)],
+  );
+  return result;
+}
+
+/** Deletes expired keys in small batches; run periodically by the API process. */
+export async function pruneExpiredKeys(db: Db, batch = 1000): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM idempotency_keys WHERE key IN (
+       SELECT key FROM idempotency_keys WHERE expires_at < now() LIMIT $1)`,
+    [batch],
+  );
+  return rowCount ?? 0;
+}

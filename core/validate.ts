@@ -1,0 +1,71 @@
+/**
+ * Field checks shared by the request parsers. Each failure is an `invalid_argument` naming the
+ * field, so a client can tell exactly what to fix.
+ */
+import { invalidArgument } from './errors';
+
+export type Body = Record<string, unknown>;
+
+export function fieldError(field: string, reason: string) {
+  return invalidArgument(`${field} ${reason}`, { field, reason });
+}
+
+export function asBody(value: unknown): Body {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgument('request body must be a JSON object', { field: 'body', reason: 'not an object' });
+  }
+  return value as Body;
+}
+
+/** Absent and null both mean "not given". */
+export function optionalString(body: Body, field: string, maxChars: number): string | null {
+  const v = body[field];
+  if (v === undefined || v === null) return null;
+  return requiredString(body, field, maxChars);
+}
+
+export function requiredString(body: Body, field: string, maxChars: number): string {
+  const v = body[field];
+  if (v === undefined || v === null) throw fieldError(field, 'is required');
+  if (typeof v !== 'string') throw fieldError(field, 'must be a string');
+  if (v.trim().length === 0) throw fieldError(field, 'must not be blank');
+  // Count code points, as Postgres' char_length does.
+  if ([...v].length > maxChars) throw fieldError(field, `must be at most ${maxChars} characters`);
+  return v;
+}
+
+/** Integer query parameter: Encore passes numbers, the standalone host passes strings. */
+export function intParam(value: unknown, field: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === null || value === '') return fallback;
+  const n = typeof value === 'number' ? value : /^-?\d+$/.test(String(value)) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw fieldError(field, `must be an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export function parseId(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
+    throw fieldError(field, 'must be 1-64 characters of A-Z, a-z, 0-9, _ . : -');
+  }
+  return value;
+}
+
+/** Opaque keyset cursors: base64url JSON, validated on the way back in. */
+export function encodeCursor(position: unknown[]): string {
+  return Buffer.from(JSON.stringify(position)).toString('base64url');
+}
+
+export function decodeCursor(value: unknown, check: (position: unknown[]) => boolean): unknown[] | null {
+  if (value === undefined || value === null || value === '') return null;
+  try {
+    const position = JSON.parse(Buffer.from(String(value), 'base64url').toString('utf8'));
+    if (Array.isArray(position) && check(position)) return position;
+  } catch {
+    // fall through to the error below
+  }
+  throw fieldError('cursor', 'is not a cursor this endpoint returned');
+}

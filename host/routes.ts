@@ -1,0 +1,46 @@
+/**
+ * The standalone host's route table. It must match the Encore endpoints (each service's `api.ts`) exactly:
+ * tests/unit/route-parity.test.ts reads both and fails when they drift apart.
+ */
+import { closeBill, createBill, getBill, listBills } from '../bills/bills';
+import type { Deps } from '../core/deps';
+import { IDEMPOTENCY_HEADERS, pickIdempotencyKey } from '../core/idempotency';
+import { addLineItem, listLineItems } from '../lineitems/lineitems';
+
+export interface RouteRequest {
+  params: Record<string, string>;
+  query: Record<string, string | undefined>;
+  body: unknown;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface Route {
+  method: 'GET' | 'POST';
+  path: string;
+  /** Request headers the endpoint reads (Encore `Header<...>` fields). */
+  headers: readonly string[];
+  handle: (deps: Deps, req: RouteRequest) => Promise<unknown>;
+}
+
+function idempotencyKey(req: RouteRequest): string | undefined {
+  const value = (name: string) => {
+    const v = req.headers[name.toLowerCase()];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  return pickIdempotencyKey(...IDEMPOTENCY_HEADERS.map(value));
+}
+
+export const routes: Route[] = [
+  { method: 'POST', path: '/bills', headers: IDEMPOTENCY_HEADERS, handle: (d, r) => createBill(d, r.body, idempotencyKey(r)) },
+  { method: 'GET', path: '/bills', headers: [], handle: (d, r) => listBills(d, r.query) },
+  { method: 'GET', path: '/bills/:billId', headers: [], handle: (d, r) => getBill(d, r.params.billId) },
+  {
+    method: 'POST', path: '/bills/:billId/close', headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => closeBill(d, r.params.billId, idempotencyKey(r)),
+  },
+  {
+    method: 'POST', path: '/bills/:billId/line-items', headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r)),
+  },
+  { method: 'GET', path: '/bills/:billId/line-items', headers: [], handle: (d, r) => listLineItems(d, r.params.billId, r.query) },
+];

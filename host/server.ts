@@ -1,0 +1,47 @@
+/**
+ * The standalone HTTP host (Fastify): serves the same endpoints, JSON shapes and Encore error
+ * bodies as the Encore layer, for `npm start` and the tests.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Deps } from '../core/deps';
+import { AppError } from '../core/errors';
+import { routes, type RouteRequest } from './routes';
+
+export function buildServer(deps: Deps, opts: { logLevel?: string } = {}): FastifyInstance {
+  const app = Fastify({
+    logger: { level: opts.logLevel ?? deps.config.logLevel },
+    bodyLimit: 1024 * 1024,
+  });
+
+  // An empty JSON body means "no body" (curl -X POST .../close), as Encore treats it.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') return done(null, undefined);
+    return defaultJson(req, body as string, done);
+  });
+
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: route.path,
+      handler: (req) => route.handle(deps, req as unknown as RouteRequest),
+    });
+  }
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(new AppError('not_found', `no endpoint ${req.method} ${req.url.split('?')[0]}`).toBody());
+  });
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    let appError: AppError;
+    if (err instanceof AppError) appError = err;
+    else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      // Fastify's own client errors: malformed JSON, unsupported content type, body too large.
+      appError = new AppError('invalid_argument', err.message, { reason: err.code ?? 'bad_request' });
+    } else appError = new AppError('internal', 'internal error');
+    if (appError.status >= 500) req.log.error({ err }, 'request failed');
+    reply.code(appError.status).send(appError.toBody());
+  });
+
+  return app;
+}

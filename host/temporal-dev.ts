@@ -1,0 +1,93 @@
+/**
+ * The Temporal dev server of `npm start`: the real Temporal CLI's `server start-dev`, state in
+ * DATA_DIR so bills and their timers survive a restart.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Config } from '../core/config';
+
+export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
+
+/** Flags the dev server needs: Update-with-Start is a multi-operation request. */
+export const DEV_SERVER_ARGS = ['--dynamic-config-value', 'frontend.enableExecuteMultiOperation=true'];
+
+const HOW_TO_INSTALL = `No Temporal CLI found. The service needs the Temporal dev server (part of the Temporal CLI).
+Install one of these ways, then run the command again:
+  - with Go: go install ${TEMPORAL_CLI_MODULE}   (lands in $(go env GOPATH)/bin/temporal)
+  - a release binary from Temporal's download page, then set TEMPORAL_CLI_PATH=/path/to/temporal
+  - or point the service at a running Temporal: TEMPORAL_ADDRESS=host:7233`;
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string): string | undefined {
+  return (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .filter(Boolean)
+    .map((dir) => path.join(dir, name))
+    .find(isExecutable);
+}
+
+/**
+ * Where the `temporal` binary is, in this order: TEMPORAL_CLI_PATH, PATH, Go's bin directory
+ * (building it with `go install` when Go is present), else undefined: the SDK's cached download.
+ */
+export function findTemporalCli(config: Pick<Config, 'temporal'>, log: (line: string) => void = console.log): string | undefined {
+  if (config.temporal.cliPath) {
+    if (!isExecutable(config.temporal.cliPath)) throw new Error(`TEMPORAL_CLI_PATH=${config.temporal.cliPath} is not an executable file`);
+    return config.temporal.cliPath;
+  }
+  const found = onPath('temporal');
+  if (found) return found;
+  const go = onPath('go');
+  if (!go) return undefined;
+  const gopath = execFileSync(go, ['env', 'GOPATH'], { encoding: 'utf8' }).trim().split(path.delimiter)[0];
+  const built = path.join(gopath, 'bin', 'temporal');
+  if (isExecutable(built)) return built;
+  log(`Building the Temporal CLI with Go (first time only, takes a few minutes): go install ${TEMPORAL_CLI_MODULE}`);
+  const result = spawnSync(go, ['install', TEMPORAL_CLI_MODULE], { stdio: 'inherit' });
+  return result.status === 0 && isExecutable(built) ? built : undefined;
+}
+
+export interface RunningTemporal {
+  address: string;
+  uiUrl: string;
+  stop: () => Promise<void>;
+}
+
+export async function startTemporalDevServer(config: Config): Promise<RunningTemporal> {
+  const cli = findTemporalCli(config);
+  mkdirSync(config.dataDir, { recursive: true });
+  const { devServerPort: port, devServerUiPort: uiPort, namespace } = config.temporal;
+  let env: TestWorkflowEnvironment;
+  try {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
+        dbFilename: path.join(config.dataDir, 'temporal.db'),
+        ip: '127.0.0.1',
+        port,
+        ui: true,
+        uiPort,
+        namespace,
+        extraArgs: DEV_SERVER_ARGS,
+      },
+    });
+  } catch (err) {
+    if (cli) throw err;
+    throw new Error(`${HOW_TO_INSTALL}\n(The SDK's download failed: ${(err as Error).message})`);
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: `http://127.0.0.1:${uiPort}`,
+    stop: () => env.teardown(),
+  };
+}

@@ -1,0 +1,43 @@
+/** Line item endpoints for Encore. The standalone host serves the same table (host/routes.ts). */
+import { api, type Header } from 'encore.dev/api';
+import { SQLDatabase } from 'encore.dev/storage/sqldb';
+import { run, encoreDeps } from '../core/encore';
+import { pickIdempotencyKey } from '../core/idempotency';
+import { addLineItem, listLineItems, type AddedLineItem, type LineItemPage } from './lineitems';
+
+const deps = () => encoreDeps(SQLDatabase.named('fees'));
+
+/** Adds a line item to an open bill; the answer is confirmed: persisted and counted once. */
+export interface AddLineItemRequest {
+  billId: string;
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+  /** Integer minor units (cents for USD, yen for JPY), > 0. */
+  amount: number;
+  /** ISO 4217 code, e.g. USD, GEL, JPY, KWD. */
+  currency: string;
+  /** 1-500 characters. */
+  description: string;
+  /** Any JSON object up to 4 KB. */
+  metadata?: Record<string, unknown>;
+}
+export const add = api(
+  { expose: true, method: 'POST', path: '/bills/:billId/line-items' },
+  async (req: AddLineItemRequest): Promise<AddedLineItem> =>
+    run(async () =>
+      addLineItem(await deps(), req.billId, req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt)),
+    ),
+);
+
+/** Lists a bill's line items, oldest first. */
+export interface ListLineItemsRequest {
+  billId: string;
+  /** 1-1000, default 100. */
+  limit?: number;
+  cursor?: string;
+}
+export const list = api(
+  { expose: true, method: 'GET', path: '/bills/:billId/line-items' },
+  async (req: ListLineItemsRequest): Promise<LineItemPage> =>
+    run(async () => listLineItems(await deps(), req.billId, req)),
+);

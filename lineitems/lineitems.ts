@@ -1,0 +1,72 @@
+/** Line item use cases, shared by the Encore endpoints and the standalone host. */
+import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import type { Deps } from '../core/deps';
+import { idempotencySettings } from '../core/deps';
+import { failedPrecondition, notFound } from '../core/errors';
+import { fingerprint, idempotent } from '../core/idempotency';
+import type { CurrencyTotal } from '../core/money';
+import { decodeCursor, encodeCursor, intParam, parseId } from '../core/validate';
+import { findBill } from '../bills/store';
+import { isWorkflowGone, toAppError, withDeadline } from '../temporal/client';
+import { addLineItemUpdate, billWorkflowId } from '../temporal/shared';
+import { listLineItems as listLineItemRows } from './store';
+import type { LineItem } from './types';
+import { parseNewLineItem } from './validation';
+
+// Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.
+const LINE_ITEM_NAMESPACE = '6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10';
+
+export function lineItemId(billId: string, idempotencyKey: string): string {
+  return uuidv5(`${billId}\n${idempotencyKey}`, LINE_ITEM_NAMESPACE);
+}
+
+export interface AddedLineItem {
+  line_item: LineItem;
+  totals: CurrencyTotal[];
+}
+
+export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<AddedLineItem> {
+  const billId = parseId(billIdParam, 'billId');
+  const item = parseNewLineItem(body);
+  const fp = fingerprint('POST /bills/:billId/line-items', { bill_id: billId, ...item });
+  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+    // Without a key the request is new by definition.
+    const id = lineItemId(billId, key ?? uuidv4());
+    try {
+      const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+      return await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
+        handle.executeUpdate(addLineItemUpdate, { args: [{ ...item, line_item_id: id }], updateId: `line-item-${id}` }),
+      );
+    } catch (err) {
+      if (!isWorkflowGone(err)) throw toAppError(err);
+      if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+      throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
+    }
+  });
+}
+
+export interface LineItemPage {
+  line_items: LineItem[];
+  next_cursor: string | null;
+}
+
+export async function listLineItemsPage(deps: Deps, billId: string, limit: number, afterSeq: string | null): Promise<LineItemPage> {
+  const rows = await listLineItemRows(deps.db, billId, limit + 1, afterSeq);
+  const page = rows.slice(0, limit);
+  return {
+    line_items: page.map((r) => r.item),
+    next_cursor: rows.length > limit ? encodeCursor([page[page.length - 1].seq]) : null,
+  };
+}
+
+export async function listLineItems(
+  deps: Deps,
+  billIdParam: unknown,
+  query: { limit?: unknown; cursor?: unknown },
+): Promise<LineItemPage> {
+  const billId = parseId(billIdParam, 'billId');
+  const limit = intParam(query.limit, 'limit', 100, 1, 1000);
+  const cursor = decodeCursor(query.cursor, (p) => p.length === 1 && typeof p[0] === 'string' && /^\d{1,19}$/.test(p[0]));
+  if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  return listLineItemsPage(deps, billId, limit, cursor ? (cursor[0] as string) : null);
+}

@@ -1,0 +1,81 @@
+/** SQL for line items. */
+import type { Queryable } from '../core/db';
+import { parseMinorUnits } from '../core/money';
+import type { LineItem, NewLineItem } from './types';
+
+interface RawLineItem {
+  line_item_id: string;
+  seq: string;
+  bill_id: string;
+  amount: string;
+  currency: string;
+  description: string;
+  metadata: Record<string, unknown> | null;
+  source_ref: string;
+  created_at: Date;
+}
+
+const COLUMNS = 'line_item_id, seq, bill_id, amount, currency, description, metadata, source_ref, created_at';
+
+export interface StoredLineItem {
+  item: LineItem;
+  seq: string;
+  source_ref: string;
+}
+
+function toStored(r: RawLineItem): StoredLineItem {
+  return {
+    item: {
+      line_item_id: r.line_item_id,
+      bill_id: r.bill_id,
+      amount: parseMinorUnits(r.amount),
+      currency: r.currency,
+      description: r.description,
+      metadata: r.metadata,
+      created_at: r.created_at.toISOString(),
+    },
+    seq: r.seq,
+    source_ref: r.source_ref,
+  };
+}
+
+/** Postgres SQLSTATE raised by the trigger that guards line items of closed bills. */
+export const BILL_CLOSED_SQLSTATE = 'FE001';
+
+/**
+ * Inserts once per line_item_id. Returns the row and whether it was inserted now; a conflicting
+ * row is returned as it is so the caller can tell a retry from a different item.
+ */
+export async function insertLineItem(
+  db: Queryable,
+  row: NewLineItem & { line_item_id: string; bill_id: string; source_ref: string },
+): Promise<{ inserted: boolean; stored: StoredLineItem }> {
+  const ins = await db.query<RawLineItem>(
+    `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, metadata, source_ref)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (line_item_id) DO NOTHING
+     RETURNING ${COLUMNS}`,
+    [row.line_item_id, row.bill_id, row.amount, row.currency, row.description, row.metadata, row.source_ref],
+  );
+  if (ins.rows[0]) return { inserted: true, stored: toStored(ins.rows[0]) };
+  const existing = await db.query<RawLineItem>(`SELECT ${COLUMNS} FROM line_items WHERE line_item_id = $1`, [
+    row.line_item_id,
+  ]);
+  return { inserted: false, stored: toStored(existing.rows[0]) };
+}
+
+/** Oldest first, keyset-paginated on the insertion sequence. */
+export async function listLineItems(
+  db: Queryable,
+  billId: string,
+  limit: number,
+  afterSeq: string | null,
+): Promise<StoredLineItem[]> {
+  const { rows } = await db.query<RawLineItem>(
+    `SELECT ${COLUMNS} FROM line_items
+     WHERE bill_id = $1 AND ($3::bigint IS NULL OR seq > $3::bigint)
+     ORDER BY seq LIMIT $2`,
+    [billId, limit, afterSeq],
+  );
+  return rows.map(toStored);
+}

@@ -1,0 +1,56 @@
+/**
+ * Line item rules. Pure: the HTTP hosts run them on the request and the workflow runs them again
+ * in its update validator, against the bill's live state.
+ */
+import { failedPrecondition } from '../core/errors';
+import { canAdd, currencyExponent, isValidAmount, type TotalsByCurrency } from '../core/money';
+import { asBody, fieldError, requiredString } from '../core/validate';
+import type { NewLineItem } from './types';
+
+export const MAX_DESCRIPTION_CHARS = 500;
+export const MAX_METADATA_BYTES = 4096;
+
+export function parseCurrency(value: unknown, field = 'currency'): string {
+  if (typeof value !== 'string' || !/^[A-Z]{3}$/.test(value)) {
+    throw fieldError(field, 'must be an ISO 4217 code of three capital letters');
+  }
+  if (currencyExponent(value) === undefined) throw fieldError(field, `${value} is not a supported currency`);
+  return value;
+}
+
+export function parseNewLineItem(input: unknown): NewLineItem {
+  const body = asBody(input);
+  if (body.amount === undefined || body.amount === null) throw fieldError('amount', 'is required');
+  if (!isValidAmount(body.amount)) {
+    throw fieldError('amount', 'must be a positive integer number of minor units within the safe integer range');
+  }
+  const currency = parseCurrency(body.currency);
+  const description = requiredString(body, 'description', MAX_DESCRIPTION_CHARS);
+  return { amount: body.amount, currency, description, metadata: parseMetadata(body.metadata) };
+}
+
+function parseMetadata(value: unknown): Record<string, unknown> | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw fieldError('metadata', 'must be a JSON object');
+  const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
+  if (bytes > MAX_METADATA_BYTES) throw fieldError('metadata', `must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
+  return value as Record<string, unknown>;
+}
+
+/** The bill-dependent rules: status, the bill's currency, and totals staying exact. */
+export function checkLineItemFitsBill(
+  item: NewLineItem,
+  bill: { status: string; currency: string | null; totals: TotalsByCurrency; pending: TotalsByCurrency },
+): void {
+  if (bill.status !== 'open') throw failedPrecondition(`bill is ${bill.status}: it accepts no more line items`, { status: bill.status });
+  if (bill.currency !== null && item.currency !== bill.currency) {
+    throw failedPrecondition(`this bill accepts only ${bill.currency}`, { field: 'currency', allowed: bill.currency });
+  }
+  const total = (bill.totals[item.currency]?.amount ?? 0) + (bill.pending[item.currency]?.amount ?? 0);
+  if (!canAdd(total, item.amount)) {
+    throw failedPrecondition(`the ${item.currency} total of this bill would exceed the largest exact amount`, {
+      field: 'amount',
+    });
+  }
+}
+

@@ -1,0 +1,14 @@
+import type { Queryable } from '../core/db';
+
+/** Records that the post-process of a closed bill ran; once per bill however often it retries. */
+export async function recordPostProcessRun(db: Queryable, billId: string, workflowId: string): Promise<void> {
+  await db.query(
+    'INSERT INTO bill_postprocess (bill_id, workflow_id) VALUES ($1, $2) ON CONFLICT (bill_id) DO NOTHING',
+    [billId, workflowId],
+  );
+}
+
+export async function findPostProcessRun(db: Queryable, billId: string): Promise<{ ran_at: string } | null> {
+  const { rows } = await db.query<{ ran_at: Date }>('SELECT ran_at FROM bill_postprocess WHERE bill_id = $1', [billId]);
+  return rows[0] ? { ran_at: rows[0].ran_at.toISOString() } : null;
+}

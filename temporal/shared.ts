@@ -1,0 +1,60 @@
+/**
+ * The one place that names workflow messages: the workflow registers these handlers and the
+ * endpoints call them, so a name can never drift between the two. Each registered name equals
+ * its constant's name.
+ */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
+import type { BillHeader, BillStatus } from '../bills/types';
+import type { LineItem, NewLineItem } from '../lineitems/types';
+
+export const DEFAULT_TASK_QUEUE = 'fees';
+
+/** Business ids are workflow ids: at most one lifecycle per bill, ever. */
+export const billWorkflowId = (billId: string) => `bill-${billId}`;
+export const postProcessWorkflowId = (billId: string) => `bill-${billId}-postprocess`;
+
+export interface BillWorkflowInput {
+  bill: BillHeader;
+  /** Present when this run continues an earlier one. */
+  carried?: CarriedState;
+  /** Continue as new after this many line items in one run; 0 = only when Temporal suggests. */
+  continueAsNewAfterItems?: number;
+}
+
+export interface CarriedState {
+  totals: TotalsByCurrency;
+  lineItemCount: number;
+  continuedAsNew: number;
+}
+
+/** What the running workflow knows; the endpoints merge it with the stored bill header. */
+export interface LiveBill {
+  status: BillStatus;
+  totals: CurrencyTotal[];
+  line_item_count: number;
+  closed_at: string | null;
+  /** How many times this bill's workflow has continued as new (history stays bounded). */
+  continued_as_new: number;
+}
+
+export interface AddLineItemInput extends NewLineItem {
+  /** Derived from (bill, idempotency key); also the update id. */
+  line_item_id: string;
+}
+
+export interface AddLineItemResult {
+  line_item: LineItem;
+  totals: CurrencyTotal[];
+}
+
+/** Update-with-Start target: returns once the bill row is persisted. */
+export const openBillUpdate = defineUpdate<LiveBill>('openBillUpdate');
+/** Adds a line item; the result is confirmed (persisted and counted). */
+export const addLineItemUpdate = defineUpdate<AddLineItemResult, [AddLineItemInput]>('addLineItemUpdate');
+/** Closes the bill early; returns once final totals are stored. Idempotent. */
+export const closeBillUpdate = defineUpdate<LiveBill>('closeBillUpdate');
+export const getBillQuery = defineQuery<LiveBill>('getBillQuery');
+
+/** ApplicationFailure types raised by the workflow; each is an API error code. */
+export type FailureType = 'failed_precondition' | 'invalid_argument' | 'already_exists';

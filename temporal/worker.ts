@@ -1,0 +1,28 @@
+/** Builds the worker that runs bill workflows and their activities on one task queue. */
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Config } from '../core/config';
+import type { Db } from '../core/db';
+import { createActivities } from './activities';
+import { connectionOptions } from './client';
+
+export const WORKFLOWS_PATH = path.join(__dirname, 'workflows', 'index.ts');
+
+export interface WorkerOptions {
+  config: Config;
+  address: string;
+  db: Db;
+  /** A pre-built workflow bundle (tests build one per run); otherwise bundled at start. */
+  workflowBundlePath?: string;
+}
+
+export async function createWorker({ config, address, db, workflowBundlePath }: WorkerOptions): Promise<Worker> {
+  const connection = await NativeConnection.connect(connectionOptions(config, address));
+  return Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities(db),
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * One workflow per bill, from creation to close. Changes arrive as updates (the caller gets a
+ * confirmed result, and validators reject bad input before it reaches history); reads are queries.
+ */
+import {
+  ApplicationFailure, ParentClosePolicy, allHandlersFinished, condition,
+  continueAsNew, log, proxyActivities, setHandler, startChild, workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { AppError } from '../../core/errors';
+import { checkLineItemFitsBill, parseNewLineItem } from '../../lineitems/validation';
+import type { Activities } from '../activities';
+import {
+  addLineItemUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
+  type BillWorkflowInput, type LiveBill,
+} from '../shared';
+import { adjust, initialState, liveBill, sameTotals, type BillState } from './bill-state';
+import { closedBillPostProcessWorkflow } from './post-process';
+
+const db = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  // No attempt limit: a database outage delays line items, it never drops an accepted one.
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+});
+
+/** Validators run outside history: turn a domain rejection into the failure the client sees. */
+function reject(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof AppError) {
+      throw ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: true, details: [err.details] });
+    }
+    throw err;
+  }
+}
+
+function registerHandlers(state: BillState, input: BillWorkflowInput): void {
+  const billId = input.bill.bill_id;
+  setHandler(getBillQuery, () => liveBill(state));
+
+  setHandler(openBillUpdate, async () => {
+    await condition(() => state.persisted || state.conflict);
+    if (state.conflict) throw ApplicationFailure.create({ type: 'already_exists', message: `bill ${billId} already exists`, nonRetryable: true });
+    return liveBill(state);
+  });
+
+  setHandler(
+    addLineItemUpdate,
+    async (item) => {
+      // Reserve before the first await: the close path counts in-flight adds to drain them.
+      reject(() => checkLineItemFitsBill(item, state));
+      adjust(state.pending, item.currency, item.amount, 1);
+      state.inflightAdds++;
+      try {
+        await condition(() => state.persisted);
+        const { isNew, line_item } = await db.persistLineItem({ ...item, bill_id: billId });
+        if (isNew) {
+          adjust(state.totals, item.currency, item.amount, 1);
+          state.lineItemCount++;
+          state.itemsThisRun++;
+        }
+        return { line_item, totals: liveBill(state).totals };
+      } finally {
+        adjust(state.pending, item.currency, item.amount, -1);
+        state.inflightAdds--;
+      }
+    },
+    {
+      validator: (item) => reject(() => {
+        if (state.conflict) throw new AppError('failed_precondition', `bill ${billId} is not open`);
+        if (typeof item?.line_item_id !== 'string') throw new AppError('invalid_argument', 'line_item_id is required');
+        checkLineItemFitsBill(parseNewLineItem(item), state);
+      }),
+    },
+  );
+
+  setHandler(closeBillUpdate, async () => {
+    state.closeRequested = true;
+    await condition(() => state.status === 'closed');
+    return liveBill(state);
+  }, { validator: () => reject(() => {
+    if (state.conflict) throw new AppError('failed_precondition', `bill ${billId} is not open`);
+  }) });
+}
+
+export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<LiveBill> {
+  const state = initialState(input);
+  registerHandlers(state, input);
+
+  if (!state.persisted) {
+    if ((await db.persistBill(input.bill)) === 'conflict') {
+      state.conflict = true;
+      await condition(allHandlersFinished);
+      return liveBill(state);
+    }
+    state.persisted = true;
+  }
+
+  const periodEnd = Date.parse(input.bill.billing_period_end);
+  const threshold = input.continueAsNewAfterItems ?? 0;
+  const rollover = () => workflowInfo().continueAsNewSuggested || (threshold > 0 && state.itemsThisRun >= threshold);
+  const remaining = periodEnd - Date.now();
+  if (remaining > 0) await condition(() => state.closeRequested || rollover(), remaining);
+
+  if (!state.closeRequested && Date.now() < periodEnd) {
+    // Rollover: drain handlers so nothing is mid-flight, unless a close arrives meanwhile.
+    await condition(() => state.closeRequested || (state.inflightAdds === 0 && allHandlersFinished()));
+    if (!state.closeRequested) {
+      const carried = { totals: state.totals, lineItemCount: state.lineItemCount, continuedAsNew: state.continuedAsNew + 1 };
+      return continueAsNew<typeof billLifecycleWorkflow>({ ...input, carried });
+    }
+  }
+
+  await close(state, input.bill.bill_id);
+  await condition(allHandlersFinished);
+  return liveBill(state);
+}
+
+async function close(state: BillState, billId: string): Promise<void> {
+  state.status = 'closing';
+  await condition(() => state.inflightAdds === 0);
+  const stored = await db.closeBill({ bill_id: billId, closed_at: new Date(Date.now()).toISOString() });
+  if (!sameTotals(stored.totals, state.totals)) {
+    // Postgres is the system of record; a mismatch means a bug worth an alert, not a wrong invoice.
+    log.error('live totals differ from stored line items; using stored', { billId, live: state.totals, stored: stored.totals });
+  }
+  state.totals = stored.totals;
+  state.closedAt = stored.closed_at;
+  try {
+    await startChild(closedBillPostProcessWorkflow, {
+      workflowId: postProcessWorkflowId(billId),
+      args: [{ bill_id: billId }],
+      // The invoice must not depend on this workflow staying around, nor delay its completion.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  state.status = 'closed';
+}

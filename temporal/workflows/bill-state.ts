@@ -1,0 +1,63 @@
+/** The in-memory state of one bill workflow run, and the pure operations on it. */
+import { totalsList, type TotalsByCurrency } from '../../core/money';
+import type { BillStatus } from '../../bills/types';
+import type { BillWorkflowInput, LiveBill } from '../shared';
+
+export interface BillState {
+  status: BillStatus;
+  currency: string | null;
+  /** Confirmed totals: amounts persisted and counted exactly once. */
+  totals: TotalsByCurrency;
+  /** Amounts of updates in flight, reserved so that concurrent adds cannot overflow a total. */
+  pending: TotalsByCurrency;
+  lineItemCount: number;
+  itemsThisRun: number;
+  inflightAdds: number;
+  persisted: boolean;
+  conflict: boolean;
+  closeRequested: boolean;
+  closedAt: string | null;
+  continuedAsNew: number;
+}
+
+export function initialState(input: BillWorkflowInput): BillState {
+  return {
+    status: 'open',
+    currency: input.bill.currency,
+    totals: input.carried?.totals ?? {},
+    pending: {},
+    lineItemCount: input.carried?.lineItemCount ?? 0,
+    itemsThisRun: 0,
+    inflightAdds: 0,
+    persisted: input.carried !== undefined,
+    conflict: false,
+    closeRequested: false,
+    closedAt: null,
+    continuedAsNew: input.carried?.continuedAsNew ?? 0,
+  };
+}
+
+/** Adds `sign * amount` (and `sign` items) to one currency's entry; drops entries that reach zero items. */
+export function adjust(totals: TotalsByCurrency, currency: string, amount: number, sign: 1 | -1): void {
+  const entry = totals[currency] ?? { amount: 0, count: 0 };
+  entry.amount += sign * amount;
+  entry.count += sign;
+  if (entry.count === 0) delete totals[currency];
+  else totals[currency] = entry;
+}
+
+export function liveBill(state: BillState): LiveBill {
+  return {
+    status: state.status,
+    totals: totalsList(state.totals),
+    line_item_count: state.lineItemCount,
+    closed_at: state.closedAt,
+    continued_as_new: state.continuedAsNew,
+  };
+}
+
+export function sameTotals(a: TotalsByCurrency, b: TotalsByCurrency): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length
+    && keys.every((k) => b[k] && a[k].amount === b[k].amount && a[k].count === b[k].count);
+}
