@@ -3,7 +3,7 @@ import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Config } from '../core/config';
 import type { Db } from '../core/db';
-import { createActivities } from './activities';
+import { createActivities, type Activities } from './activities';
 import { connectionOptions } from './client';
 
 export const WORKFLOWS_PATH = path.join(__dirname, 'workflows', 'index.ts');
@@ -14,15 +14,17 @@ export interface WorkerOptions {
   db: Db;
   /** A pre-built workflow bundle (tests build one per run); otherwise bundled at start. */
   workflowBundlePath?: string;
+  /** Wraps the activities; tests use it to inject faults (a slow or failing database step). */
+  wrapActivities?: (activities: Activities) => Activities;
 }
 
-export async function createWorker({ config, address, db, workflowBundlePath }: WorkerOptions): Promise<Worker> {
+export async function createWorker({ config, address, db, workflowBundlePath, wrapActivities }: WorkerOptions): Promise<Worker> {
   const connection = await NativeConnection.connect(connectionOptions(config, address));
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(db),
+    activities: (wrapActivities ?? ((a) => a))(createActivities(db)),
   });
 }

@@ -1,0 +1,127 @@
+/**
+ * A real service for a test file: the Fastify host on a free port, a real worker on its own task
+ * queue, the shared Postgres database and Temporal dev server from global-setup.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { loadConfig, type Config } from '../../core/config';
+import { createPool, migrate, type Db } from '../../core/db';
+import type { Deps } from '../../core/deps';
+import { buildServer } from '../../host/server';
+import { connectClient } from '../../temporal/client';
+import type { Activities } from '../../temporal/activities';
+import { createWorker } from '../../temporal/worker';
+
+export interface Stack {
+  url: string;
+  db: Db;
+  deps: Deps;
+  config: Config;
+  startWorker: () => Promise<void>;
+  stopWorker: () => Promise<void>;
+  stop: () => Promise<void>;
+}
+
+function quietSdk(): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // already installed by an earlier stack in this process
+  }
+}
+
+export async function startStack(
+  env: Record<string, string> = {},
+  wrapActivities?: (a: Activities) => Activities,
+): Promise<Stack> {
+  quietSdk();
+  const config = loadConfig({
+    DATABASE_URL: process.env.FEES_TEST_DATABASE_URL,
+    TEMPORAL_ADDRESS: process.env.FEES_TEST_TEMPORAL_ADDRESS,
+    TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
+    LOG_LEVEL: 'warn',
+    DB_POOL_SIZE: '20',
+    ...env,
+  });
+  const db = createPool(config.databaseUrl!, config.dbPoolSize);
+  await migrate(db);
+  const temporal = await connectClient(config, config.temporal.address!);
+  const deps: Deps = { db, temporal, config };
+
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  const startWorker = async () => {
+    worker = await createWorker({ config, address: config.temporal.address!, db, workflowBundlePath: process.env.FEES_TEST_BUNDLE, wrapActivities });
+    running = worker.run();
+  };
+  const stopWorker = async () => {
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    worker = undefined;
+  };
+  await startWorker();
+
+  const app = buildServer(deps, { logLevel: 'warn' });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    db,
+    deps,
+    config,
+    startWorker,
+    stopWorker,
+    stop: async () => {
+      await app.close();
+      await stopWorker();
+      await temporal.connection.close();
+      await db.end();
+    },
+  };
+}
+
+export interface Reply<T = any> {
+  status: number;
+  body: T;
+}
+
+/** A JSON call against the stack; `body` may be a raw string to send malformed JSON. */
+export async function call<T = any>(
+  stack: Stack,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply<T>> {
+  const res = await fetch(stack.url + path, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+export const uid = (prefix = 'b') => `${prefix}-${randomUUID().slice(0, 13)}`;
+
+export const inSeconds = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+
+export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Rows in every table a request could write: a rejected request must leave these unchanged. */
+export async function tableCounts(db: Db): Promise<Record<string, number>> {
+  const tables = ['bills', 'line_items', 'bill_totals', 'idempotency_keys', 'bill_postprocess'];
+  const counts: Record<string, number> = {};
+  for (const t of tables) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
+  return counts;
+}

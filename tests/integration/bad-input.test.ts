@@ -1,0 +1,87 @@
+import { call, eventually, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+
+let stack: Stack;
+let openBill: string;
+let usdBill: string;
+let closedBill: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  openBill = uid();
+  usdBill = uid();
+  closedBill = uid();
+  await call(stack, 'POST', '/bills', { bill_id: openBill, billing_period_end: inSeconds(3600) });
+  await call(stack, 'POST', '/bills', { bill_id: usdBill, billing_period_end: inSeconds(3600), currency: 'USD' });
+  await call(stack, 'POST', '/bills', { bill_id: closedBill, billing_period_end: inSeconds(3600) });
+  await call(stack, 'POST', `/bills/${closedBill}/close`);
+  // Let the asynchronous post-process of the closed bill land before counting rows.
+  await eventually(async () => (await stack.db.query('SELECT 1 FROM bill_postprocess WHERE bill_id = $1', [closedBill])).rowCount);
+});
+afterAll(() => stack.stop());
+
+const item = { amount: 100, currency: 'USD', description: 'ok' };
+const end = () => inSeconds(3600);
+
+// [name, method, path (a function so ids resolve after set-up), body, expected status, expected code]
+type Case = [string, string, () => string, unknown, number, string];
+const cases: Case[] = [
+  ['invalid JSON', 'POST', () => '/bills', '{"billing_period_end": ', 400, 'invalid_argument'],
+  ['a JSON array body', 'POST', () => '/bills', '[]', 400, 'invalid_argument'],
+  ['missing billing_period_end', 'POST', () => '/bills', {}, 400, 'invalid_argument'],
+  ['period end in the past', 'POST', () => '/bills', { billing_period_end: inSeconds(-60) }, 400, 'invalid_argument'],
+  ['period end without a time zone', 'POST', () => '/bills', { billing_period_end: '2031-01-01T00:00:00' }, 400, 'invalid_argument'],
+  ['period end not a date', 'POST', () => '/bills', { billing_period_end: '2031-02-30T00:00:00Z' }, 400, 'invalid_argument'],
+  ['period end as a number', 'POST', () => '/bills', { billing_period_end: 1893456000 }, 400, 'invalid_argument'],
+  ['a bad bill id', 'POST', () => '/bills', { bill_id: 'has space', billing_period_end: end() }, 400, 'invalid_argument'],
+  ['an over-long bill id', 'POST', () => '/bills', { bill_id: 'x'.repeat(65), billing_period_end: end() }, 400, 'invalid_argument'],
+  ['an unknown policy', 'POST', () => '/bills', { policy: 'monthly', billing_period_end: end() }, 400, 'invalid_argument'],
+  ['an unknown bill currency', 'POST', () => '/bills', { currency: 'ABC', billing_period_end: end() }, 400, 'invalid_argument'],
+  ['a bad email', 'POST', () => '/bills', { customer_email: 'nope', billing_period_end: end() }, 400, 'invalid_argument'],
+  ['an over-long description', 'POST', () => '/bills', { description: 'd'.repeat(501), billing_period_end: end() }, 400, 'invalid_argument'],
+  ['zero amount', 'POST', () => `/bills/${openBill}/line-items`, { ...item, amount: 0 }, 400, 'invalid_argument'],
+  ['negative amount', 'POST', () => `/bills/${openBill}/line-items`, { ...item, amount: -5 }, 400, 'invalid_argument'],
+  ['fractional amount', 'POST', () => `/bills/${openBill}/line-items`, { ...item, amount: 1.5 }, 400, 'invalid_argument'],
+  ['unsafe amount', 'POST', () => `/bills/${openBill}/line-items`, { ...item, amount: 2 ** 53 }, 400, 'invalid_argument'],
+  ['amount as a string', 'POST', () => `/bills/${openBill}/line-items`, { ...item, amount: '100' }, 400, 'invalid_argument'],
+  ['missing amount', 'POST', () => `/bills/${openBill}/line-items`, { currency: 'USD', description: 'x' }, 400, 'invalid_argument'],
+  ['lower-case currency', 'POST', () => `/bills/${openBill}/line-items`, { ...item, currency: 'usd' }, 400, 'invalid_argument'],
+  ['unknown currency', 'POST', () => `/bills/${openBill}/line-items`, { ...item, currency: 'XYZ' }, 400, 'invalid_argument'],
+  ['a non-currency ISO code', 'POST', () => `/bills/${openBill}/line-items`, { ...item, currency: 'XAU' }, 400, 'invalid_argument'],
+  ['missing description', 'POST', () => `/bills/${openBill}/line-items`, { amount: 1, currency: 'USD' }, 400, 'invalid_argument'],
+  ['blank description', 'POST', () => `/bills/${openBill}/line-items`, { ...item, description: '   ' }, 400, 'invalid_argument'],
+  ['over-long description', 'POST', () => `/bills/${openBill}/line-items`, { ...item, description: 'é'.repeat(501) }, 400, 'invalid_argument'],
+  ['metadata as an array', 'POST', () => `/bills/${openBill}/line-items`, { ...item, metadata: [1] }, 400, 'invalid_argument'],
+  ['metadata over 4 KB', 'POST', () => `/bills/${openBill}/line-items`, { ...item, metadata: { x: 'y'.repeat(4100) } }, 400, 'invalid_argument'],
+  ['a currency the bill does not allow', 'POST', () => `/bills/${usdBill}/line-items`, { ...item, currency: 'GEL' }, 400, 'failed_precondition'],
+  ['an unknown bill', 'POST', () => `/bills/${uid()}/line-items`, item, 404, 'not_found'],
+  ['a closed bill', 'POST', () => `/bills/${closedBill}/line-items`, item, 400, 'failed_precondition'],
+  ['a bad bill id in the path', 'POST', () => '/bills/bad%20id/line-items', item, 400, 'invalid_argument'],
+  ['closing an unknown bill', 'POST', () => `/bills/${uid()}/close`, undefined, 404, 'not_found'],
+  ['getting an unknown bill', 'GET', () => `/bills/${uid()}`, undefined, 404, 'not_found'],
+  ['listing items of an unknown bill', 'GET', () => `/bills/${uid()}/line-items`, undefined, 404, 'not_found'],
+  ['a bad status filter', 'GET', () => '/bills?status=pending', undefined, 400, 'invalid_argument'],
+  ['limit 0', 'GET', () => '/bills?limit=0', undefined, 400, 'invalid_argument'],
+  ['limit 101', 'GET', () => '/bills?limit=101', undefined, 400, 'invalid_argument'],
+  ['limit not a number', 'GET', () => '/bills?limit=ten', undefined, 400, 'invalid_argument'],
+  ['a forged cursor', 'GET', () => '/bills?cursor=bm9wZQ', undefined, 400, 'invalid_argument'],
+  ['line item limit 1001', 'GET', () => `/bills/${openBill}/line-items?limit=1001`, undefined, 400, 'invalid_argument'],
+  ['an unknown endpoint', 'GET', () => '/invoices', undefined, 404, 'not_found'],
+];
+
+describe('bad input', () => {
+  it.each(cases)('rejects %s with a clear 4xx and writes nothing', async (_name, method, path, body, status, code) => {
+    const before = await tableCounts(stack.db);
+    const reply = await call(stack, method, path(), body, { 'X-Idempotency-Key': uid('key') });
+    expect(reply.status).toBe(status);
+    expect(Object.keys(reply.body).sort()).toEqual(['code', 'details', 'message']);
+    expect(reply.body.code).toBe(code);
+    expect(reply.body.details === null || typeof reply.body.details === 'object').toBe(true);
+    expect(reply.body.message.length).toBeGreaterThan(3);
+    expect(await tableCounts(stack.db)).toEqual(before);
+  });
+
+  it('names the offending field in the details', async () => {
+    const reply = await call(stack, 'POST', `/bills/${openBill}/line-items`, { ...item, amount: 0 });
+    expect(reply.body.details).toEqual({ field: 'amount', reason: expect.stringContaining('positive integer') });
+  });
+});

@@ -1,0 +1,85 @@
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import { createActivities } from '../../temporal/activities';
+import { billWorkflowId, getBillQuery } from '../../temporal/shared';
+import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+
+let stack: Stack;
+/** Close steps the fault injection is holding, by bill id. */
+const held = new Map<string, () => void>();
+const release = (billId: string) => held.get(billId)?.();
+
+beforeAll(async () => {
+  // Fault injection: the close step waits until the test releases it, holding the bill in "closing".
+  stack = await startStack({}, (a) => ({
+    ...a,
+    closeBill: async (input) => {
+      await new Promise<void>((resolve) => held.set(input.bill_id, resolve));
+      return a.closeBill(input);
+    },
+  }));
+});
+afterAll(async () => {
+  for (const resume of held.values()) resume();
+  await stack.stop();
+});
+
+/** A bill whose close has started and is held in "closing" until release(billId). */
+async function billHeldInClosing(): Promise<{ billId: string; closing: Promise<unknown> }> {
+  const billId = uid();
+  await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+  await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 10, currency: 'USD', description: 'before close' });
+  const closing = call(stack, 'POST', `/bills/${billId}/close`);
+  await eventually(async () => held.has(billId));
+  const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
+  expect((await handle.query(getBillQuery)).status).toBe('closing');
+  return { billId, closing };
+}
+
+describe('a bill that is closing or closed accepts no line items', () => {
+  it('is refused by the workflow update validator, before anything enters history', async () => {
+    const { billId, closing } = await billHeldInClosing();
+    const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
+    const reply = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 5, currency: 'USD', description: 'too late' });
+    expect(reply.status).toBe(400);
+    expect(reply.body).toMatchObject({ code: 'failed_precondition', details: { status: 'closing' } });
+
+    const events = (await handle.fetchHistory()).events ?? [];
+    const acceptedAdds = events.filter(
+      (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'addLineItemUpdate',
+    );
+    // Only the first add was accepted; the rejected one left no trace.
+    expect(acceptedAdds).toHaveLength(1);
+
+    release(billId);
+    expect((await closing as { status: number }).status).toBe(200);
+    const bill = (await call(stack, 'GET', `/bills/${billId}`)).body;
+    expect(bill.totals).toEqual([{ currency: 'USD', amount: 10, line_item_count: 1, formatted: '0.10 USD' }]);
+  });
+
+  it('is refused by the database trigger, whatever path the write takes', async () => {
+    const { billId, closing } = await billHeldInClosing();
+    release(billId);
+    await closing;
+
+    const insert = stack.db.query(
+      `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, source_ref)
+       VALUES (gen_random_uuid(), $1, 1, 'USD', 'sneaky', 'test')`,
+      [billId],
+    );
+    await expect(insert).rejects.toMatchObject({ code: 'FE001' });
+    await expect(stack.db.query('UPDATE line_items SET amount = 1 WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE001' });
+    await expect(stack.db.query('DELETE FROM line_items WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE001' });
+    await expect(stack.db.query(`UPDATE bills SET status = 'open', closed_at = NULL WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE002' });
+
+    // The activity turns the trigger's refusal into a non-retryable failed_precondition.
+    const activity = createActivities(stack.db).persistLineItem;
+    const attempt = new MockActivityEnvironment().run(activity, {
+      bill_id: billId, line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e01', amount: 1, currency: 'USD', description: 'late', metadata: null,
+    });
+    await expect(attempt).rejects.toBeInstanceOf(ApplicationFailure);
+    await expect(attempt).rejects.toMatchObject({ type: 'failed_precondition', nonRetryable: true });
+    const n = await stack.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [billId]);
+    expect(Number(n.rows[0].count)).toBe(1);
+  });
+});

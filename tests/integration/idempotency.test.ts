@@ -1,0 +1,94 @@
+import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(() => stack.stop());
+
+const lineItemCount = async (billId: string) =>
+  Number((await stack.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [billId])).rows[0].count);
+
+describe('idempotency keys', () => {
+  it('replays a create with the same key: same bill, one workflow', async () => {
+    const key = uid('key');
+    const body = { billing_period_end: inSeconds(3600), description: 'generated id' };
+    const first = await call(stack, 'POST', '/bills', body, { 'X-Idempotency-Key': key });
+    const again = await call(stack, 'POST', '/bills', body, { 'Idempotency-Key': key });
+    expect(first.status).toBe(200);
+    expect(again).toEqual(first);
+    const n = await stack.db.query('SELECT count(*) FROM bills WHERE bill_id = $1', [first.body.bill_id]);
+    expect(Number(n.rows[0].count)).toBe(1);
+  });
+
+  it('replays an add with the same key: one line item, counted once, same body', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const item = { amount: 300, currency: 'USD', description: 'once' };
+    const first = await call(stack, 'POST', `/bills/${billId}/line-items`, item, { 'X-Idempotency-Key': 'add-1' });
+    const again = await call(stack, 'POST', `/bills/${billId}/line-items`, item, { 'X-Idempotency-Key': 'add-1' });
+    expect(again).toEqual(first);
+    expect(await lineItemCount(billId)).toBe(1);
+    expect((await call(stack, 'GET', `/bills/${billId}`)).body.totals).toEqual([
+      { currency: 'USD', amount: 300, line_item_count: 1, formatted: '3.00 USD' },
+    ]);
+  });
+
+  it('replays add and close with their keys even after the bill has closed', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const item = { amount: 5, currency: 'JPY', description: 'late retry' };
+    const add = await call(stack, 'POST', `/bills/${billId}/line-items`, item, { 'X-Idempotency-Key': `${billId}-a` });
+    const close = await call(stack, 'POST', `/bills/${billId}/close`, undefined, { 'X-Idempotency-Key': `${billId}-c` });
+    expect(close.status).toBe(200);
+    expect(await call(stack, 'POST', `/bills/${billId}/line-items`, item, { 'X-Idempotency-Key': `${billId}-a` })).toEqual(add);
+    expect(await call(stack, 'POST', `/bills/${billId}/close`, undefined, { 'X-Idempotency-Key': `${billId}-c` })).toEqual(close);
+    // Without the key, the same add is a new request, and the bill is closed.
+    expect((await call(stack, 'POST', `/bills/${billId}/line-items`, item)).body.code).toBe('failed_precondition');
+  });
+
+  it('refuses the same key with a different request, and writes nothing', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const key = uid('key');
+    await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 1, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
+    const other = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 2, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
+    expect(other.status).toBe(400);
+    expect(other.body).toMatchObject({ code: 'invalid_argument', details: { field: 'X-Idempotency-Key' } });
+    const elsewhere = await call(stack, 'POST', '/bills', { billing_period_end: inSeconds(60) }, { 'X-Idempotency-Key': key });
+    expect(elsewhere.status).toBe(400);
+    expect(await lineItemCount(billId)).toBe(1);
+  });
+
+  it('lets 10 concurrent adds with one key create exactly one line item', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const item = { amount: 999, currency: 'GEL', description: 'raced' };
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, () => call(stack, 'POST', `/bills/${billId}/line-items`, item, { 'X-Idempotency-Key': `${billId}-same` })),
+    );
+    // Duplicates wait for the original and replay its answer.
+    expect(replies.map((r) => r.status)).toEqual(Array(10).fill(200));
+    for (const r of replies) expect(r.body).toEqual(replies[0].body);
+    expect(await lineItemCount(billId)).toBe(1);
+    expect((await call(stack, 'GET', `/bills/${billId}`)).body.totals[0]).toMatchObject({ amount: 999, line_item_count: 1 });
+  });
+
+  it('treats a repeated create of the same bill id and body as the same request, a different body as a conflict', async () => {
+    const billId = uid();
+    const body = { bill_id: billId, billing_period_end: inSeconds(3600), currency: 'USD' };
+    const first = await call(stack, 'POST', '/bills', body);
+    const same = await call(stack, 'POST', '/bills', body);
+    expect(same.status).toBe(200);
+    expect(same.body.bill_id).toBe(first.body.bill_id);
+    const different = await call(stack, 'POST', '/bills', { ...body, currency: 'GEL' });
+    expect(different.status).toBe(409);
+    expect(different.body).toMatchObject({ code: 'already_exists' });
+  });
+
+  it('rejects a malformed idempotency key', async () => {
+    const r = await call(stack, 'POST', '/bills', { billing_period_end: inSeconds(60) }, { 'X-Idempotency-Key': 'x'.repeat(256) });
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('invalid_argument');
+  });
+});
