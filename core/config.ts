@@ -37,6 +37,8 @@ export interface Config {
   /** Continue-as-new after this many line items in one run (0 = only when Temporal suggests). */
   continueAsNewAfterItems: number;
   logLevel: string;
+  /** Level of the Temporal SDK's own log lines (worker state, bundling). */
+  temporalLogLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 }
 
 type Env = Record<string, string | undefined>;
@@ -118,7 +120,14 @@ export function loadConfig(env: Env = process.env): Config {
     idempotencyLockMs: r.int('IDEMPOTENCY_LOCK_MS', 60_000, 1_000, 3_600_000),
     continueAsNewAfterItems: r.int('BILL_CONTINUE_AS_NEW_AFTER', 0, 0, 10_000_000),
     logLevel: r.str('LOG_LEVEL', 'info'),
+    temporalLogLevel: r.str('TEMPORAL_LOG_LEVEL', 'WARN').toUpperCase() as Config['temporalLogLevel'],
   };
+  if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(config.temporalLogLevel)) {
+    r.problems.push('TEMPORAL_LOG_LEVEL must be one of TRACE, DEBUG, INFO, WARN, ERROR');
+  }
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(config.logLevel)) {
+    r.problems.push('LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent');
+  }
   if ((config.temporal.tlsCertPath === undefined) !== (config.temporal.tlsKeyPath === undefined)) {
     r.problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
   }

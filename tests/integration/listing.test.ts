@@ -1,0 +1,74 @@
+import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+
+let stack: Stack;
+const open: string[] = [];
+const closed: string[] = [];
+
+beforeAll(async () => {
+  // A listing query that cannot reach its workflow gives up quickly and falls back.
+  stack = await startStack({ LIST_QUERY_TIMEOUT_MS: '300', QUERY_TIMEOUT_MS: '300' });
+  for (let i = 0; i < 5; i++) {
+    const billId = uid('list');
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 100 + i, currency: 'USD', description: `item ${i}` });
+    (i % 2 === 0 ? open : closed).push(billId);
+  }
+  for (const billId of closed) await call(stack, 'POST', `/bills/${billId}/close`);
+});
+afterAll(() => stack.stop());
+
+/** Walks every page of a listing and returns the bills in order. */
+async function walk(query: string, limit: number): Promise<any[]> {
+  const seen: any[] = [];
+  let cursor: string | null = null;
+  do {
+    const r: { status: number; body: any } = await call(stack, 'GET', `/bills?${query}&limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
+    expect(r.status).toBe(200);
+    expect(r.body.bills.length).toBeLessThanOrEqual(limit);
+    seen.push(...r.body.bills);
+    cursor = r.body.next_cursor;
+  } while (cursor);
+  return seen;
+}
+
+describe('listing bills', () => {
+  it('lists open bills with live totals and closed bills with stored totals', async () => {
+    const openBills = (await walk('status=open', 100)).filter((b) => open.includes(b.bill_id));
+    expect(openBills.map((b) => b.bill_id)).toEqual([...open].reverse());
+    for (const b of openBills) expect(b).toMatchObject({ status: 'open', totals_source: 'live' });
+
+    const closedBills = (await walk('status=closed', 100)).filter((b) => closed.includes(b.bill_id));
+    expect(closedBills.map((b) => b.bill_id)).toEqual([...closed].reverse());
+    for (const b of closedBills) expect(b).toMatchObject({ status: 'closed', totals_source: 'stored' });
+    expect(closedBills[0].totals).toEqual([{ currency: 'USD', amount: 103, line_item_count: 1, formatted: '1.03 USD' }]);
+  });
+
+  it('pages newest first without gaps or repeats', async () => {
+    const all = await walk('', 100);
+    const paged = await walk('', 2);
+    expect(paged.map((b) => b.bill_id)).toEqual(all.map((b) => b.bill_id));
+    expect(new Set(paged.map((b) => b.bill_id)).size).toBe(paged.length);
+    const created = paged.map((b) => Date.parse(b.created_at));
+    expect(created).toEqual([...created].sort((a, b) => b - a));
+    const mine = paged.filter((b) => open.includes(b.bill_id) || closed.includes(b.bill_id));
+    expect(mine).toHaveLength(5);
+  });
+
+  it('falls back to stored totals, and says so, when a workflow does not answer', async () => {
+    await stack.stopWorker();
+    try {
+      const started = Date.now();
+      const bills = (await walk('status=open', 100)).filter((b) => open.includes(b.bill_id));
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(bills).toHaveLength(open.length);
+      for (const b of bills) {
+        expect(b.totals_source).toBe('stored');
+        expect(b.totals).toHaveLength(1);
+      }
+      const single = await call(stack, 'GET', `/bills/${open[0]}`);
+      expect(single.body).toMatchObject({ status: 'open', totals_source: 'stored', totals: [{ currency: 'USD', amount: 100 }] });
+    } finally {
+      await stack.startWorker();
+    }
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * `npm start` as a newcomer runs it: embedded Postgres and Temporal dev server, worker and API in
+ * one process, state in DATA_DIR that survives a restart, and a clean exit on SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../core/config';
+import { findTemporalCli } from '../../host/temporal-dev';
+import { inSeconds, uid } from '../helpers/stack';
+
+const root = path.resolve(__dirname, '..', '..');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+}
+
+async function start(env: Record<string, string>): Promise<Started> {
+  const child = spawn(path.join(root, 'node_modules', '.bin', 'tsx'), ['host/main.ts', 'all'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('is up')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, output: () => out };
+}
+
+/** SIGTERM, then the exit code, with the output attached when it is not 0. */
+async function stop({ child, output }: Started): Promise<string> {
+  child.kill('SIGTERM');
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  return code === 0 ? 'exit 0' : `exit ${code}\n${output()}`;
+}
+
+describe('npm start on embedded defaults', () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+  let api: string;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'fees-start-'));
+    chmodSync(dataDir, 0o755); // as root, Postgres runs as the postgres user and must reach it
+    const port = await freePort();
+    api = `http://127.0.0.1:${port}`;
+    env = {
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      EMBEDDED_PG_PORT: String(await freePort()),
+      TEMPORAL_DEV_PORT: String(await freePort()),
+      TEMPORAL_DEV_UI_PORT: String(await freePort()),
+      TEMPORAL_CLI_PATH: findTemporalCli(loadConfig({}))!,
+      LOG_LEVEL: 'warn',
+    };
+  });
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('starts everything, keeps bills across a restart, and stops cleanly on SIGTERM', async () => {
+    const first = await start(env);
+    expect(first.output()).toMatch(/Postgres\s+embedded/);
+    expect(first.output()).toMatch(/Temporal\s+dev server/);
+    const billId = uid();
+    const post = (p: string, body: unknown) =>
+      fetch(api + p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post('/bills', { bill_id: billId, billing_period_end: inSeconds(3600) })).status).toBe(200);
+    expect((await post(`/bills/${billId}/line-items`, { amount: 4200, currency: 'GEL', description: 'kept' })).status).toBe(200);
+    expect(await stop(first)).toBe('exit 0');
+
+    const second = await start(env);
+    try {
+      const bill = await (await fetch(`${api}/bills/${billId}`)).json();
+      expect(bill).toMatchObject({ status: 'open', totals_source: 'live', totals: [{ currency: 'GEL', amount: 4200 }] });
+      expect((await post(`/bills/${billId}/close`, undefined)).status).toBe(200);
+    } finally {
+      expect(await stop(second)).toBe('exit 0');
+    }
+  }, 180_000);
+});
