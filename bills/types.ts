@@ -7,10 +7,9 @@ export type BillStatus = 'open' | 'closing' | 'closed';
 export type BillingPolicy = 'usage_based';
 export const BILLING_POLICIES: readonly BillingPolicy[] = ['usage_based'];
 
-/** A bill as the API returns it. */
-export interface Bill {
+/** The facts fixed when a bill is created. */
+export interface BillFields {
   bill_id: string;
-  status: BillStatus;
   policy: BillingPolicy;
   currency: string | null;
   customer_email: string | null;
@@ -18,21 +17,18 @@ export interface Bill {
   billing_period_start: string;
   billing_period_end: string;
   created_at: string;
+}
+
+/** A bill as the API returns it. */
+export interface Bill extends BillFields {
+  status: BillStatus;
   closed_at: string | null;
   totals: CurrencyTotal[];
   /** `live`: read from the running workflow; `stored`: read from Postgres. */
   totals_source: 'live' | 'stored';
 }
 
-/** The immutable facts of a bill, fixed at creation; carried by its workflow. */
-export interface BillHeader {
-  bill_id: string;
-  policy: BillingPolicy;
-  currency: string | null;
-  customer_email: string | null;
-  description: string | null;
-  billing_period_start: string;
-  billing_period_end: string;
-  created_at: string;
+/** What a bill's workflow carries: its creation facts and the request that created it. */
+export interface BillHeader extends BillFields {
   request_fingerprint: string;
 }

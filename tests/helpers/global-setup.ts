@@ -14,14 +14,31 @@ import { WORKFLOWS_PATH } from '../../temporal/worker';
 
 export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh database on the machine's Postgres; returns its URL. */
+export async function createDatabase(name: string): Promise<string> {
+  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
 export default async function globalSetup(): Promise<void> {
   const dbName = `fees_test_${process.pid}_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
+  const url = await createDatabase(dbName);
 
   const cli = findTemporalCli(loadConfig({}));
   if (!cli) throw new Error('Tests need the Temporal CLI: see README (go install ...) or set TEMPORAL_CLI_PATH');
@@ -34,7 +51,7 @@ export default async function globalSetup(): Promise<void> {
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
   writeFileSync(bundlePath, code);
 
-  process.env.FEES_TEST_DATABASE_URL = url.toString();
+  process.env.FEES_TEST_DATABASE_URL = url;
   process.env.FEES_TEST_DATABASE_NAME = dbName;
   process.env.FEES_TEST_TEMPORAL_ADDRESS = env.address;
   process.env.FEES_TEST_BUNDLE = bundlePath;

@@ -1,27 +1,14 @@
-import pg from 'pg';
 import { createPool, listMigrations, migrate } from '../../core/db';
-import { ADMIN_URL } from '../helpers/global-setup';
+import { createDatabase, dropDatabase } from '../helpers/global-setup';
 
 describe('migrations', () => {
   const name = `fees_migrate_${process.pid}_${Date.now()}`;
   let url: string;
 
   beforeAll(async () => {
-    const admin = new pg.Client({ connectionString: ADMIN_URL });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const u = new URL(ADMIN_URL);
-    u.pathname = `/${name}`;
-    url = u.toString();
+    url = await createDatabase(name);
   });
-
-  afterAll(async () => {
-    const admin = new pg.Client({ connectionString: ADMIN_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  });
+  afterAll(() => dropDatabase(name));
 
   it('applies each migration once even when processes start together, recorded as golang-migrate does', async () => {
     const pools = [createPool(url, 2), createPool(url, 2), createPool(url, 2)];
