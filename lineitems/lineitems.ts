@@ -35,7 +35,9 @@ export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknow
     try {
       const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
       return await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
-        handle.executeUpdate(addLineItemUpdate, { args: [{ ...item, line_item_id: id }], updateId: `line-item-${id}` }),
+        // Temporal answers a repeated update id with the first result, whatever its arguments: the
+        // id carries the content too, so a different item under the same key reaches the activity.
+        handle.executeUpdate(addLineItemUpdate, { args: [{ ...item, line_item_id: id }], updateId: `${id}:${fp.slice(0, 16)}` }),
       );
     } catch (err) {
       if (!isWorkflowGone(err)) throw toAppError(err);

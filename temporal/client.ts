@@ -50,12 +50,23 @@ export function isWorkflowGone(err: unknown): boolean {
   return code === GRPC_NOT_FOUND || /workflow execution already completed/i.test(String((err as Error)?.message));
 }
 
+/**
+ * The typed rejection behind a failed update: raised by a validator directly, or by an activity
+ * (then wrapped in an ActivityFailure).
+ */
+function rejectionOf(err: WorkflowUpdateFailedError): ApplicationFailure | undefined {
+  for (let e: unknown = err.cause; e instanceof Error; e = e.cause) {
+    if (e instanceof ApplicationFailure && isErrCode(e.type)) return e;
+  }
+  return undefined;
+}
+
 /** Maps a failure from a workflow call to the API error a client should see. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-    const { type, message, details } = err.cause;
-    if (isErrCode(type)) return new AppError(type, message, (details?.[0] as ErrDetails | null | undefined) ?? null);
+  const rejection = err instanceof WorkflowUpdateFailedError ? rejectionOf(err) : undefined;
+  if (rejection && isErrCode(rejection.type)) {
+    return new AppError(rejection.type, rejection.message, (rejection.details?.[0] as ErrDetails | null | undefined) ?? null);
   }
   if (err instanceof WorkflowExecutionAlreadyStartedError) return new AppError('already_exists', 'the bill already exists');
   const code = grpcCode(err);

@@ -60,6 +60,20 @@ describe('idempotency keys', () => {
     expect(await lineItemCount(billId)).toBe(1);
   });
 
+  it('refuses a key reused for a different line item even after the key record is gone', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const key = uid('key');
+    await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 1, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
+    // As if the key had expired: only the line item id, derived from the key, remembers it.
+    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
+    const other = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 2, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
+    expect(other.status).toBe(400);
+    expect(other.body).toMatchObject({ code: 'invalid_argument', details: { field: 'idempotency_key' } });
+    expect(await lineItemCount(billId)).toBe(1);
+    expect((await call(stack, 'GET', `/bills/${billId}`)).body.totals[0]).toMatchObject({ amount: 1, line_item_count: 1 });
+  });
+
   it('lets 10 concurrent adds with one key create exactly one line item', async () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
