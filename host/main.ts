@@ -35,10 +35,10 @@ async function main(mode: Mode, config: Config): Promise<void> {
     stops.push(pg.stop);
     databaseUrl = pg.url;
     report.push(`Postgres     embedded, ${pg.url.replace(/:[^:@/]+@/, ':***@')} (data in ${pg.dataDir})`);
-  } else if (databaseUrl) {
+  } else {
+    databaseUrl ??= `postgres://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/fees`;
     report.push(`Postgres     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
   }
-  databaseUrl ??= `postgres://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/fees`;
 
   let temporalAddress = config.temporal.address;
   if (!temporalAddress && embedded) {
@@ -46,10 +46,10 @@ async function main(mode: Mode, config: Config): Promise<void> {
     stops.push(temporal.stop);
     temporalAddress = temporal.address;
     report.push(`Temporal     dev server at ${temporal.address}, UI ${temporal.uiUrl} (state in ${config.dataDir}/temporal.db)`);
-  } else if (temporalAddress) {
+  } else {
+    temporalAddress ??= `127.0.0.1:${config.temporal.devServerPort}`;
     report.push(`Temporal     ${temporalAddress}, namespace ${config.temporal.namespace}`);
   }
-  temporalAddress ??= `127.0.0.1:${config.temporal.devServerPort}`;
 
   let db: Db | undefined;
   if (mode !== 'infra') {
