@@ -4,7 +4,7 @@
  */
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { v7 as uuidv7 } from 'uuid';
+import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotencySettings } from '../core/deps';
 import { AppError, notFound } from '../core/errors';
@@ -13,12 +13,15 @@ import { totalsList, type TotalsByCurrency } from '../core/money';
 import { encodeCursor, parseId } from '../core/validate';
 import { listLineItemsPage } from '../lineitems/lineitems';
 import type { LineItem } from '../lineitems/types';
-import { isWorkflowGone, toAppError, withDeadline } from '../temporal/client';
+import { isWorkflowGone, toAppError, updateWithDeadline, withDeadline } from '../temporal/client';
 import { billWorkflowId, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
 import { billLifecycleWorkflow } from '../temporal/workflows';
 import { findBill, listBills as listBillRows, storedTotals, type BillRow } from './store';
 import type { Bill, BillHeader } from './types';
 import { parseCreateBill, parseListBills } from './validation';
+
+// Fixed namespace: a bill id generated from an idempotency key is the same on every retry.
+const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
 
 export function toBill(row: BillRow, live: LiveBill | null, stored: TotalsByCurrency = {}): Bill {
   return {
@@ -60,7 +63,9 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
   const now = new Date();
   const input = parseCreateBill(body, now);
   return idempotent(deps.db, idempotencySettings(deps.config), key, fingerprint('POST /bills', input), async () => {
-    const billId = input.bill_id ?? uuidv7();
+    // With a key, a generated id is derived from it, so a retry after a lost answer finds the
+    // bill its first attempt created instead of creating a second one.
+    const billId = input.bill_id ?? (key ? uuidv5(key, BILL_ID_NAMESPACE) : uuidv7());
     const { bill_id: _, ...fields } = input;
     const header: BillHeader = {
       ...fields,
@@ -80,6 +85,8 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
       const live = await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
         deps.temporal.workflow.executeUpdateWithStart(openBillUpdate, { startWorkflowOperation }),
       );
+      // A bill closed long ago whose workflow history has expired: answer from Postgres.
+      if (live.status === 'closed') return getBill(deps, billId);
       return toBill({ ...header, status: 'open', closed_at: null }, live);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw toAppError(err);
@@ -130,7 +137,7 @@ export async function closeBill(deps: Deps, billIdParam: unknown, key: string | 
   return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
     try {
       const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
-      await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(closeBillUpdate));
+      await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(closeBillUpdate));
     } catch (err) {
       // A completed workflow means the bill closed already: answer with the same final bill.
       if (!isWorkflowGone(err)) throw toAppError(err);

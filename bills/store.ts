@@ -35,7 +35,11 @@ function toRow(r: RawBillRow): BillRow {
   };
 }
 
-export type InsertBillOutcome = 'created' | 'same_request' | 'conflict';
+/**
+ * `already_closed`: the same bill was created and closed long ago (its workflow history has since
+ * expired, so Temporal let the id start again); nothing must run twice for it.
+ */
+export type InsertBillOutcome = 'created' | 'same_request' | 'already_closed' | 'conflict';
 
 /** Idempotent: a second insert of the same bill (same request fingerprint) is not a conflict. */
 export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBillOutcome> {
@@ -49,7 +53,8 @@ export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBi
   );
   if (inserted.rowCount === 1) return 'created';
   const existing = await findBill(db, b.bill_id);
-  return existing?.request_fingerprint === b.request_fingerprint ? 'same_request' : 'conflict';
+  if (existing?.request_fingerprint !== b.request_fingerprint) return 'conflict';
+  return existing.status === 'closed' ? 'already_closed' : 'same_request';
 }
 
 export async function findBill(db: Queryable, billId: string): Promise<BillRow | null> {

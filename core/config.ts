@@ -128,6 +128,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(config.logLevel)) {
     r.problems.push('LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent');
   }
+  if (config.idempotencyLockMs < config.updateTimeoutMs * 2) {
+    // A key's lock must outlast the request holding it, or a duplicate could run beside it.
+    r.problems.push(`IDEMPOTENCY_LOCK_MS (${config.idempotencyLockMs}) must be at least twice UPDATE_TIMEOUT_MS (${config.updateTimeoutMs})`);
+  }
   if ((config.temporal.tlsCertPath === undefined) !== (config.temporal.tlsKeyPath === undefined)) {
     r.problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
   }

@@ -8,7 +8,7 @@ import type { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { loadConfig } from './config';
 import { createPool } from './db';
 import type { Deps } from './deps';
-import { AppError } from './errors';
+import { unexpected } from './errors';
 import { connectClient } from '../temporal/client';
 import { createWorker } from '../temporal/worker';
 
@@ -41,7 +41,8 @@ export async function run<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof AppError) throw new APIError(err.code as ErrCode, err.message, undefined, err.details ?? undefined);
-    throw err;
+    const e = unexpected(err);
+    if (e.code === 'internal') throw err; // Encore logs it and answers 500 itself
+    throw new APIError(e.code as ErrCode, e.message, undefined, e.details ?? undefined);
   }
 }

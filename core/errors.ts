@@ -66,3 +66,17 @@ export const failedPrecondition = (message: string, details: ErrDetails | null =
   new AppError('failed_precondition', message, details);
 export const notFound = (message: string, details: ErrDetails | null = null) =>
   new AppError('not_found', message, details);
+
+// Postgres or network failures that say "try again", not "this request is wrong".
+const TRANSIENT = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|57P0[123]|08...|53300)$/;
+
+/** Any error that is not an AppError: a transient outage is a 503, anything else a 500. */
+export function unexpected(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const code = (err as { code?: unknown })?.code;
+  const message = String((err as Error)?.message ?? '');
+  if ((typeof code === 'string' && TRANSIENT.test(code)) || /Connection terminated|timeout exceeded when trying to connect/.test(message)) {
+    return new AppError('unavailable', 'a backing service is unavailable; retry');
+  }
+  return new AppError('internal', 'internal error');
+}

@@ -6,7 +6,7 @@
  * The effects themselves are idempotent too (workflow id, update id and line item id all derive
  * from the key), so a key taken over from a crashed request can never apply an effect twice.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { canonicalJson } from './canonical-json';
 import type { Db } from './db';
 import { AppError, invalidArgument } from './errors';
@@ -43,26 +43,26 @@ interface KeyRow {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Claims the key: inserts it, or reclaims it once expired. */
-async function claim(db: Db, key: string, fp: string, s: IdempotencySettings): Promise<boolean> {
+/** Claims the key for `owner`: inserts it, or reclaims it once expired. */
+async function claim(db: Db, key: string, fp: string, owner: string, s: IdempotencySettings): Promise<boolean> {
   const { rowCount } = await db.query(
-    `INSERT INTO idempotency_keys (key, fingerprint, state, locked_until, expires_at)
-     VALUES ($1, $2, 'in_flight', now() + $3 * interval '1 millisecond', now() + $4 * interval '1 hour')
+    `INSERT INTO idempotency_keys (key, fingerprint, state, owner, locked_until, expires_at)
+     VALUES ($1, $2, 'in_flight', $3, now() + $4 * interval '1 millisecond', now() + $5 * interval '1 hour')
      ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
-       response_status = NULL, response_body = NULL, created_at = now(),
+       response_status = NULL, response_body = NULL, created_at = now(), owner = EXCLUDED.owner,
        locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
      WHERE idempotency_keys.expires_at < now()`,
-    [key, fp, s.lockMs, s.ttlHours],
+    [key, fp, owner, s.lockMs, s.ttlHours],
   );
   return rowCount === 1;
 }
 
-/** Takes over a key whose holder stopped renewing it (crashed mid-request). */
-async function takeOver(db: Db, key: string, fp: string, s: IdempotencySettings): Promise<boolean> {
+/** Takes over a key whose holder outlived its lock (crashed mid-request). */
+async function takeOver(db: Db, key: string, fp: string, owner: string, s: IdempotencySettings): Promise<boolean> {
   const { rowCount } = await db.query(
-    `UPDATE idempotency_keys SET locked_until = now() + $3 * interval '1 millisecond'
+    `UPDATE idempotency_keys SET owner = $3, locked_until = now() + $4 * interval '1 millisecond'
      WHERE key = $1 AND fingerprint = $2 AND state = 'in_flight' AND locked_until <= now()`,
-    [key, fp, s.lockMs],
+    [key, fp, owner, s.lockMs],
   );
   return rowCount === 1;
 }
@@ -75,9 +75,12 @@ export async function idempotent<T>(
   run: () => Promise<T>,
 ): Promise<T> {
   if (key === undefined) return run();
+  // Only the current holder may complete or release the key: a request that outlived its lock
+  // and was taken over must not overwrite or delete its successor's claim.
+  const owner = randomUUID();
   const giveUpAt = Date.now() + s.waitMs;
   for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
-    if (await claim(db, key, fp, s)) break;
+    if (await claim(db, key, fp, owner, s)) break;
     const { rows } = await db.query<KeyRow>(
       `SELECT fingerprint, state, response_body, locked_until > now() AS locked
        FROM idempotency_keys WHERE key = $1`,
@@ -91,7 +94,7 @@ export async function idempotent<T>(
       });
     }
     if (row.state === 'completed') return row.response_body as T;
-    if (!row.locked && (await takeOver(db, key, fp, s))) break;
+    if (!row.locked && (await takeOver(db, key, fp, owner, s))) break;
     if (Date.now() >= giveUpAt) {
       throw new AppError('aborted', 'a request with this idempotency key is still in progress; retry later');
     }
@@ -103,13 +106,15 @@ export async function idempotent<T>(
     result = await run();
   } catch (err) {
     // Failed requests are not remembered: the client may retry them with the same key.
-    await db.query(`DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight'`, [key]).catch(() => undefined);
+    await db
+      .query(`DELETE FROM idempotency_keys WHERE key = $1 AND owner = $2 AND state = 'in_flight'`, [key, owner])
+      .catch(() => undefined);
     throw err;
   }
   await db.query(
-    `UPDATE idempotency_keys SET state = 'completed', response_status = 200, response_body = $2, locked_until = NULL
-     WHERE key = $1`,
-    [key, JSON.stringify(result)],
+    `UPDATE idempotency_keys SET state = 'completed', response_status = 200, response_body = $3, locked_until = NULL
+     WHERE key = $1 AND owner = $2 AND state = 'in_flight'`,
+    [key, owner, JSON.stringify(result)],
   );
   return result;
 }

@@ -25,10 +25,29 @@ export function optionalString(body: Body, field: string, maxChars: number): str
   return requiredString(body, field, maxChars);
 }
 
+/**
+ * Text Postgres can store as it was sent: no NUL character (refused by Postgres) and no lone
+ * surrogate (silently replaced by U+FFFD, so the stored value would differ from the request).
+ */
+export function isStorableText(s: string): boolean {
+  return !s.includes('\u0000') && s.isWellFormed();
+}
+
+/** Every key and string inside a JSON value is storable text. */
+export function isStorableJson(value: unknown): boolean {
+  if (typeof value === 'string') return isStorableText(value);
+  if (Array.isArray(value)) return value.every(isStorableJson);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).every(([k, v]) => isStorableText(k) && isStorableJson(v));
+  }
+  return true;
+}
+
 export function requiredString(body: Body, field: string, maxChars: number): string {
   const v = body[field];
   if (v === undefined || v === null) throw fieldError(field, 'is required');
   if (typeof v !== 'string') throw fieldError(field, 'must be a string');
+  if (!isStorableText(v)) throw fieldError(field, 'must not contain NUL characters or unpaired surrogates');
   if (v.trim().length === 0) throw fieldError(field, 'must not be blank');
   // Count code points, as Postgres' char_length does.
   if ([...v].length > maxChars) throw fieldError(field, `must be at most ${maxChars} characters`);

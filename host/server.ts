@@ -4,7 +4,7 @@
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Deps } from '../core/deps';
-import { AppError } from '../core/errors';
+import { AppError, unexpected } from '../core/errors';
 import { routes, type RouteRequest } from './routes';
 
 export function buildServer(deps: Deps, opts: { logLevel?: string } = {}): FastifyInstance {
@@ -33,12 +33,12 @@ export function buildServer(deps: Deps, opts: { logLevel?: string } = {}): Fasti
   });
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    let appError: AppError;
-    if (err instanceof AppError) appError = err;
-    else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-      // Fastify's own client errors: malformed JSON, unsupported content type, body too large.
-      appError = new AppError('invalid_argument', err.message, { reason: err.code ?? 'bad_request' });
-    } else appError = new AppError('internal', 'internal error');
+    const fastifyClientError = !(err instanceof AppError) && typeof err.statusCode === 'number'
+      && err.statusCode >= 400 && err.statusCode < 500;
+    // Fastify's own client errors: malformed JSON, unsupported content type, body too large.
+    const appError = fastifyClientError
+      ? new AppError('invalid_argument', err.message, { reason: (err as FastifyError).code ?? 'bad_request' })
+      : unexpected(err);
     if (appError.status >= 500) req.log.error({ err }, 'request failed');
     reply.code(appError.status).send(appError.toBody());
   });

@@ -4,14 +4,14 @@ import type { Deps } from '../core/deps';
 import { idempotencySettings } from '../core/deps';
 import { failedPrecondition, notFound } from '../core/errors';
 import { fingerprint, idempotent } from '../core/idempotency';
-import type { CurrencyTotal } from '../core/money';
+import { totalsList, type CurrencyTotal } from '../core/money';
 import { decodeCursor, encodeCursor, intParam, parseId } from '../core/validate';
-import { findBill } from '../bills/store';
-import { isWorkflowGone, toAppError, withDeadline } from '../temporal/client';
+import { findBill, storedTotals } from '../bills/store';
+import { isWorkflowGone, toAppError, updateWithDeadline } from '../temporal/client';
 import { addLineItemUpdate, billWorkflowId } from '../temporal/shared';
-import { listLineItems as listLineItemRows } from './store';
-import type { LineItem } from './types';
-import { parseNewLineItem } from './validation';
+import { findLineItem, listLineItems as listLineItemRows } from './store';
+import type { LineItem, NewLineItem } from './types';
+import { isSameLineItem, parseNewLineItem } from './validation';
 
 // Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.
 const LINE_ITEM_NAMESPACE = '6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10';
@@ -34,17 +34,31 @@ export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknow
     const id = lineItemId(billId, key ?? uuidv4());
     try {
       const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
-      return await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
+      return await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
         // Temporal answers a repeated update id with the first result, whatever its arguments: the
         // id carries the content too, so a different item under the same key reaches the activity.
         handle.executeUpdate(addLineItemUpdate, { args: [{ ...item, line_item_id: id }], updateId: `${id}:${fp.slice(0, 16)}` }),
       );
     } catch (err) {
-      if (!isWorkflowGone(err)) throw toAppError(err);
+      const gone = isWorkflowGone(err);
+      const error = gone ? null : toAppError(err);
+      if (error && error.code !== 'failed_precondition') throw error;
+      // A retry of an add that landed before the bill closed gets the answer it missed.
+      const landed = await landedEarlier(deps, billId, id, item);
+      if (landed) return landed;
+      if (error) throw error;
       if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
       throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
     }
   });
+}
+
+async function landedEarlier(deps: Deps, billId: string, id: string, item: NewLineItem): Promise<AddedLineItem | null> {
+  const stored = await findLineItem(deps.db, id);
+  const bill = stored && isSameLineItem(stored.item, item) ? await findBill(deps.db, billId) : null;
+  if (!stored || !bill) return null;
+  const totals = await storedTotals(deps.db, [bill]);
+  return { line_item: stored.item, totals: totalsList(totals.get(billId) ?? {}) };
 }
 
 export interface LineItemPage {
@@ -52,12 +66,12 @@ export interface LineItemPage {
   next_cursor: string | null;
 }
 
-export async function listLineItemsPage(deps: Deps, billId: string, limit: number, afterSeq: string | null): Promise<LineItemPage> {
-  const rows = await listLineItemRows(deps.db, billId, limit + 1, afterSeq);
+export async function listLineItemsPage(deps: Deps, billId: string, limit: number, afterPosition: string | null): Promise<LineItemPage> {
+  const rows = await listLineItemRows(deps.db, billId, limit + 1, afterPosition);
   const page = rows.slice(0, limit);
   return {
     line_items: page.map((r) => r.item),
-    next_cursor: rows.length > limit ? encodeCursor([page[page.length - 1].seq]) : null,
+    next_cursor: rows.length > limit ? encodeCursor([page[page.length - 1].position]) : null,
   };
 }
 

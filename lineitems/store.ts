@@ -5,7 +5,7 @@ import type { LineItem, NewLineItem } from './types';
 
 interface RawLineItem {
   line_item_id: string;
-  seq: string;
+  position: string;
   bill_id: string;
   amount: string;
   currency: string;
@@ -15,11 +15,11 @@ interface RawLineItem {
   created_at: Date;
 }
 
-const COLUMNS = 'line_item_id, seq, bill_id, amount, currency, description, metadata, source_ref, created_at';
+const COLUMNS = 'line_item_id, position, bill_id, amount, currency, description, metadata, source_ref, created_at';
 
 export interface StoredLineItem {
   item: LineItem;
-  seq: string;
+  position: string;
   source_ref: string;
 }
 
@@ -34,7 +34,7 @@ function toStored(r: RawLineItem): StoredLineItem {
       metadata: r.metadata,
       created_at: r.created_at.toISOString(),
     },
-    seq: r.seq,
+    position: r.position,
     source_ref: r.source_ref,
   };
 }
@@ -64,18 +64,23 @@ export async function insertLineItem(
   return { inserted: false, stored: toStored(existing.rows[0]) };
 }
 
-/** Oldest first, keyset-paginated on the insertion sequence. */
+/** Oldest first, keyset-paginated on the position within the bill. */
 export async function listLineItems(
   db: Queryable,
   billId: string,
   limit: number,
-  afterSeq: string | null,
+  afterPosition: string | null,
 ): Promise<StoredLineItem[]> {
   const { rows } = await db.query<RawLineItem>(
     `SELECT ${COLUMNS} FROM line_items
-     WHERE bill_id = $1 AND ($3::bigint IS NULL OR seq > $3::bigint)
-     ORDER BY seq LIMIT $2`,
-    [billId, limit, afterSeq],
+     WHERE bill_id = $1 AND ($3::bigint IS NULL OR position > $3::bigint)
+     ORDER BY position LIMIT $2`,
+    [billId, limit, afterPosition],
   );
   return rows.map(toStored);
+}
+
+export async function findLineItem(db: Queryable, lineItemId: string): Promise<StoredLineItem | null> {
+  const { rows } = await db.query<RawLineItem>(`SELECT ${COLUMNS} FROM line_items WHERE line_item_id = $1`, [lineItemId]);
+  return rows[0] ? toStored(rows[0]) : null;
 }

@@ -4,8 +4,9 @@
  */
 import { failedPrecondition } from '../core/errors';
 import { canAdd, currencyExponent, isValidAmount, type TotalsByCurrency } from '../core/money';
-import { asBody, fieldError, requiredString } from '../core/validate';
-import type { NewLineItem } from './types';
+import { canonicalJson } from '../core/canonical-json';
+import { asBody, fieldError, isStorableJson, requiredString } from '../core/validate';
+import type { LineItem, NewLineItem } from './types';
 
 export const MAX_DESCRIPTION_CHARS = 500;
 export const MAX_METADATA_BYTES = 4096;
@@ -32,6 +33,7 @@ export function parseNewLineItem(input: unknown): NewLineItem {
 function parseMetadata(value: unknown): Record<string, unknown> | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) throw fieldError('metadata', 'must be a JSON object');
+  if (!isStorableJson(value)) throw fieldError('metadata', 'must not contain NUL characters or unpaired surrogates');
   const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
   if (bytes > MAX_METADATA_BYTES) throw fieldError('metadata', `must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
   return value as Record<string, unknown>;
@@ -54,3 +56,11 @@ export function checkLineItemFitsBill(
   }
 }
 
+
+/** Whether a stored line item is the one a request describes (a retry, not a different item). */
+export function isSameLineItem(stored: LineItem, item: NewLineItem): boolean {
+  return stored.amount === item.amount
+    && stored.currency === item.currency
+    && stored.description === item.description
+    && canonicalJson(stored.metadata) === canonicalJson(item.metadata);
+}

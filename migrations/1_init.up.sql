@@ -11,6 +11,8 @@ CREATE TABLE bills (
     billing_period_end   TIMESTAMPTZ NOT NULL,
     created_at           TIMESTAMPTZ NOT NULL,
     closed_at            TIMESTAMPTZ,
+    -- Last position handed to a line item of this bill (see line_items.position).
+    line_item_seq        BIGINT NOT NULL DEFAULT 0,
     -- Hash of the request that created the bill: a retry of the same request is not a conflict.
     request_fingerprint  TEXT NOT NULL,
     CHECK (billing_period_end > billing_period_start),
@@ -22,8 +24,10 @@ CREATE INDEX bills_status_created_idx ON bills (status, created_at DESC, bill_id
 CREATE TABLE line_items (
     -- Derived from (bill, idempotency key): a retried insert hits the same row.
     line_item_id UUID PRIMARY KEY,
-    seq          BIGSERIAL NOT NULL UNIQUE,
     bill_id      TEXT NOT NULL REFERENCES bills (bill_id),
+    -- Order within the bill, handed out under the bill's row lock by the trigger below, so
+    -- positions commit in order and a reader paging an open bill never skips an item.
+    position     BIGINT NOT NULL,
     amount       BIGINT NOT NULL CHECK (amount > 0),
     currency     CHAR(3) NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     description  TEXT NOT NULL CHECK (char_length(description) BETWEEN 1 AND 500),
@@ -33,7 +37,7 @@ CREATE TABLE line_items (
     source_ref   TEXT NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX line_items_bill_seq_idx ON line_items (bill_id, seq);
+CREATE UNIQUE INDEX line_items_bill_position_idx ON line_items (bill_id, position);
 
 -- Final totals, written in the same transaction that closes the bill.
 CREATE TABLE bill_totals (
@@ -44,30 +48,36 @@ CREATE TABLE bill_totals (
     PRIMARY KEY (bill_id, currency)
 );
 
--- Line items of a closed bill are immutable, whatever path the write takes.
-CREATE FUNCTION line_items_refuse_closed_bill() RETURNS trigger AS $$
+-- Line items of a closed bill are immutable, whatever path the write takes. An insert also takes
+-- the next position of its bill.
+CREATE FUNCTION line_items_guard() RETURNS trigger AS $$
 DECLARE
     bill_status TEXT;
 BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE bills SET line_item_seq = line_item_seq + 1 WHERE bill_id = NEW.bill_id
+            RETURNING status, line_item_seq INTO bill_status, NEW.position;
+        IF bill_status = 'closed' THEN
+            RAISE EXCEPTION 'bill is closed: line items cannot be changed' USING ERRCODE = 'FE001';
+        END IF;
+        RETURN NEW;
+    END IF;
     FOR bill_status IN
         SELECT status FROM bills
-        WHERE bill_id IN (
-            CASE WHEN TG_OP = 'DELETE' THEN OLD.bill_id ELSE NEW.bill_id END,
-            CASE WHEN TG_OP = 'INSERT' THEN NEW.bill_id ELSE OLD.bill_id END)
+        WHERE bill_id IN (OLD.bill_id, CASE WHEN TG_OP = 'UPDATE' THEN NEW.bill_id ELSE OLD.bill_id END)
         FOR SHARE
     LOOP
         IF bill_status = 'closed' THEN
-            RAISE EXCEPTION 'bill is closed: line items cannot be changed'
-                USING ERRCODE = 'FE001';
+            RAISE EXCEPTION 'bill is closed: line items cannot be changed' USING ERRCODE = 'FE001';
         END IF;
     END LOOP;
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END;
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER line_items_closed_bill_guard
+CREATE TRIGGER line_items_guard
     BEFORE INSERT OR UPDATE OR DELETE ON line_items
-    FOR EACH ROW EXECUTE FUNCTION line_items_refuse_closed_bill();
+    FOR EACH ROW EXECUTE FUNCTION line_items_guard();
 
 -- A closed bill never reopens.
 CREATE FUNCTION bills_refuse_reopen() RETURNS trigger AS $$
@@ -85,6 +95,8 @@ CREATE TABLE idempotency_keys (
     key           TEXT PRIMARY KEY,
     fingerprint   TEXT NOT NULL,
     state         TEXT NOT NULL CHECK (state IN ('in_flight', 'completed')),
+    -- The request currently holding the key; only it may complete or release the key.
+    owner         UUID NOT NULL,
     response_status INT,
     -- JSON, not JSONB: a replay returns the body byte for byte, keys in their original order.
     response_body JSON,

@@ -3,13 +3,13 @@
  * continue-as-new) changes nothing. They are thin on purpose; the SQL lives in the stores.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { canonicalJson } from '../core/canonical-json';
 import { inTransaction, type Db } from '../core/db';
 import type { TotalsByCurrency } from '../core/money';
 import { closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
 import { BILL_CLOSED_SQLSTATE, insertLineItem } from '../lineitems/store';
 import type { LineItem } from '../lineitems/types';
+import { isSameLineItem } from '../lineitems/validation';
 import { recordPostProcessRun } from '../postprocess/store';
 import type { AddLineItemInput, FailureType } from './shared';
 
@@ -34,20 +34,22 @@ export function createActivities(db: Db) {
       try {
         result = await insertLineItem(db, { ...input, source_ref: sourceRef });
       } catch (err) {
-        if ((err as { code?: string }).code === BILL_CLOSED_SQLSTATE) {
+        const code = (err as { code?: string }).code;
+        if (code === BILL_CLOSED_SQLSTATE) {
           throw rejection('failed_precondition', 'bill is closed: it accepts no more line items', { status: 'closed' });
         }
+        // Data the database refuses (class 22: data exception) will be refused on every retry.
+        if (code?.startsWith('22')) throw rejection('invalid_argument', `the database refused this line item (${code})`);
         throw err;
       }
       const { item, source_ref } = result.stored;
-      const same = (['amount', 'currency', 'description'] as const).every((k) => item[k] === input[k])
-        && canonicalJson(item.metadata) === canonicalJson(input.metadata);
-      if (!same) {
+      const isNew = result.inserted || source_ref === sourceRef;
+      if (!isNew && !isSameLineItem(item, input)) {
         throw rejection('invalid_argument', 'this idempotency key was already used for a different line item', {
           field: 'idempotency_key',
         });
       }
-      return { isNew: result.inserted || source_ref === sourceRef, line_item: item };
+      return { isNew, line_item: item };
     },
 
     async closeBill(input: { bill_id: string; closed_at: string }): Promise<{ closed_at: string; totals: TotalsByCurrency }> {

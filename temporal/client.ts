@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, isGrpcServiceError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Config } from '../core/config';
-import { AppError, isErrCode, type ErrDetails } from '../core/errors';
+import { AppError, isErrCode, unexpected, type ErrDetails } from '../core/errors';
 
 export function connectionOptions(config: Config, address: string) {
   const t = config.temporal;
@@ -32,8 +32,28 @@ export function withDeadline<T>(client: Client, ms: number, fn: () => Promise<T>
   return client.connection.withDeadline(Date.now() + ms, fn);
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends an update under a deadline, and resends it (same update id) while the workflow asks for a
+ * retry (it is draining to continue as new): callers see one slower answer, not an error.
+ */
+export async function updateWithDeadline<T>(client: Client, ms: number, send: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.connection.withDeadline(deadline, send);
+    } catch (err) {
+      const askedToRetry = err instanceof WorkflowUpdateFailedError && rejectionOf(err)?.type === 'unavailable';
+      if (!askedToRetry || Date.now() + 100 > deadline) throw err;
+      await sleep(Math.min(20 * attempt, 200));
+    }
+  }
+}
+
 const GRPC_NOT_FOUND = 5;
 const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
 const GRPC_UNAVAILABLE = 14;
 
 function grpcCode(err: unknown): number | undefined {
@@ -73,5 +93,8 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || code === GRPC_DEADLINE_EXCEEDED || code === GRPC_UNAVAILABLE) {
     return new AppError('unavailable', 'the billing workflow did not answer in time; retry with the same idempotency key');
   }
-  return new AppError('internal', 'internal error');
+  if (code === GRPC_RESOURCE_EXHAUSTED) {
+    return new AppError('resource_exhausted', 'the billing workflow is busy; retry with the same idempotency key');
+  }
+  return unexpected(err);
 }

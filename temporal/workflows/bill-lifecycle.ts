@@ -53,7 +53,8 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
       adjust(state.pending, item.currency, item.amount, 1);
       state.inflightAdds++;
       try {
-        await condition(() => state.persisted);
+        await condition(() => state.persisted || state.conflict);
+        if (state.conflict) throw ApplicationFailure.create({ type: 'failed_precondition', message: `bill ${billId} is not open`, nonRetryable: true });
         const { isNew, line_item } = await db.persistLineItem({ ...item, bill_id: billId });
         if (isNew) {
           adjust(state.totals, item.currency, item.amount, 1);
@@ -69,6 +70,8 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
     {
       validator: (item) => reject(() => {
         if (state.conflict) throw new AppError('failed_precondition', `bill ${billId} is not open`);
+        // Retryable by design: the API retries the same update id, which lands in the next run.
+        if (state.draining) throw new AppError('unavailable', 'the bill is moving to a new workflow run; retry');
         if (typeof item?.line_item_id !== 'string') throw new AppError('invalid_argument', 'line_item_id is required');
         checkLineItemFitsBill(parseNewLineItem(item), state);
       }),
@@ -77,7 +80,8 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
 
   setHandler(closeBillUpdate, async () => {
     state.closeRequested = true;
-    await condition(() => state.status === 'closed');
+    await condition(() => state.status === 'closed' || state.conflict);
+    if (state.conflict) throw ApplicationFailure.create({ type: 'failed_precondition', message: `bill ${billId} is not open`, nonRetryable: true });
     return liveBill(state);
   }, { validator: () => reject(() => {
     if (state.conflict) throw new AppError('failed_precondition', `bill ${billId} is not open`);
@@ -89,8 +93,11 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
   registerHandlers(state, input);
 
   if (!state.persisted) {
-    if ((await db.persistBill(input.bill)) === 'conflict') {
-      state.conflict = true;
+    const outcome = await db.persistBill(input.bill);
+    if (outcome === 'conflict' || outcome === 'already_closed') {
+      // Not this workflow's bill to run: answer the waiting handlers and stop, running nothing twice.
+      if (outcome === 'conflict') state.conflict = true;
+      else Object.assign(state, { status: 'closed', persisted: true });
       await condition(allHandlersFinished);
       return liveBill(state);
     }
@@ -104,12 +111,18 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
   if (remaining > 0) await condition(() => state.closeRequested || rollover(), remaining);
 
   if (!state.closeRequested && Date.now() < periodEnd) {
-    // Rollover: drain handlers so nothing is mid-flight, unless a close arrives meanwhile.
-    await condition(() => state.closeRequested || (state.inflightAdds === 0 && allHandlersFinished()));
-    if (!state.closeRequested) {
+    // Rollover: turn new adds away (they retry into the next run) so in-flight ones can drain,
+    // unless a close arrives or the period ends meanwhile.
+    state.draining = true;
+    const drained = await condition(
+      () => state.closeRequested || (state.inflightAdds === 0 && allHandlersFinished()),
+      periodEnd - Date.now(),
+    );
+    if (drained && !state.closeRequested) {
       const carried = { totals: state.totals, lineItemCount: state.lineItemCount, continuedAsNew: state.continuedAsNew + 1 };
       return continueAsNew<typeof billLifecycleWorkflow>({ ...input, carried });
     }
+    state.draining = false;
   }
 
   await close(state, input.bill.bill_id);

@@ -15,6 +15,8 @@ export interface BillState {
   inflightAdds: number;
   persisted: boolean;
   conflict: boolean;
+  /** Draining in-flight adds before continuing as new; new adds are asked to retry meanwhile. */
+  draining: boolean;
   closeRequested: boolean;
   closedAt: string | null;
   continuedAsNew: number;
@@ -31,6 +33,7 @@ export function initialState(input: BillWorkflowInput): BillState {
     inflightAdds: 0,
     persisted: input.carried !== undefined,
     conflict: false,
+    draining: false,
     closeRequested: false,
     closedAt: null,
     continuedAsNew: input.carried?.continuedAsNew ?? 0,

@@ -54,6 +54,23 @@ describe('concurrent adds', () => {
   });
 });
 
+describe('continue-as-new under concurrent load', () => {
+  it('rolls over while adds keep arriving, and every add lands exactly once', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const amounts = Array.from({ length: 40 }, (_, i) => 5 + i);
+    const replies = await Promise.all(
+      amounts.map((amount, i) => call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'USD', description: `c${i}` })),
+    );
+    expect(replies.map((r) => r.status)).toEqual(Array(40).fill(200));
+    const expected = amounts.reduce((a, b) => a + b, 0);
+    const live = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).query(getBillQuery);
+    expect(live.continued_as_new).toBeGreaterThanOrEqual(1);
+    expect(live.totals).toEqual([{ currency: 'USD', amount: expected, line_item_count: 40, formatted: formatMinorUnits(expected, 'USD') }]);
+    expect(await dbSum(billId)).toEqual({ n: 40, total: String(expected) });
+  });
+});
+
 describe('without a worker', () => {
   it('answers 503 unavailable within the update deadline, and a retry with the same key lands once', async () => {
     const billId = uid();

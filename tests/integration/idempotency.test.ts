@@ -74,6 +74,32 @@ describe('idempotency keys', () => {
     expect((await call(stack, 'GET', `/bills/${billId}`)).body.totals[0]).toMatchObject({ amount: 1, line_item_count: 1 });
   });
 
+  it('finds the bill a lost create made when it is retried with the same key and no bill id', async () => {
+    const key = uid('key');
+    const body = { billing_period_end: inSeconds(3600) };
+    const first = await call(stack, 'POST', '/bills', body, { 'X-Idempotency-Key': key });
+    // As if the first answer had been lost and its key released (a 503 after the workflow started).
+    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
+    const retry = await call(stack, 'POST', '/bills', body, { 'X-Idempotency-Key': key });
+    expect(retry.status).toBe(200);
+    expect(retry.body.bill_id).toBe(first.body.bill_id);
+  });
+
+  it('answers a retried add that landed before the bill closed with the line item, not a rejection', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const item = { amount: 640, currency: 'GEL', description: 'landed' };
+    const key = `${billId}-landed`;
+    const first = await call(stack, 'POST', `/bills/${billId}/line-items`, item, { 'X-Idempotency-Key': key });
+    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
+    await call(stack, 'POST', `/bills/${billId}/close`);
+    const retry = await call(stack, 'POST', `/bills/${billId}/line-items`, item, { 'X-Idempotency-Key': key });
+    expect(retry.status).toBe(200);
+    expect(retry.body.line_item).toEqual(first.body.line_item);
+    expect(retry.body.totals).toEqual(first.body.totals);
+    expect(await lineItemCount(billId)).toBe(1);
+  });
+
   it('lets 10 concurrent adds with one key create exactly one line item', async () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });

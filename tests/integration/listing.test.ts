@@ -54,6 +54,26 @@ describe('listing bills', () => {
     expect(mine).toHaveLength(5);
   });
 
+  it('pages a bill\'s line items oldest first', async () => {
+    const billId = uid('items');
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    for (let i = 0; i < 7; i++) {
+      await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: i + 1, currency: 'JPY', description: `n${i}` });
+    }
+    const descriptions: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const r: { status: number; body: any } = await call(stack, 'GET', `/bills/${billId}/line-items?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(r.status).toBe(200);
+      descriptions.push(...r.body.line_items.map((li: { description: string }) => li.description));
+      cursor = r.body.next_cursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(descriptions).toEqual(['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6']);
+  });
+
   it('falls back to stored totals, and says so, when a workflow does not answer', async () => {
     await stack.stopWorker();
     try {
