@@ -37,6 +37,8 @@ function reject(fn: () => void): void {
 
 function registerHandlers(state: BillState, input: BillWorkflowInput): void {
   const billId = input.bill.bill_id;
+  // The id belongs to another bill (see persistBill): nothing may be added to or closed on it.
+  const notOurs = () => ApplicationFailure.create({ type: 'failed_precondition', message: `bill ${billId} is not open`, nonRetryable: true });
   setHandler(getBillQuery, () => liveBill(state));
 
   setHandler(openBillUpdate, async () => {
@@ -54,7 +56,7 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
       state.inflightAdds++;
       try {
         await condition(() => state.persisted || state.conflict);
-        if (state.conflict) throw ApplicationFailure.create({ type: 'failed_precondition', message: `bill ${billId} is not open`, nonRetryable: true });
+        if (state.conflict) throw notOurs();
         const { isNew, line_item } = await db.persistLineItem({ ...item, bill_id: billId });
         if (isNew) {
           adjust(state.totals, item.currency, item.amount, 1);
@@ -69,7 +71,7 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
     },
     {
       validator: (item) => reject(() => {
-        if (state.conflict) throw new AppError('failed_precondition', `bill ${billId} is not open`);
+        if (state.conflict) throw notOurs();
         // Retryable by design: the API retries the same update id, which lands in the next run.
         if (state.draining) throw new AppError('unavailable', 'the bill is moving to a new workflow run; retry');
         if (typeof item?.line_item_id !== 'string') throw new AppError('invalid_argument', 'line_item_id is required');
@@ -81,11 +83,11 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
   setHandler(closeBillUpdate, async () => {
     state.closeRequested = true;
     await condition(() => state.status === 'closed' || state.conflict);
-    if (state.conflict) throw ApplicationFailure.create({ type: 'failed_precondition', message: `bill ${billId} is not open`, nonRetryable: true });
+    if (state.conflict) throw notOurs();
     return liveBill(state);
-  }, { validator: () => reject(() => {
-    if (state.conflict) throw new AppError('failed_precondition', `bill ${billId} is not open`);
-  }) });
+  }, { validator: () => {
+    if (state.conflict) throw notOurs();
+  } });
 }
 
 export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<LiveBill> {
