@@ -21,11 +21,20 @@ import { startTemporalDevServer } from './temporal-dev';
 type Mode = 'all' | 'api' | 'worker' | 'infra';
 const MODES: Mode[] = ['all', 'api', 'worker', 'infra'];
 
+// What has been started, stopped in reverse order on shutdown (or when start-up fails half-way,
+// so no embedded server is left running behind a failed start).
+const stops: (() => Promise<unknown>)[] = [];
+
+async function stopAll(): Promise<void> {
+  for (const stop of stops.splice(0).reverse()) {
+    await stop().catch((err) => console.error('shutdown step failed:', err));
+  }
+}
+
 async function main(mode: Mode, config: Config): Promise<void> {
   // We drive shutdown ourselves (HTTP first, then the worker, then infrastructure), so the
   // SDK must not react to signals on its own.
   Runtime.install({ shutdownSignals: [], logger: new DefaultLogger(config.temporalLogLevel) });
-  const stops: (() => Promise<unknown>)[] = []; // run in reverse order on shutdown
   const report: string[] = [];
   const embedded = mode === 'all' || mode === 'infra';
 
@@ -90,9 +99,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`${signal}: shutting down`);
-    for (const stop of stops.reverse()) {
-      await stop().catch((err) => console.error('shutdown step failed:', err));
-    }
+    await stopAll();
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
@@ -117,7 +124,8 @@ try {
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(2);
 }
-main(mode, config).catch((err) => {
+main(mode, config).catch(async (err) => {
   console.error(`Start-up failed: ${err instanceof Error ? err.message : err}`);
+  await stopAll();
   process.exit(1);
 });
