@@ -83,9 +83,11 @@ describe('the life of a bill over HTTP', () => {
     });
     expect(bill).toMatchObject({ totals: [{ currency: 'USD', amount: 42 }], totals_source: 'stored' });
     expect(Date.parse(bill.closed_at)).toBeGreaterThanOrEqual(Date.parse(bill.billing_period_end));
+    const history = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, history, billWorkflowId(billId));
   });
 
-  it('replays the recorded history of a closed bill deterministically', async () => {
+  it('replays the recorded history of a bill closed on request, with a rejected update, deterministically', async () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 10, currency: 'USD', description: 'a' });
