@@ -90,17 +90,17 @@ export async function startEmbeddedPostgres(config: Config): Promise<RunningPost
     onLog: () => undefined,
   });
 
-  let owned = true;
+  let orphan: number | undefined;
   const pidFile = path.join(dir, 'postmaster.pid');
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
     if (isAlive(pid) && (await canConnect(adminUrl))) {
-      owned = false; // left running by a previous run that was killed: adopt it
+      orphan = pid; // left running by a previous run that was killed: adopt it, stop it with us
     } else {
       rmSync(pidFile); // stale: its server is gone
     }
   }
-  if (owned) {
+  if (orphan === undefined) {
     if (!existsSync(path.join(dir, 'PG_VERSION'))) await server.initialise();
     await server.start();
   }
@@ -117,7 +117,9 @@ export async function startEmbeddedPostgres(config: Config): Promise<RunningPost
     url: `postgres://postgres:postgres@127.0.0.1:${port}/${DATABASE}`,
     dataDir: dir,
     stop: async () => {
-      if (owned) await server.stop();
+      if (orphan === undefined) return server.stop();
+      process.kill(orphan, 'SIGINT'); // Postgres' fast shutdown
+      while (isAlive(orphan)) await new Promise((r) => setTimeout(r, 100));
     },
   };
 }

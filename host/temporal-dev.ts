@@ -3,8 +3,9 @@
  * DATA_DIR so bills and their timers survive a restart.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../core/config';
 
@@ -63,10 +64,48 @@ export interface RunningTemporal {
   stop: () => Promise<void>;
 }
 
+/** Ends a `temporal server start-dev --port <port>` left running by a killed run (Linux /proc). */
+async function stopOrphanedDevServer(port: number): Promise<void> {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const portArg = args.indexOf('--port');
+    if (args.includes('start-dev') && portArg > 0 && args[portArg + 1] === String(port)) {
+      process.kill(Number(pid), 'SIGTERM');
+    }
+  }
+}
+
+/** Whether a Temporal server already answers at `address` (a dev server left by a killed run). */
+async function temporalAnswers(address: string): Promise<boolean> {
+  try {
+    const connection = await Connection.connect({ address, connectTimeout: 1000 });
+    try {
+      await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.getSystemInfo({}));
+      return true;
+    } finally {
+      await connection.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 export async function startTemporalDevServer(config: Config): Promise<RunningTemporal> {
+  const { devServerPort: port, devServerUiPort: uiPort, namespace } = config.temporal;
+  const address = `127.0.0.1:${port}`;
+  if (await temporalAnswers(address)) {
+    // Adopt it, as we adopt a Postgres left running: it holds our state file, so a second one
+    // could not start. If it is a dev server on our port, it stops with us.
+    console.log(`A Temporal server already listens at ${address}: using it.`);
+    return { address, uiUrl: `http://127.0.0.1:${uiPort}`, stop: async () => stopOrphanedDevServer(port) };
+  }
   const cli = findTemporalCli(config);
   mkdirSync(config.dataDir, { recursive: true });
-  const { devServerPort: port, devServerUiPort: uiPort, namespace } = config.temporal;
   let env: TestWorkflowEnvironment;
   try {
     env = await TestWorkflowEnvironment.createLocal({
@@ -86,7 +125,7 @@ export async function startTemporalDevServer(config: Config): Promise<RunningTem
     throw new Error(`${HOW_TO_INSTALL}\n(The SDK's download failed: ${(err as Error).message})`);
   }
   return {
-    address: `127.0.0.1:${port}`,
+    address,
     uiUrl: `http://127.0.0.1:${uiPort}`,
     stop: () => env.teardown(),
   };
