@@ -2,7 +2,7 @@
  * `npm start` as a newcomer runs it: embedded Postgres and Temporal dev server, worker and API in
  * one process, state in DATA_DIR that survives a restart, and a clean exit on SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -51,6 +51,20 @@ async function stop({ child, output }: Started): Promise<string> {
   return code === 0 ? 'exit 0' : `exit ${code}\n${output()}`;
 }
 
+/** SIGKILL for the service process and its tsx wrapper, leaving their children behind. */
+function crash({ child }: Started): void {
+  const service = execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).trim().split('\n');
+  for (const pid of [...service, String(child.pid)]) process.kill(Number(pid), 'SIGKILL');
+}
+
+function devServersOn(port: number): string[] {
+  try {
+    return execFileSync('pgrep', ['-f', `start-dev --port ${port}`], { encoding: 'utf8' }).trim().split('\n');
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
 describe('npm start on embedded defaults', () => {
   let dataDir: string;
   let env: Record<string, string>;
@@ -73,7 +87,7 @@ describe('npm start on embedded defaults', () => {
   });
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('starts everything, keeps bills across a restart, and stops cleanly on SIGTERM', async () => {
+  it('starts everything, keeps bills across restarts and a hard kill, and stops cleanly on SIGTERM', async () => {
     const first = await start(env);
     expect(first.output()).toMatch(/Postgres\s+embedded/);
     expect(first.output()).toMatch(/Temporal\s+dev server/);
@@ -94,9 +108,19 @@ describe('npm start on embedded defaults', () => {
         return bill.totals_source === 'live' && bill;
       });
       expect(live).toMatchObject({ status: 'open', totals: [{ currency: 'GEL', amount: 4200 }] });
+    } finally {
+      crash(second);
+    }
+
+    // After a hard kill, Postgres and the Temporal dev server are still running: the next start
+    // adopts them, and they stop with it.
+    const third = await start(env);
+    try {
+      expect(third.output()).toMatch(/already listens/);
       expect((await post(`/bills/${billId}/close`, undefined)).status).toBe(200);
     } finally {
-      expect(await stop(second)).toBe('exit 0');
+      expect(await stop(third)).toBe('exit 0');
     }
+    expect(devServersOn(Number(env.TEMPORAL_DEV_PORT))).toEqual([]);
   }, 180_000);
 });
