@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../core/config';
+import { isAlive, stopProcess } from './processes';
 
 export interface RunningPostgres {
   url: string;
@@ -12,15 +13,6 @@ export interface RunningPostgres {
 }
 
 const DATABASE = 'fees';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function canConnect(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url });
@@ -118,8 +110,7 @@ export async function startEmbeddedPostgres(config: Config): Promise<RunningPost
     dataDir: dir,
     stop: async () => {
       if (orphan === undefined) return server.stop();
-      process.kill(orphan, 'SIGINT'); // Postgres' fast shutdown
-      while (isAlive(orphan)) await new Promise((r) => setTimeout(r, 100));
+      await stopProcess(orphan, 'SIGINT'); // Postgres' fast shutdown
     },
   };
 }

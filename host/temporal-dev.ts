@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../core/config';
+import { stopProcess } from './processes';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 
@@ -64,8 +65,11 @@ export interface RunningTemporal {
   stop: () => Promise<void>;
 }
 
-/** Ends a `temporal server start-dev --port <port>` left running by a killed run (Linux /proc). */
-async function stopOrphanedDevServer(port: number): Promise<void> {
+/**
+ * Ends the dev server a killed run left on our state file (found through Linux /proc). A server
+ * on the same port with other state is somebody else's: it is used, never stopped.
+ */
+async function stopOrphanedDevServer(dbFilename: string): Promise<void> {
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let args: string[];
     try {
@@ -73,10 +77,8 @@ async function stopOrphanedDevServer(port: number): Promise<void> {
     } catch {
       continue;
     }
-    const portArg = args.indexOf('--port');
-    if (args.includes('start-dev') && portArg > 0 && args[portArg + 1] === String(port)) {
-      process.kill(Number(pid), 'SIGTERM');
-    }
+    const db = args.indexOf('--db-filename');
+    if (args.includes('start-dev') && db > 0 && args[db + 1] === dbFilename) await stopProcess(Number(pid), 'SIGTERM');
   }
 }
 
@@ -98,11 +100,12 @@ async function temporalAnswers(address: string): Promise<boolean> {
 export async function startTemporalDevServer(config: Config): Promise<RunningTemporal> {
   const { devServerPort: port, devServerUiPort: uiPort, namespace } = config.temporal;
   const address = `127.0.0.1:${port}`;
+  const dbFilename = path.join(config.dataDir, 'temporal.db');
   if (await temporalAnswers(address)) {
-    // Adopt it, as we adopt a Postgres left running: it holds our state file, so a second one
-    // could not start. If it is a dev server on our port, it stops with us.
+    // Adopt it, as we adopt a Postgres left running: if it holds our state file a second one could
+    // not start anyway, and then it stops with us.
     console.log(`A Temporal server already listens at ${address}: using it.`);
-    return { address, uiUrl: `http://127.0.0.1:${uiPort}`, stop: async () => stopOrphanedDevServer(port) };
+    return { address, uiUrl: `http://127.0.0.1:${uiPort}`, stop: () => stopOrphanedDevServer(dbFilename) };
   }
   const cli = findTemporalCli(config);
   mkdirSync(config.dataDir, { recursive: true });
@@ -111,7 +114,7 @@ export async function startTemporalDevServer(config: Config): Promise<RunningTem
     env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
-        dbFilename: path.join(config.dataDir, 'temporal.db'),
+        dbFilename,
         ip: '127.0.0.1',
         port,
         ui: true,

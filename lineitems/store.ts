@@ -58,10 +58,7 @@ export async function insertLineItem(
     [row.line_item_id, row.bill_id, row.amount, row.currency, row.description, row.metadata, row.source_ref],
   );
   if (ins.rows[0]) return { inserted: true, stored: toStored(ins.rows[0]) };
-  const existing = await db.query<RawLineItem>(`SELECT ${COLUMNS} FROM line_items WHERE line_item_id = $1`, [
-    row.line_item_id,
-  ]);
-  return { inserted: false, stored: toStored(existing.rows[0]) };
+  return { inserted: false, stored: (await findLineItem(db, row.line_item_id))! };
 }
 
 /** Oldest first, keyset-paginated on the position within the bill. */

@@ -7,8 +7,3 @@ export async function recordPostProcessRun(db: Queryable, billId: string, workfl
     [billId, workflowId],
   );
 }
-
-export async function findPostProcessRun(db: Queryable, billId: string): Promise<{ ran_at: string } | null> {
-  const { rows } = await db.query<{ ran_at: Date }>('SELECT ran_at FROM bill_postprocess WHERE bill_id = $1', [billId]);
-  return rows[0] ? { ran_at: rows[0].ran_at.toISOString() } : null;
-}

@@ -8,8 +8,6 @@ import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 import type { BillHeader, BillStatus } from '../bills/types';
 import type { LineItem, NewLineItem } from '../lineitems/types';
 
-export const DEFAULT_TASK_QUEUE = 'fees';
-
 /** Business ids are workflow ids: at most one lifecycle per bill, ever. */
 export const billWorkflowId = (billId: string) => `bill-${billId}`;
 export const postProcessWorkflowId = (billId: string) => `bill-${billId}-postprocess`;

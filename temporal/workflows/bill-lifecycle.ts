@@ -50,8 +50,8 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
   setHandler(
     addLineItemUpdate,
     async (item) => {
-      // Reserve before the first await: the close path counts in-flight adds to drain them.
-      reject(() => checkLineItemFitsBill(item, state));
+      // The validator has just checked the item against this state. Reserve before the first
+      // await: the close path counts in-flight adds to drain them.
       adjust(state.pending, item.currency, item.amount, 1);
       state.inflightAdds++;
       try {
