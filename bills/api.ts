@@ -4,6 +4,7 @@ import { run, encoreDeps } from '../core/encore';
 import { pickIdempotencyKey } from '../core/idempotency';
 import { closeBill, createBill, getBill, listBills, type BillPage, type ClosedBill } from './bills';
 import { database } from './db';
+import type { InvoiceStatus } from '../postprocess/types';
 import type { Bill, BillingPolicy } from './types';
 
 const deps = () => encoreDeps(database);
@@ -31,6 +32,8 @@ export const create = api(
 /** Lists bills newest first; open bills carry live totals. */
 export interface ListBillsRequest {
   status?: 'open' | 'closed';
+  /** Closed bills whose invoice is in this state, e.g. `failed`. */
+  invoice_status?: InvoiceStatus;
   /** 1-100, default 20. */
   limit?: number;
   cursor?: string;

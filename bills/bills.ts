@@ -24,9 +24,10 @@ import { parseCreateBill, parseListBills } from './validation';
 const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
 
 export function toBill(row: BillRow, live: LiveBill | null, stored: TotalsByCurrency = {}): Bill {
+  const status = live?.status ?? row.status;
   return {
     bill_id: row.bill_id,
-    status: live?.status ?? row.status,
+    status,
     policy: row.policy,
     currency: row.currency,
     customer_email: row.customer_email,
@@ -37,6 +38,8 @@ export function toBill(row: BillRow, live: LiveBill | null, stored: TotalsByCurr
     closed_at: live?.closed_at ?? row.closed_at,
     totals: live ? live.totals : totalsList(stored),
     totals_source: live ? 'live' : 'stored',
+    // Closed a moment ago (the workflow says so before our row was read): its invoice is pending.
+    invoice: row.invoice ?? (status === 'closed' ? { status: 'pending', invoice_number: null, sent_at: null, error: null } : null),
   };
 }
 
@@ -87,7 +90,7 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
       );
       // A bill closed long ago whose workflow history has expired: answer from Postgres.
       if (live.status === 'closed') return getBill(deps, billId);
-      return toBill({ ...header, status: 'open', closed_at: null }, live);
+      return toBill({ ...header, status: 'open', closed_at: null, invoice: null }, live);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw toAppError(err);
       // The id is taken. A retry of the very same request gets the bill; anything else conflicts.
@@ -112,7 +115,10 @@ export interface BillPage {
   next_cursor: string | null;
 }
 
-export async function listBills(deps: Deps, query: { status?: unknown; limit?: unknown; cursor?: unknown }): Promise<BillPage> {
+export async function listBills(
+  deps: Deps,
+  query: { status?: unknown; invoice_status?: unknown; limit?: unknown; cursor?: unknown },
+): Promise<BillPage> {
   const input = parseListBills(query);
   const rows = await listBillRows(deps.db, { ...input, limit: input.limit + 1 });
   const page = rows.slice(0, input.limit);

@@ -1,11 +1,13 @@
 /** SQL for bills and their stored totals. Returns plain rows or null; never HTTP errors. */
 import type { Queryable } from '../core/db';
 import { parseMinorUnits, type TotalsByCurrency } from '../core/money';
+import type { InvoiceStatus, InvoiceSummary } from '../postprocess/types';
 import type { BillHeader, BillingPolicy } from './types';
 
 export interface BillRow extends BillHeader {
   status: 'open' | 'closed';
   closed_at: string | null;
+  invoice: InvoiceSummary | null;
 }
 
 interface RawBillRow {
@@ -20,18 +22,34 @@ interface RawBillRow {
   created_at: Date;
   closed_at: Date | null;
   request_fingerprint: string;
+  invoice_status: InvoiceStatus | null;
+  invoice_number: string | null;
+  invoice_sent_at: Date | null;
+  invoice_error: string | null;
 }
 
-const COLUMNS = `bill_id, status, policy, currency, customer_email, description, billing_period_start,
-  billing_period_end, created_at, closed_at, request_fingerprint`;
+// A bill with where its invoice is (bill_postprocess and invoices belong to the postprocess service).
+const FROM = `bills b LEFT JOIN bill_postprocess pp USING (bill_id) LEFT JOIN invoices i USING (bill_id)`;
+const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
+  b.billing_period_end, b.created_at, b.closed_at, b.request_fingerprint, pp.status AS invoice_status,
+  i.invoice_number, pp.sent_at AS invoice_sent_at, pp.error AS invoice_error`;
 
 function toRow(r: RawBillRow): BillRow {
+  const { invoice_status, invoice_number, invoice_sent_at, invoice_error, ...bill } = r;
   return {
-    ...r,
+    ...bill,
     billing_period_start: r.billing_period_start.toISOString(),
     billing_period_end: r.billing_period_end.toISOString(),
     created_at: r.created_at.toISOString(),
     closed_at: r.closed_at ? r.closed_at.toISOString() : null,
+    invoice: r.status === 'closed'
+      ? {
+        status: invoice_status ?? 'pending',
+        invoice_number,
+        sent_at: invoice_sent_at ? invoice_sent_at.toISOString() : null,
+        error: invoice_error,
+      }
+      : null,
   };
 }
 
@@ -58,28 +76,38 @@ export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBi
 }
 
 export async function findBill(db: Queryable, billId: string): Promise<BillRow | null> {
-  const { rows } = await db.query<RawBillRow>(`SELECT ${COLUMNS} FROM bills WHERE bill_id = $1`, [billId]);
+  const { rows } = await db.query<RawBillRow>(`SELECT ${COLUMNS} FROM ${FROM} WHERE b.bill_id = $1`, [billId]);
   return rows[0] ? toRow(rows[0]) : null;
 }
 
 /** Newest first, keyset-paginated on (created_at, bill_id). */
 export async function listBills(
   db: Queryable,
-  q: { status: 'open' | 'closed' | null; limit: number; after: { created_at: string; bill_id: string } | null },
+  q: {
+    status: 'open' | 'closed' | null;
+    invoice_status: InvoiceStatus | null;
+    limit: number;
+    after: { created_at: string; bill_id: string } | null;
+  },
 ): Promise<BillRow[]> {
   const params: unknown[] = [q.limit];
   const where: string[] = [];
   if (q.status) {
     params.push(q.status);
-    where.push(`status = $${params.length}`);
+    where.push(`b.status = $${params.length}`);
+  }
+  if (q.invoice_status) {
+    params.push(q.invoice_status);
+    // No post-process row yet means pending: it is about to start.
+    where.push(`b.status = 'closed' AND COALESCE(pp.status, 'pending') = $${params.length}`);
   }
   if (q.after) {
     params.push(q.after.created_at, q.after.bill_id);
-    where.push(`(created_at, bill_id) < ($${params.length - 1}, $${params.length})`);
+    where.push(`(b.created_at, b.bill_id) < ($${params.length - 1}, $${params.length})`);
   }
   const { rows } = await db.query<RawBillRow>(
-    `SELECT ${COLUMNS} FROM bills ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-     ORDER BY created_at DESC, bill_id DESC LIMIT $1`,
+    `SELECT ${COLUMNS} FROM ${FROM} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY b.created_at DESC, b.bill_id DESC LIMIT $1`,
     params,
   );
   return rows.map(toRow);

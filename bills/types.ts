@@ -1,4 +1,5 @@
 import type { CurrencyTotal } from '../core/money';
+import type { InvoiceSummary } from '../postprocess/types';
 
 /** `closing` exists only in the live workflow: closing was decided, final totals not yet stored. */
 export type BillStatus = 'open' | 'closing' | 'closed';
@@ -26,6 +27,8 @@ export interface Bill extends BillFields {
   totals: CurrencyTotal[];
   /** `live`: read from the running workflow; `stored`: read from Postgres. */
   totals_source: 'live' | 'stored';
+  /** Null while the bill is open; once closed, where its invoice is. */
+  invoice: InvoiceSummary | null;
 }
 
 /** What a bill's workflow carries: its creation facts and the request that created it. */

@@ -2,6 +2,7 @@
 import { addYears, isValid, parseISO } from 'date-fns';
 import { parseCurrency } from '../lineitems/validation';
 import { asBody, decodeCursor, fieldError, intParam, optionalString, parseId } from '../core/validate';
+import { INVOICE_STATUSES, type InvoiceStatus } from '../postprocess/types';
 import { BILLING_POLICIES, type BillingPolicy } from './types';
 
 export const MAX_BILL_DESCRIPTION_CHARS = 500;
@@ -63,15 +64,23 @@ function parseEmail(value: string | null): string | null {
 
 export interface ListBillsInput {
   status: 'open' | 'closed' | null;
+  /** Closed bills whose invoice is in this state (an operator looking for failed ones). */
+  invoice_status: InvoiceStatus | null;
   limit: number;
   /** Keyset position: the last bill of the previous page. */
   after: { created_at: string; bill_id: string } | null;
 }
 
-export function parseListBills(query: { status?: unknown; limit?: unknown; cursor?: unknown }): ListBillsInput {
+export function parseListBills(
+  query: { status?: unknown; invoice_status?: unknown; limit?: unknown; cursor?: unknown },
+): ListBillsInput {
   const status = query.status === undefined || query.status === '' ? null : query.status;
   if (status !== null && status !== 'open' && status !== 'closed') {
     throw fieldError('status', 'must be open or closed');
+  }
+  const invoiceStatus = query.invoice_status === undefined || query.invoice_status === '' ? null : query.invoice_status;
+  if (invoiceStatus !== null && !INVOICE_STATUSES.includes(invoiceStatus as InvoiceStatus)) {
+    throw fieldError('invoice_status', `must be one of ${INVOICE_STATUSES.join(', ')}`);
   }
   const cursor = decodeCursor(
     query.cursor,
@@ -79,6 +88,7 @@ export function parseListBills(query: { status?: unknown; limit?: unknown; curso
   );
   return {
     status,
+    invoice_status: invoiceStatus as InvoiceStatus | null,
     limit: intParam(query.limit, 'limit', 20, 1, 100),
     after: cursor ? { created_at: cursor[0] as string, bill_id: cursor[1] as string } : null,
   };

@@ -36,6 +36,27 @@ export interface Config {
   idempotencyLockMs: number;
   /** Continue-as-new after this many line items in one run (0 = only when Temporal suggests). */
   continueAsNewAfterItems: number;
+  /** Post-process (invoice) activities: per-attempt timeout and retry policy. */
+  postProcess: {
+    activityTimeoutMs: number;
+    retryInitialMs: number;
+    retryMaxIntervalMs: number;
+    /** Attempts per step before the invoice is marked failed (an operator can retry it). */
+    maxAttempts: number;
+  };
+  invoice: {
+    /** Numbers look like `${prefix}-${year}-000001`; one gap-free sequence per prefix and year. */
+    numberPrefix: string;
+    /** The From header of invoice emails. */
+    from: string;
+    /** Line items listed in the PDF; a longer bill lists these and summarises the rest. */
+    pdfMaxLineItems: number;
+  };
+  smtp: {
+    /** smtp://user:pass@host:587 or smtps://...; unset: invoices are written to `${dataDir}/outbox`. */
+    url: string | undefined;
+    timeoutMs: number;
+  };
   logLevel: string;
   /** Level of the Temporal SDK's own log lines (worker state, bundling). */
   temporalLogLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -119,6 +140,21 @@ export function loadConfig(env: Env = process.env): Config {
     idempotencyTtlHours: r.int('IDEMPOTENCY_TTL_HOURS', 24, 24, 24 * 90),
     idempotencyLockMs: r.int('IDEMPOTENCY_LOCK_MS', 60_000, 1_000, 3_600_000),
     continueAsNewAfterItems: r.int('BILL_CONTINUE_AS_NEW_AFTER', 0, 0, 10_000_000),
+    postProcess: {
+      activityTimeoutMs: r.int('POSTPROCESS_ACTIVITY_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
+      retryInitialMs: r.int('POSTPROCESS_RETRY_INITIAL_MS', 1_000, 10, 3_600_000),
+      retryMaxIntervalMs: r.int('POSTPROCESS_RETRY_MAX_INTERVAL_MS', 60_000, 10, 86_400_000),
+      maxAttempts: r.int('POSTPROCESS_MAX_ATTEMPTS', 10, 1, 1_000),
+    },
+    invoice: {
+      numberPrefix: r.str('INVOICE_NUMBER_PREFIX', 'INV'),
+      from: r.str('INVOICE_FROM', 'Fees API <invoices@fees-api.localhost>'),
+      pdfMaxLineItems: r.int('INVOICE_PDF_MAX_LINE_ITEMS', 1_000, 1, 100_000),
+    },
+    smtp: {
+      url: r.url('SMTP_URL', ['smtp:', 'smtps:']),
+      timeoutMs: r.int('SMTP_TIMEOUT_MS', 30_000, 100, 600_000),
+    },
     logLevel: r.str('LOG_LEVEL', 'info'),
     temporalLogLevel: r.str('TEMPORAL_LOG_LEVEL', 'WARN').toUpperCase() as Config['temporalLogLevel'],
   };
@@ -131,6 +167,19 @@ export function loadConfig(env: Env = process.env): Config {
   if (config.idempotencyLockMs < config.updateTimeoutMs * 2) {
     // A key's lock must outlast the request holding it, or a duplicate could run beside it.
     r.problems.push(`IDEMPOTENCY_LOCK_MS (${config.idempotencyLockMs}) must be at least twice UPDATE_TIMEOUT_MS (${config.updateTimeoutMs})`);
+  }
+  if (!/^[A-Z][A-Z0-9]{0,15}$/.test(config.invoice.numberPrefix)) {
+    r.problems.push('INVOICE_NUMBER_PREFIX must be 1-16 upper-case letters and digits, starting with a letter');
+  }
+  if (!/^[^<>@\s]*<?[^<>@\s]+@[^<>@\s]+>?$/.test(config.invoice.from.replace(/^.*</, '<'))) {
+    r.problems.push('INVOICE_FROM must be an email address, optionally with a name: "Fees API <invoices@example.com>"');
+  }
+  if (config.postProcess.retryMaxIntervalMs < config.postProcess.retryInitialMs) {
+    r.problems.push('POSTPROCESS_RETRY_MAX_INTERVAL_MS must not be below POSTPROCESS_RETRY_INITIAL_MS');
+  }
+  if (config.smtp.timeoutMs >= config.postProcess.activityTimeoutMs) {
+    // A send still waiting on SMTP when its attempt times out would run beside its retry.
+    r.problems.push(`SMTP_TIMEOUT_MS (${config.smtp.timeoutMs}) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS (${config.postProcess.activityTimeoutMs})`);
   }
   if ((config.temporal.tlsCertPath === undefined) !== (config.temporal.tlsKeyPath === undefined)) {
     r.problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');

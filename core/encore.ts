@@ -3,6 +3,7 @@
  * Encore's database, and maps domain errors to Encore's APIError. The Encore layer is this file,
  * each service's encore.service.ts, api.ts and bills/db.ts; nothing else imports encore.dev.
  */
+import type { ServerResponse } from 'node:http';
 import { APIError, ErrCode } from 'encore.dev/api';
 import type { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { loadConfig } from './config';
@@ -34,6 +35,13 @@ export async function startEncoreWorker(database: SQLDatabase): Promise<void> {
     db: createPool(database.connectionString, config.dbPoolSize),
   });
   await worker.run();
+}
+
+/** Raw endpoints write their own answers: failures get the same `{ code, message, details }` body. */
+export function sendError(resp: ServerResponse, err: unknown): void {
+  const e = unexpected(err);
+  resp.writeHead(e.status, { 'content-type': 'application/json' });
+  resp.end(JSON.stringify(e.toBody()));
 }
 
 /** Runs a use case and rethrows its failure as the APIError Encore renders. */

@@ -12,6 +12,7 @@ import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { ConfigError, loadConfig, type Config } from '../core/config';
 import { createPool, migrate, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
+import { createMailer } from '../postprocess/mailer';
 import { connectClient } from '../temporal/client';
 import { createWorker } from '../temporal/worker';
 import { startEmbeddedPostgres } from './postgres';
@@ -71,13 +72,15 @@ async function main(mode: Mode, config: Config): Promise<void> {
   let worker: Worker | undefined;
   let workerDone: Promise<void> | undefined;
   if (mode === 'all' || mode === 'worker') {
-    worker = await createWorker({ config, address: temporalAddress, db: db! });
+    const mailer = createMailer(config);
+    worker = await createWorker({ config, address: temporalAddress, db: db!, mailer });
     workerDone = worker.run();
     stops.push(async () => {
       if (worker!.getState() === 'RUNNING') worker!.shutdown();
       await workerDone;
     });
     report.push(`Worker       polling task queue "${config.temporal.taskQueue}"`);
+    report.push(`Invoices     ${mailer.target}${config.smtp.url ? '' : ' (set SMTP_URL to send real email)'}`);
   }
 
   let app: FastifyInstance | undefined;

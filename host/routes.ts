@@ -6,6 +6,7 @@ import { closeBill, createBill, getBill, listBills } from '../bills/bills';
 import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, pickIdempotencyKey } from '../core/idempotency';
 import { addLineItem, listLineItems } from '../lineitems/lineitems';
+import { getInvoicePdf, retryInvoice } from '../postprocess/invoices';
 
 export interface RouteRequest {
   params: Record<string, string>;
@@ -20,6 +21,8 @@ export interface Route {
   /** Request headers the endpoint reads (Encore `Header<...>` fields). */
   headers: readonly string[];
   handle: (deps: Deps, req: RouteRequest) => Promise<unknown>;
+  /** The answer is a file, not JSON (an Encore `api.raw` endpoint). */
+  file?: (result: never) => { contentType: string; filename: string; body: Buffer };
 }
 
 function idempotencyKey(req: RouteRequest): string | undefined {
@@ -43,4 +46,15 @@ export const routes: Route[] = [
     handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r)),
   },
   { method: 'GET', path: '/bills/:billId/line-items', headers: [], handle: (d, r) => listLineItems(d, r.params.billId, r.query) },
+  {
+    method: 'GET', path: '/bills/:billId/invoice', headers: [],
+    handle: (d, r) => getInvoicePdf(d, r.params.billId),
+    file: (invoice: Awaited<ReturnType<typeof getInvoicePdf>>) => ({
+      contentType: 'application/pdf', filename: `${invoice.invoice_number}.pdf`, body: invoice.pdf,
+    }),
+  },
+  {
+    method: 'POST', path: '/bills/:billId/invoice/retry', headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => retryInvoice(d, r.params.billId, idempotencyKey(r)),
+  },
 ];

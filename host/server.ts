@@ -24,7 +24,12 @@ export function buildServer(deps: Deps, opts: { logLevel?: string } = {}): Fasti
     app.route({
       method: route.method,
       url: route.path,
-      handler: (req) => route.handle(deps, req as unknown as RouteRequest),
+      handler: async (req, reply) => {
+        const result = await route.handle(deps, req as unknown as RouteRequest);
+        if (!route.file) return result;
+        const file = route.file(result as never);
+        return reply.type(file.contentType).header('content-disposition', `inline; filename="${file.filename}"`).send(file.body);
+      },
     });
   }
 

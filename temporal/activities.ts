@@ -3,21 +3,57 @@
  * continue-as-new) changes nothing. They are thin on purpose; the SQL lives in the stores.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Config } from '../core/config';
 import { inTransaction, type Db } from '../core/db';
+import { AppError } from '../core/errors';
+import type { Logger } from '../core/log';
+import { invoiceFailures } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
 import { closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
 import { BILL_CLOSED_SQLSTATE, insertLineItem } from '../lineitems/store';
 import type { LineItem } from '../lineitems/types';
 import { isSameLineItem } from '../lineitems/validation';
-import { recordPostProcessRun } from '../postprocess/store';
+import { deliverInvoice, generateInvoice, type Delivery } from '../postprocess/invoicing';
+import type { Mailer } from '../postprocess/mailer';
+import { beginPostProcess, recordFailure } from '../postprocess/store';
+import type { InvoiceStatus, PostProcessStep } from '../postprocess/types';
 import type { AddLineItemInput, FailureType } from './shared';
 
 function rejection(type: FailureType, message: string, details?: Record<string, unknown>) {
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : [] });
 }
 
-export function createActivities(db: Db) {
+/** A domain refusal will be refused again: fail the activity without retrying it. */
+async function permanent<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof AppError) throw rejection(err.code as FailureType, err.message, err.details ?? undefined);
+    throw err;
+  }
+}
+
+/** The workflow reads these at its start (a local activity), so retries follow the configuration. */
+export interface PostProcessSettings {
+  activityTimeoutMs: number;
+  retryInitialMs: number;
+  retryMaxIntervalMs: number;
+  maxAttempts: number;
+}
+
+export interface ActivityDeps {
+  db: Db;
+  config: Config;
+  mailer: Mailer;
+  log: Logger;
+}
+
+export function createActivities({ db, config, mailer, log }: ActivityDeps) {
+  const workflowIds = () => {
+    const { workflowExecution, activityId, attempt } = Context.current().info;
+    return { workflow_id: workflowExecution?.workflowId, run_id: workflowExecution?.runId, activity_id: activityId, attempt };
+  };
   return {
     async persistBill(bill: BillHeader): Promise<InsertBillOutcome> {
       return insertBill(db, bill);
@@ -56,8 +92,33 @@ export function createActivities(db: Db) {
       return inTransaction(db, (tx) => closeBill(tx, input.bill_id, input.closed_at));
     },
 
-    async recordPostProcessRun(input: { bill_id: string; workflow_id: string }): Promise<void> {
-      await recordPostProcessRun(db, input.bill_id, input.workflow_id);
+    async postProcessSettings(): Promise<PostProcessSettings> {
+      return { ...config.postProcess };
+    },
+
+    async beginPostProcess(input: { bill_id: string; workflow_id: string }): Promise<InvoiceStatus> {
+      return beginPostProcess(db, input.bill_id, input.workflow_id);
+    },
+
+    async generateInvoice(input: { bill_id: string }): Promise<{ invoice_number: string }> {
+      const result = await permanent(() => generateInvoice({ db, config, mailer }, input.bill_id));
+      log.info({ ...workflowIds(), bill_id: input.bill_id, invoice_number: result.invoice_number }, 'invoice generated');
+      return result;
+    },
+
+    async deliverInvoice(input: { bill_id: string }): Promise<Delivery> {
+      const result = await permanent(() => deliverInvoice({ db, config, mailer }, input.bill_id));
+      log.info({ ...workflowIds(), bill_id: input.bill_id, ...result }, `invoice ${result.status}`);
+      return result;
+    },
+
+    /** Retries are exhausted: make it visible (status, log line, counter) for an operator to retry. */
+    async recordPostProcessFailure(input: { bill_id: string; step: PostProcessStep; error: string }): Promise<void> {
+      const recorded = await recordFailure(db, input.bill_id, input.step, input.error);
+      if (!recorded) return; // delivered meanwhile (a racing attempt): nothing failed
+      invoiceFailures.inc({ step: input.step });
+      log.error({ ...workflowIds(), bill_id: input.bill_id, step: input.step, error: input.error, event: 'invoice_failed' },
+        'invoice post-process failed; retry with POST /bills/:billId/invoice/retry');
     },
   };
 }

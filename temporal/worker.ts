@@ -3,6 +3,8 @@ import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Config } from '../core/config';
 import type { Db } from '../core/db';
+import { createLogger, type Logger } from '../core/log';
+import { createMailer, type Mailer } from '../postprocess/mailer';
 import { createActivities, type Activities } from './activities';
 import { connectionOptions } from './client';
 
@@ -16,15 +18,24 @@ export interface WorkerOptions {
   workflowBundlePath?: string;
   /** Wraps the activities; tests use it to inject faults (a slow or failing database step). */
   wrapActivities?: (activities: Activities) => Activities;
+  /** Where invoice emails go; by default from the configuration (SMTP_URL or the outbox). */
+  mailer?: Mailer;
+  /** Where activities log; by default JSON lines on stdout at LOG_LEVEL. */
+  log?: Logger;
 }
 
-export async function createWorker({ config, address, db, workflowBundlePath, wrapActivities }: WorkerOptions): Promise<Worker> {
+export async function createWorker({ config, address, db, workflowBundlePath, wrapActivities, mailer, log }: WorkerOptions): Promise<Worker> {
   const connection = await NativeConnection.connect(connectionOptions(config, address));
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: (wrapActivities ?? ((a) => a))(createActivities(db)),
+    activities: (wrapActivities ?? ((a) => a))(createActivities({
+      db,
+      config,
+      mailer: mailer ?? createMailer(config),
+      log: log ?? createLogger(config.logLevel, { component: 'worker' }),
+    })),
   });
 }

@@ -1,15 +1,56 @@
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { InvoiceStatus, PostProcessStep } from '../../postprocess/types';
 
-const { recordPostProcessRun } = proxyActivities<Activities>({
+const { postProcessSettings } = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds' });
+
+// Bookkeeping in Postgres: retried until the database answers, like the bill's own writes.
+const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
+export interface PostProcessResult {
+  status: InvoiceStatus;
+  invoice_number: string | null;
+}
+
 /**
- * Runs after a bill closed, as an abandoned child with its own id, so closing never waits for it.
- * For now it records that it ran; rendering and mailing the invoice builds on it.
+ * Runs after a bill closed, as an abandoned child with its own id, so closing never waits for it:
+ * turns the closed bill into an invoice PDF and emails it. Each step is idempotent; when a step
+ * runs out of attempts the invoice is marked `failed` and `POST /bills/:billId/invoice/retry`
+ * starts this workflow again, which resumes at the step that failed.
  */
-export async function closedBillPostProcessWorkflow(input: { bill_id: string }): Promise<void> {
-  await recordPostProcessRun({ bill_id: input.bill_id, workflow_id: workflowInfo().workflowId });
+export async function closedBillPostProcessWorkflow(input: { bill_id: string }): Promise<PostProcessResult> {
+  const { bill_id } = input;
+  // Read once and recorded in history: replays see the same policy, new runs the current one.
+  const settings = await postProcessSettings();
+  const steps = proxyActivities<Activities>({
+    startToCloseTimeout: settings.activityTimeoutMs,
+    retry: {
+      initialInterval: settings.retryInitialMs,
+      maximumInterval: settings.retryMaxIntervalMs,
+      backoffCoefficient: 2,
+      maximumAttempts: settings.maxAttempts,
+    },
+  });
+
+  const begun = await bookkeeping.beginPostProcess({ bill_id, workflow_id: workflowInfo().workflowId });
+  if (begun === 'sent' || begun === 'skipped') return { status: begun, invoice_number: null };
+
+  let step: PostProcessStep = 'generate';
+  try {
+    const { invoice_number } = await steps.generateInvoice({ bill_id });
+    step = 'deliver';
+    const delivery = await steps.deliverInvoice({ bill_id });
+    return { status: delivery.status, invoice_number };
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    const reason = err.cause?.message ?? err.message;
+    await bookkeeping.recordPostProcessFailure({ bill_id, step, error: reason });
+    // Failed in Temporal's UI too, with the reason, where an operator looks first.
+    throw ApplicationFailure.nonRetryable(`invoice ${step} failed: ${reason}`, 'invoice_failed');
+  }
 }

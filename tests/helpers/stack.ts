@@ -3,6 +3,9 @@
  * queue, the shared Postgres database and Temporal dev server from global-setup.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../core/config';
@@ -10,7 +13,9 @@ import { createPool, migrate, type Db } from '../../core/db';
 import type { Deps } from '../../core/deps';
 import { buildServer } from '../../host/server';
 import { connectClient } from '../../temporal/client';
-import type { Activities } from '../../temporal/activities';
+import { createLogger, type Logger } from '../../core/log';
+import { createMailer } from '../../postprocess/mailer';
+import { createActivities, type Activities } from '../../temporal/activities';
 import { createWorker } from '../../temporal/worker';
 
 export interface Stack {
@@ -18,6 +23,8 @@ export interface Stack {
   db: Db;
   deps: Deps;
   config: Config;
+  /** The activities as the worker runs them, to call one directly. */
+  activities: () => Activities;
   startWorker: () => Promise<void>;
   stopWorker: () => Promise<void>;
   stop: () => Promise<void>;
@@ -34,6 +41,7 @@ function quietSdk(): void {
 export async function startStack(
   env: Record<string, string> = {},
   wrapActivities?: (a: Activities) => Activities,
+  opts: { log?: Logger } = {},
 ): Promise<Stack> {
   quietSdk();
   const config = loadConfig({
@@ -41,6 +49,8 @@ export async function startStack(
     TEMPORAL_ADDRESS: process.env.FEES_TEST_TEMPORAL_ADDRESS,
     TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
     LOG_LEVEL: 'warn',
+    // The invoice outbox (no SMTP_URL) and anything else written to disk stay out of the repository.
+    DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'fees-stack-')),
     DB_POOL_SIZE: '20',
     ...env,
   });
@@ -52,7 +62,7 @@ export async function startStack(
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   const startWorker = async () => {
-    worker = await createWorker({ config, address: config.temporal.address!, db, workflowBundlePath: process.env.FEES_TEST_BUNDLE, wrapActivities });
+    worker = await createWorker({ config, address: config.temporal.address!, db, workflowBundlePath: process.env.FEES_TEST_BUNDLE, wrapActivities, log: opts.log });
     running = worker.run();
   };
   const stopWorker = async () => {
@@ -71,6 +81,7 @@ export async function startStack(
     db,
     deps,
     config,
+    activities: () => createActivities({ db, config, mailer: createMailer(config), log: createLogger('silent') }),
     startWorker,
     stopWorker,
     stop: async () => {
@@ -120,7 +131,7 @@ export async function eventually<T>(fn: () => Promise<T | undefined | null | fal
 
 /** Rows in every table a request could write: a rejected request must leave these unchanged. */
 export async function tableCounts(db: Db): Promise<Record<string, number>> {
-  const tables = ['bills', 'line_items', 'bill_totals', 'idempotency_keys', 'bill_postprocess'];
+  const tables = ['bills', 'line_items', 'bill_totals', 'idempotency_keys', 'bill_postprocess', 'invoices', 'invoice_sequences'];
   const counts: Record<string, number> = {};
   for (const t of tables) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
   return counts;

@@ -1,6 +1,5 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
-import { createActivities } from '../../temporal/activities';
 import { billWorkflowId, getBillQuery } from '../../temporal/shared';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
@@ -73,7 +72,7 @@ describe('a bill that is closing or closed accepts no line items', () => {
     await expect(stack.db.query(`UPDATE bills SET status = 'open', closed_at = NULL WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE002' });
 
     // The activity turns the trigger's refusal into a non-retryable failed_precondition.
-    const activity = createActivities(stack.db).persistLineItem;
+    const activity = stack.activities().persistLineItem;
     const attempt = new MockActivityEnvironment().run(activity, {
       bill_id: billId, line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e01', amount: 1, currency: 'USD', description: 'late', metadata: null,
     });

@@ -5,8 +5,10 @@ import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
 beforeAll(async () => {
-  // A low continue-as-new threshold so a handful of items spans several workflow runs.
-  stack = await startStack({ BILL_CONTINUE_AS_NEW_AFTER: '5' });
+  // A low continue-as-new threshold so a handful of items spans several workflow runs. Fifty adds
+  // to one bill across ten rollovers take seconds here: a generous deadline keeps this about
+  // correctness, not speed.
+  stack = await startStack({ BILL_CONTINUE_AS_NEW_AFTER: '5', UPDATE_TIMEOUT_MS: '30000' });
 });
 afterAll(() => stack.stop());
 

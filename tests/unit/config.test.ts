@@ -18,4 +18,30 @@ describe('configuration', () => {
       expect((err as Error).message).toMatch(/PORT="eighty"/);
     }
   });
+
+  it('checks the invoice settings, and never echoes an SMTP URL that may hold a password', () => {
+    const bad = {
+      SMTP_URL: 'http://user:hunter2@mail.example:25',
+      INVOICE_NUMBER_PREFIX: 'inv-',
+      INVOICE_FROM: 'not an address',
+      SMTP_TIMEOUT_MS: '60000',
+      POSTPROCESS_ACTIVITY_TIMEOUT_MS: '30000',
+    };
+    let message = '';
+    try {
+      loadConfig(bad);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.split('\n').filter((l) => l.startsWith('  - '))).toHaveLength(4);
+    expect(message).toMatch(/SMTP_URL must be a smtp: or smtps: URL/);
+    expect(message).toMatch(/INVOICE_NUMBER_PREFIX/);
+    expect(message).toMatch(/INVOICE_FROM/);
+    expect(message).toMatch(/SMTP_TIMEOUT_MS \(60000\) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS/);
+    expect(message).not.toContain('hunter2');
+
+    const good = loadConfig({ SMTP_URL: 'smtps://u:p@mail.example:465', INVOICE_FROM: 'Billing <billing@example.com>' });
+    expect(good.smtp.url).toBe('smtps://u:p@mail.example:465');
+    expect(good.invoice).toEqual({ numberPrefix: 'INV', from: 'Billing <billing@example.com>', pdfMaxLineItems: 1000 });
+  });
 });

@@ -1,0 +1,40 @@
+/** Invoice endpoints for Encore. The standalone host serves the same table (host/routes.ts). */
+import { currentRequest, type APICallMeta } from 'encore.dev';
+import { api, type Header } from 'encore.dev/api';
+import { SQLDatabase } from 'encore.dev/storage/sqldb';
+import { run, encoreDeps, sendError } from '../core/encore';
+import { pickIdempotencyKey } from '../core/idempotency';
+import { getInvoicePdf, retryInvoice, type RetryInvoiceResponse } from './invoices';
+
+const deps = () => encoreDeps(SQLDatabase.named('fees'));
+
+/** The invoice PDF of a closed bill, once generated (404 while the bill is open, 409 before). */
+export const invoicePdf = api.raw(
+  { expose: true, method: 'GET', path: '/bills/:billId/invoice' },
+  async (_req, resp) => {
+    try {
+      const meta = currentRequest() as APICallMeta;
+      const invoice = await getInvoicePdf(await deps(), meta.pathParams.billId);
+      resp.writeHead(200, {
+        'content-type': 'application/pdf',
+        'content-disposition': `inline; filename="${invoice.invoice_number}.pdf"`,
+        'content-length': invoice.pdf.length,
+      });
+      resp.end(invoice.pdf);
+    } catch (err) {
+      sendError(resp, err);
+    }
+  },
+);
+
+/** Restarts the post-process of a bill whose invoice failed; a no-op when it is running or done. */
+export interface RetryInvoiceRequest {
+  billId: string;
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+}
+export const retry = api(
+  { expose: true, method: 'POST', path: '/bills/:billId/invoice/retry' },
+  async (req: RetryInvoiceRequest): Promise<RetryInvoiceResponse> =>
+    run(async () => retryInvoice(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+);

@@ -1,0 +1,81 @@
+/**
+ * Invoice use cases, shared by the Encore endpoints and the standalone host: fetch the PDF, and
+ * retry a post-process that failed (or never finished).
+ */
+import type { Deps } from '../core/deps';
+import { idempotencySettings } from '../core/deps';
+import { AppError, notFound } from '../core/errors';
+import { fingerprint, idempotent } from '../core/idempotency';
+import { parseId } from '../core/validate';
+import { toAppError, withDeadline } from '../temporal/client';
+import { postProcessWorkflowId } from '../temporal/shared';
+import { closedBillPostProcessWorkflow } from '../temporal/workflows';
+import { findBill } from '../bills/store';
+import { findInvoice, reopenFailed } from './store';
+import type { InvoiceSummary } from './types';
+
+export interface InvoicePdf {
+  invoice_number: string;
+  pdf: Buffer;
+}
+
+export async function getInvoicePdf(deps: Deps, billIdParam: unknown): Promise<InvoicePdf> {
+  const billId = parseId(billIdParam, 'billId');
+  const found = await findInvoice(deps.db, billId, true);
+  if (!found) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  if (found.bill_status !== 'closed') {
+    throw notFound(`bill ${billId} is open: its invoice is issued once it closes`, { bill_id: billId, bill_status: found.bill_status });
+  }
+  if (!found.pdf || !found.invoice_number) {
+    // It exists soon (or after a retry): a conflict with the bill's current state, not a missing thing.
+    const status = found.status ?? 'pending';
+    throw new AppError('aborted', `the invoice of bill ${billId} is not generated yet (status ${status})`, {
+      bill_id: billId, invoice_status: status,
+    });
+  }
+  return { invoice_number: found.invoice_number, pdf: found.pdf };
+}
+
+export interface RetryInvoiceResponse {
+  invoice: InvoiceSummary;
+  /** True when this call took a failed invoice up again; false when there was nothing to restart. */
+  restarted: boolean;
+}
+
+/**
+ * Idempotent: restarts the post-process when it failed, starts it when it is not running (a start
+ * that was lost), and otherwise leaves it be. An invoice already sent (or skipped) is never sent
+ * again; the answer shows it as it is.
+ */
+export async function retryInvoice(deps: Deps, billIdParam: unknown, key: string | undefined): Promise<RetryInvoiceResponse> {
+  const billId = parseId(billIdParam, 'billId');
+  const fp = fingerprint('POST /bills/:billId/invoice/retry', { bill_id: billId });
+  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+    const bill = await findBill(deps.db, billId);
+    if (!bill) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+    if (bill.status !== 'closed' || !bill.invoice) {
+      throw new AppError('failed_precondition', `bill ${billId} is open: there is no invoice to retry`, { bill_id: billId });
+    }
+    if (bill.invoice.status === 'sent' || bill.invoice.status === 'skipped') return { invoice: bill.invoice, restarted: false };
+
+    // Only one concurrent retry wins this update. The winner replaces the failed run, which may
+    // still be finishing; every other call joins whatever runs. Both are safe because each step
+    // is idempotent and the email is sent under a row lock.
+    const reopened = await reopenFailed(deps.db, billId);
+    try {
+      await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
+        deps.temporal.workflow.start(closedBillPostProcessWorkflow, {
+          workflowId: postProcessWorkflowId(billId),
+          taskQueue: deps.config.temporal.taskQueue,
+          args: [{ bill_id: billId }],
+          workflowIdConflictPolicy: reopened ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        }),
+      );
+    } catch (err) {
+      throw toAppError(err);
+    }
+    const invoice = reopened ? { ...bill.invoice, status: reopened, error: null } : bill.invoice;
+    return { invoice, restarted: reopened !== null };
+  });
+}

@@ -1,0 +1,122 @@
+/**
+ * The two steps of a closed bill's post-process, each safe to run again after any crash:
+ *  - generate: assign the invoice number once, render the PDF, store it once;
+ *  - deliver: email it once, under a row lock, and record the delivery with the SMTP message id.
+ * Domain failures are AppErrors; anything else is a transient failure the caller may retry.
+ */
+import { createHash } from 'node:crypto';
+import type { Config } from '../core/config';
+import { inTransaction, type Db } from '../core/db';
+import { AppError } from '../core/errors';
+import { renderInvoicePdf, utcMinute } from './invoice-pdf';
+import type { Mailer } from './mailer';
+import {
+  assignInvoiceNumber, loadInvoiceSource, lockDelivery, markGenerated, recordDeliveryError, recordSent,
+  recordSkipped, storeInvoicePdf,
+} from './store';
+
+export interface InvoicingDeps {
+  db: Db;
+  config: Config;
+  mailer: Mailer;
+}
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** The name in INVOICE_FROM ("Fees API <invoices@example.com>" → "Fees API"), or the address. */
+function issuerName(from: string): string {
+  return /^\s*"?([^"<]+?)"?\s*</.exec(from)?.[1] ?? from;
+}
+
+function mailDomain(from: string): string {
+  return /@([^>\s]+)>?\s*$/.exec(from)?.[1] ?? 'localhost';
+}
+
+export async function generateInvoice(deps: InvoicingDeps, billId: string): Promise<{ invoice_number: string }> {
+  const { prefix, max } = { prefix: deps.config.invoice.numberPrefix, max: deps.config.invoice.pdfMaxLineItems };
+  const number = await inTransaction(deps.db, (tx) =>
+    assignInvoiceNumber(tx, billId, (d) => `${prefix}-${d.getUTCFullYear()}`, new Date()),
+  );
+  if (!number) throw new AppError('failed_precondition', `bill ${billId} is not closed: it has no invoice`);
+  if (!number.has_pdf) {
+    const source = await loadInvoiceSource(deps.db, billId, max);
+    const pdf = await renderInvoicePdf({
+      ...source, invoice_number: number.invoice_number, issued_at: number.issued_at, issuer: issuerName(deps.config.invoice.from),
+    });
+    await inTransaction(deps.db, async (tx) => {
+      await storeInvoicePdf(tx, billId, pdf, sha256(pdf));
+      await markGenerated(tx, billId);
+    });
+  } else {
+    await markGenerated(deps.db, billId);
+  }
+  return { invoice_number: number.invoice_number };
+}
+
+/** The mail server refused or could not be reached (as opposed to a database failure). */
+class SendFailure extends Error {
+  constructor(readonly reason: unknown) {
+    super('send failed');
+  }
+}
+
+export interface Delivery {
+  status: 'sent' | 'skipped';
+  smtp_message_id: string | null;
+}
+
+/** SMTP answers in the 5xx range (and rejected credentials) will not change on a retry. */
+function isPermanentSmtpFailure(err: unknown): boolean {
+  const { responseCode, code } = err as { responseCode?: number; code?: string };
+  return code === 'EAUTH' || (typeof responseCode === 'number' && responseCode >= 500 && responseCode < 600);
+}
+
+export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promise<Delivery> {
+  try {
+    return await inTransaction(deps.db, async (tx) => {
+      // Locked until commit: an attempt racing this one waits, then finds the delivery recorded.
+      const state = await lockDelivery(tx, billId);
+      if (!state) throw new AppError('failed_precondition', `the post-process of bill ${billId} has not begun`);
+      if (state.status === 'sent' || state.status === 'skipped') {
+        return { status: state.status, smtp_message_id: state.smtp_message_id };
+      }
+      if (!state.customer_email) {
+        await recordSkipped(tx, billId, 'the bill has no customer_email');
+        return { status: 'skipped' as const, smtp_message_id: null };
+      }
+      if (!state.pdf || !state.invoice_number) {
+        throw new AppError('failed_precondition', `the invoice of bill ${billId} has not been generated`);
+      }
+      const from = deps.config.invoice.from;
+      const messageId = `<${state.invoice_number}.${sha256(billId).slice(0, 16)}@${mailDomain(from)}>`;
+      const email = {
+        from,
+        to: state.customer_email,
+        subject: `Invoice ${state.invoice_number}`,
+        text: [
+          'Hello,',
+          '',
+          `attached is invoice ${state.invoice_number} for bill ${billId},`,
+          `billing period ${utcMinute(state.billing_period_start.toISOString())} – ${utcMinute(state.closed_at.toISOString())}.`,
+          '',
+          issuerName(from),
+        ].join('\n'),
+        messageId,
+        attachment: { filename: `${state.invoice_number}.pdf`, content: state.pdf },
+      };
+      const sent = await deps.mailer.send(email).catch((err: unknown) => {
+        throw new SendFailure(err);
+      });
+      await recordSent(tx, billId, {
+        recipient: state.customer_email, smtp_message_id: sent.messageId, smtp_response: sent.response, sent_at: new Date(),
+      });
+      return { status: 'sent' as const, smtp_message_id: sent.messageId };
+    });
+  } catch (err) {
+    if (!(err instanceof SendFailure)) throw err;
+    const reason = `email delivery failed: ${(err.reason as Error)?.message ?? err.reason}`;
+    await recordDeliveryError(deps.db, billId, reason).catch(() => undefined);
+    if (isPermanentSmtpFailure(err.reason)) throw new AppError('failed_precondition', reason, { permanent: true });
+    throw new Error(reason);
+  }
+}
