@@ -5,7 +5,9 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { inTransaction } from '../../core/db';
 import { createLogger } from '../../core/log';
 import { invoiceFailures } from '../../core/metrics';
@@ -71,6 +73,11 @@ const invoiceIs = (billId: string, status: string) =>
     return invoice?.status === status && invoice;
   }, 40_000);
 
+async function replay(handle: WorkflowHandle): Promise<void> {
+  const history = await handle.fetchHistory();
+  await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, history, handle.workflowId);
+}
+
 async function getPdf(billId: string) {
   const res = await fetch(`${stack.url}/bills/${billId}/invoice`);
   return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
@@ -122,6 +129,8 @@ describe('a closed bill gets its invoice', () => {
     await expect(stack.db.query(`DELETE FROM invoices WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE003' });
     await expect(stack.db.query(`UPDATE bill_postprocess SET status = 'generated' WHERE bill_id = $1`, [billId]))
       .rejects.toMatchObject({ code: 'FE004' });
+
+    await replay(stack.deps.temporal.workflow.getHandle(`bill-${billId}-postprocess`));
 
     // Retrying a delivered invoice changes nothing and sends nothing.
     const retry = await call(stack, 'POST', `/bills/${billId}/invoice/retry`);
@@ -181,6 +190,10 @@ describe('SMTP down', () => {
 
       // The PDF was stored before delivery failed.
       expect((await getPdf(billId)).status).toBe(200);
+      // The failed run, retries and all, replays deterministically.
+      const failedRun = stack.deps.temporal.workflow.getHandle(`bill-${billId}-postprocess`);
+      await eventually(async () => (await failedRun.describe()).status.name === 'FAILED');
+      await replay(failedRun);
 
       smtp = await startSmtpPeer(smtp.port, received);
       down = false;
