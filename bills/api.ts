@@ -24,9 +24,9 @@ export interface CreateBillRequest {
   description?: string;
 }
 export const create = api(
-  { expose: true, method: 'POST', path: '/bills' },
+  { expose: true, auth: true, method: 'POST', path: '/bills' },
   async (req: CreateBillRequest): Promise<Bill> =>
-    run(async () => createBill(await deps(), req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+    run('bills:write', async () => createBill(await deps(), req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
 );
 
 /** Lists bills newest first; open bills carry live totals. */
@@ -39,8 +39,8 @@ export interface ListBillsRequest {
   cursor?: string;
 }
 export const list = api(
-  { expose: true, method: 'GET', path: '/bills' },
-  async (req: ListBillsRequest): Promise<BillPage> => run(async () => listBills(await deps(), req)),
+  { expose: true, auth: true, method: 'GET', path: '/bills' },
+  async (req: ListBillsRequest): Promise<BillPage> => run('bills:read', async () => listBills(await deps(), req)),
 );
 
 /** Returns one bill: live totals while open, stored totals once closed. */
@@ -48,8 +48,8 @@ export interface GetBillRequest {
   billId: string;
 }
 export const get = api(
-  { expose: true, method: 'GET', path: '/bills/:billId' },
-  async (req: GetBillRequest): Promise<Bill> => run(async () => getBill(await deps(), req.billId)),
+  { expose: true, auth: true, method: 'GET', path: '/bills/:billId' },
+  async (req: GetBillRequest): Promise<Bill> => run('bills:read', async () => getBill(await deps(), req.billId)),
 );
 
 /** Closes a bill now; closing a closed bill returns the same final bill. */
@@ -59,7 +59,7 @@ export interface CloseBillRequest {
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
 export const close = api(
-  { expose: true, method: 'POST', path: '/bills/:billId/close' },
+  { expose: true, auth: true, method: 'POST', path: '/bills/:billId/close' },
   async (req: CloseBillRequest): Promise<ClosedBill> =>
-    run(async () => closeBill(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+    run('bills:write', async () => closeBill(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
 );

@@ -9,6 +9,7 @@ import type { Deps } from '../core/deps';
 import { idempotencySettings } from '../core/deps';
 import { AppError, notFound } from '../core/errors';
 import { fingerprint, idempotent } from '../core/idempotency';
+import { totalsFallbacks } from '../core/metrics';
 import { totalsList, type TotalsByCurrency } from '../core/money';
 import { encodeCursor, parseId } from '../core/validate';
 import { listLineItemsPage } from '../lineitems/lineitems';
@@ -58,6 +59,7 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
     const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
     return await withDeadline(deps.temporal, timeoutMs, () => handle.query(getBillQuery));
   } catch {
+    totalsFallbacks.inc();
     return null; // a slow or missing workflow never fails a read: stored totals stand in
   }
 }
@@ -80,7 +82,7 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
     const startWorkflowOperation = new WithStartWorkflowOperation(billLifecycleWorkflow, {
       workflowId: billWorkflowId(billId),
       taskQueue: deps.config.temporal.taskQueue,
-      args: [{ bill: header, continueAsNewAfterItems: deps.config.continueAsNewAfterItems }],
+      args: [{ bill: header, continueAsNewAfterItems: deps.config.continueAsNewAfterItems, activitySettings: deps.config.billActivities }],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
     });
@@ -119,7 +121,7 @@ export async function listBills(
   deps: Deps,
   query: { status?: unknown; invoice_status?: unknown; limit?: unknown; cursor?: unknown },
 ): Promise<BillPage> {
-  const input = parseListBills(query);
+  const input = parseListBills(query, deps.config.listing.billsMaxLimit);
   const rows = await listBillRows(deps.db, { ...input, limit: input.limit + 1 });
   const page = rows.slice(0, input.limit);
   const last = page[page.length - 1];

@@ -166,7 +166,7 @@ export async function closeBill(
   tx: Queryable,
   billId: string,
   closedAt: string,
-): Promise<{ closed_at: string; totals: TotalsByCurrency }> {
+): Promise<{ closed_at: string; totals: TotalsByCurrency; closed_now: boolean }> {
   const { rows } = await tx.query<{ status: string; closed_at: Date | null }>(
     'SELECT status, closed_at FROM bills WHERE bill_id = $1 FOR UPDATE',
     [billId],
@@ -185,5 +185,6 @@ export async function closeBill(
   return {
     closed_at: rows[0].closed_at?.toISOString() ?? new Date(closedAt).toISOString(),
     totals: totals.get(billId) ?? {},
+    closed_now: rows[0].status === 'open',
   };
 }

@@ -73,6 +73,7 @@ export interface ListBillsInput {
 
 export function parseListBills(
   query: { status?: unknown; invoice_status?: unknown; limit?: unknown; cursor?: unknown },
+  maxLimit = 100,
 ): ListBillsInput {
   const status = query.status === undefined || query.status === '' ? null : query.status;
   if (status !== null && status !== 'open' && status !== 'closed') {
@@ -89,7 +90,7 @@ export function parseListBills(
   return {
     status,
     invoice_status: invoiceStatus as InvoiceStatus | null,
-    limit: intParam(query.limit, 'limit', 20, 1, 100),
+    limit: intParam(query.limit, 'limit', Math.min(20, maxLimit), 1, maxLimit),
     after: cursor ? { created_at: cursor[0] as string, bill_id: cursor[1] as string } : null,
   };
 }

@@ -5,7 +5,11 @@
 import path from 'node:path';
 
 export interface Config {
+  /** NODE_ENV=production: refuses to start without authentication. */
+  production: boolean;
   port: number;
+  /** `npm run worker` serves /healthz, /readyz and /metrics here (0: no HTTP server). */
+  workerPort: number;
   host: string;
   dataDir: string;
   /** Unset: start an embedded Postgres under dataDir. */
@@ -24,6 +28,29 @@ export interface Config {
     cliPath: string | undefined;
     devServerPort: number;
     devServerUiPort: number;
+  };
+  auth: {
+    /** Off only in development: every endpoint is open (start-up says so loudly). */
+    required: boolean;
+    cacheMs: number;
+    maxFailures: number;
+    failureWindowS: number;
+    /** /healthz and /readyz without a key (load balancers, orchestrators). */
+    healthPublic: boolean;
+    /** /metrics without a key (a scraper inside the network); otherwise it needs `admin`. */
+    metricsPublic: boolean;
+  };
+  /** Where the Temporal SDK's Prometheus exporter listens; /metrics includes what it reports. */
+  temporalMetricsAddress: string | undefined;
+  /** The bill workflow's database activities: per-attempt timeout and retry backoff (no attempt limit). */
+  billActivities: {
+    timeoutMs: number;
+    retryInitialMs: number;
+    retryMaxIntervalMs: number;
+  };
+  listing: {
+    billsMaxLimit: number;
+    lineItemsMaxLimit: number;
   };
   /** How long an update (add, close, create) may wait for a worker before answering 503. */
   updateTimeoutMs: number;
@@ -113,10 +140,17 @@ class Reader {
 
 export class ConfigError extends Error {}
 
+/** Where `npm run infra` (or `npm start`) puts Postgres when DATABASE_URL is not set. */
+export const embeddedDatabaseUrl = (config: Config) =>
+  `postgres://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/fees`;
+
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
+  const production = r.str('NODE_ENV', 'development') === 'production';
   const config: Config = {
+    production,
     port: r.int('PORT', 4000, 0, 65535),
+    workerPort: r.int('WORKER_PORT', 4001, 0, 65535),
     host: r.str('HOST', '127.0.0.1'),
     dataDir: path.resolve(r.str('DATA_DIR', '.data')),
     databaseUrl: r.url('DATABASE_URL', ['postgres:', 'postgresql:']),
@@ -133,6 +167,24 @@ export function loadConfig(env: Env = process.env): Config {
       cliPath: r.optional('TEMPORAL_CLI_PATH'),
       devServerPort: r.int('TEMPORAL_DEV_PORT', 7233, 1, 65535),
       devServerUiPort: r.int('TEMPORAL_DEV_UI_PORT', 8233, 1, 65535),
+    },
+    auth: {
+      required: r.bool('AUTH_REQUIRED', production),
+      cacheMs: r.int('AUTH_CACHE_MS', 10_000, 0, 3_600_000),
+      maxFailures: r.int('AUTH_MAX_FAILURES', 10, 1, 1_000_000),
+      failureWindowS: r.int('AUTH_FAILURE_WINDOW_S', 60, 1, 86_400),
+      healthPublic: r.bool('HEALTH_PUBLIC', true),
+      metricsPublic: r.bool('METRICS_PUBLIC', true),
+    },
+    temporalMetricsAddress: r.optional('TEMPORAL_METRICS_ADDRESS'),
+    billActivities: {
+      timeoutMs: r.int('BILL_ACTIVITY_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
+      retryInitialMs: r.int('BILL_RETRY_INITIAL_MS', 200, 10, 3_600_000),
+      retryMaxIntervalMs: r.int('BILL_RETRY_MAX_INTERVAL_MS', 10_000, 10, 3_600_000),
+    },
+    listing: {
+      billsMaxLimit: r.int('LIST_BILLS_MAX_LIMIT', 100, 1, 1_000),
+      lineItemsMaxLimit: r.int('LIST_LINE_ITEMS_MAX_LIMIT', 1_000, 1, 10_000),
     },
     updateTimeoutMs: r.int('UPDATE_TIMEOUT_MS', 10_000, 100, 600_000),
     queryTimeoutMs: r.int('QUERY_TIMEOUT_MS', 2_000, 50, 60_000),
@@ -173,6 +225,15 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (!/^[^<>@\s]*<?[^<>@\s]+@[^<>@\s]+>?$/.test(config.invoice.from.replace(/^.*</, '<'))) {
     r.problems.push('INVOICE_FROM must be an email address, optionally with a name: "Fees API <invoices@example.com>"');
+  }
+  if (production && !config.auth.required) {
+    r.problems.push('AUTH_REQUIRED=false is refused with NODE_ENV=production: a billing API must not run open');
+  }
+  if (config.temporalMetricsAddress !== undefined && !/^[^:\s]+:\d{1,5}$/.test(config.temporalMetricsAddress)) {
+    r.problems.push('TEMPORAL_METRICS_ADDRESS must be host:port');
+  }
+  if (config.billActivities.retryMaxIntervalMs < config.billActivities.retryInitialMs) {
+    r.problems.push('BILL_RETRY_MAX_INTERVAL_MS must not be below BILL_RETRY_INITIAL_MS');
   }
   if (config.postProcess.retryMaxIntervalMs < config.postProcess.retryInitialMs) {
     r.problems.push('POSTPROCESS_RETRY_MAX_INTERVAL_MS must not be below POSTPROCESS_RETRY_INITIAL_MS');

@@ -1,11 +1,14 @@
 /**
  * Glue for running under `encore run`: builds the same Deps the standalone host builds, from
- * Encore's database, and maps domain errors to Encore's APIError. The Encore layer is this file,
- * each service's encore.service.ts, api.ts and bills/db.ts; nothing else imports encore.dev.
+ * Encore's database, authenticates like the standalone host, and maps domain errors to Encore's
+ * APIError. The Encore layer is this file, each service's encore.service.ts and api.ts,
+ * bills/db.ts and bills/gateway.ts; nothing else imports encore.dev.
  */
 import type { ServerResponse } from 'node:http';
 import { APIError, ErrCode } from 'encore.dev/api';
-import type { SQLDatabase } from 'encore.dev/storage/sqldb';
+import { getAuthData } from 'encore.dev/internal/codegen/auth';
+import { SQLDatabase } from 'encore.dev/storage/sqldb';
+import { ANONYMOUS, Authenticator, requireScope, type Principal, type Scope } from './auth';
 import { loadConfig } from './config';
 import { createPool } from './db';
 import type { Deps } from './deps';
@@ -44,13 +47,53 @@ export function sendError(resp: ServerResponse, err: unknown): void {
   resp.end(JSON.stringify(e.toBody()));
 }
 
-/** Runs a use case and rethrows its failure as the APIError Encore renders. */
-export async function run<T>(fn: () => Promise<T>): Promise<T> {
+/** What the Encore auth handler hands to endpoints: Encore wants a `userID`. */
+export interface AuthData {
+  userID: string;
+  scopes: Scope[];
+}
+
+let authenticator: Authenticator | undefined;
+
+/**
+ * The auth handler's rules are the standalone host's: a valid, unrevoked key (401 otherwise, and
+ * 429 after repeated failures from one client). Scopes are checked per endpoint by `run`.
+ */
+export async function identify(authorization: string | undefined, client: string): Promise<AuthData> {
+  const { db } = await encoreDeps(SQLDatabase.named('fees'));
+  authenticator ??= new Authenticator(db, config.auth);
+  try {
+    const principal = await authenticator.identify(authorization, client);
+    return { userID: principal.key_id, scopes: principal.scopes };
+  } catch (err) {
+    throw toAPIError(err);
+  }
+}
+
+function toAPIError(err: unknown): unknown {
+  const e = unexpected(err);
+  if (e.code === 'internal') return err; // Encore logs it and answers 500 itself
+  return new APIError(e.code as ErrCode, e.message, undefined, e.details ?? undefined);
+}
+
+/** Checks the caller's scope, as the standalone host's route guard does. */
+export function checkScope(scope: Scope): void {
+  const data = getAuthData<AuthData>();
+  const principal: Principal = data ? { key_id: data.userID, scopes: data.scopes } : ANONYMOUS;
+  if (config.auth.required && !data) throw new APIError(ErrCode.Unauthenticated, 'a valid API key is required');
+  try {
+    requireScope(principal, scope);
+  } catch (err) {
+    throw toAPIError(err);
+  }
+}
+
+/** Runs a use case for a caller with `scope`, and rethrows its failure as the APIError Encore renders. */
+export async function run<T>(scope: Scope, fn: () => Promise<T>): Promise<T> {
+  checkScope(scope);
   try {
     return await fn();
   } catch (err) {
-    const e = unexpected(err);
-    if (e.code === 'internal') throw err; // Encore logs it and answers 500 itself
-    throw new APIError(e.code as ErrCode, e.message, undefined, e.details ?? undefined);
+    throw toAPIError(err);
   }
 }

@@ -9,6 +9,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { canonicalJson } from './canonical-json';
 import type { Db } from './db';
+import { idempotentReplays } from './metrics';
 import { AppError, invalidArgument } from './errors';
 
 export interface IdempotencySettings {
@@ -93,7 +94,10 @@ export async function idempotent<T>(
         field: 'X-Idempotency-Key',
       });
     }
-    if (row.state === 'completed') return row.response_body as T;
+    if (row.state === 'completed') {
+      idempotentReplays.inc();
+      return row.response_body as T;
+    }
     if (!row.locked && (await takeOver(db, key, fp, owner, s))) break;
     if (Date.now() >= giveUpAt) {
       throw new AppError('aborted', 'a request with this idempotency key is still in progress; retry later');

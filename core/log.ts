@@ -4,7 +4,7 @@
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 
-export type { Logger };
+export type { DestinationStream, Logger };
 
 export const REDACT_PATHS = [
   'password', '*.password', 'pass', '*.pass', 'apiKey', '*.apiKey', 'authorization', '*.authorization',

@@ -7,53 +7,78 @@
  * `api` and `worker` scale apart in production; locally they connect to DATABASE_URL and
  * TEMPORAL_ADDRESS, by default where `npm run infra` (or `npm start`) puts them.
  */
+import net from 'node:net';
+import { config as loadDotEnv } from 'dotenv';
 import type { FastifyInstance } from 'fastify';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
-import { ConfigError, loadConfig, type Config } from '../core/config';
+import type { Worker } from '@temporalio/worker';
+import { Authenticator } from '../core/auth';
+import { ConfigError, embeddedDatabaseUrl, loadConfig, type Config } from '../core/config';
 import { createPool, migrate, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
 import { createMailer } from '../postprocess/mailer';
 import { connectClient } from '../temporal/client';
-import { createWorker } from '../temporal/worker';
+import { createWorker, installSdkRuntime } from '../temporal/worker';
+import { createLogger } from '../core/log';
+import { postgresCheck, registerOps } from './ops';
 import { startEmbeddedPostgres } from './postgres';
-import { buildServer } from './server';
+import { buildServer, createApp, guardWith } from './server';
 import { startTemporalDevServer } from './temporal-dev';
 
 type Mode = 'all' | 'api' | 'worker' | 'infra';
+
+const OPEN_WARNING = 'AUTHENTICATION IS OFF: every endpoint is open to anyone who can reach it (development only; AUTH_REQUIRED=true turns it on).';
+
+/** A port free right now, for the Temporal SDK's metrics exporter when none is configured. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 const MODES: Mode[] = ['all', 'api', 'worker', 'infra'];
 
 // What has been started, stopped in reverse order on shutdown (or when start-up fails half-way,
 // so no embedded server is left running behind a failed start).
-const stops: (() => Promise<unknown>)[] = [];
+const stops: { what: string; stop: () => Promise<unknown> }[] = [];
+const onStop = (what: string, stop: () => Promise<unknown>) => stops.push({ what, stop });
 
 async function stopAll(): Promise<void> {
-  for (const stop of stops.splice(0).reverse()) {
-    await stop().catch((err) => console.error('shutdown step failed:', err));
+  for (const { what, stop } of stops.splice(0).reverse()) {
+    const started = Date.now();
+    await stop().then(
+      () => console.log(`stopped ${what} (${Date.now() - started} ms)`),
+      (err) => console.error(`stopping ${what} failed:`, err),
+    );
   }
 }
 
 async function main(mode: Mode, config: Config): Promise<void> {
-  // We drive shutdown ourselves (HTTP first, then the worker, then infrastructure), so the
-  // SDK must not react to signals on its own.
-  Runtime.install({ shutdownSignals: [], logger: new DefaultLogger(config.temporalLogLevel) });
+  const runsWorker = mode === 'all' || mode === 'worker';
+  const temporalMetrics = runsWorker ? config.temporalMetricsAddress ?? `127.0.0.1:${await freePort()}` : undefined;
+  installSdkRuntime(config, createLogger(config.logLevel, { component: 'temporal-sdk' }), temporalMetrics);
+  const temporalMetricsUrl = temporalMetrics ? `http://${temporalMetrics}/metrics` : undefined;
   const report: string[] = [];
   const embedded = mode === 'all' || mode === 'infra';
 
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl && embedded) {
     const pg = await startEmbeddedPostgres(config);
-    stops.push(pg.stop);
+    onStop('Postgres', pg.stop);
     databaseUrl = pg.url;
     report.push(`Postgres     embedded, ${pg.url.replace(/:[^:@/]+@/, ':***@')} (data in ${pg.dataDir})`);
   } else {
-    databaseUrl ??= `postgres://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/fees`;
+    databaseUrl ??= embeddedDatabaseUrl(config);
     report.push(`Postgres     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
   }
 
   let temporalAddress = config.temporal.address;
   if (!temporalAddress && embedded) {
     const temporal = await startTemporalDevServer(config);
-    stops.push(temporal.stop);
+    onStop('Temporal dev server', temporal.stop);
     temporalAddress = temporal.address;
     report.push(`Temporal     dev server at ${temporal.address}, UI ${temporal.uiUrl} (state in ${config.dataDir}/temporal.db)`);
   } else {
@@ -64,38 +89,64 @@ async function main(mode: Mode, config: Config): Promise<void> {
   let db: Db | undefined;
   if (mode !== 'infra') {
     db = createPool(databaseUrl, config.dbPoolSize);
-    stops.push(() => db!.end());
+    onStop('database pool', () => db!.end());
     const applied = await migrate(db);
     if (applied.length) report.push(`Migrations   applied ${applied.join(', ')}`);
   }
 
   let worker: Worker | undefined;
   let workerDone: Promise<void> | undefined;
-  if (mode === 'all' || mode === 'worker') {
+  if (runsWorker) {
     const mailer = createMailer(config);
     worker = await createWorker({ config, address: temporalAddress, db: db!, mailer });
     workerDone = worker.run();
-    stops.push(async () => {
+    onStop('worker', async () => {
       if (worker!.getState() === 'RUNNING') worker!.shutdown();
       await workerDone;
     });
     report.push(`Worker       polling task queue "${config.temporal.taskQueue}"`);
     report.push(`Invoices     ${mailer.target}${config.smtp.url ? '' : ' (set SMTP_URL to send real email)'}`);
+    if (mode === 'worker' && config.workerPort > 0) {
+      // The worker alone has no API server: a small one for its probes and metrics.
+      const ops = createApp(config, 'worker');
+      registerOps(ops, {
+        checks: {
+          postgres: postgresCheck(db!),
+          worker: async () => {
+            if (worker!.getState() !== 'RUNNING') throw new Error(`worker is ${worker!.getState()}`);
+          },
+        },
+        temporalMetricsUrl,
+        guard: guardWith(new Authenticator(db!, config.auth)),
+        healthPublic: config.auth.healthPublic,
+        metricsPublic: config.auth.metricsPublic,
+      });
+      await ops.listen({ port: config.workerPort, host: config.host });
+      onStop('probe server', () => ops.close());
+      report.push(`Probes       http://${config.host}:${config.workerPort}/healthz, /readyz, /metrics`);
+    }
   }
 
   let app: FastifyInstance | undefined;
   if (mode === 'all' || mode === 'api') {
     const temporal = await connectClient(config, temporalAddress);
-    stops.push(() => temporal.connection.close());
-    app = buildServer({ db: db!, temporal, config });
+    onStop('Temporal client', () => temporal.connection.close());
+    app = buildServer({ db: db!, temporal, config }, { temporalMetricsUrl });
     const pruner = setInterval(() => void pruneExpiredKeys(db!).catch(() => undefined), 60 * 60 * 1000);
     pruner.unref();
     await app.listen({ port: config.port, host: config.host });
-    stops.push(() => app!.close()); // first to stop: no new requests, in-flight ones finish
+    onStop('HTTP server', () => app!.close()); // first to stop: no new requests, in-flight ones finish
     report.push(`API          http://${config.host}:${config.port}  (try: curl http://${config.host}:${config.port}/bills)`);
+    report.push(`Explorer     http://${config.host}:${config.port}/docs   metrics /metrics   probes /healthz /readyz`);
+    report.push(config.auth.required
+      ? 'Auth         API keys required (create one: npm run keys -- create --scopes bills:read,bills:write)'
+      : `Auth         ${OPEN_WARNING}`);
   }
 
   console.log(`Fees API (${mode}) is up:\n  ${report.join('\n  ')}`);
+  if ((mode === 'all' || mode === 'api') && !config.auth.required) {
+    console.warn(`\n${'!'.repeat(78)}\n!! ${OPEN_WARNING}\n${'!'.repeat(78)}\n`);
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -122,6 +173,8 @@ if (!MODES.includes(mode)) {
 }
 let config: Config;
 try {
+  // An optional .env file; variables already in the environment win.
+  loadDotEnv({ quiet: true });
   config = loadConfig();
 } catch (err) {
   console.error(err instanceof ConfigError ? err.message : err);

@@ -3,6 +3,7 @@
  * tests/unit/route-parity.test.ts reads both and fails when they drift apart.
  */
 import { closeBill, createBill, getBill, listBills } from '../bills/bills';
+import type { Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, pickIdempotencyKey } from '../core/idempotency';
 import { addLineItem, listLineItems } from '../lineitems/lineitems';
@@ -18,6 +19,8 @@ export interface RouteRequest {
 export interface Route {
   method: 'GET' | 'POST';
   path: string;
+  /** What an API key needs to call it (`admin` may call everything). */
+  scope: Scope;
   /** Request headers the endpoint reads (Encore `Header<...>` fields). */
   headers: readonly string[];
   handle: (deps: Deps, req: RouteRequest) => Promise<unknown>;
@@ -34,27 +37,27 @@ function idempotencyKey(req: RouteRequest): string | undefined {
 }
 
 export const routes: Route[] = [
-  { method: 'POST', path: '/bills', headers: IDEMPOTENCY_HEADERS, handle: (d, r) => createBill(d, r.body, idempotencyKey(r)) },
-  { method: 'GET', path: '/bills', headers: [], handle: (d, r) => listBills(d, r.query) },
-  { method: 'GET', path: '/bills/:billId', headers: [], handle: (d, r) => getBill(d, r.params.billId) },
+  { method: 'POST', path: '/bills', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS, handle: (d, r) => createBill(d, r.body, idempotencyKey(r)) },
+  { method: 'GET', path: '/bills', scope: 'bills:read', headers: [], handle: (d, r) => listBills(d, r.query) },
+  { method: 'GET', path: '/bills/:billId', scope: 'bills:read', headers: [], handle: (d, r) => getBill(d, r.params.billId) },
   {
-    method: 'POST', path: '/bills/:billId/close', headers: IDEMPOTENCY_HEADERS,
+    method: 'POST', path: '/bills/:billId/close', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => closeBill(d, r.params.billId, idempotencyKey(r)),
   },
   {
-    method: 'POST', path: '/bills/:billId/line-items', headers: IDEMPOTENCY_HEADERS,
+    method: 'POST', path: '/bills/:billId/line-items', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r)),
   },
-  { method: 'GET', path: '/bills/:billId/line-items', headers: [], handle: (d, r) => listLineItems(d, r.params.billId, r.query) },
+  { method: 'GET', path: '/bills/:billId/line-items', scope: 'bills:read', headers: [], handle: (d, r) => listLineItems(d, r.params.billId, r.query) },
   {
-    method: 'GET', path: '/bills/:billId/invoice', headers: [],
+    method: 'GET', path: '/bills/:billId/invoice', scope: 'bills:read', headers: [],
     handle: (d, r) => getInvoicePdf(d, r.params.billId),
     file: (invoice: Awaited<ReturnType<typeof getInvoicePdf>>) => ({
       contentType: 'application/pdf', filename: `${invoice.invoice_number}.pdf`, body: invoice.pdf,
     }),
   },
   {
-    method: 'POST', path: '/bills/:billId/invoice/retry', headers: IDEMPOTENCY_HEADERS,
+    method: 'POST', path: '/bills/:billId/invoice/retry', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => retryInvoice(d, r.params.billId, idempotencyKey(r)),
   },
 ];

@@ -1,37 +1,81 @@
 /**
  * The standalone HTTP host (Fastify): serves the same endpoints, JSON shapes and Encore error
- * bodies as the Encore layer, for `npm start` and the tests.
+ * bodies as the Encore layer, for `npm start` and the tests, plus the operational endpoints.
  */
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { Authenticator, type Principal, type Scope } from '../core/auth';
+import type { Config } from '../core/config';
 import type { Deps } from '../core/deps';
 import { AppError, unexpected } from '../core/errors';
+import { REDACT_PATHS, type DestinationStream } from '../core/log';
+import { httpDuration, registerOpenBillsGauge } from '../core/metrics';
+import { registerExplorer } from './explorer';
+import { postgresCheck, registerOps, temporalCheck, workerPollingCheck, type ReadinessCheck } from './ops';
 import { routes, type RouteRequest } from './routes';
 
-export function buildServer(deps: Deps, opts: { logLevel?: string } = {}): FastifyInstance {
-  const app = Fastify({
-    logger: { level: opts.logLevel ?? deps.config.logLevel },
-    bodyLimit: 1024 * 1024,
-  });
-
-  // An empty JSON body means "no body" (curl -X POST .../close), as Encore treats it.
-  const defaultJson = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (body === '') return done(null, undefined);
-    return defaultJson(req, body as string, done);
-  });
-
-  for (const route of routes) {
-    app.route({
-      method: route.method,
-      url: route.path,
-      handler: async (req, reply) => {
-        const result = await route.handle(deps, req as unknown as RouteRequest);
-        if (!route.file) return result;
-        const file = route.file(result as never);
-        return reply.type(file.contentType).header('content-disposition', `inline; filename="${file.filename}"`).send(file.body);
-      },
-    });
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
   }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const BILL_PATH = /^\/bills\/([^/?]+)/;
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * A Fastify instance with what every server of ours shares: JSON logs with a request id on every
+ * line (a caller's X-Request-Id is kept), Encore error bodies, and request duration metrics.
+ */
+export function createApp(
+  config: Config,
+  component: string,
+  opts: { logLevel?: string; logStream?: DestinationStream } = {},
+): FastifyInstance {
+  const app = Fastify({
+    logger: {
+      level: opts.logLevel ?? config.logLevel,
+      redact: REDACT_PATHS,
+      base: { service: 'fees-api', component },
+      ...(opts.logStream ? { stream: opts.logStream } : {}),
+    },
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    // Every line of a request about one bill names it, from "incoming request" on.
+    childLoggerFactory: (logger, bindings, options, rawReq) => {
+      const billId = BILL_PATH.exec(rawReq.url ?? '')?.[1];
+      return logger.child(billId ? { ...bindings, bill_id: safeDecode(billId) } : bindings, options);
+    },
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    bodyLimit: 1024 * 1024,
+    // SIGTERM: requests arriving while in-flight ones finish get a 503 the client can retry.
+    return503OnClosing: true,
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  // While closing, an answered request must not leave its keep-alive connection open: the
+  // server would otherwise wait for the keep-alive timeout before it can finish closing.
+  app.addHook('onSend', async (_req, reply) => {
+    if (!app.server.listening) reply.header('connection', 'close');
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
 
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send(new AppError('not_found', `no endpoint ${req.method} ${req.url.split('?')[0]}`).toBody());
@@ -45,8 +89,68 @@ export function buildServer(deps: Deps, opts: { logLevel?: string } = {}): Fasti
       ? new AppError('invalid_argument', err.message, { reason: (err as FastifyError).code ?? 'bad_request' })
       : unexpected(err);
     if (appError.status >= 500) req.log.error({ err }, 'request failed');
+    const retryAfter = appError.details?.retry_after_seconds;
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     reply.code(appError.status).send(appError.toBody());
   });
+  return app;
+}
 
+/** Checks an API key for `scope`; the caller is then on `req.principal`. */
+export function guardWith(authenticator: Authenticator) {
+  return async (req: FastifyRequest, scope: Scope) => {
+    const header = req.headers.authorization;
+    req.principal = await authenticator.authenticate(Array.isArray(header) ? header[0] : header, req.ip, scope);
+  };
+}
+
+export interface ServerOptions {
+  logLevel?: string;
+  /** Where request logs go (stdout by default); tests read them. */
+  logStream?: DestinationStream;
+  /** Readiness checks; by default Postgres, Temporal, and a worker polling the task queue. */
+  checks?: Record<string, ReadinessCheck>;
+  temporalMetricsUrl?: string;
+}
+
+export function buildServer(deps: Deps, opts: ServerOptions = {}): FastifyInstance {
+  const { config } = deps;
+  const app = createApp(config, 'api', opts);
+  const guard = guardWith(new Authenticator(deps.db, config.auth));
+
+  // An empty JSON body means "no body" (curl -X POST .../close), as Encore treats it.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') return done(null, undefined);
+    return defaultJson(req, body as string, done);
+  });
+
+  registerExplorer(app);
+  registerOpenBillsGauge(deps.db);
+  registerOps(app, {
+    checks: opts.checks ?? {
+      postgres: postgresCheck(deps.db),
+      temporal: temporalCheck(deps.temporal),
+      worker: workerPollingCheck(deps.temporal, config),
+    },
+    temporalMetricsUrl: opts.temporalMetricsUrl,
+    guard,
+    healthPublic: config.auth.healthPublic,
+    metricsPublic: config.auth.metricsPublic,
+  });
+
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: route.path,
+      preHandler: (req) => guard(req, route.scope),
+      handler: async (req, reply) => {
+        const result = await route.handle(deps, req as unknown as RouteRequest);
+        if (!route.file) return result;
+        const file = route.file(result as never);
+        return reply.type(file.contentType).header('content-disposition', `inline; filename="${file.filename}"`).send(file.body);
+      },
+    });
+  }
   return app;
 }

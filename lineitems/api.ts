@@ -22,9 +22,9 @@ export interface AddLineItemRequest {
   metadata?: Record<string, unknown>;
 }
 export const add = api(
-  { expose: true, method: 'POST', path: '/bills/:billId/line-items' },
+  { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items' },
   async (req: AddLineItemRequest): Promise<AddedLineItem> =>
-    run(async () =>
+    run('bills:write', async () =>
       addLineItem(await deps(), req.billId, req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt)),
     ),
 );
@@ -37,7 +37,7 @@ export interface ListLineItemsRequest {
   cursor?: string;
 }
 export const list = api(
-  { expose: true, method: 'GET', path: '/bills/:billId/line-items' },
+  { expose: true, auth: true, method: 'GET', path: '/bills/:billId/line-items' },
   async (req: ListLineItemsRequest): Promise<LineItemPage> =>
-    run(async () => listLineItems(await deps(), req.billId, req)),
+    run('bills:read', async () => listLineItems(await deps(), req.billId, req)),
 );

@@ -2,7 +2,8 @@
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotencySettings } from '../core/deps';
-import { failedPrecondition, notFound } from '../core/errors';
+import { failedPrecondition, notFound, unexpected } from '../core/errors';
+import { lineItems as lineItemsMetric } from '../core/metrics';
 import { fingerprint, idempotent } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
 import { decodeCursor, encodeCursor, intParam, parseId } from '../core/validate';
@@ -25,7 +26,21 @@ export interface AddedLineItem {
   totals: CurrencyTotal[];
 }
 
+/** Counts every add: accepted, or rejected with its reason (`invalid_argument:amount`, ...). */
 export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<AddedLineItem> {
+  try {
+    const added = await addOneLineItem(deps, billIdParam, body, key);
+    lineItemsMetric.inc({ result: 'accepted', reason: '' });
+    return added;
+  } catch (err) {
+    const e = unexpected(err);
+    const field = typeof e.details?.field === 'string' ? `:${e.details.field}` : '';
+    lineItemsMetric.inc({ result: 'rejected', reason: `${e.code}${e.code === 'invalid_argument' ? field : ''}` });
+    throw err;
+  }
+}
+
+async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<AddedLineItem> {
   const billId = parseId(billIdParam, 'billId');
   const item = parseNewLineItem(body);
   const fp = fingerprint('POST /bills/:billId/line-items', { bill_id: billId, ...item });
@@ -81,7 +96,7 @@ export async function listLineItems(
   query: { limit?: unknown; cursor?: unknown },
 ): Promise<LineItemPage> {
   const billId = parseId(billIdParam, 'billId');
-  const limit = intParam(query.limit, 'limit', 100, 1, 1000);
+  const limit = intParam(query.limit, 'limit', Math.min(100, deps.config.listing.lineItemsMaxLimit), 1, deps.config.listing.lineItemsMaxLimit);
   const cursor = decodeCursor(query.cursor, (p) => p.length === 1 && typeof p[0] === 'string' && /^\d{1,19}$/.test(p[0]));
   if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
   return listLineItemsPage(deps, billId, limit, cursor ? (cursor[0] as string) : null);

@@ -2,7 +2,7 @@
 import { currentRequest, type APICallMeta } from 'encore.dev';
 import { api, type Header } from 'encore.dev/api';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
-import { run, encoreDeps, sendError } from '../core/encore';
+import { checkScope, run, encoreDeps, sendError } from '../core/encore';
 import { pickIdempotencyKey } from '../core/idempotency';
 import { getInvoicePdf, retryInvoice, type RetryInvoiceResponse } from './invoices';
 
@@ -10,9 +10,10 @@ const deps = () => encoreDeps(SQLDatabase.named('fees'));
 
 /** The invoice PDF of a closed bill, once generated (404 while the bill is open, 409 before). */
 export const invoicePdf = api.raw(
-  { expose: true, method: 'GET', path: '/bills/:billId/invoice' },
+  { expose: true, auth: true, method: 'GET', path: '/bills/:billId/invoice' },
   async (_req, resp) => {
     try {
+      checkScope('bills:read');
       const meta = currentRequest() as APICallMeta;
       const invoice = await getInvoicePdf(await deps(), meta.pathParams.billId);
       resp.writeHead(200, {
@@ -34,7 +35,7 @@ export interface RetryInvoiceRequest {
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
 export const retry = api(
-  { expose: true, method: 'POST', path: '/bills/:billId/invoice/retry' },
+  { expose: true, auth: true, method: 'POST', path: '/bills/:billId/invoice/retry' },
   async (req: RetryInvoiceRequest): Promise<RetryInvoiceResponse> =>
-    run(async () => retryInvoice(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+    run('bills:write', async () => retryInvoice(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
 );

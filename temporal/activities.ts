@@ -7,7 +7,7 @@ import type { Config } from '../core/config';
 import { inTransaction, type Db } from '../core/db';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
-import { invoiceFailures } from '../core/metrics';
+import { billsClosed, billsOpened, invoiceFailures } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
 import { closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
@@ -56,7 +56,9 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
   };
   return {
     async persistBill(bill: BillHeader): Promise<InsertBillOutcome> {
-      return insertBill(db, bill);
+      const outcome = await insertBill(db, bill);
+      if (outcome === 'created') billsOpened.inc();
+      return outcome;
     },
 
     /**
@@ -89,7 +91,9 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
     },
 
     async closeBill(input: { bill_id: string; closed_at: string }): Promise<{ closed_at: string; totals: TotalsByCurrency }> {
-      return inTransaction(db, (tx) => closeBill(tx, input.bill_id, input.closed_at));
+      const { closed_now, ...closed } = await inTransaction(db, (tx) => closeBill(tx, input.bill_id, input.closed_at));
+      if (closed_now) billsClosed.inc();
+      return closed;
     },
 
     async postProcessSettings(): Promise<PostProcessSettings> {

@@ -18,6 +18,14 @@ export interface BillWorkflowInput {
   carried?: CarriedState;
   /** Continue as new after this many line items in one run; 0 = only when Temporal suggests. */
   continueAsNewAfterItems?: number;
+  /** Timeout and retry backoff of its database activities, from the configuration at creation. */
+  activitySettings?: BillActivitySettings;
+}
+
+export interface BillActivitySettings {
+  timeoutMs: number;
+  retryInitialMs: number;
+  retryMaxIntervalMs: number;
 }
 
 export interface CarriedState {

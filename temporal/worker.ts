@@ -1,6 +1,6 @@
 /** Builds the worker that runs bill workflows and their activities on one task queue. */
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry } from '@temporalio/worker';
 import type { Config } from '../core/config';
 import type { Db } from '../core/db';
 import { createLogger, type Logger } from '../core/log';
@@ -37,5 +37,23 @@ export async function createWorker({ config, address, db, workflowBundlePath, wr
       mailer: mailer ?? createMailer(config),
       log: log ?? createLogger(config.logLevel, { component: 'worker' }),
     })),
+  });
+}
+
+/**
+ * Installs the Temporal SDK runtime once per process: its log lines become JSON through our
+ * logger (activity and workflow lines carry their workflow and run ids), and with
+ * `metricsAddress` its Prometheus exporter listens there. We drive shutdown ourselves, so the SDK
+ * must not react to signals on its own.
+ */
+export function installSdkRuntime(config: Config, log: Logger, metricsAddress?: string): void {
+  const write = (entry: LogEntry) => {
+    const level = entry.level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
+    log[level]({ ...entry.meta, sdk: true }, entry.message);
+  };
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new DefaultLogger(config.temporalLogLevel, write),
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
   });
 }

@@ -12,16 +12,23 @@ import { checkLineItemFitsBill, parseNewLineItem } from '../../lineitems/validat
 import type { Activities } from '../activities';
 import {
   addLineItemUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
-  type BillWorkflowInput, type LiveBill,
+  type BillActivitySettings, type BillWorkflowInput, type LiveBill,
 } from '../shared';
 import { adjust, initialState, liveBill, sameTotals, type BillState } from './bill-state';
 import { closedBillPostProcessWorkflow } from './post-process';
 
-const db = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  // No attempt limit: a database outage delays line items, it never drops an accepted one.
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
-});
+// For bills started before the settings travelled in the input.
+const DEFAULT_ACTIVITY_SETTINGS: BillActivitySettings = { timeoutMs: 30_000, retryInitialMs: 200, retryMaxIntervalMs: 10_000 };
+
+type DatabaseActivities = ReturnType<typeof databaseActivities>;
+
+function databaseActivities(s: BillActivitySettings = DEFAULT_ACTIVITY_SETTINGS) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: s.timeoutMs,
+    // No attempt limit: a database outage delays line items, it never drops an accepted one.
+    retry: { initialInterval: s.retryInitialMs, backoffCoefficient: 2, maximumInterval: s.retryMaxIntervalMs },
+  });
+}
 
 /** Validators run outside history: turn a domain rejection into the failure the client sees. */
 function reject(fn: () => void): void {
@@ -35,7 +42,7 @@ function reject(fn: () => void): void {
   }
 }
 
-function registerHandlers(state: BillState, input: BillWorkflowInput): void {
+function registerHandlers(state: BillState, input: BillWorkflowInput, db: DatabaseActivities): void {
   const billId = input.bill.bill_id;
   // The id belongs to another bill (see persistBill): nothing may be added to or closed on it.
   const notOurs = () => ApplicationFailure.create({ type: 'failed_precondition', message: `bill ${billId} is not open`, nonRetryable: true });
@@ -92,7 +99,8 @@ function registerHandlers(state: BillState, input: BillWorkflowInput): void {
 
 export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<LiveBill> {
   const state = initialState(input);
-  registerHandlers(state, input);
+  const db = databaseActivities(input.activitySettings);
+  registerHandlers(state, input, db);
 
   if (!state.persisted) {
     const outcome = await db.persistBill(input.bill);
@@ -127,12 +135,12 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
     state.draining = false;
   }
 
-  await close(state, input.bill.bill_id);
+  await close(state, input.bill.bill_id, db);
   await condition(allHandlersFinished);
   return liveBill(state);
 }
 
-async function close(state: BillState, billId: string): Promise<void> {
+async function close(state: BillState, billId: string, db: DatabaseActivities): Promise<void> {
   state.status = 'closing';
   await condition(() => state.inflightAdds === 0);
   const stored = await db.closeBill({ bill_id: billId, closed_at: new Date(Date.now()).toISOString() });

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../core/config';
@@ -13,7 +14,7 @@ import { createPool, migrate, type Db } from '../../core/db';
 import type { Deps } from '../../core/deps';
 import { buildServer } from '../../host/server';
 import { connectClient } from '../../temporal/client';
-import { createLogger, type Logger } from '../../core/log';
+import { createLogger, type DestinationStream, type Logger } from '../../core/log';
 import { createMailer } from '../../postprocess/mailer';
 import { createActivities, type Activities } from '../../temporal/activities';
 import { createWorker } from '../../temporal/worker';
@@ -41,7 +42,7 @@ function quietSdk(): void {
 export async function startStack(
   env: Record<string, string> = {},
   wrapActivities?: (a: Activities) => Activities,
-  opts: { log?: Logger } = {},
+  opts: { log?: Logger; logStream?: DestinationStream } = {},
 ): Promise<Stack> {
   quietSdk();
   const config = loadConfig({
@@ -72,7 +73,7 @@ export async function startStack(
   };
   await startWorker();
 
-  const app = buildServer(deps, { logLevel: 'warn' });
+  const app = buildServer(deps, { logLevel: opts.logStream ? 'info' : 'warn', logStream: opts.logStream });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
 
@@ -96,6 +97,19 @@ export async function startStack(
 export interface Reply<T = any> {
   status: number;
   body: T;
+  headers: Headers;
+}
+
+/** Collects JSON log lines written to it. */
+export function logSink(): { stream: Writable; lines: Record<string, any>[] } {
+  const lines: Record<string, any>[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { stream, lines };
 }
 
 /** A JSON call against the stack; `body` may be a raw string to send malformed JSON. */
@@ -112,7 +126,9 @@ export async function call<T = any>(
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  const reply = { status: res.status, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text || undefined };
+  // Not enumerable: replies compare equal by status and body (a replay has its own request id).
+  return Object.defineProperty(reply, 'headers', { value: res.headers, enumerable: false }) as Reply<T>;
 }
 
 export const uid = (prefix = 'b') => `${prefix}-${randomUUID().slice(0, 13)}`;

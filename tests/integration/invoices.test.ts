@@ -4,7 +4,6 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -12,12 +11,12 @@ import { inTransaction } from '../../core/db';
 import { createLogger } from '../../core/log';
 import { invoiceFailures } from '../../core/metrics';
 import { assignInvoiceNumber } from '../../postprocess/store';
-import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+import { call, eventually, inSeconds, logSink, startStack, uid, type Stack } from '../helpers/stack';
 import { pdfText, startSmtpPeer, type ReceivedMail, type SmtpPeer } from '../helpers/smtp';
 
 const root = path.resolve(__dirname, '..', '..');
 const received: ReceivedMail[] = [];
-const logLines: Record<string, unknown>[] = [];
+let logLines: Record<string, unknown>[] = [];
 let smtp: SmtpPeer;
 let stack: Stack;
 let env: Record<string, string>;
@@ -35,14 +34,10 @@ beforeAll(async () => {
     POSTPROCESS_ACTIVITY_TIMEOUT_MS: '4000',
     SMTP_TIMEOUT_MS: '2000',
   };
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
-      done();
-    },
-  });
   // The worker's logger, written to memory so the test can read its lines.
-  stack = await startStack(env, undefined, { log: createLogger('info', { component: 'worker' }, sink) });
+  const sink = logSink();
+  logLines = sink.lines;
+  stack = await startStack(env, undefined, { log: createLogger('info', { component: 'worker' }, sink.stream) });
 });
 afterAll(async () => {
   await stack.stop();

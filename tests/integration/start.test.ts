@@ -96,6 +96,13 @@ describe('npm start on embedded defaults', () => {
       fetch(api + p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await post('/bills', { bill_id: billId, billing_period_end: inSeconds(3600) })).status).toBe(200);
     expect((await post(`/bills/${billId}/line-items`, { amount: 4200, currency: 'GEL', description: 'kept' })).status).toBe(200);
+    // Development runs open, and says so loudly.
+    expect(first.output()).toContain('AUTHENTICATION IS OFF');
+    // Ready once the worker polls; /metrics carries ours and the Temporal SDK's own.
+    await eventually(async () => (await fetch(`${api}/readyz`)).status === 200);
+    const metrics = await (await fetch(`${api}/metrics`)).text();
+    expect(metrics).toContain('fees_http_request_duration_seconds');
+    expect(metrics).toMatch(/^temporal_\w+/m);
     expect(await stop(first)).toBe('exit 0');
 
     const second = await start(env);

@@ -44,4 +44,11 @@ describe('configuration', () => {
     expect(good.smtp.url).toBe('smtps://u:p@mail.example:465');
     expect(good.invoice).toEqual({ numberPrefix: 'INV', from: 'Billing <billing@example.com>', pdfMaxLineItems: 1000 });
   });
+
+  it('requires authentication in production and refuses to start open there', () => {
+    expect(loadConfig({}).auth.required).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production' }).auth.required).toBe(true);
+    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_REQUIRED: 'false' })).toThrow(/AUTH_REQUIRED=false is refused with NODE_ENV=production/);
+    expect(loadConfig({ AUTH_REQUIRED: 'true' }).auth).toMatchObject({ required: true, healthPublic: true, metricsPublic: true });
+  });
 });

@@ -14,7 +14,24 @@ interface Endpoint {
   method: string;
   path: string;
   expose: boolean;
+  auth: boolean;
+  /** The scope its handler checks: the first argument of `run(...)` or `checkScope(...)`. */
+  scope: string | undefined;
   headers: string[];
+}
+
+function scopeIn(node: ts.Node, file: ts.SourceFile): string | undefined {
+  let scope: string | undefined;
+  const visit = (n: ts.Node) => {
+    if (scope) return;
+    if (ts.isCallExpression(n) && ['run', 'checkScope'].includes(n.expression.getText(file))) {
+      const [first] = n.arguments;
+      if (first && ts.isStringLiteral(first)) scope = first.text;
+    }
+    ts.forEachChild(n, visit);
+  };
+  visit(node);
+  return scope;
 }
 
 function literal(obj: ts.ObjectLiteralExpression, name: string): string | boolean | undefined {
@@ -61,6 +78,8 @@ function encoreEndpoints(): Endpoint[] {
           method: String(literal(options, 'method')),
           path: String(literal(options, 'path')),
           expose: literal(options, 'expose') === true,
+          auth: literal(options, 'auth') === true,
+          scope: handler ? scopeIn(handler, source) : undefined,
           headers: headersOf(source, typeName),
         });
       }
@@ -71,8 +90,8 @@ function encoreEndpoints(): Endpoint[] {
   return endpoints;
 }
 
-const key = (e: { method: string; path: string; headers: readonly string[] }) =>
-  `${e.method} ${e.path} [${[...e.headers].sort().join(', ')}]`;
+const key = (e: { method: string; path: string; scope?: string; headers: readonly string[] }) =>
+  `${e.method} ${e.path} ${e.scope} [${[...e.headers].sort().join(', ')}]`;
 
 describe('route parity between the Encore layer and the standalone host', () => {
   const encore = encoreEndpoints();
@@ -82,12 +101,12 @@ describe('route parity between the Encore layer and the standalone host', () => 
     expect(encore.map((e) => e.path)).toContain('/bills/:billId/invoice');
   });
 
-  it('serves the same methods, paths and headers in both hosts', () => {
+  it('serves the same methods, paths, scopes and headers in both hosts', () => {
     expect(routes.map(key).sort()).toEqual(encore.map(key).sort());
   });
 
-  it('exposes every Encore endpoint publicly, as the standalone host does', () => {
-    expect(encore.filter((e) => !e.expose)).toEqual([]);
+  it('exposes every Encore endpoint, behind the auth handler, as the standalone host does', () => {
+    expect(encore.filter((e) => !e.expose || !e.auth)).toEqual([]);
   });
 });
 
@@ -106,7 +125,7 @@ describe('module boundaries', () => {
     [...readFileSync(path.join(root, file), 'utf8').matchAll(/from '([^']+)'/g)].map((m) => m[1]);
 
   it('imports encore.dev only from the Encore layer files', () => {
-    const encoreLayer = /^(\w+\/encore\.service\.ts|\w+\/api\.ts|bills\/db\.ts|core\/encore\.ts)$/;
+    const encoreLayer = /^(\w+\/encore\.service\.ts|\w+\/api\.ts|bills\/(db|gateway)\.ts|core\/encore\.ts)$/;
     const offenders = files.filter((f) => importsOf(f).some((m) => m.startsWith('encore.dev')) && !encoreLayer.test(f));
     expect(offenders).toEqual([]);
   });

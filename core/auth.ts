@@ -1,0 +1,158 @@
+/**
+ * API keys and scopes. A key is `fees_<key id>_<secret>`: the id finds the row, and only the
+ * SHA-256 of the secret is stored (the secret has 256 random bits, so a fast hash is enough; a slow
+ * password hash would only add latency to every request). Comparison is constant-time, and
+ * repeated failures from one client are rate limited.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { Queryable } from './db';
+import { AppError } from './errors';
+
+export type Scope = 'bills:read' | 'bills:write' | 'admin';
+export const SCOPES: readonly Scope[] = ['bills:read', 'bills:write', 'admin'];
+
+export interface Principal {
+  key_id: string;
+  scopes: Scope[];
+}
+
+/** Who calls when authentication is off (development only): may do everything. */
+export const ANONYMOUS: Principal = { key_id: 'anonymous', scopes: ['admin'] };
+
+const KEY_FORMAT = /^fees_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$/;
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+export function generateApiKey(): { key: string; key_id: string; secret_sha256: Buffer } {
+  const keyId = Array.from(randomBytes(16), (b) => BASE32[b % 32]).join('');
+  const secret = randomBytes(32).toString('base64url');
+  return { key: `fees_${keyId}_${secret}`, key_id: keyId, secret_sha256: sha256(secret) };
+}
+
+export function hasScope(granted: readonly Scope[], needed: Scope): boolean {
+  return granted.includes('admin') || granted.includes(needed);
+}
+
+export function requireScope(principal: Principal, needed: Scope): void {
+  if (!hasScope(principal.scopes, needed)) {
+    throw new AppError('permission_denied', `this API key lacks the ${needed} scope`, { required_scope: needed });
+  }
+}
+
+export function parseScopes(list: string): Scope[] {
+  const scopes = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = scopes.filter((s) => !SCOPES.includes(s as Scope));
+  if (scopes.length === 0 || unknown.length > 0) {
+    throw new Error(`scopes must be a comma-separated list of ${SCOPES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
+  }
+  return [...new Set(scopes)] as Scope[];
+}
+
+export interface StoredKey {
+  key_id: string;
+  name: string;
+  scopes: Scope[];
+  created_at: Date;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+export async function insertApiKey(db: Queryable, name: string, scopes: Scope[]): Promise<{ key: string; key_id: string }> {
+  const { key, key_id, secret_sha256 } = generateApiKey();
+  await db.query('INSERT INTO api_keys (key_id, name, secret_sha256, scopes) VALUES ($1, $2, $3, $4)', [key_id, name, secret_sha256, scopes]);
+  return { key, key_id };
+}
+
+export async function listApiKeys(db: Queryable): Promise<StoredKey[]> {
+  const { rows } = await db.query<StoredKey>(
+    'SELECT key_id, name, scopes, created_at, revoked_at, last_used_at FROM api_keys ORDER BY created_at',
+  );
+  return rows;
+}
+
+/** True when the key existed and was active. */
+export async function revokeApiKey(db: Queryable, keyId: string): Promise<boolean> {
+  const { rowCount } = await db.query('UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL', [keyId]);
+  return rowCount === 1;
+}
+
+export interface AuthSettings {
+  required: boolean;
+  /** A revoked key stops working within this long (keys are cached per process). */
+  cacheMs: number;
+  /** Failed attempts per client within `failureWindowS` before it is refused for that long. */
+  maxFailures: number;
+  failureWindowS: number;
+}
+
+interface CachedKey {
+  secret_sha256: Buffer;
+  scopes: Scope[];
+  active: boolean;
+  fetched: number;
+}
+
+// Compared against when the key id is unknown, so a miss costs the same as a wrong secret.
+const DUMMY_HASH = sha256('no such key');
+
+export class Authenticator {
+  private readonly cache = new Map<string, CachedKey>();
+  private readonly failures: RateLimiterMemory;
+
+  constructor(private readonly db: Queryable, readonly settings: AuthSettings) {
+    this.failures = new RateLimiterMemory({ points: settings.maxFailures, duration: settings.failureWindowS });
+  }
+
+  /**
+   * The caller behind an `Authorization` header, allowed `needed`; throws 401, 403 or 429.
+   * `client` identifies the caller for rate limiting (its address).
+   */
+  async authenticate(authorization: string | undefined, client: string, needed: Scope): Promise<Principal> {
+    const principal = await this.identify(authorization, client);
+    requireScope(principal, needed);
+    return principal;
+  }
+
+  /** The caller behind an `Authorization` header, whatever its scopes; throws 401 or 429. */
+  async identify(authorization: string | undefined, client: string): Promise<Principal> {
+    if (!this.settings.required) return ANONYMOUS;
+    const blocked = await this.failures.get(client);
+    if (blocked && blocked.consumedPoints >= this.settings.maxFailures) {
+      throw new AppError('resource_exhausted', 'too many failed authentication attempts; retry later', {
+        retry_after_seconds: Math.ceil(blocked.msBeforeNext / 1000),
+      });
+    }
+    const principal = await this.verify(authorization);
+    if (!principal) {
+      await this.failures.penalty(client, 1);
+      throw new AppError('unauthenticated', 'a valid API key is required: Authorization: Bearer <key>');
+    }
+    return principal;
+  }
+
+  private async verify(authorization: string | undefined): Promise<Principal | null> {
+    const match = /^Bearer (\S+)$/i.exec(authorization ?? '');
+    const parts = match ? KEY_FORMAT.exec(match[1]) : null;
+    if (!parts) return null;
+    const [, keyId, secret] = parts;
+    const stored = await this.lookup(keyId);
+    const equal = timingSafeEqual(sha256(secret), stored?.secret_sha256 ?? DUMMY_HASH);
+    return equal && stored?.active ? { key_id: keyId, scopes: stored.scopes } : null;
+  }
+
+  private async lookup(keyId: string): Promise<CachedKey | null> {
+    const cached = this.cache.get(keyId);
+    if (cached && Date.now() - cached.fetched < this.settings.cacheMs) return cached;
+    const { rows } = await this.db.query<{ secret_sha256: Buffer; scopes: Scope[]; active: boolean }>(
+      `UPDATE api_keys SET last_used_at = now() WHERE key_id = $1
+       RETURNING secret_sha256, scopes, revoked_at IS NULL AS active`,
+      [keyId],
+    );
+    const entry = rows[0] ? { ...rows[0], fetched: Date.now() } : null;
+    // Unknown ids are not cached: a key created a moment ago must work at once.
+    if (entry) this.cache.set(keyId, entry);
+    return entry;
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * SIGTERM under load: the HTTP server stops taking requests and finishes those in flight, the
+ * worker finishes its tasks, then the process exits 0 — and no acknowledged line item is lost.
+ */
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { lineItemId } from '../../lineitems/lineitems';
+import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+
+const root = path.resolve(__dirname, '..', '..');
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack();
+  await stack.stopWorker(); // the service under test runs its own worker on this task queue
+});
+afterAll(() => stack.stop());
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+
+/** `host/main.ts <mode>` in its own process, on the test database, Temporal and task queue. */
+function runService(mode: 'all' | 'worker', env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'host/main.ts', mode], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env,
+      DATABASE_URL: stack.config.databaseUrl, TEMPORAL_ADDRESS: stack.config.temporal.address,
+      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue, DATA_DIR: mkdtempSync(path.join(os.tmpdir(), `fees-${mode}-`)),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const service = { child, out: '', exited: new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))) };
+  child.stdout!.on('data', (d) => (service.out += d));
+  child.stderr!.on('data', (d) => (service.out += d));
+  return service;
+}
+
+it('drains on SIGTERM: every acknowledged line item is stored exactly once', async () => {
+  const port = await freePort();
+  const api = `http://127.0.0.1:${port}`;
+  const service = runService('all', { PORT: String(port), WORKER_PORT: '0' });
+  const { child, exited } = service;
+  const out = () => service.out;
+  await eventually(async () => out().includes('is up'), 60_000);
+
+  const billId = uid();
+  const created = await fetch(`${api}/bills`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bill_id: billId, billing_period_end: inSeconds(3600) }),
+  });
+  expect(created.status).toBe(200);
+
+  // Eight clients add items one after another until the service is gone.
+  const acknowledged: string[] = [];
+  const outcomes = new Map<string, number>();
+  let stopped = false;
+  const client = async (c: number) => {
+    for (let i = 0; !stopped; i++) {
+      const key = `${billId}-${c}-${i}`;
+      try {
+        const res = await fetch(`${api}/bills/${billId}/line-items`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+          body: JSON.stringify({ amount: 100 + c, currency: 'USD', description: key }),
+        });
+        outcomes.set(String(res.status), (outcomes.get(String(res.status)) ?? 0) + 1);
+        if (res.status === 200) acknowledged.push(key);
+        else await res.arrayBuffer();
+      } catch {
+        outcomes.set('connection refused', (outcomes.get('connection refused') ?? 0) + 1);
+        return;
+      }
+    }
+  };
+  const clients = Promise.all(Array.from({ length: 8 }, (_, c) => client(c)));
+  await eventually(async () => acknowledged.length >= 40, 30_000);
+  child.kill('SIGTERM');
+  const code = await exited;
+  stopped = true;
+  await clients;
+
+  expect({ code, out: code === 0 ? '' : out() }).toEqual({ code: 0, out: '' });
+  expect(out()).toContain('SIGTERM: shutting down');
+  // In order: no new requests and in-flight ones answered, then the worker, then the pool.
+  const order = [...out().matchAll(/^stopped (.+) \(\d+ ms\)$/gm)].map((m) => m[1]);
+  expect(order).toEqual(['HTTP server', 'Temporal client', 'worker', 'database pool']);
+  // Only answers a client can act on: success, or 503 (retry with the same key), or no connection.
+  expect([...outcomes.keys()].filter((k) => !['200', '503', 'connection refused'].includes(k))).toEqual([]);
+
+  const stored = await stack.db.query<{ line_item_id: string }>('SELECT line_item_id FROM line_items WHERE bill_id = $1', [billId]);
+  const ids = new Set(stored.rows.map((r) => r.line_item_id));
+  expect(ids.size).toBe(stored.rows.length);
+  const lost = acknowledged.filter((key) => !ids.has(lineItemId(billId, key)));
+  expect(lost).toEqual([]);
+
+  // The bill carries on with another worker; its totals match its stored items.
+  await stack.startWorker();
+  const closed = await call(stack, 'POST', `/bills/${billId}/close`);
+  expect(closed.status).toBe(200);
+  const sum = await stack.db.query('SELECT sum(amount)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [billId]);
+  expect(closed.body.bill.totals).toEqual([expect.objectContaining({ currency: 'USD', amount: Number(sum.rows[0].s), line_item_count: sum.rows[0].n })]);
+}, 120_000);
+
+it('runs the worker alone (npm run worker) with its own probes and metrics, and stops it on SIGTERM', async () => {
+  const port = await freePort();
+  const service = runService('worker', { WORKER_PORT: String(port) });
+  const { child, exited } = service;
+  try {
+    await eventually(async () => service.out.includes('is up'), 60_000);
+    const probes = `http://127.0.0.1:${port}`;
+    expect((await fetch(`${probes}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${probes}/readyz`);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', worker: 'ok' } });
+    expect(await (await fetch(`${probes}/metrics`)).text()).toMatch(/^temporal_\w+/m);
+
+    // It serves the bills of its task queue: the API of the test stack reaches it.
+    await stack.stopWorker();
+    const billId = uid();
+    expect((await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) })).status).toBe(200);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  expect(await exited).toBe(0);
+  expect(service.out).toMatch(/stopped worker/);
+}, 90_000);
