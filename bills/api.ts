@@ -45,6 +45,7 @@ export const list = api(
 
 /** Returns one bill: live totals while open, stored totals once closed. */
 export interface GetBillRequest {
+  /** The bill's id (`bill_id`). */
   billId: string;
 }
 export const get = api(
@@ -54,6 +55,7 @@ export const get = api(
 
 /** Closes a bill now; closing a closed bill returns the same final bill. */
 export interface CloseBillRequest {
+  /** The bill's id (`bill_id`). */
   billId: string;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;

@@ -21,6 +21,7 @@ import { createWorker, installSdkRuntime } from '../temporal/worker';
 import { createLogger } from '../core/log';
 import { postgresCheck, registerOps } from './ops';
 import { startEmbeddedPostgres } from './postgres';
+import { warmUpExplorer } from './explorer';
 import { buildServer, createApp, guardWith } from './server';
 import { startTemporalDevServer } from './temporal-dev';
 
@@ -144,6 +145,8 @@ async function main(mode: Mode, config: Config): Promise<void> {
   }
 
   console.log(`Fees API (${mode}) is up:\n  ${report.join('\n  ')}`);
+  // Before traffic arrives, so no request waits for it.
+  if (app) setImmediate(warmUpExplorer);
   if ((mode === 'all' || mode === 'api') && !config.auth.required) {
     console.warn(`\n${'!'.repeat(78)}\n!! ${OPEN_WARNING}\n${'!'.repeat(78)}\n`);
   }

@@ -9,6 +9,7 @@ const deps = () => encoreDeps(SQLDatabase.named('fees'));
 
 /** Adds a line item to an open bill; the answer is confirmed: persisted and counted once. */
 export interface AddLineItemRequest {
+  /** The bill's id (`bill_id`). */
   billId: string;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
@@ -31,6 +32,7 @@ export const add = api(
 
 /** Lists a bill's line items, oldest first. */
 export interface ListLineItemsRequest {
+  /** The bill's id (`bill_id`). */
   billId: string;
   /** 1-1000, default 100. */
   limit?: number;

@@ -30,6 +30,7 @@ export const invoicePdf = api.raw(
 
 /** Restarts the post-process of a bill whose invoice failed; a no-op when it is running or done. */
 export interface RetryInvoiceRequest {
+  /** The bill's id (`bill_id`). */
   billId: string;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
