@@ -6,7 +6,7 @@ import { closeBill, createBill, getBill, listBills } from '../bills/bills';
 import type { Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, pickIdempotencyKey } from '../core/idempotency';
-import { addLineItem, listLineItems } from '../lineitems/lineitems';
+import { addLineItem, addLineItems, listLineItems } from '../lineitems/lineitems';
 import { getInvoicePdf, retryInvoice } from '../postprocess/invoices';
 
 export interface RouteRequest {
@@ -47,6 +47,10 @@ export const routes: Route[] = [
   {
     method: 'POST', path: '/bills/:billId/line-items', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r)),
+  },
+  {
+    method: 'POST', path: '/bills/:billId/line-items/batch', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => addLineItems(d, r.params.billId, r.body, idempotencyKey(r)),
   },
   { method: 'GET', path: '/bills/:billId/line-items', scope: 'bills:read', headers: [], handle: (d, r) => listLineItems(d, r.params.billId, r.query) },
   {

@@ -3,7 +3,7 @@ import { api, type Header } from 'encore.dev/api';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { run, encoreDeps } from '../core/encore';
 import { pickIdempotencyKey } from '../core/idempotency';
-import { addLineItem, listLineItems, type AddedLineItem, type LineItemPage } from './lineitems';
+import { addLineItem, addLineItems, listLineItems, type AddedLineItem, type AddedLineItems, type LineItemPage } from './lineitems';
 
 const deps = () => encoreDeps(SQLDatabase.named('fees'));
 
@@ -27,6 +27,38 @@ export const add = api(
   async (req: AddLineItemRequest): Promise<AddedLineItem> =>
     run('bills:write', async () =>
       addLineItem(await deps(), req.billId, req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt)),
+    ),
+);
+
+/** One line item of a batch. */
+export interface BatchLineItem {
+  /** Integer minor units, > 0. */
+  amount: number;
+  /** ISO 4217 code. */
+  currency: string;
+  /** 1-500 characters. */
+  description: string;
+  /** Any JSON object up to 4 KB. */
+  metadata?: Record<string, unknown>;
+}
+
+/**
+ * Adds up to 1000 line items to an open bill under one idempotency key: all are validated first,
+ * then accepted or refused as a whole, persisted in one insert and counted once.
+ */
+export interface AddLineItemsRequest {
+  /** The bill's id (`bill_id`). */
+  billId: string;
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+  /** 1-1000 line items. */
+  items: BatchLineItem[];
+}
+export const addBatch = api(
+  { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items/batch' },
+  async (req: AddLineItemsRequest): Promise<AddedLineItems> =>
+    run('bills:write', async () =>
+      addLineItems(await deps(), req.billId, req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt)),
     ),
 );
 

@@ -9,10 +9,10 @@ import { totalsList, type CurrencyTotal } from '../core/money';
 import { decodeCursor, encodeCursor, intParam, parseId } from '../core/validate';
 import { findBill, storedTotals } from '../bills/store';
 import { isWorkflowGone, toAppError, updateWithDeadline } from '../temporal/client';
-import { addLineItemUpdate, billWorkflowId } from '../temporal/shared';
+import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId } from '../temporal/shared';
 import { findLineItem, listLineItems as listLineItemRows } from './store';
 import type { LineItem, NewLineItem } from './types';
-import { isSameLineItem, parseNewLineItem } from './validation';
+import { isSameLineItem, parseLineItemBatch, parseNewLineItem } from './validation';
 
 // Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.
 const LINE_ITEM_NAMESPACE = '6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10';
@@ -74,6 +74,64 @@ async function landedEarlier(deps: Deps, billId: string, id: string, item: NewLi
   if (!stored || !bill) return null;
   const totals = await storedTotals(deps.db, [bill]);
   return { line_item: stored.item, totals: totalsList(totals.get(billId) ?? {}) };
+}
+
+export interface AddedLineItems {
+  /** The ids of the batch's line items, in the order sent (the same on every retry with the key). */
+  line_item_ids: string[];
+  totals: CurrencyTotal[];
+}
+
+/**
+ * A batch of up to MAX_BATCH_ITEMS line items under one idempotency key: all validated first,
+ * then accepted or refused as a whole, in one update and one multi-row insert.
+ */
+export async function addLineItems(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<AddedLineItems> {
+  const billId = parseId(billIdParam, 'billId');
+  let items: NewLineItem[];
+  try {
+    items = parseLineItemBatch(body);
+  } catch (err) {
+    lineItemsMetric.inc({ result: 'rejected', reason: 'invalid_argument:batch' });
+    throw err;
+  }
+  const fp = fingerprint('POST /bills/:billId/line-items/batch', { bill_id: billId, items });
+  try {
+    const added = await idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+      const batchKey = key ?? uuidv4();
+      const withIds = items.map((item, i) => ({ ...item, line_item_id: lineItemId(billId, `${batchKey}\n#${i}`) }));
+      try {
+        const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+        const result = await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
+          handle.executeUpdate(addLineItemsUpdate, { args: [{ items: withIds }], updateId: `${lineItemId(billId, batchKey)}:${fp.slice(0, 16)}` }),
+        );
+        return { line_item_ids: withIds.map((i) => i.line_item_id), totals: result.totals };
+      } catch (err) {
+        const gone = isWorkflowGone(err);
+        const error = gone ? null : toAppError(err);
+        if (error && error.code !== 'failed_precondition') throw error;
+        // A retry of a batch that landed before the bill closed gets the answer it missed.
+        const ids = withIds.map((i) => i.line_item_id);
+        if (await allStored(deps, ids)) {
+          const bill = (await findBill(deps.db, billId))!;
+          return { line_item_ids: ids, totals: totalsList((await storedTotals(deps.db, [bill])).get(billId) ?? {}) };
+        }
+        if (error) throw error;
+        if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+        throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
+      }
+    });
+    lineItemsMetric.inc({ result: 'accepted', reason: '' }, items.length);
+    return added;
+  } catch (err) {
+    lineItemsMetric.inc({ result: 'rejected', reason: unexpected(err).code }, items.length);
+    throw err;
+  }
+}
+
+async function allStored(deps: Deps, ids: string[]): Promise<boolean> {
+  const { rows } = await deps.db.query<{ n: number }>('SELECT count(*)::int AS n FROM line_items WHERE line_item_id = ANY($1::uuid[])', [ids]);
+  return rows[0].n === ids.length;
 }
 
 export interface LineItemPage {

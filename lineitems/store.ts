@@ -61,6 +61,39 @@ export async function insertLineItem(
   return { inserted: false, stored: (await findLineItem(db, row.line_item_id))! };
 }
 
+/**
+ * Inserts a batch in one statement, once per line_item_id. Returns the ids inserted now and, for
+ * the others, the rows already stored (to tell a retry from a different item).
+ */
+export async function insertLineItems(
+  db: Queryable,
+  billId: string,
+  rows: (NewLineItem & { line_item_id: string })[],
+  sourceRef: string,
+): Promise<{ inserted: Set<string>; existing: StoredLineItem[] }> {
+  const ins = await db.query<{ line_item_id: string }>(
+    `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, metadata, source_ref)
+     SELECT id, $1, amount, currency, description, metadata, $7
+     FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS t(id, amount, currency, description, metadata)
+     ON CONFLICT (line_item_id) DO NOTHING
+     RETURNING line_item_id`,
+    [
+      billId,
+      rows.map((r) => r.line_item_id),
+      rows.map((r) => r.amount),
+      rows.map((r) => r.currency),
+      rows.map((r) => r.description),
+      rows.map((r) => (r.metadata === null ? null : JSON.stringify(r.metadata))),
+      sourceRef,
+    ],
+  );
+  const inserted = new Set(ins.rows.map((r) => r.line_item_id));
+  const others = rows.filter((r) => !inserted.has(r.line_item_id)).map((r) => r.line_item_id);
+  if (others.length === 0) return { inserted, existing: [] };
+  const found = await db.query<RawLineItem>(`SELECT ${COLUMNS} FROM line_items WHERE line_item_id = ANY($1::uuid[])`, [others]);
+  return { inserted, existing: found.rows.map(toStored) };
+}
+
 /** Oldest first, keyset-paginated on the position within the bill. */
 export async function listLineItems(
   db: Queryable,

@@ -2,7 +2,7 @@
  * Line item rules. Pure: the HTTP hosts run them on the request and the workflow runs them again
  * in its update validator, against the bill's live state.
  */
-import { failedPrecondition } from '../core/errors';
+import { failedPrecondition, type AppError } from '../core/errors';
 import { canAdd, currencyExponent, isValidAmount, type TotalsByCurrency } from '../core/money';
 import { canonicalJson } from '../core/canonical-json';
 import { asBody, fieldError, isStorableJson, requiredString } from '../core/validate';
@@ -37,6 +37,47 @@ function parseMetadata(value: unknown): Record<string, unknown> | null {
   const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
   if (bytes > MAX_METADATA_BYTES) throw fieldError('metadata', `must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
   return value as Record<string, unknown>;
+}
+
+export const MAX_BATCH_ITEMS = 1000;
+
+/** A batch body `{ items: [...] }`: every item valid, or the whole batch refused naming the first bad one. */
+export function parseLineItemBatch(input: unknown): NewLineItem[] {
+  const body = asBody(input);
+  if (!Array.isArray(body.items) || body.items.length === 0 || body.items.length > MAX_BATCH_ITEMS) {
+    throw fieldError('items', `must be an array of 1 to ${MAX_BATCH_ITEMS} line items`);
+  }
+  return body.items.map((item: unknown, i: number) => {
+    try {
+      return parseNewLineItem(item);
+    } catch (err) {
+      const e = err as AppError;
+      const field = `items[${i}].${(e.details?.field as string | undefined) ?? 'body'}`;
+      throw fieldError(field, String(e.details?.reason ?? e.message));
+    }
+  });
+}
+
+/** The bill-dependent rules for a whole batch: every item fits, and the totals with all of them too. */
+export function checkBatchFitsBill(
+  items: NewLineItem[],
+  bill: { status: string; currency: string | null; totals: TotalsByCurrency; pending: TotalsByCurrency },
+): void {
+  const batch: TotalsByCurrency = {};
+  for (const item of items) {
+    checkLineItemFitsBill(item, { ...bill, pending: mergeTotals(bill.pending, batch) });
+    const entry = (batch[item.currency] ??= { amount: 0, count: 0 });
+    entry.amount += item.amount;
+    entry.count += 1;
+  }
+}
+
+function mergeTotals(a: TotalsByCurrency, b: TotalsByCurrency): TotalsByCurrency {
+  const out: TotalsByCurrency = { ...a };
+  for (const [currency, t] of Object.entries(b)) {
+    out[currency] = { amount: (a[currency]?.amount ?? 0) + t.amount, count: (a[currency]?.count ?? 0) + t.count };
+  }
+  return out;
 }
 
 /** The bill-dependent rules: status, the bill's currency, and totals staying exact. */

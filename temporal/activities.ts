@@ -11,14 +11,14 @@ import { billsClosed, billsOpened, invoiceFailures } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
 import { closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
-import { BILL_CLOSED_SQLSTATE, insertLineItem } from '../lineitems/store';
+import { BILL_CLOSED_SQLSTATE, insertLineItem, insertLineItems } from '../lineitems/store';
 import type { LineItem } from '../lineitems/types';
 import { isSameLineItem } from '../lineitems/validation';
 import { deliverInvoice, generateInvoice, type Delivery } from '../postprocess/invoicing';
 import type { Mailer } from '../postprocess/mailer';
 import { beginPostProcess, recordFailure } from '../postprocess/store';
 import type { InvoiceStatus, PostProcessStep } from '../postprocess/types';
-import type { AddLineItemInput, FailureType } from './shared';
+import type { AddLineItemInput, AddLineItemsInput, FailureType } from './shared';
 
 function rejection(type: FailureType, message: string, details?: Record<string, unknown>) {
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : [] });
@@ -88,6 +88,40 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
         });
       }
       return { isNew, line_item: item };
+    },
+
+    /**
+     * The batch in one insert. Counted as added: rows inserted now or by an earlier attempt of
+     * this same activity; rows another update stored first are not counted again.
+     */
+    async persistLineItems(input: AddLineItemsInput & { bill_id: string }): Promise<{ added: TotalsByCurrency; count: number }> {
+      const info = Context.current().info;
+      const sourceRef = `${info.workflowExecution?.runId ?? info.activityId}/${info.activityId}`;
+      let result;
+      try {
+        result = await insertLineItems(db, input.bill_id, input.items, sourceRef);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === BILL_CLOSED_SQLSTATE) {
+          throw rejection('failed_precondition', 'bill is closed: it accepts no more line items', { status: 'closed' });
+        }
+        if (code?.startsWith('22')) throw rejection('invalid_argument', `the database refused this batch (${code})`);
+        throw err;
+      }
+      const mine = new Set([...result.inserted, ...result.existing.filter((e) => e.source_ref === sourceRef).map((e) => e.item.line_item_id)]);
+      const byId = new Map(result.existing.map((e) => [e.item.line_item_id, e.item]));
+      const added: TotalsByCurrency = {};
+      for (const item of input.items) {
+        const stored = byId.get(item.line_item_id);
+        if (!mine.has(item.line_item_id) && stored && !isSameLineItem(stored, item)) {
+          throw rejection('invalid_argument', 'this idempotency key was already used for a different batch', { field: 'idempotency_key' });
+        }
+        if (!mine.has(item.line_item_id)) continue;
+        const entry = (added[item.currency] ??= { amount: 0, count: 0 });
+        entry.amount += item.amount;
+        entry.count += 1;
+      }
+      return { added, count: mine.size };
     },
 
     async closeBill(input: { bill_id: string; closed_at: string }): Promise<{ closed_at: string; totals: TotalsByCurrency }> {

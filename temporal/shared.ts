@@ -49,6 +49,16 @@ export interface AddLineItemInput extends NewLineItem {
   line_item_id: string;
 }
 
+export interface AddLineItemsInput {
+  items: AddLineItemInput[];
+}
+
+export interface AddLineItemsResult {
+  /** Items of this batch counted now; the others were already stored by an earlier attempt. */
+  added: number;
+  totals: CurrencyTotal[];
+}
+
 export interface AddLineItemResult {
   line_item: LineItem;
   totals: CurrencyTotal[];
@@ -58,6 +68,8 @@ export interface AddLineItemResult {
 export const openBillUpdate = defineUpdate<LiveBill>('openBillUpdate');
 /** Adds a line item; the result is confirmed (persisted and counted). */
 export const addLineItemUpdate = defineUpdate<AddLineItemResult, [AddLineItemInput]>('addLineItemUpdate');
+/** Up to MAX_BATCH_ITEMS line items accepted or rejected as a whole, in one update and one insert. */
+export const addLineItemsUpdate = defineUpdate<AddLineItemsResult, [AddLineItemsInput]>('addLineItemsUpdate');
 /** Closes the bill early; returns once final totals are stored. Idempotent. */
 export const closeBillUpdate = defineUpdate<LiveBill>('closeBillUpdate');
 export const getBillQuery = defineQuery<LiveBill>('getBillQuery');

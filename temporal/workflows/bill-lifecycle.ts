@@ -8,13 +8,13 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { AppError } from '../../core/errors';
-import { checkLineItemFitsBill, parseNewLineItem } from '../../lineitems/validation';
+import { checkBatchFitsBill, checkLineItemFitsBill, parseLineItemBatch, parseNewLineItem } from '../../lineitems/validation';
 import type { Activities } from '../activities';
 import {
-  addLineItemUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
+  addLineItemUpdate, addLineItemsUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
   type BillActivitySettings, type BillWorkflowInput, type LiveBill,
 } from '../shared';
-import { adjust, initialState, liveBill, sameTotals, type BillState } from './bill-state';
+import { addTotals, adjust, initialState, liveBill, sameTotals, type BillState } from './bill-state';
 import { closedBillPostProcessWorkflow } from './post-process';
 
 // For bills started before the settings travelled in the input.
@@ -83,6 +83,38 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
         if (state.draining) throw new AppError('unavailable', 'the bill is moving to a new workflow run; retry');
         if (typeof item?.line_item_id !== 'string') throw new AppError('invalid_argument', 'line_item_id is required');
         checkLineItemFitsBill(parseNewLineItem(item), state);
+      }),
+    },
+  );
+
+  setHandler(
+    addLineItemsUpdate,
+    async ({ items }) => {
+      // Reserved before the first await, as for a single add.
+      for (const item of items) adjust(state.pending, item.currency, item.amount, 1);
+      state.inflightAdds++;
+      try {
+        await condition(() => state.persisted || state.conflict);
+        if (state.conflict) throw notOurs();
+        const { added, count } = await db.persistLineItems({ items, bill_id: billId });
+        for (const [currency, t] of Object.entries(added)) addTotals(state.totals, currency, t.amount, t.count);
+        state.lineItemCount += count;
+        state.itemsThisRun += count;
+        return { added: count, totals: liveBill(state).totals };
+      } finally {
+        for (const item of items) adjust(state.pending, item.currency, item.amount, -1);
+        state.inflightAdds--;
+      }
+    },
+    {
+      validator: (batch) => reject(() => {
+        if (state.conflict) throw notOurs();
+        if (state.draining) throw new AppError('unavailable', 'the bill is moving to a new workflow run; retry');
+        const items = Array.isArray(batch?.items) ? batch.items : [];
+        if (items.length === 0 || items.some((i: { line_item_id?: unknown }) => typeof i?.line_item_id !== 'string')) {
+          throw new AppError('invalid_argument', 'items with line_item_id are required');
+        }
+        checkBatchFitsBill(parseLineItemBatch({ items }), state);
       }),
     },
   );

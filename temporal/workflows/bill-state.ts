@@ -42,9 +42,14 @@ export function initialState(input: BillWorkflowInput): BillState {
 
 /** Adds `sign * amount` (and `sign` items) to one currency's entry; drops entries that reach zero items. */
 export function adjust(totals: TotalsByCurrency, currency: string, amount: number, sign: 1 | -1): void {
+  addTotals(totals, currency, sign * amount, sign);
+}
+
+/** Adds `amount` over `count` items (negative to take them back) to one currency's entry. */
+export function addTotals(totals: TotalsByCurrency, currency: string, amount: number, count: number): void {
   const entry = totals[currency] ?? { amount: 0, count: 0 };
-  entry.amount += sign * amount;
-  entry.count += sign;
+  entry.amount += amount;
+  entry.count += count;
   if (entry.count === 0) delete totals[currency];
   else totals[currency] = entry;
 }
