@@ -1,0 +1,397 @@
+/**
+ * The benchmark: starts the service (embedded defaults, or DATABASE_URL / TEMPORAL_ADDRESS when
+ * set; BENCH_URL uses one already running), drives it over loopback with autocannon, measures the
+ * baselines that bound it in the same run, and prints a markdown table and
+ * bench/results/latest.json. `--quick` runs every scenario briefly (the test suite's smoke check);
+ * `--only a,b` runs some scenarios.
+ *
+ *   npm run bench [-- --quick] [-- --only add_line_item,create_bill]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { Client, Connection } from '@temporalio/client';
+import { billWorkflowId, addLineItemUpdate, getBillQuery } from '../temporal/shared';
+
+const root = path.resolve(__dirname, '..');
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+const quick = args.quick!;
+const only = args.only ? new Set(args.only.split(',')) : null;
+const DURATION_S = quick ? 2 : 10;
+const WARMUP_S = quick ? 0 : 2;
+const POOL_SIZE = Number(process.env.DB_POOL_SIZE ?? 10);
+
+export interface ScenarioResult {
+  name: string;
+  throughput: number;
+  unit: string;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  errors: number;
+  rss_mb: number | null;
+  notes?: string;
+}
+
+const results: ScenarioResult[] = [];
+
+/** Keeps a result and shows it at once: a full run takes many minutes. */
+function record(r: ScenarioResult): void {
+  results.push(r);
+  console.log(`  ${r.name}: ${r.throughput} ${r.unit}, p50 ${r.p50_ms ?? '–'} ms, p99 ${r.p99_ms ?? '–'} ms, ${r.errors} errors${r.notes ? `; ${r.notes}` : ''}`);
+}
+const wanted = (name: string) => !only || only.has(name);
+
+// ---------------------------------------------------------------------------------------------
+// The service under test
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+
+interface Service {
+  url: string;
+  databaseUrl: string;
+  temporalAddress: string;
+  pid: number | null;
+  stop: () => Promise<void>;
+}
+
+async function startService(): Promise<Service> {
+  if (process.env.BENCH_URL) {
+    return {
+      url: process.env.BENCH_URL,
+      databaseUrl: required('DATABASE_URL'),
+      temporalAddress: required('TEMPORAL_ADDRESS'),
+      pid: null,
+      stop: async () => undefined,
+    };
+  }
+  const port = await freePort();
+  const pgPort = await freePort();
+  const temporalPort = await freePort();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'fees-bench-'));
+  const env = {
+    ...process.env,
+    PORT: String(port), WORKER_PORT: '0', LOG_LEVEL: 'warn', DATA_DIR: dataDir,
+    EMBEDDED_PG_PORT: String(pgPort), TEMPORAL_DEV_PORT: String(temporalPort), TEMPORAL_DEV_UI_PORT: String(await freePort()),
+    TEMPORAL_TASK_QUEUE: process.env.TEMPORAL_TASK_QUEUE ?? `bench-${randomUUID().slice(0, 8)}`,
+  };
+  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service (written on exit).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'host/main.ts', 'all'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 120_000;
+  while (!out.includes('is up')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the service did not start:\n${out}`);
+    await sleep(100);
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    databaseUrl: process.env.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${pgPort}/fees`,
+    temporalAddress: process.env.TEMPORAL_ADDRESS ?? `127.0.0.1:${temporalPort}`,
+    pid: child.pid ?? null,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`BENCH_URL needs ${name} for the baselines`);
+  return v;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rssMb(pid: number | null): number | null {
+  if (pid === null) return null;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load drivers
+
+interface Load {
+  name: string;
+  connections: number;
+  /** Each call returns the next request. */
+  next: () => { method: 'GET' | 'POST'; path: string; body?: unknown; headers?: Record<string, string> };
+  itemsPerRequest?: number;
+  durationS?: number;
+}
+
+async function httpLoad(svc: Service, load: Load): Promise<ScenarioResult> {
+  const run = (duration: number) =>
+    autocannon({
+      url: svc.url,
+      connections: load.connections,
+      duration,
+      requests: [{
+        setupRequest: (req) => {
+          const r = load.next();
+          return {
+            ...req, method: r.method, path: r.path,
+            headers: { 'content-type': 'application/json', ...(r.headers ?? {}) },
+            body: r.body === undefined ? undefined : JSON.stringify(r.body),
+          };
+        },
+      }],
+    });
+  if (WARMUP_S > 0) await run(WARMUP_S);
+  const r = await run(load.durationS ?? DURATION_S);
+  const perItem = load.itemsPerRequest ?? 1;
+  return {
+    name: load.name,
+    throughput: Math.round(r.requests.average * perItem),
+    unit: perItem > 1 ? 'items/s' : 'req/s',
+    p50_ms: r.latency.p50,
+    p99_ms: r.latency.p99,
+    errors: r.errors + r.timeouts + r.non2xx,
+    rss_mb: rssMb(svc.pid),
+  };
+}
+
+/** `fn` called by `concurrency` loops for the duration; latencies of every call. */
+async function loop(name: string, unit: string, concurrency: number, perCall: number, fn: (i: number) => Promise<void>, pid: number | null): Promise<ScenarioResult> {
+  // One counter across warm-up and measurement: every call gets fresh keys and positions.
+  let n = 0;
+  const runFor = async (seconds: number, record: boolean) => {
+    const latencies: number[] = [];
+    let errors = 0;
+    const end = Date.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        const t = performance.now();
+        try {
+          await fn(n++);
+          if (record) latencies.push(performance.now() - t);
+        } catch {
+          errors++;
+        }
+      }
+    }));
+    return { latencies, errors };
+  };
+  if (WARMUP_S > 0) await runFor(WARMUP_S, false);
+  const { latencies, errors } = await runFor(DURATION_S, true);
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => (latencies.length ? Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] * 10) / 10 : null);
+  return {
+    name, unit, errors, rss_mb: rssMb(pid),
+    throughput: Math.round((latencies.length * perCall) / DURATION_S),
+    p50_ms: pct(0.5), p99_ms: pct(0.99),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers against the API
+
+async function api<T = any>(svc: Service, method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const res = await fetch(svc.url + p, {
+    method, headers: { 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+  return json as T;
+}
+
+const farFuture = () => new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString();
+
+async function createBills(svc: Service, n: number, concurrency = 32): Promise<string[]> {
+  const ids: string[] = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n) {
+      next++;
+      const bill = await api(svc, 'POST', '/bills', { billing_period_end: farFuture() });
+      ids.push(bill.bill_id);
+    }
+  }));
+  return ids;
+}
+
+const item = (i: number) => ({ amount: 100 + (i % 900), currency: i % 3 === 0 ? 'EUR' : 'USD', description: `bench item ${i}` });
+const batch = (from: number, n: number) => Array.from({ length: n }, (_, k) => item(from + k));
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const started = Date.now();
+  console.log(`# Fees API benchmark${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  const svc = await startService();
+  const db = new pg.Pool({ connectionString: svc.databaseUrl, max: POOL_SIZE });
+  const temporal = new Client({ connection: await Connection.connect({ address: svc.temporalAddress }) });
+  try {
+    const bills = await createBills(svc, quick ? 10 : 100);
+    let seq = 0;
+
+    // Baselines: what Postgres and Temporal alone do on this machine, in the same run.
+    if (wanted('pg_insert_single') || wanted('pg_insert_batch')) {
+      await db.query('CREATE TABLE IF NOT EXISTS bench_line_items (LIKE line_items INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+      await db.query('TRUNCATE bench_line_items');
+    }
+    const insert = `INSERT INTO bench_line_items (line_item_id, bill_id, position, amount, currency, description, source_ref)`;
+    if (wanted('pg_insert_single')) {
+      record(await loop('pg_insert_single', 'rows/s', 32, 1, async (i) => {
+        await db.query({
+          name: 'bench_single',
+          text: `${insert} VALUES ($1, $2, $3, $4, $5, $6, 'bench') ON CONFLICT (line_item_id) DO NOTHING`,
+          values: [randomUUID(), bills[i % bills.length], i, 100, 'USD', 'baseline'],
+        });
+      }, null));
+    }
+    if (wanted('pg_insert_batch')) {
+      record(await loop('pg_insert_batch', 'rows/s', 32, 1000, async (i) => {
+        const ids = Array.from({ length: 1000 }, () => randomUUID());
+        await db.query(
+          `${insert} SELECT id, $2, $3::bigint * 1000 + ord, 100, 'USD', 'baseline', 'bench'
+           FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord) ON CONFLICT (line_item_id) DO NOTHING`,
+          [ids, bills[i % bills.length], i],
+        );
+      }, null));
+    }
+    if (wanted('temporal_update_bare')) {
+      record(await loop('temporal_update_bare', 'req/s', 32, 1, async (i) => {
+        const id = randomUUID();
+        await temporal.workflow.getHandle(billWorkflowId(bills[i % bills.length]))
+          .executeUpdate(addLineItemUpdate, { args: [{ ...item(i), metadata: null, line_item_id: id }], updateId: id });
+      }, svc.pid));
+    }
+
+    // The API.
+    if (wanted('add_line_item')) {
+      record(await httpLoad(svc, {
+        name: 'add_line_item', connections: 32,
+        next: () => {
+          const i = seq++;
+          return { method: 'POST', path: `/bills/${bills[i % bills.length]}/line-items`, body: item(i), headers: { 'idempotency-key': randomUUID() } };
+        },
+      }));
+    }
+    if (wanted('add_line_item_hot_bill')) {
+      const [hot] = await createBills(svc, 1);
+      record(await httpLoad(svc, {
+        name: 'add_line_item_hot_bill', connections: 32,
+        next: () => ({ method: 'POST', path: `/bills/${hot}/line-items`, body: item(seq++), headers: { 'idempotency-key': randomUUID() } }),
+      }));
+    }
+    if (wanted('add_line_items_batch')) {
+      record(await httpLoad(svc, {
+        name: 'add_line_items_batch', connections: 16, itemsPerRequest: 1000,
+        next: () => {
+          const i = seq++;
+          return { method: 'POST', path: `/bills/${bills[i % bills.length]}/line-items/batch`, body: { items: batch(i * 1000, 1000) }, headers: { 'idempotency-key': randomUUID() } };
+        },
+      }));
+    }
+    if (wanted('create_bill')) {
+      record(await httpLoad(svc, {
+        name: 'create_bill', connections: 16,
+        next: () => ({ method: 'POST', path: '/bills', body: { billing_period_end: farFuture() } }),
+      }));
+    }
+    const openCount = async () => Number((await db.query(`SELECT count(*) FROM bills WHERE status = 'open'`)).rows[0].count);
+    const list = (name: string) => httpLoad(svc, {
+      name, connections: 8, durationS: quick ? 1 : 10,
+      next: () => ({ method: 'GET', path: '/bills?status=open&limit=100' }),
+    });
+    if (wanted('list_open_bills')) {
+      const target = quick ? 100 : 1000;
+      await createBills(svc, Math.max(0, target - (await openCount())));
+      const r = await list('list_open_bills');
+      record({ ...r, notes: `${await openCount()} open bills` });
+    }
+    if (wanted('open_bills_10k')) {
+      const target = quick ? 200 : 10_000;
+      const t = Date.now();
+      await createBills(svc, Math.max(0, target - (await openCount())));
+      const r = await list('open_bills_10k');
+      record({ ...r, notes: `${await openCount()} open bills (created in ${Math.round((Date.now() - t) / 1000)} s); RSS is the all-in-one process (API + worker)` });
+    }
+    if (wanted('one_bill_1m_items')) {
+      const total = quick ? 20_000 : 1_000_000;
+      const [bill] = await createBills(svc, 1);
+      const t = Date.now();
+      let expected = 0;
+      let sent = 0;
+      let errors = 0;
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        while (sent < total) {
+          const from = sent;
+          sent += 1000;
+          const items = batch(from, 1000);
+          expected += items.reduce((a, it) => a + it.amount, 0);
+          const key = `${bill}-${from}`;
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await api(svc, 'POST', `/bills/${bill}/line-items/batch`, { items }, { 'idempotency-key': key });
+              break;
+            } catch (err) {
+              if (attempt >= 5) throw err;
+              errors++;
+              await sleep(200);
+            }
+          }
+        }
+      }));
+      const seconds = (Date.now() - t) / 1000;
+      const live = await temporal.workflow.getHandle(billWorkflowId(bill)).query(getBillQuery);
+      const liveSum = live.totals.reduce((a, x) => a + x.amount, 0);
+      const stored = await db.query('SELECT coalesce(sum(amount), 0)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [bill]);
+      const exact = liveSum === expected && Number(stored.rows[0].s) === expected && stored.rows[0].n === total;
+      record({
+        name: 'one_bill_1m_items', throughput: Math.round(total / seconds), unit: 'items/s', p50_ms: null, p99_ms: null, errors, rss_mb: rssMb(svc.pid),
+        notes: `${total} items in ${seconds.toFixed(1)} s; totals ${exact ? 'exact' : `WRONG (live ${liveSum}, stored ${stored.rows[0].s}, expected ${expected}, rows ${stored.rows[0].n})`}; ${live.continued_as_new} continue-as-new runs`,
+      });
+      if (!exact) process.exitCode = 1;
+    }
+  } finally {
+    await temporal.connection.close();
+    await db.end();
+    await svc.stop();
+  }
+  report(started);
+}
+
+function report(started: number) {
+  const byName = Object.fromEntries(results.map((r) => [r.name, r]));
+  const ratio = (a: string, b: string) => (byName[a] && byName[b] ? Math.round((byName[a].throughput / byName[b].throughput) * 100) : null);
+  const ratios = {
+    add_line_item_vs_temporal_update_bare_pct: ratio('add_line_item', 'temporal_update_bare'),
+    add_line_items_batch_vs_pg_insert_batch_pct: ratio('add_line_items_batch', 'pg_insert_batch'),
+  };
+  const lines = [
+    '| scenario | throughput | p50 ms | p99 ms | errors | RSS MB | notes |',
+    '|---|---|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.name} | ${r.throughput} ${r.unit} | ${r.p50_ms ?? '–'} | ${r.p99_ms ?? '–'} | ${r.errors} | ${r.rss_mb ?? '–'} | ${r.notes ?? ''} |`),
+  ];
+  console.log(`\n${lines.join('\n')}\n`);
+  console.log(`add_line_item / temporal_update_bare: ${ratios.add_line_item_vs_temporal_update_bare_pct ?? '–'}%   add_line_items_batch / pg_insert_batch: ${ratios.add_line_items_batch_vs_pg_insert_batch_pct ?? '–'}%`);
+  const file = process.env.BENCH_RESULTS ?? path.join(root, 'bench', 'results', 'latest.json');
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify({
+    quick, cores: os.cpus().length, node: process.version, at: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000),
+    ratios, scenarios: byName,
+  }, null, 2));
+  console.log(`written ${path.relative(root, file)}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
