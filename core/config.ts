@@ -223,7 +223,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[A-Z][A-Z0-9]{0,15}$/.test(config.invoice.numberPrefix)) {
     r.problems.push('INVOICE_NUMBER_PREFIX must be 1-16 upper-case letters and digits, starting with a letter');
   }
-  if (!/^[^<>@\s]*<?[^<>@\s]+@[^<>@\s]+>?$/.test(config.invoice.from.replace(/^.*</, '<'))) {
+  // "Name <address>" or a bare address.
+  const fromAddress = /<([^<>]*)>\s*$/.exec(config.invoice.from)?.[1] ?? config.invoice.from.trim();
+  if (!/^[^@\s<>]+@[^@\s<>]+$/.test(fromAddress)) {
     r.problems.push('INVOICE_FROM must be an email address, optionally with a name: "Fees API <invoices@example.com>"');
   }
   if (production && !config.auth.required) {

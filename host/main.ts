@@ -15,13 +15,13 @@ import { Authenticator } from '../core/auth';
 import { ConfigError, embeddedDatabaseUrl, loadConfig, type Config } from '../core/config';
 import { createPool, migrate, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
+import { createLogger } from '../core/log';
 import { createMailer } from '../postprocess/mailer';
 import { connectClient } from '../temporal/client';
 import { createWorker, installSdkRuntime } from '../temporal/worker';
-import { createLogger } from '../core/log';
+import { warmUpExplorer } from './explorer';
 import { postgresCheck, registerOps } from './ops';
 import { startEmbeddedPostgres } from './postgres';
-import { warmUpExplorer } from './explorer';
 import { buildServer, createApp, guardWith } from './server';
 import { startTemporalDevServer } from './temporal-dev';
 
