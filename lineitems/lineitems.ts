@@ -55,25 +55,34 @@ async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, k
         handle.executeUpdate(addLineItemUpdate, { args: [{ ...item, line_item_id: id }], updateId: `${id}:${fp.slice(0, 16)}` }),
       );
     } catch (err) {
-      const gone = isWorkflowGone(err);
-      const error = gone ? null : toAppError(err);
-      if (error && error.code !== 'failed_precondition') throw error;
-      // A retry of an add that landed before the bill closed gets the answer it missed.
-      const landed = await landedEarlier(deps, billId, id, item);
-      if (landed) return landed;
-      if (error) throw error;
-      if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
-      throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
+      return answerFailedAdd(deps, billId, err, () => landedEarlier(deps, billId, id, item));
     }
   });
 }
 
+/**
+ * An add the workflow did not take: a retry of one that landed before the bill closed gets the
+ * answer it missed (`landed`); otherwise the bill is missing, closed, or the error stands.
+ */
+async function answerFailedAdd<T>(deps: Deps, billId: string, err: unknown, landed: () => Promise<T | null>): Promise<T> {
+  const error = isWorkflowGone(err) ? null : toAppError(err);
+  if (error && error.code !== 'failed_precondition') throw error;
+  const earlier = await landed();
+  if (earlier) return earlier;
+  if (error) throw error;
+  if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
+}
+
+async function storedTotalsOf(deps: Deps, billId: string): Promise<CurrencyTotal[]> {
+  const bill = await findBill(deps.db, billId);
+  return bill ? totalsList((await storedTotals(deps.db, [bill])).get(billId) ?? {}) : [];
+}
+
 async function landedEarlier(deps: Deps, billId: string, id: string, item: NewLineItem): Promise<AddedLineItem | null> {
   const stored = await findLineItem(deps.db, id);
-  const bill = stored && isSameLineItem(stored.item, item) ? await findBill(deps.db, billId) : null;
-  if (!stored || !bill) return null;
-  const totals = await storedTotals(deps.db, [bill]);
-  return { line_item: stored.item, totals: totalsList(totals.get(billId) ?? {}) };
+  if (!stored || !isSameLineItem(stored.item, item)) return null;
+  return { line_item: stored.item, totals: await storedTotalsOf(deps, billId) };
 }
 
 export interface AddedLineItems {
@@ -107,18 +116,12 @@ export async function addLineItems(deps: Deps, billIdParam: unknown, body: unkno
         );
         return { line_item_ids: withIds.map((i) => i.line_item_id), totals: result.totals };
       } catch (err) {
-        const gone = isWorkflowGone(err);
-        const error = gone ? null : toAppError(err);
-        if (error && error.code !== 'failed_precondition') throw error;
         // A retry of a batch that landed before the bill closed gets the answer it missed.
-        const ids = withIds.map((i) => i.line_item_id);
-        if (await allStored(deps, ids)) {
-          const bill = (await findBill(deps.db, billId))!;
-          return { line_item_ids: ids, totals: totalsList((await storedTotals(deps.db, [bill])).get(billId) ?? {}) };
-        }
-        if (error) throw error;
-        if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
-        throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
+        return answerFailedAdd(deps, billId, err, async () => {
+          const ids = withIds.map((i) => i.line_item_id);
+          if (!(await allStored(deps, ids))) return null;
+          return { line_item_ids: ids, totals: await storedTotalsOf(deps, billId) };
+        });
       }
     });
     lineItemsMetric.inc({ result: 'accepted', reason: '' }, items.length);

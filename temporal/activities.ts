@@ -24,6 +24,27 @@ function rejection(type: FailureType, message: string, details?: Record<string, 
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : [] });
 }
 
+/** Which activity writes a row (run id / activity id): the same on every attempt of it. */
+function currentSourceRef(): string {
+  const info = Context.current().info;
+  return `${info.workflowExecution?.runId ?? info.activityId}/${info.activityId}`;
+}
+
+/** Line item inserts the database refuses for good become non-retryable rejections. */
+async function insertOrRefuse<T>(insert: () => Promise<T>): Promise<T> {
+  try {
+    return await insert();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === BILL_CLOSED_SQLSTATE) {
+      throw rejection('failed_precondition', 'bill is closed: it accepts no more line items', { status: 'closed' });
+    }
+    // Data the database refuses (class 22: data exception) will be refused on every retry.
+    if (code?.startsWith('22')) throw rejection('invalid_argument', `the database refused this line item (${code})`);
+    throw err;
+  }
+}
+
 /** A domain refusal will be refused again: fail the activity without retrying it. */
 async function permanent<T>(fn: () => Promise<T>): Promise<T> {
   try {
@@ -35,12 +56,7 @@ async function permanent<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** The workflow reads these at its start (a local activity), so retries follow the configuration. */
-export interface PostProcessSettings {
-  activityTimeoutMs: number;
-  retryInitialMs: number;
-  retryMaxIntervalMs: number;
-  maxAttempts: number;
-}
+export type PostProcessSettings = Config['postProcess'];
 
 export interface ActivityDeps {
   db: Db;
@@ -66,20 +82,8 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
      * workflow add the amount to its totals. A row left by another update is returned as it is.
      */
     async persistLineItem(input: AddLineItemInput & { bill_id: string }): Promise<{ isNew: boolean; line_item: LineItem }> {
-      const info = Context.current().info;
-      const sourceRef = `${info.workflowExecution?.runId ?? info.activityId}/${info.activityId}`;
-      let result;
-      try {
-        result = await insertLineItem(db, { ...input, source_ref: sourceRef });
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === BILL_CLOSED_SQLSTATE) {
-          throw rejection('failed_precondition', 'bill is closed: it accepts no more line items', { status: 'closed' });
-        }
-        // Data the database refuses (class 22: data exception) will be refused on every retry.
-        if (code?.startsWith('22')) throw rejection('invalid_argument', `the database refused this line item (${code})`);
-        throw err;
-      }
+      const sourceRef = currentSourceRef();
+      const result = await insertOrRefuse(() => insertLineItem(db, { ...input, source_ref: sourceRef }));
       const { item, source_ref } = result.stored;
       const isNew = result.inserted || source_ref === sourceRef;
       if (!isNew && !isSameLineItem(item, input)) {
@@ -95,19 +99,8 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
      * this same activity; rows another update stored first are not counted again.
      */
     async persistLineItems(input: AddLineItemsInput & { bill_id: string }): Promise<{ added: TotalsByCurrency; count: number }> {
-      const info = Context.current().info;
-      const sourceRef = `${info.workflowExecution?.runId ?? info.activityId}/${info.activityId}`;
-      let result;
-      try {
-        result = await insertLineItems(db, input.bill_id, input.items, sourceRef);
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === BILL_CLOSED_SQLSTATE) {
-          throw rejection('failed_precondition', 'bill is closed: it accepts no more line items', { status: 'closed' });
-        }
-        if (code?.startsWith('22')) throw rejection('invalid_argument', `the database refused this batch (${code})`);
-        throw err;
-      }
+      const sourceRef = currentSourceRef();
+      const result = await insertOrRefuse(() => insertLineItems(db, input.bill_id, input.items, sourceRef));
       const mine = new Set([...result.inserted, ...result.existing.filter((e) => e.source_ref === sourceRef).map((e) => e.item.line_item_id)]);
       const byId = new Map(result.existing.map((e) => [e.item.line_item_id, e.item]));
       const added: TotalsByCurrency = {};
