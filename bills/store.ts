@@ -136,31 +136,19 @@ function groupTotals(rows: TotalRow[]): Map<string, TotalsByCurrency> {
  */
 export async function storedTotals(
   db: Queryable,
-  bills: { bill_id: string; status: 'open' | 'closed' }[],
+  bills: { bill_id: string }[],
 ): Promise<Map<string, TotalsByCurrency>> {
-  const closed = bills.filter((b) => b.status === 'closed').map((b) => b.bill_id);
-  const open = bills.filter((b) => b.status === 'open').map((b) => b.bill_id);
-  const [final, running] = await Promise.all([
-    closed.length === 0 ? [] : db
-      .query<TotalRow>(
-        'SELECT bill_id, currency, amount, line_item_count FROM bill_totals WHERE bill_id = ANY($1)',
-        [closed],
-      )
-      .then((r) => r.rows),
-    open.length === 0 ? [] : db
-      .query<TotalRow>(
-        `SELECT bill_id, currency, SUM(amount) AS amount, COUNT(*) AS line_item_count
-         FROM line_items WHERE bill_id = ANY($1) GROUP BY bill_id, currency`,
-        [open],
-      )
-      .then((r) => r.rows),
-  ]);
-  return groupTotals([...final, ...running]);
+  // Running totals while open, final once closed: the insert trigger keeps them (migration 4).
+  const { rows } = await db.query<TotalRow>(
+    'SELECT bill_id, currency, amount, line_item_count FROM bill_totals WHERE bill_id = ANY($1)',
+    [bills.map((b) => b.bill_id)],
+  );
+  return groupTotals(rows);
 }
 
 /**
- * Closes the bill and stores its final totals in one transaction. Totals are summed from the
- * persisted line items (the system of record); idempotent for a retried activity.
+ * Closes the bill; its running totals in bill_totals become final, as no line item can join a
+ * closed bill. Idempotent for a retried activity.
  */
 export async function closeBill(
   tx: Queryable,
@@ -174,14 +162,8 @@ export async function closeBill(
   if (!rows[0]) throw new Error(`bill ${billId} does not exist`);
   if (rows[0].status === 'open') {
     await tx.query(`UPDATE bills SET status = 'closed', closed_at = $2 WHERE bill_id = $1`, [billId, closedAt]);
-    await tx.query(
-      `INSERT INTO bill_totals (bill_id, currency, amount, line_item_count)
-       SELECT bill_id, currency, SUM(amount), COUNT(*) FROM line_items WHERE bill_id = $1
-       GROUP BY bill_id, currency`,
-      [billId],
-    );
   }
-  const totals = await storedTotals(tx, [{ bill_id: billId, status: 'closed' }]);
+  const totals = await storedTotals(tx, [{ bill_id: billId }]);
   return {
     closed_at: rows[0].closed_at?.toISOString() ?? new Date(closedAt).toISOString(),
     totals: totals.get(billId) ?? {},

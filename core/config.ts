@@ -48,6 +48,16 @@ export interface Config {
     retryInitialMs: number;
     retryMaxIntervalMs: number;
   };
+  /** Worker tuning; 0 leaves the Temporal SDK's default. */
+  worker: {
+    /** Workflows kept in memory between tasks (a miss replays the history). */
+    maxCachedWorkflows: number;
+    /** Concurrent workflow task polls (queries arrive as workflow tasks too). */
+    workflowTaskPollers: number;
+    activityTaskPollers: number;
+    maxConcurrentWorkflowTasks: number;
+    maxConcurrentActivities: number;
+  };
   listing: {
     billsMaxLimit: number;
     lineItemsMaxLimit: number;
@@ -181,6 +191,13 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: r.int('BILL_ACTIVITY_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
       retryInitialMs: r.int('BILL_RETRY_INITIAL_MS', 200, 10, 3_600_000),
       retryMaxIntervalMs: r.int('BILL_RETRY_MAX_INTERVAL_MS', 10_000, 10, 3_600_000),
+    },
+    worker: {
+      maxCachedWorkflows: r.int('WORKER_MAX_CACHED_WORKFLOWS', 0, 0, 1_000_000),
+      workflowTaskPollers: r.int('WORKER_WORKFLOW_TASK_POLLERS', 0, 0, 1_000),
+      activityTaskPollers: r.int('WORKER_ACTIVITY_TASK_POLLERS', 0, 0, 1_000),
+      maxConcurrentWorkflowTasks: r.int('WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 0, 0, 10_000),
+      maxConcurrentActivities: r.int('WORKER_MAX_CONCURRENT_ACTIVITIES', 0, 0, 10_000),
     },
     listing: {
       billsMaxLimit: r.int('LIST_BILLS_MAX_LIMIT', 100, 1, 1_000),

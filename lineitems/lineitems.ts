@@ -75,8 +75,7 @@ async function answerFailedAdd<T>(deps: Deps, billId: string, err: unknown, land
 }
 
 async function storedTotalsOf(deps: Deps, billId: string): Promise<CurrencyTotal[]> {
-  const bill = await findBill(deps.db, billId);
-  return bill ? totalsList((await storedTotals(deps.db, [bill])).get(billId) ?? {}) : [];
+  return totalsList((await storedTotals(deps.db, [{ bill_id: billId }])).get(billId) ?? {});
 }
 
 async function landedEarlier(deps: Deps, billId: string, id: string, item: NewLineItem): Promise<AddedLineItem | null> {

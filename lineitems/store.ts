@@ -1,5 +1,5 @@
 /** SQL for line items. */
-import type { Queryable } from '../core/db';
+import { inTransaction, type Db, type Queryable } from '../core/db';
 import { parseMinorUnits } from '../core/money';
 import type { LineItem, NewLineItem } from './types';
 
@@ -62,31 +62,42 @@ export async function insertLineItem(
 }
 
 /**
- * Inserts a batch in one statement, once per line_item_id. Returns the ids inserted now and, for
- * the others, the rows already stored (to tell a retry from a different item).
+ * Inserts a batch in one statement, once per line_item_id, after reserving its positions with one
+ * update of the bill (migration 4). Returns the ids inserted now and, for the others, the rows
+ * already stored (to tell a retry from a different item).
  */
 export async function insertLineItems(
-  db: Queryable,
+  db: Db,
   billId: string,
   rows: (NewLineItem & { line_item_id: string })[],
   sourceRef: string,
 ): Promise<{ inserted: Set<string>; existing: StoredLineItem[] }> {
-  const ins = await db.query<{ line_item_id: string }>(
-    `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, metadata, source_ref)
-     SELECT id, $1, amount, currency, description, metadata, $7
-     FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS t(id, amount, currency, description, metadata)
-     ON CONFLICT (line_item_id) DO NOTHING
-     RETURNING line_item_id`,
-    [
-      billId,
-      rows.map((r) => r.line_item_id),
-      rows.map((r) => r.amount),
-      rows.map((r) => r.currency),
-      rows.map((r) => r.description),
-      rows.map((r) => (r.metadata === null ? null : JSON.stringify(r.metadata))),
-      sourceRef,
-    ],
-  );
+  const ins = await inTransaction(db, async (tx) => {
+    const reserved = await tx.query<{ first: string }>(
+      `UPDATE bills SET line_item_seq = line_item_seq + $2 WHERE bill_id = $1 AND status = 'open'
+       RETURNING line_item_seq - $2 + 1 AS first`,
+      [billId, rows.length],
+    );
+    // Refused like the per-row trigger refuses, retries of an applied batch included.
+    if (!reserved.rows[0]) throw Object.assign(new Error('bill is closed: line items cannot be changed'), { code: BILL_CLOSED_SQLSTATE });
+    return tx.query<{ line_item_id: string }>(
+      `INSERT INTO line_items (line_item_id, bill_id, position, amount, currency, description, metadata, source_ref)
+       SELECT id, $1, $8::bigint + ord - 1, amount, currency, description, metadata, $7
+       FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[]) WITH ORDINALITY AS t(id, amount, currency, description, metadata, ord)
+       ON CONFLICT (line_item_id) DO NOTHING
+       RETURNING line_item_id`,
+      [
+        billId,
+        rows.map((r) => r.line_item_id),
+        rows.map((r) => r.amount),
+        rows.map((r) => r.currency),
+        rows.map((r) => r.description),
+        rows.map((r) => (r.metadata === null ? null : JSON.stringify(r.metadata))),
+        sourceRef,
+        reserved.rows[0].first,
+      ],
+    );
+  });
   const inserted = new Set(ins.rows.map((r) => r.line_item_id));
   const others = rows.filter((r) => !inserted.has(r.line_item_id)).map((r) => r.line_item_id);
   if (others.length === 0) return { inserted, existing: [] };

@@ -116,7 +116,7 @@ export async function loadInvoiceSource(db: Queryable, billId: string, maxLines:
       [billId],
     ),
     db.query<{ position: string; created_at: Date; description: string; amount: string; currency: string }>(
-      `SELECT position, created_at, description, amount, currency FROM line_items
+      `SELECT row_number() OVER (ORDER BY position) AS position, created_at, description, amount, currency FROM line_items
        WHERE bill_id = $1 ORDER BY position LIMIT $2`,
       [billId, maxLines],
     ),

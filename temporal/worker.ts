@@ -1,6 +1,6 @@
 /** Builds the worker that runs bill workflows and their activities on one task queue. */
 import path from 'node:path';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
 import type { Config } from '../core/config';
 import type { Db } from '../core/db';
 import { createLogger, type Logger } from '../core/log';
@@ -30,6 +30,7 @@ export async function createWorker({ config, address, db, workflowBundlePath, wr
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
+    ...workerTuning(config.worker),
     ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: (wrapActivities ?? ((a) => a))(createActivities({
       db,
@@ -38,6 +39,19 @@ export async function createWorker({ config, address, db, workflowBundlePath, wr
       log: log ?? createLogger(config.logLevel, { component: 'worker' }),
     })),
   });
+}
+
+/** The configured worker limits; a 0 keeps the SDK's default. */
+function workerTuning(w: Config['worker']): Partial<SdkWorkerOptions> {
+  const set = (n: number) => (n > 0 ? n : undefined);
+  const options: Partial<SdkWorkerOptions> = {
+    maxCachedWorkflows: set(w.maxCachedWorkflows),
+    maxConcurrentWorkflowTaskExecutions: set(w.maxConcurrentWorkflowTasks),
+    maxConcurrentActivityTaskExecutions: set(w.maxConcurrentActivities),
+    maxConcurrentWorkflowTaskPolls: set(w.workflowTaskPollers),
+    maxConcurrentActivityTaskPolls: set(w.activityTaskPollers),
+  };
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
 }
 
 /**

@@ -67,6 +67,13 @@ describe('a bill that is closing or closed accepts no line items', () => {
       [billId],
     );
     await expect(insert).rejects.toMatchObject({ code: 'FE001' });
+    // A row with its own position (the batch path) is checked once per statement.
+    const positioned = stack.db.query(
+      `INSERT INTO line_items (line_item_id, bill_id, position, amount, currency, description, source_ref)
+       VALUES (gen_random_uuid(), $1, 999, 1, 'USD', 'sneaky', 'test')`,
+      [billId],
+    );
+    await expect(positioned).rejects.toMatchObject({ code: 'FE001' });
     await expect(stack.db.query('UPDATE line_items SET amount = 1 WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE001' });
     await expect(stack.db.query('DELETE FROM line_items WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE001' });
     await expect(stack.db.query(`UPDATE bills SET status = 'open', closed_at = NULL WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE002' });
@@ -78,7 +85,49 @@ describe('a bill that is closing or closed accepts no line items', () => {
     });
     await expect(attempt).rejects.toBeInstanceOf(ApplicationFailure);
     await expect(attempt).rejects.toMatchObject({ type: 'failed_precondition', nonRetryable: true });
+    const batch = new MockActivityEnvironment().run(stack.activities().persistLineItems, {
+      bill_id: billId, items: [{ line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e02', amount: 1, currency: 'USD', description: 'late', metadata: null }],
+    });
+    await expect(batch).rejects.toMatchObject({ type: 'failed_precondition', nonRetryable: true });
     const n = await stack.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [billId]);
     expect(Number(n.rows[0].count)).toBe(1);
+  });
+});
+
+describe('positions of line items', () => {
+  it('must be reserved by the inserting transaction when given explicitly', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const insertAt = (position: number) => stack.db.query(
+      `INSERT INTO line_items (line_item_id, bill_id, position, amount, currency, description, source_ref)
+       VALUES (gen_random_uuid(), $1, $2, 1, 'USD', 'unreserved', 'test')`,
+      [billId, position],
+    );
+    await expect(insertAt(1)).rejects.toMatchObject({ code: 'FE005' });
+    // Reserved by an earlier transaction: the row lock is gone, so the reservation no longer counts.
+    await stack.db.query('UPDATE bills SET line_item_seq = line_item_seq + 5 WHERE bill_id = $1', [billId]);
+    await expect(insertAt(2)).rejects.toMatchObject({ code: 'FE005' });
+    const n = await stack.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [billId]);
+    expect(Number(n.rows[0].count)).toBe(0);
+  });
+
+  it('are append-only, and every insert path keeps the running totals', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 10, currency: 'USD', description: 'api' });
+    await stack.db.query(
+      `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, source_ref)
+       VALUES (gen_random_uuid(), $1, 5, 'USD', 'by hand', 'test'), (gen_random_uuid(), $1, 7, 'EUR', 'by hand', 'test')`,
+      [billId],
+    );
+    await expect(stack.db.query('UPDATE line_items SET amount = 1 WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE006' });
+    await expect(stack.db.query('DELETE FROM line_items WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE006' });
+    const totals = await stack.db.query(
+      'SELECT currency, amount::int, line_item_count::int FROM bill_totals WHERE bill_id = $1 ORDER BY currency', [billId],
+    );
+    expect(totals.rows).toEqual([
+      { currency: 'EUR', amount: 7, line_item_count: 1 },
+      { currency: 'USD', amount: 15, line_item_count: 2 },
+    ]);
   });
 });
