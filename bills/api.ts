@@ -4,6 +4,7 @@ import { run, encoreDeps } from '../core/encore';
 import { pickIdempotencyKey } from '../core/idempotency';
 import { closeBill, createBill, getBill, listBills, type BillPage, type ClosedBill } from './bills';
 import { database } from './db';
+import { reconcileBills, type ReconcileReport } from './reconcile';
 import type { InvoiceStatus } from '../postprocess/types';
 import type { Bill, BillingPolicy } from './types';
 
@@ -64,4 +65,17 @@ export const close = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/close' },
   async (req: CloseBillRequest): Promise<ClosedBill> =>
     run('bills:write', async () => closeBill(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+);
+
+/**
+ * Reconciliation (admin): for every bill, or one, compares the sum of its line items, its stored
+ * totals and, while open, its workflow's live totals; lists every bill where they differ.
+ */
+export interface ReconcileRequest {
+  /** Only this bill. */
+  bill_id?: string;
+}
+export const reconcile = api(
+  { expose: true, auth: true, method: 'GET', path: '/admin/reconcile' },
+  async (req: ReconcileRequest): Promise<ReconcileReport> => run('admin', async () => reconcileBills(await deps(), req)),
 );

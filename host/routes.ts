@@ -3,6 +3,7 @@
  * tests/unit/route-parity.test.ts reads both and fails when they drift apart.
  */
 import { closeBill, createBill, getBill, listBills } from '../bills/bills';
+import { reconcileBills } from '../bills/reconcile';
 import type { Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, pickIdempotencyKey } from '../core/idempotency';
@@ -64,4 +65,5 @@ export const routes: Route[] = [
     method: 'POST', path: '/bills/:billId/invoice/retry', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => retryInvoice(d, r.params.billId, idempotencyKey(r)),
   },
+  { method: 'GET', path: '/admin/reconcile', scope: 'admin', headers: [], handle: (d, r) => reconcileBills(d, r.query) },
 ];

@@ -1,0 +1,184 @@
+/**
+ * Reconciliation: a bill's money is recorded three times and the three must agree: the sum of its
+ * line items (the ledger), bill_totals (kept by the insert trigger, final once closed) and, while
+ * the bill is open, its workflow's live totals. An add in flight is in the database a moment
+ * before the workflow counts it, so an open bill that differs is read again, both sides, before it
+ * is reported.
+ */
+import { QueryRejectedError, WorkflowClient } from '@temporalio/client';
+import type { Deps } from '../core/deps';
+import { parseId } from '../core/validate';
+import { isWorkflowGone, withDeadline } from '../temporal/client';
+import { billWorkflowId, getBillQuery, type LiveBill } from '../temporal/shared';
+
+/** Per currency: amount and line item count, as decimal strings (sums may pass 2^53). */
+export type TotalsText = Record<string, { amount: string; count: string }>;
+
+export type DifferenceKind =
+  /** bill_totals differs from the sum of the line items. */
+  | 'stored_vs_line_items'
+  /** The open bill's workflow counts something else than the database holds. */
+  | 'live_vs_stored'
+  /** The bill is open in the database but its workflow is not running (missing, terminated, failed). */
+  | 'workflow_not_running'
+  /** The workflow did not answer its query in time (reported, as nothing was checked). */
+  | 'workflow_unreachable';
+
+export interface BillDifference {
+  bill_id: string;
+  status: 'open' | 'closed';
+  kind: DifferenceKind;
+  line_items: TotalsText;
+  stored: TotalsText;
+  live: TotalsText | null;
+}
+
+export interface ReconcileReport {
+  /** True when every bill checked agrees. */
+  ok: boolean;
+  checked_at: string;
+  bills_checked: number;
+  open_bills_checked_live: number;
+  line_items_checked: string;
+  differences: BillDifference[];
+  duration_ms: number;
+}
+
+export interface ReconcileOptions {
+  /** Only these bills; all bills when absent. */
+  billIds?: string[];
+  /** Live queries in flight at once. */
+  concurrency?: number;
+  /** How often, and how far apart, an open bill that differs is read again. */
+  settleAttempts?: number;
+  settleMs?: number;
+}
+
+interface BillRecord {
+  bill_id: string;
+  status: 'open' | 'closed';
+  line_items: TotalsText;
+  stored: TotalsText;
+}
+
+/** One snapshot: each bill with its ledger sums and its stored totals. */
+async function readRecords(deps: Deps, billIds: string[] | null): Promise<BillRecord[]> {
+  const { rows } = await deps.db.query<BillRecord>(
+    `SELECT b.bill_id, b.status, COALESCE(l.totals, '{}') AS line_items, COALESCE(s.totals, '{}') AS stored
+       FROM bills b
+       LEFT JOIN (
+         SELECT bill_id, json_object_agg(currency, json_build_object('amount', amount::text, 'count', n::text)) AS totals
+           FROM (SELECT bill_id, currency, SUM(amount) AS amount, COUNT(*) AS n FROM line_items
+                  WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY bill_id, currency) x
+          GROUP BY bill_id
+       ) l USING (bill_id)
+       LEFT JOIN (
+         SELECT bill_id, json_object_agg(currency, json_build_object('amount', amount::text, 'count', line_item_count::text)) AS totals
+           FROM bill_totals WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY bill_id
+       ) s USING (bill_id)
+      WHERE $1::text[] IS NULL OR b.bill_id = ANY($1)
+      ORDER BY b.bill_id`,
+    [billIds],
+  );
+  return rows;
+}
+
+function sameTotals(a: TotalsText, b: TotalsText): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) {
+    // A currency with nothing in it is the same as an absent one.
+    const x = a[k] ?? { amount: '0', count: '0' };
+    const y = b[k] ?? { amount: '0', count: '0' };
+    if (BigInt(x.amount) !== BigInt(y.amount) || BigInt(x.count) !== BigInt(y.count)) return false;
+  }
+  return true;
+}
+
+function liveText(live: LiveBill): TotalsText {
+  return Object.fromEntries(live.totals.map((t) => [t.currency, { amount: String(t.amount), count: String(t.line_item_count) }]));
+}
+
+type LiveAnswer = { live: LiveBill } | { missing: true } | { unreachable: true };
+
+async function queryLive(deps: Deps, workflows: WorkflowClient, billId: string): Promise<LiveAnswer> {
+  try {
+    const handle = workflows.getHandle(billWorkflowId(billId));
+    return { live: await withDeadline(deps.temporal, deps.config.queryTimeoutMs, () => handle.query(getBillQuery)) };
+  } catch (err) {
+    return err instanceof QueryRejectedError || isWorkflowGone(err) ? { missing: true } : { unreachable: true };
+  }
+}
+
+/** Queries that a workflow which is no longer running refuses (by default Temporal answers them from history). */
+function runningWorkflows(deps: Deps): WorkflowClient {
+  return new WorkflowClient({ connection: deps.temporal.connection, namespace: deps.config.temporal.namespace, queryRejectCondition: 'NOT_OPEN' });
+}
+
+/** Checks one open bill against its workflow; null when they agree (perhaps after settling). */
+async function checkOpenBill(deps: Deps, workflows: WorkflowClient, first: BillRecord, attempts: number, settleMs: number): Promise<BillDifference | null> {
+  let record = first;
+  let difference: BillDifference | null = null;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if (attempt > 0) {
+      await new Promise((r) => setTimeout(r, settleMs));
+      const [again] = await readRecords(deps, [record.bill_id]);
+      record = again;
+    }
+    if (!sameTotals(record.line_items, record.stored)) {
+      return { ...record, kind: 'stored_vs_line_items', live: null };
+    }
+    if (record.status === 'closed') return null; // closed meanwhile: its final totals were checked above
+    const answer = await queryLive(deps, workflows, record.bill_id);
+    if ('live' in answer) {
+      if (answer.live.status === 'open' && sameTotals(liveText(answer.live), record.stored)) return null;
+      // A closing bill is read again: its row turns closed when the close commits.
+      difference = { ...record, kind: 'live_vs_stored', live: liveText(answer.live) };
+    } else {
+      difference = { ...record, kind: 'missing' in answer ? 'workflow_not_running' : 'workflow_unreachable', live: null };
+    }
+  }
+  return difference;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
+export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
+  const started = Date.now();
+  const { concurrency = 32, settleAttempts = 5, settleMs = 200 } = options;
+  const records = await readRecords(deps, options.billIds ?? null);
+  const differences: BillDifference[] = [];
+  const open: BillRecord[] = [];
+  let lineItems = 0n;
+  for (const r of records) {
+    for (const t of Object.values(r.line_items)) lineItems += BigInt(t.count);
+    if (r.status === 'open') open.push(r);
+    else if (!sameTotals(r.line_items, r.stored)) differences.push({ ...r, kind: 'stored_vs_line_items', live: null });
+  }
+  const workflows = runningWorkflows(deps);
+  await forEachLimited(open, concurrency, async (r) => {
+    const d = await checkOpenBill(deps, workflows, r, settleAttempts, settleMs);
+    if (d) differences.push(d);
+  });
+  differences.sort((a, b) => a.bill_id.localeCompare(b.bill_id));
+  return {
+    ok: differences.length === 0,
+    checked_at: new Date(started).toISOString(),
+    bills_checked: records.length,
+    open_bills_checked_live: open.length,
+    line_items_checked: lineItems.toString(),
+    differences,
+    duration_ms: Date.now() - started,
+  };
+}
+
+/** The admin endpoint: every bill, or the one named by `bill_id`. */
+export async function reconcileBills(deps: Deps, query: { bill_id?: unknown }): Promise<ReconcileReport> {
+  const billIds = query.bill_id === undefined ? undefined : [parseId(query.bill_id, 'bill_id')];
+  return reconcile(deps, { billIds });
+}

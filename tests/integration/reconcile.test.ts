@@ -1,0 +1,103 @@
+/**
+ * Reconciliation (`npm run reconcile`, GET /admin/reconcile): it finds each kind of difference
+ * by bill id, and finds none in a healthy database. Its own database, so "every bill" is ours.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { insertApiKey } from '../../core/auth';
+import { billWorkflowId } from '../../temporal/shared';
+import { createDatabase, dropDatabase } from '../helpers/global-setup';
+import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+
+const root = path.resolve(__dirname, '..', '..');
+const dbName = `fees_reconcile_${process.pid}_${Date.now()}`;
+let stack: Stack;
+
+beforeAll(async () => {
+  const url = await createDatabase(dbName);
+  stack = await startStack({ DATABASE_URL: url, AUTH_REQUIRED: 'true', AUTH_CACHE_MS: '0' });
+});
+afterAll(async () => {
+  await stack.stop();
+  await dropDatabase(dbName);
+});
+
+let admin: Record<string, string>;
+async function openBillWithItems(amounts: number[]): Promise<string> {
+  admin ??= { authorization: `Bearer ${(await insertApiKey(stack.db, 'test admin', ['admin'])).key}` };
+  const billId = uid();
+  expect((await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) }, admin)).status).toBe(200);
+  for (const amount of amounts) {
+    expect((await call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'USD', description: 'x' }, admin)).status).toBe(200);
+  }
+  return billId;
+}
+
+/** The CLI, as an operator runs it, against this test's database and Temporal. */
+async function cli(args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'host', 'reconcile.ts'), ...args], {
+      cwd: root,
+      env: {
+        ...process.env,
+        DATABASE_URL: stack.config.databaseUrl,
+        TEMPORAL_ADDRESS: stack.config.temporal.address,
+      },
+    });
+    return { code: 0, out: stdout };
+  } catch (err) {
+    const e = err as { code: number; stdout: string };
+    return { code: e.code, out: e.stdout };
+  }
+}
+
+describe('reconciliation', () => {
+  it('finds nothing when open and closed bills agree, from the endpoint and the CLI', async () => {
+    const open = await openBillWithItems([100, 250]);
+    const closed = await openBillWithItems([7]);
+    expect((await call(stack, 'POST', `/bills/${closed}/close`, undefined, admin)).status).toBe(200);
+
+    const reply = await call(stack, 'GET', '/admin/reconcile', undefined, admin);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ ok: true, bills_checked: 2, open_bills_checked_live: 1, line_items_checked: '3', differences: [] });
+    expect((await cli(['--bill', open])).code).toBe(0);
+  });
+
+  it('needs the admin scope', async () => {
+    const reader = (await insertApiKey(stack.db, 'reader', ['bills:read'])).key;
+    const reply = await call(stack, 'GET', '/admin/reconcile', undefined, { authorization: `Bearer ${reader}` });
+    expect(reply.status).toBe(403);
+    expect(reply.body).toMatchObject({ code: 'permission_denied' });
+  });
+
+  it('reports each kind of difference with the bill id, and the CLI exits 1', async () => {
+    // A row written behind the workflow's back: the database agrees with itself, not with the workflow.
+    const behindBack = await openBillWithItems([100]);
+    await stack.db.query(
+      `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, source_ref)
+       VALUES (gen_random_uuid(), $1, 5, 'USD', 'by hand', 'test')`,
+      [behindBack],
+    );
+    // Stored totals changed by hand.
+    const tampered = await openBillWithItems([100]);
+    await stack.db.query(`UPDATE bill_totals SET amount = amount + 1 WHERE bill_id = $1`, [tampered]);
+    // An open bill whose workflow is gone.
+    const orphan = await openBillWithItems([100]);
+    await stack.deps.temporal.workflow.getHandle(billWorkflowId(orphan)).terminate('test');
+
+    const reply = await call(stack, 'GET', '/admin/reconcile', undefined, admin);
+    expect(reply.body.ok).toBe(false);
+    const kinds = Object.fromEntries(reply.body.differences.map((d: { bill_id: string; kind: string }) => [d.bill_id, d.kind]));
+    expect(kinds).toEqual({ [behindBack]: 'live_vs_stored', [tampered]: 'stored_vs_line_items', [orphan]: 'workflow_not_running' });
+    const diff = reply.body.differences.find((d: { bill_id: string }) => d.bill_id === behindBack);
+    expect(diff).toMatchObject({ live: { USD: { amount: '100', count: '1' } }, stored: { USD: { amount: '105', count: '2' } } });
+
+    const { code, out } = await cli([]);
+    expect(code).toBe(1);
+    for (const id of [behindBack, tampered, orphan]) expect(out).toContain(id);
+    // One bill at a time: a healthy one still passes.
+    const healthy = await openBillWithItems([1]);
+    expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${healthy}`, undefined, admin)).body).toMatchObject({ ok: true, bills_checked: 1 });
+  });
+});
