@@ -7,10 +7,8 @@
  *
  *   npm run bench [-- --quick] [-- --only add_line_item,create_bill]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,8 +16,8 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { billWorkflowId, addLineItemUpdate, getBillQuery } from '../temporal/shared';
+import { freePort, root, sleep, spawnHost, tempDataDir } from './launch';
 
-const root = path.resolve(__dirname, '..');
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
 const quick = args.quick!;
 const only = args.only ? new Set(args.only.split(',')) : null;
@@ -50,14 +48,6 @@ const wanted = (name: string) => !only || only.has(name);
 // ---------------------------------------------------------------------------------------------
 // The service under test
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-
 interface Service {
   url: string;
   databaseUrl: string;
@@ -79,7 +69,7 @@ async function startService(): Promise<Service> {
   const port = await freePort();
   const pgPort = await freePort();
   const temporalPort = await freePort();
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'fees-bench-'));
+  const dataDir = tempDataDir('fees-bench-');
   const env = {
     ...process.env,
     PORT: String(port), WORKER_PORT: '0', LOG_LEVEL: 'warn', DATA_DIR: dataDir,
@@ -88,23 +78,15 @@ async function startService(): Promise<Service> {
   };
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service (written on exit).
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'host/main.ts', 'all'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 120_000;
-  while (!out.includes('is up')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the service did not start:\n${out}`);
-    await sleep(100);
-  }
+  const host = await spawnHost('all', env, nodeArgs);
   return {
     url: `http://127.0.0.1:${port}`,
     databaseUrl: process.env.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${pgPort}/fees`,
     temporalAddress: process.env.TEMPORAL_ADDRESS ?? `127.0.0.1:${temporalPort}`,
-    pid: child.pid ?? null,
+    pid: host.pid,
     stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await host.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
@@ -114,8 +96,6 @@ function required(name: string): string {
   if (!v) throw new Error(`BENCH_URL needs ${name} for the baselines`);
   return v;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function rssMb(pid: number | null): number | null {
   if (pid === null) return null;

@@ -157,6 +157,7 @@ export const embeddedDatabaseUrl = (config: Config) =>
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
   const production = r.str('NODE_ENV', 'development') === 'production';
+  const updateTimeoutMs = r.int('UPDATE_TIMEOUT_MS', 10_000, 100, 600_000);
   const config: Config = {
     production,
     port: r.int('PORT', 4000, 0, 65535),
@@ -203,11 +204,12 @@ export function loadConfig(env: Env = process.env): Config {
       billsMaxLimit: r.int('LIST_BILLS_MAX_LIMIT', 100, 1, 1_000),
       lineItemsMaxLimit: r.int('LIST_LINE_ITEMS_MAX_LIMIT', 1_000, 1, 10_000),
     },
-    updateTimeoutMs: r.int('UPDATE_TIMEOUT_MS', 10_000, 100, 600_000),
+    updateTimeoutMs,
     queryTimeoutMs: r.int('QUERY_TIMEOUT_MS', 2_000, 50, 60_000),
     listQueryTimeoutMs: r.int('LIST_QUERY_TIMEOUT_MS', 500, 50, 60_000),
     idempotencyTtlHours: r.int('IDEMPOTENCY_TTL_HOURS', 24, 24, 24 * 90),
-    idempotencyLockMs: r.int('IDEMPOTENCY_LOCK_MS', 60_000, 1_000, 3_600_000),
+    // Held no longer than needed: after an API crash, its clients' retries wait this long.
+    idempotencyLockMs: r.int('IDEMPOTENCY_LOCK_MS', 2 * updateTimeoutMs, 1_000, 3_600_000),
     continueAsNewAfterItems: r.int('BILL_CONTINUE_AS_NEW_AFTER', 0, 0, 10_000_000),
     postProcess: {
       activityTimeoutMs: r.int('POSTPROCESS_ACTIVITY_TIMEOUT_MS', 60_000, 1_000, 3_600_000),

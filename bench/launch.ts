@@ -1,0 +1,69 @@
+/** Starting the service's processes for the benchmark and the fault drills. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export const root = path.resolve(__dirname, '..');
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+
+/** Processes started here, killed if this process ends without stopping them (a crash, ^C). */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/**
+ * A temporary DATA_DIR. Readable by others: as root, the embedded Postgres runs as `postgres`
+ * and keeps its data inside it only if it can reach it (host/postgres.ts).
+ */
+export function tempDataDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+export interface HostProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Everything it printed so far. */
+  output: () => string;
+  /** SIGTERM, and wait for the exit (an ordered drain). */
+  stop: () => Promise<void>;
+  /** SIGKILL, and wait for the exit (a crash). */
+  kill: () => Promise<void>;
+}
+
+/** `host/main.ts <mode>` as its own process, resolved once it says it is up. */
+export async function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<HostProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'host/main.ts', mode], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => children.delete(child));
+  const deadline = Date.now() + 120_000;
+  while (!out.includes('is up')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`host/main.ts ${mode} did not start:\n${out}`);
+    }
+    await sleep(100);
+  }
+  const signal = async (s: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(s);
+    await exited;
+  };
+  return { child, pid: child.pid!, output: () => out, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+}

@@ -1,0 +1,29 @@
+/**
+ * The fault drills, reduced (`npm run chaos -- --quick`): each kills or stops a real part of its
+ * own stack under load and checks that nothing acknowledged is lost or doubled and that every
+ * bill reconciles. Their numbers are reported by `npm run chaos`, not asserted here.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const root = path.resolve(__dirname, '..', '..');
+
+it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds', async () => {
+  const results = path.join(mkdtempSync(path.join(os.tmpdir(), 'fees-chaos-')), 'chaos.json');
+  const run = promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'chaos.ts'), '--quick'], {
+    cwd: root,
+    env: { ...process.env, CHAOS_RESULTS: results },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const { stdout } = await run.catch((err) => {
+    throw new Error(`chaos --quick failed:\n${String(err.stdout).split('\n').filter((l) => !l.startsWith('{')).slice(-80).join('\n')}`);
+  });
+  const report = JSON.parse(readFileSync(results, 'utf8'));
+  expect(report.verdicts.map((v: { drill: string; ok: boolean }) => [v.drill, v.ok])).toEqual([
+    ['worker_kill', true], ['api_kill', true], ['temporal_restart', true], ['postgres_outage', true], ['close_races', true],
+  ]);
+  expect(stdout).toContain('| close_races | PASS |');
+}, 480_000);
