@@ -1,0 +1,28 @@
+/**
+ * Every committed history (tests/replay/histories, recorded by `npm run record-histories`) replays
+ * against the current workflow code. A change that would break bills already running (a command
+ * added, removed or reordered without patched()) fails here.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { historyFromFile } from './history-file';
+
+const DIR = path.join(__dirname, 'histories');
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+
+it('has the recorded scenarios', () => {
+  expect(files.map((f) => f.replace(/\.json$/, ''))).toEqual(expect.arrayContaining([
+    'close-by-request', 'close-by-timer', 'continue-as-new-first-run', 'continue-as-new-last-run',
+    'post-process-delivered', 'post-process-failed', 'rejected-updates', 'totals-mismatch-at-close',
+  ]));
+});
+
+it('replays every recorded history with the current workflow code', async () => {
+  const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromFile(readFileSync(path.join(DIR, f), 'utf8')) }));
+  const outcomes: [string, string | undefined][] = [];
+  for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, histories)) {
+    outcomes.push([r.workflowId, r.error ? String(r.error) : undefined]);
+  }
+  expect(outcomes).toEqual(histories.map((h) => [h.workflowId, undefined]));
+});
