@@ -47,6 +47,12 @@ export const totalsFallbacks = new Counter({
   registers: [registry],
 });
 
+export const closeTotalsMismatches = new Counter({
+  name: 'fees_close_totals_mismatches_total',
+  help: 'Bills whose workflow counted other totals than their stored line items when they closed (a bug: alert on any)',
+  registers: [registry],
+});
+
 export const invoiceFailures = new Counter({
   name: 'fees_invoice_failures_total',
   help: 'Invoice post-processes that ended failed after their retries, by step (generate or deliver)',

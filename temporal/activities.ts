@@ -7,7 +7,7 @@ import type { Config } from '../core/config';
 import { inTransaction, type Db } from '../core/db';
 import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
-import { billsClosed, billsOpened, invoiceFailures } from '../core/metrics';
+import { billsClosed, billsOpened, closeTotalsMismatches, invoiceFailures } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
 import { closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
@@ -121,6 +121,16 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
       const { closed_now, ...closed } = await inTransaction(db, (tx) => closeBill(tx, input.bill_id, input.closed_at));
       if (closed_now) billsClosed.inc();
       return closed;
+    },
+
+    /**
+     * A bill closed with live totals other than its stored line items. The stored ones were used;
+     * this is the alert: one error line and a counter, from the worker rather than workflow code.
+     */
+    async reportTotalsMismatch(input: { bill_id: string; live: TotalsByCurrency; stored: TotalsByCurrency }): Promise<void> {
+      closeTotalsMismatches.inc();
+      log.error({ event: 'totals_mismatch', bill_id: input.bill_id, live: input.live, stored: input.stored, ...workflowIds() },
+        'live totals differed from the stored line items at close; the stored totals were used');
     },
 
     async postProcessSettings(): Promise<PostProcessSettings> {

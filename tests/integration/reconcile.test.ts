@@ -100,4 +100,25 @@ describe('reconciliation', () => {
     const healthy = await openBillWithItems([1]);
     expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${healthy}`, undefined, admin)).body).toMatchObject({ ok: true, bills_checked: 1 });
   });
+
+  it('a bill that closes with live totals other than its line items is reported by its workflow', async () => {
+    const mismatches = async () => {
+      const text = (await call(stack, 'GET', '/metrics', undefined, admin)).body as string;
+      return Number(/^fees_close_totals_mismatches_total (\d+)/m.exec(text)?.[1]);
+    };
+    const before = await mismatches();
+    const billId = await openBillWithItems([100]);
+    await stack.db.query(
+      `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, source_ref)
+       VALUES (gen_random_uuid(), $1, 5, 'USD', 'by hand', 'test')`,
+      [billId],
+    );
+    const closed = await call(stack, 'POST', `/bills/${billId}/close`, undefined, admin);
+    // The stored line items are the bill; the difference is an alert.
+    expect(closed.body.bill.totals).toMatchObject([{ currency: 'USD', amount: 105, line_item_count: 2 }]);
+    expect(await mismatches()).toBe(before + 1);
+    const history = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
+    const activities = history.events!.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(activities).toContain('reportTotalsMismatch');
+  });
 });

@@ -96,8 +96,12 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     await save('continue-as-new-last-run', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
   },
 
-  /** A line item stored behind the workflow's back: at close, live and stored totals differ. */
-  async 'totals-mismatch-at-close'(stack) {
+  /**
+   * A line item stored behind the workflow's back: at close, live and stored totals differ, and
+   * the workflow reports it (patch REPORT_TOTALS_MISMATCH). totals-mismatch-at-close.json is the
+   * same scenario recorded before that patch, kept so that both branches stay replayable.
+   */
+  async 'totals-mismatch-reported'(stack) {
     const billId = uid();
     await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     await ok(stack, 'POST', `/bills/${billId}/line-items`, item(100));
@@ -107,7 +111,7 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
       [billId],
     );
     await ok(stack, 'POST', `/bills/${billId}/close`);
-    await save('totals-mismatch-at-close', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
+    await save('totals-mismatch-reported', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
   },
 
   /** The invoice cannot be delivered (no SMTP server) and its workflow fails after one attempt. */
