@@ -3,7 +3,9 @@
  * bodies as the Encore layer, for `npm start` and the tests, plus the operational endpoints.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Authenticator, type Principal, type Scope } from '../core/auth';
 import type { Config } from '../core/config';
 import type { Deps } from '../core/deps';
@@ -35,6 +37,25 @@ function safeDecode(s: string): string {
  * A Fastify instance with what every server of ours shares: JSON logs with a request id on every
  * line (a caller's X-Request-Id is kept), Encore error bodies, and request duration metrics.
  */
+/**
+ * A request Node's HTTP parser refuses (malformed framing, headers too large, too slow) never
+ * reaches routing; it still gets the Encore error body, then the connection closes.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, error] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, new AppError('deadline_exceeded', 'the request was not received in time')]
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, new AppError('invalid_argument', 'the request headers are too large', { reason: err.code })]
+      : [400, new AppError('invalid_argument', 'malformed HTTP request', { reason: err.code ?? 'bad_request' })];
+  const body = JSON.stringify(error.toBody());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
+
 export function createApp(
   config: Config,
   component: string,
@@ -58,12 +79,23 @@ export function createApp(
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     bodyLimit: 1024 * 1024,
-    // SIGTERM: requests arriving while in-flight ones finish get a 503 the client can retry.
-    return503OnClosing: true,
+    // Fastify's own answers for these two cases are not in the Encore error shape: ours are below.
+    return503OnClosing: false,
+    clientErrorHandler: answerClientError,
+    // URLs the router refuses before routing (a bad percent-encoding, a path parameter over 100
+    // characters) get the Encore error body too, without echoing the URL back.
+    frameworkErrors: (err, _req, reply) => {
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is malformed';
+      void (reply as FastifyReply).code(err.statusCode ?? 400).send(new AppError('invalid_argument', message, { reason: err.code }).toBody());
+    },
   });
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    // SIGTERM: requests arriving while in-flight ones finish get a 503 the client can retry.
+    if (!app.server.listening) {
+      return reply.code(503).send(new AppError('unavailable', 'the server is shutting down; retry').toBody());
+    }
   });
   // While closing, an answered request must not leave its keep-alive connection open: the
   // server would otherwise wait for the keep-alive timeout before it can finish closing.
