@@ -77,6 +77,10 @@ async function startStack(): Promise<Stack> {
     LOG_LEVEL: 'warn',
     // Activities retry a failing database every second at most, so recovery shows within the drill.
     BILL_RETRY_MAX_INTERVAL_MS: '1000',
+    // Quick: updates with no worker to take them give up sooner (and idempotency keys held by a
+    // killed API free up sooner, at twice that), so the client's retries come round faster.
+    // Activities lost with a killed worker are retried after their timeout (BILL_ACTIVITY_TIMEOUT_MS).
+    ...(quick ? { UPDATE_TIMEOUT_MS: '4000', BILL_ACTIVITY_TIMEOUT_MS: '5000' } : {}),
   };
   // The worker first: it migrates the database before the API takes requests.
   const worker = await spawnHost('worker', env);
@@ -260,7 +264,7 @@ const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string;
   async temporal_restart(s, seen) {
     const problems: string[] = [];
     // A bill whose timer is set before the restart and due after it.
-    const periodS = quick ? 15 : 25;
+    const periodS = quick ? 12 : 25;
     const [timed] = await createBills(s, seen, 1, periodS);
     const timedAdd = await addOne(s, seen, timed, 42);
     // Quiet bills: their totals before the restart must be their totals after it.

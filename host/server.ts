@@ -90,17 +90,21 @@ export function createApp(
     },
   });
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     // SIGTERM: requests arriving while in-flight ones finish get a 503 the client can retry.
-    if (!app.server.listening) {
+    if (closing) {
       return reply.code(503).send(new AppError('unavailable', 'the server is shutting down; retry').toBody());
     }
   });
   // While closing, an answered request must not leave its keep-alive connection open: the
   // server would otherwise wait for the keep-alive timeout before it can finish closing.
   app.addHook('onSend', async (_req, reply) => {
-    if (!app.server.listening) reply.header('connection', 'close');
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (req, reply) => {
     httpDuration.observe(
