@@ -16,6 +16,8 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { billWorkflowId, addLineItemUpdate, getBillQuery } from '../temporal/shared';
+import { reconcile } from '../bills/reconcile';
+import { loadConfig } from '../core/config';
 import { freePort, root, sleep, spawnHost, tempDataDir } from './launch';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
@@ -355,6 +357,19 @@ async function main() {
         notes: `${total} items in ${seconds.toFixed(1)} s; totals ${exact ? 'exact' : `WRONG (live ${liveSum}, stored ${stored.rows[0].s}, expected ${expected}, rows ${stored.rows[0].n})`}; ${live.continued_as_new} continue-as-new runs`,
       });
       if (!exact) process.exitCode = 1;
+    }
+    if (wanted('reconcile')) {
+      // Everything the run left behind: its cost, to show it can run often.
+      const t = Date.now();
+      const report = await reconcile({ db, temporal, config: loadConfig({}) });
+      const seconds = (Date.now() - t) / 1000;
+      record({
+        name: 'reconcile', throughput: Math.round(report.bills_checked / seconds), unit: 'bills/s', p50_ms: null, p99_ms: null,
+        errors: report.differences.length, rss_mb: null,
+        notes: `${report.bills_checked} bills (${report.open_bills_checked_live} open, each queried live) and ${report.line_items_checked} line items ` +
+          `in ${seconds.toFixed(1)} s (database ${(report.database_ms / 1000).toFixed(1)} s, live queries ${(report.live_ms / 1000).toFixed(1)} s); ` +
+          `${report.differences.length} differences`,
+      });
     }
   } finally {
     await temporal.connection.close();

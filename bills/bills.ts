@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotencySettings } from '../core/deps';
-import { AppError, notFound } from '../core/errors';
+import { AppError, failedPrecondition, notFound } from '../core/errors';
 import { fingerprint, idempotent } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
 import { totalsList, type TotalsByCurrency } from '../core/money';
@@ -15,11 +15,11 @@ import { encodeCursor, parseId } from '../core/validate';
 import { listLineItemsPage } from '../lineitems/lineitems';
 import type { LineItem } from '../lineitems/types';
 import { isWorkflowGone, toAppError, updateWithDeadline, withDeadline } from '../temporal/client';
-import { billWorkflowId, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
+import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
 import { billLifecycleWorkflow } from '../temporal/workflows';
 import { findBill, listBills as listBillRows, storedTotals, type BillRow } from './store';
 import type { Bill, BillHeader } from './types';
-import { parseCreateBill, parseListBills } from './validation';
+import { parseCancelBill, parseCreateBill, parseListBills } from './validation';
 
 // Fixed namespace: a bill id generated from an idempotency key is the same on every retry.
 const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
@@ -36,6 +36,13 @@ export function toBill(row: BillRow, live: LiveBill | null, stored: TotalsByCurr
     billing_period_start: row.billing_period_start,
     billing_period_end: row.billing_period_end,
     created_at: row.created_at,
+    interval: row.interval,
+    billing_anchor_day: row.billing_anchor_day,
+    recurring_fee: row.recurring_fee,
+    series_id: row.series_id,
+    previous_bill_id: row.previous_bill_id,
+    cancelled_at: row.cancelled_at,
+    next_bill_id: row.next_bill_id,
     closed_at: live?.closed_at ?? row.closed_at,
     totals: live ? live.totals : totalsList(stored),
     totals_source: live ? 'live' : 'stored',
@@ -78,6 +85,9 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
       billing_period_start: now.toISOString(),
       created_at: now.toISOString(),
       request_fingerprint: fingerprint('bill', { ...input, bill_id: billId }),
+      // A recurring bill starts its series; the bills of later periods join it.
+      series_id: input.interval ? billId : null,
+      previous_bill_id: null,
     };
     const startWorkflowOperation = new WithStartWorkflowOperation(billLifecycleWorkflow, {
       workflowId: billWorkflowId(billId),
@@ -92,7 +102,7 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
       );
       // A bill closed long ago whose workflow history has expired: answer from Postgres.
       if (live.status === 'closed') return getBill(deps, billId);
-      return toBill({ ...header, status: 'open', closed_at: null, invoice: null }, live);
+      return toBill({ ...header, status: 'open', closed_at: null, invoice: null, cancelled_at: null, next_bill_id: null }, live);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw toAppError(err);
       // The id is taken. A retry of the very same request gets the bill; anything else conflicts.
@@ -119,7 +129,7 @@ export interface BillPage {
 
 export async function listBills(
   deps: Deps,
-  query: { status?: unknown; invoice_status?: unknown; limit?: unknown; cursor?: unknown },
+  query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown },
 ): Promise<BillPage> {
   const input = parseListBills(query, deps.config.listing.billsMaxLimit);
   const rows = await listBillRows(deps.db, { ...input, limit: input.limit + 1 });
@@ -156,5 +166,33 @@ export async function closeBill(deps: Deps, billIdParam: unknown, key: string | 
     const [bill] = await withTotals(deps, [row], deps.config.queryTimeoutMs);
     const page = await listLineItemsPage(deps, billId, CLOSE_LINE_ITEMS_LIMIT, null);
     return { bill, ...page };
+  });
+}
+
+/**
+ * Cancels a recurring bill's series: it will not renew. The bill closes at the end of its period,
+ * or now with `close_now`. Cancelling again answers the same bill.
+ */
+export async function cancelBill(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<Bill> {
+  const billId = parseId(billIdParam, 'billId');
+  const input = parseCancelBill(body);
+  const fp = fingerprint('POST /bills/:billId/cancel', { bill_id: billId, ...input });
+  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+    try {
+      const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+      await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(cancelSeriesUpdate, { args: [input] }));
+    } catch (err) {
+      if (!isWorkflowGone(err)) throw toAppError(err);
+      // Its workflow has completed: the bill closed, cancelled or renewed.
+      const row = await findBill(deps.db, billId);
+      if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+      if (!row.interval) throw failedPrecondition('only a recurring bill has a series to cancel; close this one instead');
+      if (!row.cancelled_at) {
+        throw failedPrecondition(`bill ${billId} has ended; its series continues with bill ${row.next_bill_id}`, {
+          status: 'closed', next_bill_id: row.next_bill_id,
+        });
+      }
+    }
+    return getBill(deps, billId);
   });
 }

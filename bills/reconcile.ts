@@ -42,6 +42,9 @@ export interface ReconcileReport {
   line_items_checked: string;
   differences: BillDifference[];
   duration_ms: number;
+  /** Of which: the one database snapshot, and the live queries (with any rereads). */
+  database_ms: number;
+  live_ms: number;
 }
 
 export interface ReconcileOptions {
@@ -152,6 +155,7 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
   const started = Date.now();
   const { concurrency = 32, settleAttempts = 5, settleMs = 200 } = options;
   const records = await readRecords(deps, options.billIds ?? null);
+  const databaseMs = Date.now() - started;
   const differences: BillDifference[] = [];
   const open: BillRecord[] = [];
   let lineItems = 0n;
@@ -174,6 +178,8 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     line_items_checked: lineItems.toString(),
     differences,
     duration_ms: Date.now() - started,
+    database_ms: databaseMs,
+    live_ms: Date.now() - started - databaseMs,
   };
 }
 

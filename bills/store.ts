@@ -8,6 +8,8 @@ export interface BillRow extends BillHeader {
   status: 'open' | 'closed';
   closed_at: string | null;
   invoice: InvoiceSummary | null;
+  cancelled_at: string | null;
+  next_bill_id: string | null;
 }
 
 interface RawBillRow {
@@ -22,6 +24,15 @@ interface RawBillRow {
   created_at: Date;
   closed_at: Date | null;
   request_fingerprint: string;
+  interval: string | null;
+  billing_anchor_day: number | null;
+  recurring_fee_amount: string | null;
+  recurring_fee_currency: string | null;
+  recurring_fee_description: string | null;
+  series_id: string | null;
+  previous_bill_id: string | null;
+  cancelled_at: Date | null;
+  next_bill_id: string | null;
   invoice_status: InvoiceStatus | null;
   invoice_number: string | null;
   invoice_sent_at: Date | null;
@@ -29,15 +40,26 @@ interface RawBillRow {
 }
 
 // A bill with where its invoice is (bill_postprocess and invoices belong to the postprocess service).
-const FROM = `bills b LEFT JOIN bill_postprocess pp USING (bill_id) LEFT JOIN invoices i USING (bill_id)`;
+// And, for a recurring bill, the bill of the next period.
+const FROM = `bills b LEFT JOIN bill_postprocess pp USING (bill_id) LEFT JOIN invoices i USING (bill_id)
+  LEFT JOIN bills nb ON nb.previous_bill_id = b.bill_id`;
 const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
-  b.billing_period_end, b.created_at, b.closed_at, b.request_fingerprint, pp.status AS invoice_status,
+  b.billing_period_end, b.created_at, b.closed_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
+  b.recurring_fee_amount, b.recurring_fee_currency, b.recurring_fee_description, b.series_id, b.previous_bill_id,
+  b.cancelled_at, nb.bill_id AS next_bill_id, pp.status AS invoice_status,
   i.invoice_number, pp.sent_at AS invoice_sent_at, pp.error AS invoice_error`;
 
 function toRow(r: RawBillRow): BillRow {
-  const { invoice_status, invoice_number, invoice_sent_at, invoice_error, ...bill } = r;
+  const {
+    invoice_status, invoice_number, invoice_sent_at, invoice_error,
+    recurring_fee_amount, recurring_fee_currency, recurring_fee_description, ...bill
+  } = r;
   return {
     ...bill,
+    recurring_fee: recurring_fee_amount === null
+      ? null
+      : { amount: parseMinorUnits(recurring_fee_amount), currency: recurring_fee_currency!, description: recurring_fee_description! },
+    cancelled_at: r.cancelled_at ? r.cancelled_at.toISOString() : null,
     billing_period_start: r.billing_period_start.toISOString(),
     billing_period_end: r.billing_period_end.toISOString(),
     created_at: r.created_at.toISOString(),
@@ -63,11 +85,14 @@ export type InsertBillOutcome = 'created' | 'same_request' | 'already_closed' | 
 export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBillOutcome> {
   const inserted = await db.query(
     `INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
-       billing_period_end, created_at, request_fingerprint)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
+       recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
      ON CONFLICT (bill_id) DO NOTHING`,
     [b.bill_id, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
-      b.billing_period_end, b.created_at, b.request_fingerprint],
+      b.billing_period_end, b.created_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
+      b.recurring_fee?.amount ?? null, b.recurring_fee?.currency ?? null, b.recurring_fee?.description ?? null,
+      b.series_id, b.previous_bill_id],
   );
   if (inserted.rowCount === 1) return 'created';
   const existing = await findBill(db, b.bill_id);
@@ -86,6 +111,7 @@ export async function listBills(
   q: {
     status: 'open' | 'closed' | null;
     invoice_status: InvoiceStatus | null;
+    series_id: string | null;
     limit: number;
     after: { created_at: string; bill_id: string } | null;
   },
@@ -100,6 +126,10 @@ export async function listBills(
     params.push(q.invoice_status);
     // No post-process row yet means pending: it is about to start.
     where.push(`b.status = 'closed' AND COALESCE(pp.status, 'pending') = $${params.length}`);
+  }
+  if (q.series_id) {
+    params.push(q.series_id);
+    where.push(`b.series_id = $${params.length}`);
   }
   if (q.after) {
     params.push(q.after.created_at, q.after.bill_id);
@@ -169,4 +199,13 @@ export async function closeBill(
     totals: totals.get(billId) ?? {},
     closed_now: rows[0].status === 'open',
   };
+}
+
+/** Marks the bill's series cancelled (idempotent: the first time stays); null when no such bill. */
+export async function cancelSeries(db: Queryable, billId: string, at: string): Promise<string | null> {
+  const { rows } = await db.query<{ cancelled_at: Date }>(
+    `UPDATE bills SET cancelled_at = COALESCE(cancelled_at, $2) WHERE bill_id = $1 RETURNING cancelled_at`,
+    [billId, at],
+  );
+  return rows[0] ? rows[0].cancelled_at.toISOString() : null;
 }

@@ -1,9 +1,11 @@
 /** Bill request rules. Pure: no framework, no I/O. */
 import { addYears, isValid, parseISO } from 'date-fns';
-import { parseCurrency } from '../lineitems/validation';
+import type { AppError } from '../core/errors';
+import { parseCurrency, parseNewLineItem } from '../lineitems/validation';
 import { asBody, decodeCursor, fieldError, intParam, optionalString, parseId } from '../core/validate';
 import { INVOICE_STATUSES, type InvoiceStatus } from '../postprocess/types';
-import { BILLING_POLICIES, type BillingPolicy } from './types';
+import { addInterval, isBoundary, parseInterval, periodEnd } from './periods';
+import { BILLING_POLICIES, type BillingPolicy, type RecurringFee } from './types';
 
 export const MAX_BILL_DESCRIPTION_CHARS = 500;
 /** A period longer than this is almost certainly a client bug (a year typo, ms vs s). */
@@ -11,11 +13,15 @@ export const MAX_PERIOD_YEARS = 5;
 
 export interface CreateBillInput {
   bill_id: string | null;
+  /** Given, or for a recurring bill computed from its interval: the end of the first period. */
   billing_period_end: string;
   currency: string | null;
   policy: BillingPolicy;
   customer_email: string | null;
   description: string | null;
+  interval: string | null;
+  billing_anchor_day: number | null;
+  recurring_fee: RecurringFee | null;
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
@@ -25,18 +31,76 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 export function parseCreateBill(input: unknown, now: Date): CreateBillInput {
   const body = asBody(input);
   const billId = body.bill_id === undefined || body.bill_id === null ? null : parseId(body.bill_id, 'bill_id');
-  return {
+  const policy = parsePolicy(body.policy);
+  const currency = body.currency === undefined || body.currency === null ? null : parseCurrency(body.currency);
+  const common = {
     bill_id: billId,
-    billing_period_end: parsePeriodEnd(body.billing_period_end, now),
-    currency: body.currency === undefined || body.currency === null ? null : parseCurrency(body.currency),
-    policy: parsePolicy(body.policy),
+    currency,
+    policy,
     customer_email: parseEmail(optionalString(body, 'customer_email', 254)),
     description: optionalString(body, 'description', MAX_BILL_DESCRIPTION_CHARS),
   };
+  if (policy === 'usage_based') {
+    for (const field of ['interval', 'billing_anchor_day', 'recurring_fee']) {
+      if (body[field] !== undefined && body[field] !== null) throw fieldError(field, 'is only for recurring bills (policy recurring or monthly)');
+    }
+    const end = parsePeriodEnd(body.billing_period_end, now);
+    if (end === null) throw fieldError('billing_period_end', 'is required');
+    return { ...common, billing_period_end: end.toISOString(), interval: null, billing_anchor_day: null, recurring_fee: null };
+  }
+  return { ...common, ...parseCadence(body, policy, currency, now) };
 }
 
-function parsePeriodEnd(value: unknown, now: Date): string {
-  if (value === undefined || value === null) throw fieldError('billing_period_end', 'is required');
+/** A recurring bill's interval, anchor, fee and first period end. */
+function parseCadence(body: Record<string, unknown>, policy: BillingPolicy, currency: string | null, now: Date) {
+  let text = body.interval;
+  if (policy === 'monthly') {
+    if (text !== undefined && text !== null && text !== 'P1M') throw fieldError('interval', 'must be P1M (or absent) for a monthly bill');
+    text = 'P1M';
+  }
+  if (typeof text !== 'string') throw fieldError('interval', 'is required for a recurring bill (an ISO 8601 duration such as P1M)');
+  const interval = parseInterval(text);
+  if ('error' in interval) throw fieldError('interval', interval.error);
+  const given = parsePeriodEnd(body.billing_period_end, now);
+  let anchor: number | null = null;
+  if (interval.kind === 'calendar') {
+    anchor = body.billing_anchor_day === undefined || body.billing_anchor_day === null
+      ? (given ? given.getUTCDate() : 1)
+      : intParam(body.billing_anchor_day, 'billing_anchor_day', 1, 1, 31);
+    if (given && !isBoundary(given, anchor)) {
+      throw fieldError('billing_period_end', `must be 00:00:00 UTC on day ${anchor} of a month (or that month's last day), where periods of ${text} end`);
+    }
+  } else if (body.billing_anchor_day !== undefined && body.billing_anchor_day !== null) {
+    throw fieldError('billing_anchor_day', 'is only for intervals of months or years');
+  }
+  // A given end closes the first, possibly partial, period: at most one interval away.
+  if (given && given.getTime() > addInterval(now, interval).getTime()) {
+    throw fieldError('billing_period_end', `must end the first period: at most ${text} away`);
+  }
+  const end = given ?? periodEnd(now, interval, anchor ?? 1);
+  if (end.getTime() > addYears(now, MAX_PERIOD_YEARS).getTime()) throw fieldError('interval', `must be at most ${MAX_PERIOD_YEARS} years`);
+  return {
+    billing_period_end: end.toISOString(),
+    interval: text,
+    billing_anchor_day: anchor,
+    recurring_fee: parseRecurringFee(body.recurring_fee, currency),
+  };
+}
+
+function parseRecurringFee(value: unknown, billCurrency: string | null): RecurringFee | null {
+  if (value === undefined || value === null) return null;
+  try {
+    const { amount, currency, description } = parseNewLineItem(value);
+    if (billCurrency !== null && currency !== billCurrency) throw fieldError('currency', `must be the bill's currency, ${billCurrency}`);
+    return { amount, currency, description };
+  } catch (err) {
+    const e = err as AppError;
+    throw fieldError(`recurring_fee.${(e.details?.field as string | undefined) ?? 'body'}`, String(e.details?.reason ?? e.message));
+  }
+}
+
+function parsePeriodEnd(value: unknown, now: Date): Date | null {
+  if (value === undefined || value === null) return null;
   if (typeof value !== 'string' || !RFC3339.test(value)) {
     throw fieldError('billing_period_end', 'must be an RFC 3339 timestamp with a time zone, e.g. 2030-01-31T00:00:00Z');
   }
@@ -46,7 +110,7 @@ function parsePeriodEnd(value: unknown, now: Date): string {
   if (end.getTime() > addYears(now, MAX_PERIOD_YEARS).getTime()) {
     throw fieldError('billing_period_end', `must be within ${MAX_PERIOD_YEARS} years`);
   }
-  return end.toISOString();
+  return end;
 }
 
 function parsePolicy(value: unknown): BillingPolicy {
@@ -66,13 +130,15 @@ export interface ListBillsInput {
   status: 'open' | 'closed' | null;
   /** Closed bills whose invoice is in this state (an operator looking for failed ones). */
   invoice_status: InvoiceStatus | null;
+  /** The bills of one recurring series. */
+  series_id: string | null;
   limit: number;
   /** Keyset position: the last bill of the previous page. */
   after: { created_at: string; bill_id: string } | null;
 }
 
 export function parseListBills(
-  query: { status?: unknown; invoice_status?: unknown; limit?: unknown; cursor?: unknown },
+  query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown },
   maxLimit = 100,
 ): ListBillsInput {
   const status = query.status === undefined || query.status === '' ? null : query.status;
@@ -90,7 +156,21 @@ export function parseListBills(
   return {
     status,
     invoice_status: invoiceStatus as InvoiceStatus | null,
+    series_id: query.series_id === undefined || query.series_id === '' ? null : parseId(query.series_id, 'series_id'),
     limit: intParam(query.limit, 'limit', Math.min(20, maxLimit), 1, maxLimit),
     after: cursor ? { created_at: cursor[0] as string, bill_id: cursor[1] as string } : null,
   };
+}
+
+export interface CancelBillInput {
+  close_now: boolean;
+}
+
+/** `{ close_now?: boolean }`; an empty body cancels at the end of the current period. */
+export function parseCancelBill(input: unknown): CancelBillInput {
+  const body = asBody(input);
+  if (body.close_now !== undefined && body.close_now !== null && typeof body.close_now !== 'boolean') {
+    throw fieldError('close_now', 'must be true or false');
+  }
+  return { close_now: body.close_now === true };
 }

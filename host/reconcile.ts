@@ -14,7 +14,8 @@ import { connectClient } from '../temporal/client';
 export function describe(report: ReconcileReport): string {
   const lines = [
     `${report.ok ? 'OK' : 'DIFFERENCES'}: ${report.bills_checked} bills (${report.open_bills_checked_live} open, checked live), ` +
-      `${report.line_items_checked} line items, ${report.differences.length} differences, ${report.duration_ms} ms`,
+      `${report.line_items_checked} line items, ${report.differences.length} differences, ${report.duration_ms} ms ` +
+      `(database ${report.database_ms} ms, live queries ${report.live_ms} ms)`,
   ];
   for (const d of report.differences) {
     lines.push(`  ${d.bill_id} (${d.status}): ${d.kind}  line_items=${JSON.stringify(d.line_items)} stored=${JSON.stringify(d.stored)}` +

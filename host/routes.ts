@@ -2,7 +2,7 @@
  * The standalone host's route table. It must match the Encore endpoints (each service's `api.ts`) exactly:
  * tests/unit/route-parity.test.ts reads both and fails when they drift apart.
  */
-import { closeBill, createBill, getBill, listBills } from '../bills/bills';
+import { cancelBill, closeBill, createBill, getBill, listBills } from '../bills/bills';
 import { reconcileBills } from '../bills/reconcile';
 import type { Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
@@ -44,6 +44,10 @@ export const routes: Route[] = [
   {
     method: 'POST', path: '/bills/:billId/close', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => closeBill(d, r.params.billId, idempotencyKey(r)),
+  },
+  {
+    method: 'POST', path: '/bills/:billId/cancel', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => cancelBill(d, r.params.billId, r.body, idempotencyKey(r)),
   },
   {
     method: 'POST', path: '/bills/:billId/line-items', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,

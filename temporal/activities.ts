@@ -9,16 +9,20 @@ import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { billsClosed, billsOpened, closeTotalsMismatches, invoiceFailures } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
-import { closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
+import { cancelSeries, closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
 import { BILL_CLOSED_SQLSTATE, insertLineItem, insertLineItems } from '../lineitems/store';
-import type { LineItem } from '../lineitems/types';
+import { lineItemId } from '../lineitems/lineitems';
+import type { LineItem, NewLineItem } from '../lineitems/types';
 import { isSameLineItem } from '../lineitems/validation';
 import { deliverInvoice, generateInvoice, type Delivery } from '../postprocess/invoicing';
 import type { Mailer } from '../postprocess/mailer';
 import { beginPostProcess, recordFailure } from '../postprocess/store';
 import type { InvoiceStatus, PostProcessStep } from '../postprocess/types';
 import type { AddLineItemInput, AddLineItemsInput, FailureType } from './shared';
+
+/** The idempotency key of a bill's recurring fee: a newline, which no client key may contain. */
+const RECURRING_FEE_KEY = '\nrecurring-fee';
 
 function rejection(type: FailureType, message: string, details?: Record<string, unknown>) {
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : [] });
@@ -70,7 +74,7 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
     const { workflowExecution, activityId, attempt } = Context.current().info;
     return { workflow_id: workflowExecution?.workflowId, run_id: workflowExecution?.runId, activity_id: activityId, attempt };
   };
-  return {
+  const activities = {
     async persistBill(bill: BillHeader): Promise<InsertBillOutcome> {
       const outcome = await insertBill(db, bill);
       if (outcome === 'created') billsOpened.inc();
@@ -92,6 +96,21 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
         });
       }
       return { isNew, line_item: item };
+    },
+
+    /**
+     * The recurring fee of a bill's period, at most one per bill: its id is derived from the bill
+     * alone (with a key no client can send), so any retry or later run finds the same row.
+     */
+    async chargeRecurringFee(input: NewLineItem & { bill_id: string }): Promise<{ isNew: boolean; line_item: LineItem }> {
+      return activities.persistLineItem({ ...input, line_item_id: lineItemId(input.bill_id, RECURRING_FEE_KEY) });
+    },
+
+    /** Marks the bill's series cancelled: it will not renew. */
+    async cancelSeries(input: { bill_id: string; at: string }): Promise<string> {
+      const at = await cancelSeries(db, input.bill_id, input.at);
+      if (at === null) throw new Error(`bill ${input.bill_id} does not exist`);
+      return at;
     },
 
     /**
@@ -162,6 +181,7 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
         'invoice post-process failed; retry with POST /bills/:billId/invoice/retry');
     },
   };
+  return activities;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

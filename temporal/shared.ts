@@ -32,6 +32,15 @@ export interface CarriedState {
   totals: TotalsByCurrency;
   lineItemCount: number;
   continuedAsNew: number;
+  /** The period's recurring fee is stored and counted. */
+  feeCharged?: boolean;
+  /** The series was cancelled: no next period. */
+  cancelled?: boolean;
+}
+
+export interface CancelSeriesInput {
+  /** Close this bill now instead of at the end of its period. */
+  close_now: boolean;
 }
 
 /** What the running workflow knows; the endpoints merge it with the stored bill header. */
@@ -72,6 +81,8 @@ export const addLineItemUpdate = defineUpdate<AddLineItemResult, [AddLineItemInp
 export const addLineItemsUpdate = defineUpdate<AddLineItemsResult, [AddLineItemsInput]>('addLineItemsUpdate');
 /** Closes the bill early; returns once final totals are stored. Idempotent. */
 export const closeBillUpdate = defineUpdate<LiveBill>('closeBillUpdate');
+/** Stops a recurring bill's renewal (and closes it now when asked). Idempotent. */
+export const cancelSeriesUpdate = defineUpdate<LiveBill, [CancelSeriesInput]>('cancelSeriesUpdate');
 export const getBillQuery = defineQuery<LiveBill>('getBillQuery');
 
 /** ApplicationFailure types raised by the workflow; each is an API error code. */

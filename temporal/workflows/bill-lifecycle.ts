@@ -4,15 +4,17 @@
  */
 import {
   ApplicationFailure, ParentClosePolicy, allHandlersFinished, condition,
-  continueAsNew, log, patched, proxyActivities, setHandler, startChild, workflowInfo,
+  continueAsNew, log, patched, proxyActivities, setHandler, startChild, uuid4, workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { AppError } from '../../core/errors';
+import { parseInterval, periodEnd, prorateFee, type Interval } from '../../bills/periods';
+import type { BillHeader } from '../../bills/types';
 import { checkBatchFitsBill, checkLineItemFitsBill, parseLineItemBatch, parseNewLineItem } from '../../lineitems/validation';
 import type { Activities } from '../activities';
 import {
-  addLineItemUpdate, addLineItemsUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
-  type BillActivitySettings, type BillWorkflowInput, type LiveBill,
+  addLineItemUpdate, addLineItemsUpdate, billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
+  type BillActivitySettings, type BillWorkflowInput, type CancelSeriesInput, type LiveBill,
 } from '../shared';
 import { addTotals, adjust, initialState, liveBill, sameTotals, type BillState } from './bill-state';
 import { closedBillPostProcessWorkflow } from './post-process';
@@ -59,7 +61,9 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
   setHandler(getBillQuery, () => liveBill(state));
 
   setHandler(openBillUpdate, async () => {
-    await condition(() => state.persisted || state.conflict);
+    // A new recurring bill answers with its period's fee already counted.
+    const ready = () => state.persisted && (state.feeCharged || !input.bill.recurring_fee || state.status === 'closed');
+    await condition(() => ready() || state.conflict);
     if (state.conflict) throw ApplicationFailure.create({ type: 'already_exists', message: `bill ${billId} already exists`, nonRetryable: true });
     return liveBill(state);
   });
@@ -134,9 +138,90 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
     await condition(() => state.status === 'closed' || state.conflict);
     if (state.conflict) throw notOurs();
     return liveBill(state);
-  }, { validator: () => {
+  }, { validator: () => reject(() => {
     if (state.conflict) throw notOurs();
-  } });
+    // Like a subscription: its periods are the policy. Ending it early is a cancellation.
+    if (input.bill.interval && !state.cancelled && state.status === 'open') {
+      throw new AppError('failed_precondition', 'a recurring bill closes at the end of its period; to end the series now, cancel it with close_now', {
+        policy: input.bill.policy,
+      });
+    }
+  }) });
+
+  setHandler(cancelSeriesUpdate, async ({ close_now }) => {
+    state.cancelled = true;
+    await condition(() => state.persisted || state.conflict);
+    if (state.conflict) throw notOurs();
+    await db.cancelSeries({ bill_id: billId, at: new Date(Date.now()).toISOString() });
+    if (close_now) {
+      state.closeRequested = true;
+      await condition(() => state.status === 'closed');
+    }
+    return liveBill(state);
+  }, { validator: (_req: CancelSeriesInput) => reject(() => {
+    if (state.conflict) throw notOurs();
+    if (!input.bill.interval) throw new AppError('failed_precondition', 'only a recurring bill has a series to cancel; close this one instead');
+    if (state.nextBillId !== null) {
+      throw new AppError('failed_precondition', `bill ${billId} has ended; its series continues with bill ${state.nextBillId}`, {
+        status: state.status, next_bill_id: state.nextBillId,
+      });
+    }
+  }) });
+}
+
+/** The period's recurring fee, prorated when the period is partial: once per bill. */
+async function chargeRecurringFee(state: BillState, bill: BillWorkflowInput['bill'], db: DatabaseActivities): Promise<void> {
+  const fee = bill.recurring_fee!;
+  const interval = parseInterval(bill.interval!) as Interval; // validated when the series was created
+  const start = new Date(bill.billing_period_start);
+  const end = new Date(bill.billing_period_end);
+  const amount = prorateFee(fee.amount, start, end, interval, bill.billing_anchor_day ?? 1);
+  if (amount > 0) {
+    adjust(state.pending, fee.currency, amount, 1);
+    state.inflightAdds++;
+    try {
+      const { isNew } = await db.chargeRecurringFee({
+        bill_id: bill.bill_id, amount, currency: fee.currency, description: fee.description,
+        metadata: { recurring_fee: true, period_start: bill.billing_period_start, period_end: bill.billing_period_end, full_amount: fee.amount },
+      });
+      if (isNew) {
+        adjust(state.totals, fee.currency, amount, 1);
+        state.lineItemCount++;
+        state.itemsThisRun++;
+      }
+    } finally {
+      adjust(state.pending, fee.currency, amount, -1);
+      state.inflightAdds--;
+    }
+  }
+  state.feeCharged = true;
+}
+
+/** The next period's bill of a series, started by the bill that ends (abandoned, like the invoice). */
+async function renew(input: BillWorkflowInput, state: BillState): Promise<void> {
+  const bill = input.bill;
+  const interval = parseInterval(bill.interval!) as Interval;
+  // Periods follow each other without a gap, also when this one closed late (a worker was down).
+  const start = bill.billing_period_end;
+  const next: BillHeader = {
+    ...bill,
+    bill_id: uuid4(),
+    billing_period_start: start,
+    billing_period_end: periodEnd(new Date(start), interval, bill.billing_anchor_day ?? 1).toISOString(),
+    created_at: new Date(Date.now()).toISOString(),
+    previous_bill_id: bill.bill_id,
+    request_fingerprint: `renewal of ${bill.bill_id}`,
+  };
+  state.nextBillId = next.bill_id;
+  try {
+    await startChild(billLifecycleWorkflow, {
+      workflowId: billWorkflowId(next.bill_id),
+      args: [{ bill: next, continueAsNewAfterItems: input.continueAsNewAfterItems, activitySettings: input.activitySettings }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
 }
 
 export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<LiveBill> {
@@ -155,6 +240,7 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
     }
     state.persisted = true;
   }
+  if (input.bill.recurring_fee && !state.feeCharged) await chargeRecurringFee(state, input.bill, db);
 
   const periodEnd = Date.parse(input.bill.billing_period_end);
   const threshold = input.continueAsNewAfterItems ?? 0;
@@ -171,18 +257,22 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
       periodEnd - Date.now(),
     );
     if (drained && !state.closeRequested) {
-      const carried = { totals: state.totals, lineItemCount: state.lineItemCount, continuedAsNew: state.continuedAsNew + 1 };
+      const carried = {
+        totals: state.totals, lineItemCount: state.lineItemCount, continuedAsNew: state.continuedAsNew + 1,
+        feeCharged: state.feeCharged, cancelled: state.cancelled,
+      };
       return continueAsNew<typeof billLifecycleWorkflow>({ ...input, carried });
     }
     state.draining = false;
   }
 
-  await close(state, input.bill.bill_id, db);
+  await close(state, input, db);
   await condition(allHandlersFinished);
   return liveBill(state);
 }
 
-async function close(state: BillState, billId: string, db: DatabaseActivities): Promise<void> {
+async function close(state: BillState, input: BillWorkflowInput, db: DatabaseActivities): Promise<void> {
+  const billId = input.bill.bill_id;
   state.status = 'closing';
   await condition(() => state.inflightAdds === 0);
   const stored = await db.closeBill({ bill_id: billId, closed_at: new Date(Date.now()).toISOString() });
@@ -206,5 +296,6 @@ async function close(state: BillState, billId: string, db: DatabaseActivities): 
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
+  if (input.bill.interval && !state.cancelled) await renew(input, state);
   state.status = 'closed';
 }

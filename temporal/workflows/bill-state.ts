@@ -20,6 +20,10 @@ export interface BillState {
   closeRequested: boolean;
   closedAt: string | null;
   continuedAsNew: number;
+  feeCharged: boolean;
+  cancelled: boolean;
+  /** Set once the next period's bill is being started: from then on the series cannot be cancelled here. */
+  nextBillId: string | null;
 }
 
 export function initialState(input: BillWorkflowInput): BillState {
@@ -37,6 +41,9 @@ export function initialState(input: BillWorkflowInput): BillState {
     closeRequested: false,
     closedAt: null,
     continuedAsNew: input.carried?.continuedAsNew ?? 0,
+    feeCharged: input.carried?.feeCharged ?? false,
+    cancelled: input.carried?.cancelled ?? false,
+    nextBillId: null,
   };
 }
 

@@ -114,6 +114,19 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     await save('totals-mismatch-reported', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
   },
 
+  /** A recurring bill with a fee: its first period renews into the next, which is cancelled and closed now. */
+  async 'recurring-series'(stack) {
+    const billId = uid('series');
+    await ok(stack, 'POST', '/bills', { bill_id: billId, policy: 'recurring', interval: 'PT3S', recurring_fee: item(500) });
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(10));
+    await closed(stack, billId);
+    const next = await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.next_bill_id as string | null);
+    await ok(stack, 'POST', `/bills/${next}/line-items`, item(20));
+    await ok(stack, 'POST', `/bills/${next}/cancel`, { close_now: true });
+    await save('recurring-renewed', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
+    await save('recurring-cancelled', stack.deps.temporal.workflow.getHandle(billWorkflowId(next)));
+  },
+
   /** The invoice cannot be delivered (no SMTP server) and its workflow fails after one attempt. */
   async 'post-process-failed'(stack) {
     const billId = uid();

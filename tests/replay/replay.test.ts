@@ -14,7 +14,8 @@ const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
 it('has the recorded scenarios', () => {
   expect(files.map((f) => f.replace(/\.json$/, ''))).toEqual(expect.arrayContaining([
     'close-by-request', 'close-by-timer', 'continue-as-new-first-run', 'continue-as-new-last-run',
-    'post-process-delivered', 'post-process-failed', 'rejected-updates', 'totals-mismatch-at-close', 'totals-mismatch-reported',
+    'post-process-delivered', 'post-process-failed', 'recurring-cancelled', 'recurring-renewed', 'rejected-updates',
+    'totals-mismatch-at-close', 'totals-mismatch-reported',
   ]));
 });
 
