@@ -19,7 +19,7 @@ describe('parseCreateBill', () => {
   it('normalises the period end to UTC and fills defaults', () => {
     expect(parseCreateBill({ billing_period_end: '2026-12-01T04:00:00+04:00' }, now)).toEqual({
       bill_id: null, billing_period_end: '2026-12-01T00:00:00.000Z', currency: null, policy: 'usage_based',
-      customer_email: null, description: null,
+      customer_email: null, description: null, interval: null, billing_anchor_day: null, recurring_fee: null,
     });
   });
 
@@ -83,7 +83,7 @@ describe('checkLineItemFitsBill', () => {
 describe('parseListBills', () => {
   it('defaults and round-trips a cursor', () => {
     const cursor = encodeCursor(['2026-11-21T12:00:00.000Z', 'b-1']);
-    expect(parseListBills({ cursor })).toEqual({ status: null, invoice_status: null, limit: 20, after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' } });
+    expect(parseListBills({ cursor })).toEqual({ status: null, invoice_status: null, series_id: null, limit: 20, after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' } });
   });
 
   it.each([{ limit: '1.5' }, { limit: '-1' }, { status: 'OPEN' }, { invoice_status: 'lost' }, { cursor: encodeCursor([1, 2]) }])('refuses %j', (q) => {
