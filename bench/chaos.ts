@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { reconcile } from '../bills/reconcile';
+import { FeesApiError, FeesClient } from '../client';
 import { loadConfig, type Config } from '../core/config';
 import { createPool, type Db } from '../core/db';
 import { startEmbeddedPostgres, type RunningPostgres } from '../host/postgres';
@@ -97,8 +98,8 @@ async function stopStack(s: Stack): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A client that retries every unacknowledged request with its idempotency key, and remembers
-// what it was told
+// The service's own client retries every unacknowledged request with its idempotency key; the
+// drill counts what it was told
 
 interface Reply {
   status: number;
@@ -110,33 +111,30 @@ type Seen = Map<string, number>;
 const see = (seen: Seen, what: string) => seen.set(what, (seen.get(what) ?? 0) + 1);
 const showSeen = (seen: Seen) => [...seen].sort().map(([k, n]) => `${k}×${n}`).join(' ');
 
-async function request(url: string, method: string, p: string, body?: unknown, key?: string): Promise<Reply> {
-  const res = await fetch(url + p, {
-    method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(key ? { 'idempotency-key': key } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
+/** One answer, no retry (the reads during an outage). */
+async function request(url: string, method: string, p: string): Promise<Reply> {
+  const res = await fetch(url + p, { method, signal: AbortSignal.timeout(30_000) });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-const retryable = (r: Reply) => r.status >= 500 || r.status === 429 || (r.status === 409 && r.body?.code === 'aborted');
-
-/** Sends until a definitive answer (2xx or a 4xx other than `aborted`), with one key throughout. */
-async function send(s: Stack, seen: Seen, method: string, p: string, body?: unknown, key = randomUUID()): Promise<Reply> {
-  const deadline = Date.now() + RETRY_FOR_MS;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const reply = await request(s.url, method, p, body, key);
-      see(seen, String(reply.status));
-      if (!retryable(reply)) return reply;
-    } catch {
-      see(seen, 'network');
-    }
-    if (Date.now() > deadline) throw new Error(`${method} ${p} (key ${key}) unacknowledged after ${RETRY_FOR_MS} ms`);
-    await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2));
-  }
+/** The typed client, retrying for up to RETRY_FOR_MS, recording every answer in `seen`. */
+function clientFor(s: Stack, seen: Seen): FeesClient {
+  return new FeesClient({
+    baseUrl: s.url,
+    timeoutMs: RETRY_FOR_MS,
+    retry: { maxAttempts: 10_000, initialDelayMs: 50, maxDelayMs: 2000 },
+    fetch: async (input, init) => {
+      try {
+        const res = await fetch(input, init);
+        see(seen, String(res.status));
+        return res;
+      } catch (err) {
+        see(seen, 'network');
+        throw err;
+      }
+    },
+  });
 }
 
 interface Add {
@@ -147,29 +145,30 @@ interface Add {
   rejected?: string;
 }
 
-async function createBills(s: Stack, seen: Seen, n: number, periodS = 24 * 3600): Promise<string[]> {
+async function createBills(c: FeesClient, n: number, periodS = 24 * 3600): Promise<string[]> {
   const end = new Date(Date.now() + periodS * 1000).toISOString();
-  return Promise.all(Array.from({ length: n }, async () => {
-    const r = await send(s, seen, 'POST', '/bills', { billing_period_end: end });
-    if (r.status !== 200) throw new Error(`creating a bill: ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body.bill_id as string;
-  }));
+  return Promise.all(Array.from({ length: n }, async () => (await c.createBill({ billing_period_end: end })).bill_id));
 }
 
-async function addOne(s: Stack, seen: Seen, bill: string, amount: number): Promise<Add> {
-  const r = await send(s, seen, 'POST', `/bills/${bill}/line-items`, { amount, currency: 'USD', description: `chaos ${amount}` });
-  if (r.status === 200) return { bill, amount, acked: r.body.line_item.line_item_id };
-  return { bill, amount, rejected: r.body?.code ?? String(r.status) };
+async function addOne(c: FeesClient, bill: string, amount: number): Promise<Add> {
+  try {
+    const added = await c.addLineItem(bill, { amount, currency: 'USD', description: `chaos ${amount}` });
+    return { bill, amount, acked: added.line_item.line_item_id };
+  } catch (err) {
+    // A definitive refusal; anything else (the retry deadline) fails the drill.
+    if (err instanceof FeesApiError && err.status >= 400 && err.status < 500) return { bill, amount, rejected: err.code };
+    throw err;
+  }
 }
 
 /** `n` adds over `bills` by `concurrency` clients; `progress` counts acknowledged ones. */
-function addMany(s: Stack, seen: Seen, bills: string[], n: number, progress: { acked: number }): Promise<Add[]> {
+function addMany(c: FeesClient, bills: string[], n: number, progress: { acked: number }): Promise<Add[]> {
   const adds: Add[] = [];
   let next = 0;
   return Promise.all(Array.from({ length: SIZE.concurrency }, async () => {
     while (next < n) {
       const i = next++;
-      const add = await addOne(s, seen, bills[i % bills.length], 1 + Math.floor(Math.random() * 1000));
+      const add = await addOne(c, bills[i % bills.length], 1 + Math.floor(Math.random() * 1000));
       if (add.acked) progress.acked++;
       adds.push(add);
     }
@@ -229,18 +228,18 @@ interface Verdict {
 const describeAdds = (adds: Add[]) => `${adds.filter((a) => a.acked).length} acknowledged, ${adds.filter((a) => a.rejected).length} rejected`;
 
 /** Adds under load while `fault` runs once a quarter of them is acknowledged. */
-async function underLoad(s: Stack, seen: Seen, fault: () => Promise<string>): Promise<{ bills: string[]; adds: Add[]; what: string }> {
-  const bills = await createBills(s, seen, SIZE.bills);
+async function underLoad(s: Stack, c: FeesClient, fault: () => Promise<string>): Promise<{ bills: string[]; adds: Add[]; what: string }> {
+  const bills = await createBills(c, SIZE.bills);
   const progress = { acked: 0 };
-  const load = addMany(s, seen, bills, SIZE.items, progress);
+  const load = addMany(c, bills, SIZE.items, progress);
   await until('a quarter of the adds', () => progress.acked >= SIZE.items / 4);
   const what = await fault();
   return { bills, adds: await load, what };
 }
 
-const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string; problems: string[] }>> = {
-  async worker_kill(s, seen) {
-    const { bills, adds, what } = await underLoad(s, seen, async () => {
+const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: string; problems: string[] }>> = {
+  async worker_kill(s, c) {
+    const { bills, adds, what } = await underLoad(s, c, async () => {
       const at = Date.now();
       await s.worker.kill();
       await sleep(1000);
@@ -250,8 +249,8 @@ const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string;
     return { summary: `${SIZE.items} adds at concurrency ${SIZE.concurrency}; ${what}; ${describeAdds(adds)}`, problems: await invariants(s, bills, adds) };
   },
 
-  async api_kill(s, seen) {
-    const { bills, adds, what } = await underLoad(s, seen, async () => {
+  async api_kill(s, c) {
+    const { bills, adds, what } = await underLoad(s, c, async () => {
       const at = Date.now();
       await s.api.kill();
       await sleep(1000);
@@ -261,18 +260,18 @@ const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string;
     return { summary: `${SIZE.items} adds; ${what}; ${describeAdds(adds)}`, problems: await invariants(s, bills, adds) };
   },
 
-  async temporal_restart(s, seen) {
+  async temporal_restart(s, c) {
     const problems: string[] = [];
     // A bill whose timer is set before the restart and due after it.
     const periodS = quick ? 12 : 25;
-    const [timed] = await createBills(s, seen, 1, periodS);
-    const timedAdd = await addOne(s, seen, timed, 42);
+    const [timed] = await createBills(c, 1, periodS);
+    const timedAdd = await addOne(c, timed, 42);
     // Quiet bills: their totals before the restart must be their totals after it.
-    const quiet = await createBills(s, seen, 3);
-    const quietAdds = await Promise.all(quiet.flatMap((b) => [addOne(s, seen, b, 10), addOne(s, seen, b, 20)]));
-    const totalsOf = (b: string) => send(s, seen, 'GET', `/bills/${b}`).then((r) => r.body);
+    const quiet = await createBills(c, 3);
+    const quietAdds = await Promise.all(quiet.flatMap((b) => [addOne(c, b, 10), addOne(c, b, 20)]));
+    const totalsOf = (b: string) => c.getBill(b);
     const before = await Promise.all(quiet.map(totalsOf));
-    const { bills, adds, what } = await underLoad(s, seen, async () => {
+    const { bills, adds, what } = await underLoad(s, c, async () => {
       const at = Date.now();
       await s.temporal.stop();
       await sleep(1000);
@@ -286,10 +285,10 @@ const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string;
         problems.push(`${b}: totals ${JSON.stringify(before[i].totals)} before the restart, ${JSON.stringify(after[i].totals)} after`);
       }
     });
-    const later = await Promise.all(bills.map((b) => addOne(s, seen, b, 7)));
+    const later = await Promise.all(bills.map((b) => addOne(c, b, 7)));
     for (const a of later) if (!a.acked) problems.push(`${a.bill}: a new line item after the restart was refused (${a.rejected})`);
-    await until('the timer set before the restart to close its bill', async () => (await send(s, seen, 'GET', `/bills/${timed}`)).body.status === 'closed', (periodS + 60) * 1000);
-    const closed = (await send(s, seen, 'GET', `/bills/${timed}`)).body;
+    await until('the timer set before the restart to close its bill', async () => (await c.getBill(timed)).status === 'closed', (periodS + 60) * 1000);
+    const closed = await c.getBill(timed);
     if (closed.totals[0]?.amount !== 42) problems.push(`${timed}: closed by its timer with totals ${JSON.stringify(closed.totals)}`);
     problems.push(...await invariants(s, [...bills, ...quiet, timed], [...adds, ...later, ...quietAdds, timedAdd]));
     return {
@@ -299,12 +298,12 @@ const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string;
     };
   },
 
-  async postgres_outage(s, seen) {
+  async postgres_outage(s, c) {
     const reads = new Map<string, number>();
     let slowest = 0;
     let readProblems: string[] = [];
-    const { bills, adds, what } = await underLoad(s, seen, async () => {
-      const [probe] = await createBills(s, seen, 1);
+    const { bills, adds, what } = await underLoad(s, c, async () => {
+      const [probe] = await createBills(c, 1);
       const at = Date.now();
       await s.postgres.stop();
       // Reads while Postgres is down: an answer each, quickly, 503 at worst.
@@ -334,17 +333,17 @@ const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string;
     };
   },
 
-  async close_races(s, seen) {
+  async close_races(s, c) {
     const problems: string[] = [];
     let before = 0;
     let after = 0;
     const bills: string[] = [];
     const all: Add[] = [];
     for (let round = 0; round < SIZE.raceRounds; round++) {
-      const [bill] = await createBills(s, seen, 1);
+      const [bill] = await createBills(c, 1);
       bills.push(bill);
-      const adds = Array.from({ length: SIZE.raceAdds }, (_, i) => addOne(s, seen, bill, 1 + i));
-      const close = sleep(Math.random() * 30).then(() => send(s, seen, 'POST', `/bills/${bill}/close`));
+      const adds = Array.from({ length: SIZE.raceAdds }, (_, i) => addOne(c, bill, 1 + i));
+      const close = sleep(Math.random() * 30).then(() => c.closeBill(bill));
       const [results, closed] = await Promise.all([Promise.all(adds), close]);
       all.push(...results);
       for (const a of results) {
@@ -353,8 +352,8 @@ const drills: Record<Drill, (s: Stack, seen: Seen) => Promise<{ summary: string;
         else problems.push(`${bill}: an add ended with ${a.rejected}, neither landed nor refused as closed`);
       }
       const sum = results.filter((a) => a.acked).reduce((n, a) => n + a.amount, 0);
-      const final = closed.body?.bill?.totals?.[0]?.amount ?? 0;
-      if (closed.status !== 200 || final !== sum) problems.push(`${bill}: closed with ${final}, acknowledged adds sum to ${sum}`);
+      const final = closed.bill.totals[0]?.amount ?? 0;
+      if (final !== sum) problems.push(`${bill}: closed with ${final}, acknowledged adds sum to ${sum}`);
     }
     problems.push(...await invariants(s, bills, all));
     return { summary: `${SIZE.raceRounds} rounds of ${SIZE.raceAdds} adds racing a close: ${before} landed before the close, ${after} refused as closed`, problems };
@@ -375,7 +374,7 @@ async function main(): Promise<number> {
       const seen: Seen = new Map();
       let v: Verdict;
       try {
-        const { summary, problems } = await drills[drill](s, seen);
+        const { summary, problems } = await drills[drill](s, clientFor(s, seen));
         v = { drill, ok: problems.length === 0, seconds: (Date.now() - t) / 1000, summary: `${summary}; client saw ${showSeen(seen)}`, problems };
       } catch (err) {
         v = { drill, ok: false, seconds: (Date.now() - t) / 1000, summary: `aborted: ${(err as Error).message}`, problems: [String((err as Error).stack)] };

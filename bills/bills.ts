@@ -18,7 +18,9 @@ import { isWorkflowGone, toAppError, updateWithDeadline, withDeadline } from '..
 import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
 import { billLifecycleWorkflow } from '../temporal/workflows';
 import { findBill, listBills as listBillRows, storedTotals, type BillRow } from './store';
-import type { Bill, BillHeader } from './types';
+import type { Bill, BillHeader, BillPage, ClosedBill } from './types';
+
+export type { BillPage, ClosedBill } from './types';
 import { parseCancelBill, parseCreateBill, parseListBills } from './validation';
 
 // Fixed namespace: a bill id generated from an idempotency key is the same on every retry.
@@ -122,11 +124,6 @@ export async function getBill(deps: Deps, billIdParam: unknown): Promise<Bill> {
   return bill;
 }
 
-export interface BillPage {
-  bills: Bill[];
-  next_cursor: string | null;
-}
-
 export async function listBills(
   deps: Deps,
   query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown },
@@ -139,12 +136,6 @@ export async function listBills(
     bills: await withTotals(deps, page, deps.config.listQueryTimeoutMs),
     next_cursor: rows.length > input.limit ? encodeCursor([last.created_at, last.bill_id]) : null,
   };
-}
-
-export interface ClosedBill {
-  bill: Bill;
-  line_items: LineItem[];
-  next_cursor: string | null;
 }
 
 export const CLOSE_LINE_ITEMS_LIMIT = 1000;

@@ -10,42 +10,9 @@ import type { Deps } from '../core/deps';
 import { parseId } from '../core/validate';
 import { isWorkflowGone, withDeadline } from '../temporal/client';
 import { billWorkflowId, getBillQuery, type LiveBill } from '../temporal/shared';
+import type { BillDifference, ReconcileReport, TotalsText } from './types';
 
-/** Per currency: amount and line item count, as decimal strings (sums may pass 2^53). */
-export type TotalsText = Record<string, { amount: string; count: string }>;
-
-export type DifferenceKind =
-  /** bill_totals differs from the sum of the line items. */
-  | 'stored_vs_line_items'
-  /** The open bill's workflow counts something else than the database holds. */
-  | 'live_vs_stored'
-  /** The bill is open in the database but its workflow is not running (missing, terminated, failed). */
-  | 'workflow_not_running'
-  /** The workflow did not answer its query in time (reported, as nothing was checked). */
-  | 'workflow_unreachable';
-
-export interface BillDifference {
-  bill_id: string;
-  status: 'open' | 'closed';
-  kind: DifferenceKind;
-  line_items: TotalsText;
-  stored: TotalsText;
-  live: TotalsText | null;
-}
-
-export interface ReconcileReport {
-  /** True when every bill checked agrees. */
-  ok: boolean;
-  checked_at: string;
-  bills_checked: number;
-  open_bills_checked_live: number;
-  line_items_checked: string;
-  differences: BillDifference[];
-  duration_ms: number;
-  /** Of which: the one database snapshot, and the live queries (with any rereads). */
-  database_ms: number;
-  live_ms: number;
-}
+export type { BillDifference, DifferenceKind, ReconcileReport, TotalsText } from './types';
 
 export interface ReconcileOptions {
   /** Only these bills; all bills when absent. */

@@ -1,5 +1,6 @@
 import type { CurrencyTotal } from '../core/money';
-import type { InvoiceSummary } from '../postprocess/types';
+import type { LineItem } from '../lineitems/types';
+import type { InvoiceStatus, InvoiceSummary } from '../postprocess/types';
 
 /** `closing` exists only in the live workflow: closing was decided, final totals not yet stored. */
 export type BillStatus = 'open' | 'closing' | 'closed';
@@ -56,7 +57,103 @@ export interface Bill extends BillFields {
   next_bill_id: string | null;
 }
 
+/** The body of POST /bills. */
+export interface CreateBillBody {
+  /** 1-64 of [A-Za-z0-9_.:-]; generated when absent. */
+  bill_id?: string;
+  /**
+   * RFC 3339, in the future; the bill closes itself then. Required for `usage_based`; for a
+   * recurring bill it ends the first, possibly partial, period (computed from `interval` when absent).
+   */
+  billing_period_end?: string;
+  /** Restricts the bill to one ISO 4217 currency. */
+  currency?: string;
+  /** `usage_based` (default), `recurring` (needs `interval`) or `monthly` (recurring, `P1M`). */
+  policy?: BillingPolicy;
+  /** Recurring bills: an ISO 8601 duration, `P1M`, `P1W`, `P1D`, `PT5S`, ... */
+  interval?: string;
+  /** Recurring bills of months or years: the day of the month periods end on (1-31; default 1, a calendar month). */
+  billing_anchor_day?: number;
+  /** Recurring bills: added as a line item at the start of every period, prorated for a partial one. */
+  recurring_fee?: RecurringFee;
+  customer_email?: string;
+  description?: string;
+}
+
+/** The query of GET /bills. */
+export interface ListBillsQuery {
+  status?: 'open' | 'closed';
+  /** Closed bills whose invoice is in this state, e.g. `failed`. */
+  invoice_status?: InvoiceStatus;
+  /** The bills of one recurring series (its first bill's id), newest period first. */
+  series_id?: string;
+  /** 1-100, default 20. */
+  limit?: number;
+  cursor?: string;
+}
+
+/** The body of POST /bills/:billId/cancel. */
+export interface CancelBillBody {
+  /** Close the bill now instead of at the end of its period. */
+  close_now?: boolean;
+}
+
+/** The query of GET /admin/reconcile. */
+export interface ReconcileQuery {
+  /** Only this bill. */
+  bill_id?: string;
+}
+
+/** A page of bills, newest first. */
+export interface BillPage {
+  bills: Bill[];
+  next_cursor: string | null;
+}
+
+/** A bill just closed, with its first line items. */
+export interface ClosedBill {
+  bill: Bill;
+  line_items: LineItem[];
+  next_cursor: string | null;
+}
+
 /** What a bill's workflow carries: its creation facts and the request that created it. */
 export interface BillHeader extends BillFields {
   request_fingerprint: string;
+}
+
+/** Per currency: amount and line item count, as decimal strings (sums may pass 2^53). */
+export type TotalsText = Record<string, { amount: string; count: string }>;
+
+export type DifferenceKind =
+  /** bill_totals differs from the sum of the line items. */
+  | 'stored_vs_line_items'
+  /** The open bill's workflow counts something else than the database holds. */
+  | 'live_vs_stored'
+  /** The bill is open in the database but its workflow is not running (missing, terminated, failed). */
+  | 'workflow_not_running'
+  /** The workflow did not answer its query in time (reported, as nothing was checked). */
+  | 'workflow_unreachable';
+
+export interface BillDifference {
+  bill_id: string;
+  status: 'open' | 'closed';
+  kind: DifferenceKind;
+  line_items: TotalsText;
+  stored: TotalsText;
+  live: TotalsText | null;
+}
+
+export interface ReconcileReport {
+  /** True when every bill checked agrees. */
+  ok: boolean;
+  checked_at: string;
+  bills_checked: number;
+  open_bills_checked_live: number;
+  line_items_checked: string;
+  differences: BillDifference[];
+  duration_ms: number;
+  /** Of which: the one database snapshot, and the live queries (with any rereads). */
+  database_ms: number;
+  live_ms: number;
 }

@@ -11,7 +11,7 @@ import { findBill, storedTotals } from '../bills/store';
 import { isWorkflowGone, toAppError, updateWithDeadline } from '../temporal/client';
 import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId } from '../temporal/shared';
 import { findLineItem, listLineItems as listLineItemRows } from './store';
-import type { LineItem, NewLineItem } from './types';
+import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from './types';
 import { isSameLineItem, parseLineItemBatch, parseNewLineItem } from './validation';
 
 // Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.
@@ -19,11 +19,6 @@ const LINE_ITEM_NAMESPACE = '6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10';
 
 export function lineItemId(billId: string, idempotencyKey: string): string {
   return uuidv5(`${billId}\n${idempotencyKey}`, LINE_ITEM_NAMESPACE);
-}
-
-export interface AddedLineItem {
-  line_item: LineItem;
-  totals: CurrencyTotal[];
 }
 
 /** Counts every add: accepted, or rejected with its reason (`invalid_argument:amount`, ...). */
@@ -84,12 +79,6 @@ async function landedEarlier(deps: Deps, billId: string, id: string, item: NewLi
   return { line_item: stored.item, totals: await storedTotalsOf(deps, billId) };
 }
 
-export interface AddedLineItems {
-  /** The ids of the batch's line items, in the order sent (the same on every retry with the key). */
-  line_item_ids: string[];
-  totals: CurrencyTotal[];
-}
-
 /**
  * A batch of up to MAX_BATCH_ITEMS line items under one idempotency key: all validated first,
  * then accepted or refused as a whole, in one update and one multi-row insert.
@@ -134,11 +123,6 @@ export async function addLineItems(deps: Deps, billIdParam: unknown, body: unkno
 async function allStored(deps: Deps, ids: string[]): Promise<boolean> {
   const { rows } = await deps.db.query<{ n: number }>('SELECT count(*)::int AS n FROM line_items WHERE line_item_id = ANY($1::uuid[])', [ids]);
   return rows[0].n === ids.length;
-}
-
-export interface LineItemPage {
-  line_items: LineItem[];
-  next_cursor: string | null;
 }
 
 export async function listLineItemsPage(deps: Deps, billId: string, limit: number, afterPosition: string | null): Promise<LineItemPage> {

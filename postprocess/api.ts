@@ -4,7 +4,8 @@ import { api, type Header } from 'encore.dev/api';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { checkScope, run, encoreDeps, sendError } from '../core/encore';
 import { pickIdempotencyKey } from '../core/idempotency';
-import { getInvoicePdf, retryInvoice, type RetryInvoiceResponse } from './invoices';
+import { getInvoicePdf, retryInvoice } from './invoices';
+import type { RetryInvoiceResponse } from './types';
 
 const deps = () => encoreDeps(SQLDatabase.named('fees'));
 

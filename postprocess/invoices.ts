@@ -12,7 +12,7 @@ import { postProcessWorkflowId } from '../temporal/shared';
 import { closedBillPostProcessWorkflow } from '../temporal/workflows';
 import { findBill } from '../bills/store';
 import { findInvoice, reopenFailed } from './store';
-import type { InvoiceSummary } from './types';
+import type { InvoiceSummary, RetryInvoiceResponse } from './types';
 
 export interface InvoicePdf {
   invoice_number: string;
@@ -34,12 +34,6 @@ export async function getInvoicePdf(deps: Deps, billIdParam: unknown): Promise<I
     });
   }
   return { invoice_number: found.invoice_number, pdf: found.pdf };
-}
-
-export interface RetryInvoiceResponse {
-  invoice: InvoiceSummary;
-  /** True when this call took a failed invoice up again; false when there was nothing to restart. */
-  restarted: boolean;
 }
 
 /**

@@ -13,3 +13,9 @@ export interface InvoiceSummary {
 
 /** The step of the post-process that failed. */
 export type PostProcessStep = 'generate' | 'deliver';
+
+export interface RetryInvoiceResponse {
+  invoice: InvoiceSummary;
+  /** True when this call took a failed invoice up again; false when there was nothing to restart. */
+  restarted: boolean;
+}

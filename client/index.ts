@@ -1,0 +1,240 @@
+/**
+ * A typed client of the Fees API for other services: `import { FeesClient } from 'fees-api/client'`.
+ *
+ * Every endpoint is a method typed with the service's own request and response types. Every
+ * mutating call carries an idempotency key, generated once per call (or given) and reused on each
+ * retry; a call is retried with exponential backoff and full jitter on network errors, 503, 504,
+ * 429 (after Retry-After) and 409 `aborted` (the same request still in flight), never on another
+ * 4xx. Each call has a deadline and takes an AbortSignal. Errors are FeesApiError, with the
+ * service's error code, message and details.
+ */
+import { randomUUID } from 'node:crypto';
+import type {
+  Bill, BillPage, CancelBillBody, ClosedBill, CreateBillBody, ListBillsQuery, ReconcileQuery, ReconcileReport,
+} from '../bills/types';
+import type { ErrCode, ErrDetails } from '../core/errors';
+import type { AddLineItemBody, AddLineItemsBody, AddedLineItem, AddedLineItems, LineItemPage, ListLineItemsQuery } from '../lineitems/types';
+import type { RetryInvoiceResponse } from '../postprocess/types';
+
+export type {
+  AddLineItemBody, AddLineItemsBody, AddedLineItem, AddedLineItems, Bill, BillPage, CancelBillBody, ClosedBill,
+  CreateBillBody, ErrCode, ErrDetails, LineItemPage, ListBillsQuery, ListLineItemsQuery, ReconcileQuery, ReconcileReport,
+  RetryInvoiceResponse,
+};
+
+/** What went wrong, as the service said it; or `deadline_exceeded` / `unavailable` from the client. */
+export class FeesApiError extends Error {
+  override readonly name = 'FeesApiError';
+  constructor(
+    /** The Encore error code, e.g. `invalid_argument`, `failed_precondition`, `not_found`. */
+    readonly code: ErrCode,
+    message: string,
+    readonly details: ErrDetails | null,
+    /** The HTTP status; 0 when no answer came (network error or deadline). */
+    readonly status: number,
+    /** The request id the service logged the call under, when it answered. */
+    readonly requestId: string | null = null,
+    /** Attempts made, retries included. */
+    readonly attempts = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included (default 6). */
+  maxAttempts: number;
+  /** Backoff before the second attempt (default 100 ms); doubles each time, up to `maxDelayMs`. */
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface FeesClientOptions {
+  /** Where the API listens, e.g. `http://127.0.0.1:4000`. */
+  baseUrl: string;
+  /** An API key (`fees_...`), sent as a bearer token. */
+  token?: string;
+  /** The default deadline of a call, retries included (default 30 s). */
+  timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** For tests and instrumentation; default: the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  /** The key of this logical operation; default: a new UUID, the same for all its retries. */
+  idempotencyKey?: string;
+  /** Cancels the call, including its retries and the wait between them. */
+  signal?: AbortSignal;
+  /** This call's deadline, retries included; default: the client's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 6, initialDelayMs: 100, maxDelayMs: 5000 };
+
+interface Request {
+  method: 'GET' | 'POST';
+  path: string;
+  query?: object;
+  body?: unknown;
+  /** Returns the raw bytes instead of JSON (the invoice PDF). */
+  binary?: boolean;
+}
+
+export class FeesClient {
+  private readonly baseUrl: string;
+  private readonly retry: RetryPolicy;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: FeesClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  createBill(body: CreateBillBody, opts?: CallOptions): Promise<Bill> {
+    return this.call({ method: 'POST', path: '/bills', body }, opts);
+  }
+
+  getBill(billId: string, opts?: CallOptions): Promise<Bill> {
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}` }, opts);
+  }
+
+  listBills(query: ListBillsQuery = {}, opts?: CallOptions): Promise<BillPage> {
+    return this.call({ method: 'GET', path: '/bills', query }, opts);
+  }
+
+  closeBill(billId: string, opts?: CallOptions): Promise<ClosedBill> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/close` }, opts);
+  }
+
+  cancelBill(billId: string, body: CancelBillBody = {}, opts?: CallOptions): Promise<Bill> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/cancel`, body }, opts);
+  }
+
+  addLineItem(billId: string, item: AddLineItemBody, opts?: CallOptions): Promise<AddedLineItem> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/line-items`, body: item }, opts);
+  }
+
+  addLineItems(billId: string, body: AddLineItemsBody, opts?: CallOptions): Promise<AddedLineItems> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/line-items/batch`, body }, opts);
+  }
+
+  listLineItems(billId: string, query: ListLineItemsQuery = {}, opts?: CallOptions): Promise<LineItemPage> {
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}/line-items`, query }, opts);
+  }
+
+  /** The invoice PDF of a closed bill. */
+  getInvoicePdf(billId: string, opts?: CallOptions): Promise<Uint8Array> {
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}/invoice`, binary: true }, opts);
+  }
+
+  retryInvoice(billId: string, opts?: CallOptions): Promise<RetryInvoiceResponse> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/invoice/retry` }, opts);
+  }
+
+  /** Needs the `admin` scope. */
+  reconcile(query: ReconcileQuery = {}, opts?: CallOptions): Promise<ReconcileReport> {
+    return this.call({ method: 'GET', path: '/admin/reconcile', query }, opts);
+  }
+
+  private async call<T>(req: Request, opts: CallOptions = {}): Promise<T> {
+    const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs ?? 30_000;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
+    // One key per logical operation: every retry of it sends the same one.
+    const key = req.method === 'POST' ? (opts.idempotencyKey ?? randomUUID()) : undefined;
+    const url = this.baseUrl + req.path + queryString(req.query);
+    let last: FeesApiError | null = null;
+    for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
+      let wait: number | null = null;
+      try {
+        const res = await this.fetchImpl(url, {
+          method: req.method,
+          headers: {
+            accept: req.binary ? 'application/pdf' : 'application/json',
+            ...(req.body === undefined ? {} : { 'content-type': 'application/json' }),
+            ...(key ? { 'idempotency-key': key } : {}),
+            ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+          },
+          body: req.body === undefined ? undefined : JSON.stringify(req.body),
+          signal,
+        });
+        if (res.ok) return (req.binary ? new Uint8Array(await res.arrayBuffer()) : await res.json()) as T;
+        last = await errorOf(res, attempt);
+        if (!isRetryable(res.status, last.code)) throw last;
+        wait = retryAfterMs(res.headers.get('retry-after'));
+      } catch (err) {
+        if (err instanceof FeesApiError && err === last && !isRetryable(err.status, err.code)) throw err;
+        if (signal.aborted) throw abortError(opts.signal, timeoutMs, attempt, last);
+        if (!(err instanceof FeesApiError)) {
+          // No answer: the request may or may not have been applied; the key makes the retry safe.
+          last = new FeesApiError('unavailable', `no answer from the Fees API: ${(err as Error).message}`, null, 0, null, attempt);
+        }
+      }
+      if (attempt === this.retry.maxAttempts) break;
+      const backoff = Math.random() * Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * 2 ** (attempt - 1));
+      await sleep(Math.max(wait ?? 0, backoff), signal).catch(() => {
+        throw abortError(opts.signal, timeoutMs, attempt, last);
+      });
+    }
+    throw last!;
+  }
+}
+
+/** Retried: no answer, overload and unavailability, and a duplicate of a request still in flight. */
+function isRetryable(status: number, code: string): boolean {
+  return status === 0 || status === 503 || status === 504 || status === 429 || (status === 409 && code === 'aborted');
+}
+
+async function errorOf(res: Response, attempt: number): Promise<FeesApiError> {
+  const requestId = res.headers.get('x-request-id');
+  let body: { code?: string; message?: string; details?: ErrDetails | null } = {};
+  try {
+    body = (await res.json()) as typeof body;
+  } catch {
+    // not the Encore error body (a proxy's answer): described by the status below
+  }
+  const code = (typeof body.code === 'string' ? body.code : res.status === 503 ? 'unavailable' : 'unknown') as ErrCode;
+  return new FeesApiError(code, body.message ?? `HTTP ${res.status}`, body.details ?? null, res.status, requestId, attempt);
+}
+
+function abortError(callerSignal: AbortSignal | undefined, timeoutMs: number, attempts: number, last: FeesApiError | null): Error {
+  if (callerSignal?.aborted) return callerSignal.reason instanceof Error ? callerSignal.reason : new Error('aborted');
+  const cause = last ? ` (last: ${last.code}: ${last.message})` : '';
+  return new FeesApiError('deadline_exceeded', `no answer within the ${timeoutMs} ms deadline${cause}`, null, 0, last?.requestId ?? null, attempts);
+}
+
+/** Retry-After in seconds or as an HTTP date. */
+function retryAfterMs(value: string | null): number | null {
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const enc = encodeURIComponent;
+
+function queryString(query: object | undefined): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) params.set(k, String(v));
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
