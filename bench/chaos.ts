@@ -186,9 +186,15 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
 // ---------------------------------------------------------------------------------------------
 // The invariants
 
-/** What is wrong with these bills, if anything: [] when every invariant holds. */
-async function invariants(s: Stack, bills: string[], adds: Add[]): Promise<string[]> {
+/**
+ * What is wrong with these bills, if anything: [] when every invariant holds. Only a close race
+ * may refuse an add (as `failed_precondition`); any refusal elsewhere is a problem.
+ */
+async function invariants(s: Stack, bills: string[], adds: Add[], closing = false): Promise<string[]> {
   const problems: string[] = [];
+  for (const a of adds.filter((x) => x.rejected && !(closing && x.rejected === 'failed_precondition'))) {
+    problems.push(`an add to ${a.bill} was refused: ${a.rejected}`);
+  }
   const { rows } = await s.db.query<{ line_item_id: string; bill_id: string; amount: string }>(
     'SELECT line_item_id, bill_id, amount FROM line_items WHERE bill_id = ANY($1)',
     [bills],
@@ -355,7 +361,7 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
       const final = closed.bill.totals[0]?.amount ?? 0;
       if (final !== sum) problems.push(`${bill}: closed with ${final}, acknowledged adds sum to ${sum}`);
     }
-    problems.push(...await invariants(s, bills, all));
+    problems.push(...await invariants(s, bills, all, true));
     return { summary: `${SIZE.raceRounds} rounds of ${SIZE.raceAdds} adds racing a close: ${before} landed before the close, ${after} refused as closed`, problems };
   },
 };

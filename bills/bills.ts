@@ -75,8 +75,10 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
 
 export async function createBill(deps: Deps, body: unknown, key: string | undefined): Promise<Bill> {
   const now = new Date();
-  const input = parseCreateBill(body, now);
-  return idempotent(deps.db, idempotencySettings(deps.config), key, fingerprint('POST /bills', input), async () => {
+  const { requested_period_end, ...input } = parseCreateBill(body, now);
+  // What the client asked for: a computed period end moves with the clock, a retry must not.
+  const requested = { ...input, billing_period_end: requested_period_end };
+  return idempotent(deps.db, idempotencySettings(deps.config), key, fingerprint('POST /bills', requested), async () => {
     // With a key, a generated id is derived from it, so a retry after a lost answer finds the
     // bill its first attempt created instead of creating a second one.
     const billId = input.bill_id ?? (key ? uuidv5(key, BILL_ID_NAMESPACE) : uuidv7());
@@ -86,7 +88,7 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
       bill_id: billId,
       billing_period_start: now.toISOString(),
       created_at: now.toISOString(),
-      request_fingerprint: fingerprint('bill', { ...input, bill_id: billId }),
+      request_fingerprint: fingerprint('bill', { ...requested, bill_id: billId }),
       // A recurring bill starts its series; the bills of later periods join it.
       series_id: input.interval ? billId : null,
       previous_bill_id: null,
@@ -179,9 +181,8 @@ export async function cancelBill(deps: Deps, billIdParam: unknown, body: unknown
       if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
       if (!row.interval) throw failedPrecondition('only a recurring bill has a series to cancel; close this one instead');
       if (!row.cancelled_at) {
-        throw failedPrecondition(`bill ${billId} has ended; its series continues with bill ${row.next_bill_id}`, {
-          status: 'closed', next_bill_id: row.next_bill_id,
-        });
+        const next = row.next_bill_id ? `; its series continues with bill ${row.next_bill_id}` : '';
+        throw failedPrecondition(`bill ${billId} has ended${next}`, { status: 'closed', next_bill_id: row.next_bill_id });
       }
     }
     return getBill(deps, billId);

@@ -81,14 +81,17 @@ function toRow(r: RawBillRow): BillRow {
  */
 export type InsertBillOutcome = 'created' | 'same_request' | 'already_closed' | 'conflict';
 
-/** Idempotent: a second insert of the same bill (same request fingerprint) is not a conflict. */
+/**
+ * Idempotent: a second insert of the same bill (same request fingerprint) is not a conflict. Any
+ * other unique clash is one, including a second bill for the same period of a series.
+ */
 export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBillOutcome> {
   const inserted = await db.query(
     `INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
        billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
        recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-     ON CONFLICT (bill_id) DO NOTHING`,
+     ON CONFLICT DO NOTHING`,
     [b.bill_id, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
       b.billing_period_end, b.created_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
       b.recurring_fee?.amount ?? null, b.recurring_fee?.currency ?? null, b.recurring_fee?.description ?? null,

@@ -15,6 +15,11 @@ export interface CreateBillInput {
   bill_id: string | null;
   /** Given, or for a recurring bill computed from its interval: the end of the first period. */
   billing_period_end: string;
+  /**
+   * The end as the client sent it (null when computed): what a retry of the same request repeats,
+   * so it, not the computed end, is what identifies the request.
+   */
+  requested_period_end: string | null;
   currency: string | null;
   policy: BillingPolicy;
   customer_email: string | null;
@@ -46,7 +51,10 @@ export function parseCreateBill(input: unknown, now: Date): CreateBillInput {
     }
     const end = parsePeriodEnd(body.billing_period_end, now);
     if (end === null) throw fieldError('billing_period_end', 'is required');
-    return { ...common, billing_period_end: end.toISOString(), interval: null, billing_anchor_day: null, recurring_fee: null };
+    return {
+      ...common, billing_period_end: end.toISOString(), requested_period_end: end.toISOString(),
+      interval: null, billing_anchor_day: null, recurring_fee: null,
+    };
   }
   return { ...common, ...parseCadence(body, policy, currency, now) };
 }
@@ -73,14 +81,19 @@ function parseCadence(body: Record<string, unknown>, policy: BillingPolicy, curr
   } else if (body.billing_anchor_day !== undefined && body.billing_anchor_day !== null) {
     throw fieldError('billing_anchor_day', 'is only for intervals of months or years');
   }
+  // A period longer than this is almost certainly a client bug, as for usage-based bills.
+  const oneInterval = addInterval(now, interval);
+  if (Number.isNaN(oneInterval.getTime()) || oneInterval.getTime() > addYears(now, MAX_PERIOD_YEARS).getTime()) {
+    throw fieldError('interval', `must be at most ${MAX_PERIOD_YEARS} years`);
+  }
   // A given end closes the first, possibly partial, period: at most one interval away.
   if (given && given.getTime() > addInterval(now, interval).getTime()) {
     throw fieldError('billing_period_end', `must end the first period: at most ${text} away`);
   }
   const end = given ?? periodEnd(now, interval, anchor ?? 1);
-  if (end.getTime() > addYears(now, MAX_PERIOD_YEARS).getTime()) throw fieldError('interval', `must be at most ${MAX_PERIOD_YEARS} years`);
   return {
     billing_period_end: end.toISOString(),
+    requested_period_end: given ? given.toISOString() : null,
     interval: text,
     billing_anchor_day: anchor,
     recurring_fee: parseRecurringFee(body.recurring_fee, currency),

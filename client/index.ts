@@ -89,6 +89,7 @@ export class FeesClient {
   constructor(private readonly options: FeesClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.retry.maxAttempts = Math.max(1, Math.floor(this.retry.maxAttempts));
     this.fetchImpl = options.fetch ?? fetch;
   }
 
@@ -140,6 +141,7 @@ export class FeesClient {
 
   private async call<T>(req: Request, opts: CallOptions = {}): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs ?? 30_000;
+    const deadlineAt = Date.now() + timeoutMs;
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
     // One key per logical operation: every retry of it sends the same one.
@@ -162,10 +164,10 @@ export class FeesClient {
         });
         if (res.ok) return (req.binary ? new Uint8Array(await res.arrayBuffer()) : await res.json()) as T;
         last = await errorOf(res, attempt);
-        if (!isRetryable(res.status, last.code)) throw last;
+        if (!isRetryable(last)) throw last;
         wait = retryAfterMs(res.headers.get('retry-after'));
       } catch (err) {
-        if (err instanceof FeesApiError && err === last && !isRetryable(err.status, err.code)) throw err;
+        if (err instanceof FeesApiError && err === last && !isRetryable(err)) throw err;
         if (signal.aborted) throw abortError(opts.signal, timeoutMs, attempt, last);
         if (!(err instanceof FeesApiError)) {
           // No answer: the request may or may not have been applied; the key makes the retry safe.
@@ -174,7 +176,10 @@ export class FeesClient {
       }
       if (attempt === this.retry.maxAttempts) break;
       const backoff = Math.random() * Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * 2 ** (attempt - 1));
-      await sleep(Math.max(wait ?? 0, backoff), signal).catch(() => {
+      const delay = Math.max(wait ?? 0, backoff);
+      // The service asked for a longer pause than the deadline leaves: its answer is the result.
+      if (Date.now() + delay >= deadlineAt) break;
+      await sleep(delay, signal).catch(() => {
         throw abortError(opts.signal, timeoutMs, attempt, last);
       });
     }
@@ -182,9 +187,15 @@ export class FeesClient {
   }
 }
 
-/** Retried: no answer, overload and unavailability, and a duplicate of a request still in flight. */
-function isRetryable(status: number, code: string): boolean {
-  return status === 0 || status === 503 || status === 504 || status === 429 || (status === 409 && code === 'aborted');
+/**
+ * Retried: no answer, overload and unavailability, and `aborted` (a duplicate of a request still in
+ * flight, or an invoice still being written), but not an invoice that failed: only a retry of the
+ * invoice changes that.
+ */
+function isRetryable(err: FeesApiError): boolean {
+  const { status, code, details } = err;
+  if (status === 409) return code === 'aborted' && details?.invoice_status !== 'failed';
+  return status === 0 || status === 503 || status === 504 || status === 429;
 }
 
 async function errorOf(res: Response, attempt: number): Promise<FeesApiError> {
@@ -199,8 +210,9 @@ async function errorOf(res: Response, attempt: number): Promise<FeesApiError> {
   return new FeesApiError(code, body.message ?? `HTTP ${res.status}`, body.details ?? null, res.status, requestId, attempt);
 }
 
-function abortError(callerSignal: AbortSignal | undefined, timeoutMs: number, attempts: number, last: FeesApiError | null): Error {
-  if (callerSignal?.aborted) return callerSignal.reason instanceof Error ? callerSignal.reason : new Error('aborted');
+function abortError(callerSignal: AbortSignal | undefined, timeoutMs: number, attempts: number, last: FeesApiError | null): unknown {
+  // The caller's own reason, whatever it is, as AbortSignal users expect.
+  if (callerSignal?.aborted) return callerSignal.reason;
   const cause = last ? ` (last: ${last.code}: ${last.message})` : '';
   return new FeesApiError('deadline_exceeded', `no answer within the ${timeoutMs} ms deadline${cause}`, null, 0, last?.requestId ?? null, attempts);
 }

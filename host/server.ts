@@ -43,6 +43,11 @@ function safeDecode(s: string): string {
  */
 function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // A response already under way on this connection: writing ours would garble it (as Node's own handler checks).
+  if ((socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    socket.destroy(err);
+    return;
+  }
   const [status, error] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
     ? [408, new AppError('deadline_exceeded', 'the request was not received in time')]
     : err.code === 'HPE_HEADER_OVERFLOW'

@@ -71,24 +71,13 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
   setHandler(
     addLineItemUpdate,
     async (item) => {
-      // The validator has just checked the item against this state. Reserve before the first
-      // await: the close path counts in-flight adds to drain them.
-      adjust(state.pending, item.currency, item.amount, 1);
-      state.inflightAdds++;
-      try {
+      // The validator has just checked the item against this state.
+      const { line_item } = await addCounted(state, item.currency, item.amount, async () => {
         await condition(() => state.persisted || state.conflict);
         if (state.conflict) throw notOurs();
-        const { isNew, line_item } = await db.persistLineItem({ ...item, bill_id: billId });
-        if (isNew) {
-          adjust(state.totals, item.currency, item.amount, 1);
-          state.lineItemCount++;
-          state.itemsThisRun++;
-        }
-        return { line_item, totals: liveBill(state).totals };
-      } finally {
-        adjust(state.pending, item.currency, item.amount, -1);
-        state.inflightAdds--;
-      }
+        return db.persistLineItem({ ...item, bill_id: billId });
+      });
+      return { line_item, totals: liveBill(state).totals };
     },
     {
       validator: (item) => reject(() => {
@@ -161,6 +150,9 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
   }, { validator: (_req: CancelSeriesInput) => reject(() => {
     if (state.conflict) throw notOurs();
     if (!input.bill.interval) throw new AppError('failed_precondition', 'only a recurring bill has a series to cancel; close this one instead');
+    if (state.status === 'closed' && !state.cancelled && state.nextBillId === null) {
+      throw new AppError('failed_precondition', `bill ${billId} is closed`, { status: 'closed' });
+    }
     if (state.nextBillId !== null) {
       throw new AppError('failed_precondition', `bill ${billId} has ended; its series continues with bill ${state.nextBillId}`, {
         status: state.status, next_bill_id: state.nextBillId,
@@ -177,24 +169,33 @@ async function chargeRecurringFee(state: BillState, bill: BillWorkflowInput['bil
   const end = new Date(bill.billing_period_end);
   const amount = prorateFee(fee.amount, start, end, interval, bill.billing_anchor_day ?? 1);
   if (amount > 0) {
-    adjust(state.pending, fee.currency, amount, 1);
-    state.inflightAdds++;
-    try {
-      const { isNew } = await db.chargeRecurringFee({
-        bill_id: bill.bill_id, amount, currency: fee.currency, description: fee.description,
-        metadata: { recurring_fee: true, period_start: bill.billing_period_start, period_end: bill.billing_period_end, full_amount: fee.amount },
-      });
-      if (isNew) {
-        adjust(state.totals, fee.currency, amount, 1);
-        state.lineItemCount++;
-        state.itemsThisRun++;
-      }
-    } finally {
-      adjust(state.pending, fee.currency, amount, -1);
-      state.inflightAdds--;
-    }
+    await addCounted(state, fee.currency, amount, () => db.chargeRecurringFee({
+      bill_id: bill.bill_id, amount, currency: fee.currency, description: fee.description,
+      metadata: { recurring_fee: true, period_start: bill.billing_period_start, period_end: bill.billing_period_end, full_amount: fee.amount },
+    }));
   }
   state.feeCharged = true;
+}
+
+/**
+ * One line item's way into the totals: reserved before the first await (so concurrent adds cannot
+ * overflow a total, and the close path waits for it), counted once if this activity stored it.
+ */
+async function addCounted<T extends { isNew: boolean }>(state: BillState, currency: string, amount: number, persist: () => Promise<T>): Promise<T> {
+  adjust(state.pending, currency, amount, 1);
+  state.inflightAdds++;
+  try {
+    const result = await persist();
+    if (result.isNew) {
+      adjust(state.totals, currency, amount, 1);
+      state.lineItemCount++;
+      state.itemsThisRun++;
+    }
+    return result;
+  } finally {
+    adjust(state.pending, currency, amount, -1);
+    state.inflightAdds--;
+  }
 }
 
 /** The next period's bill of a series, started by the bill that ends (abandoned, like the invoice). */

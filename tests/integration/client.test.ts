@@ -141,7 +141,15 @@ describe('the typed client through faults', () => {
     proxy.inject({ status: 409, body: { code: 'already_exists', message: 'taken', details: null } });
     const conflict = await failure(viaProxy().createBill({ billing_period_end: inSeconds(60) }));
     expect(conflict).toMatchObject({ code: 'already_exists', attempts: 1 });
-    expect(proxy.seen).toHaveLength(2);
+    // A failed invoice stays failed until someone retries it: its 409 is not waited out.
+    proxy.inject({ status: 409, body: { code: 'aborted', message: 'not generated', details: { invoice_status: 'failed' } } });
+    expect(await failure(viaProxy().getInvoicePdf(billId))).toMatchObject({ code: 'aborted', attempts: 1 });
+    // Asked to come back after the deadline: the answer is the 429, at once.
+    proxy.inject({ status: 429, headers: { 'retry-after': '60' }, body: { code: 'resource_exhausted', message: 'later', details: null } });
+    const t = Date.now();
+    expect(await failure(viaProxy().getBill(billId, { timeoutMs: 5000 }))).toMatchObject({ code: 'resource_exhausted', status: 429 });
+    expect(Date.now() - t).toBeLessThan(1000);
+    expect(proxy.seen).toHaveLength(4);
     expect(await rowsOf(billId)).toBe(0);
   });
 

@@ -20,6 +20,7 @@ describe('parseCreateBill', () => {
     expect(parseCreateBill({ billing_period_end: '2026-12-01T04:00:00+04:00' }, now)).toEqual({
       bill_id: null, billing_period_end: '2026-12-01T00:00:00.000Z', currency: null, policy: 'usage_based',
       customer_email: null, description: null, interval: null, billing_anchor_day: null, recurring_fee: null,
+      requested_period_end: '2026-12-01T00:00:00.000Z',
     });
   });
 
