@@ -7,19 +7,16 @@
  *
  *   npm run chaos [-- --quick] [-- --only worker_kill,api_kill,temporal_restart,postgres_outage,close_races]
  */
-import { randomUUID } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { reconcile } from '../bills/reconcile';
 import { FeesApiError, FeesClient } from '../client';
-import { loadConfig, type Config } from '../core/config';
 import { createPool, type Db } from '../core/db';
-import { startEmbeddedPostgres, type RunningPostgres } from '../host/postgres';
-import { startTemporalDevServer, type RunningTemporal } from '../host/temporal-dev';
+import { startEmbeddedPostgres } from '../host/postgres';
+import { startTemporalDevServer } from '../host/temporal-dev';
 import { connectClient } from '../temporal/client';
-import { freePort, sleep, spawnHost, tempDataDir, type HostProcess } from './launch';
+import { sleep, spawnHost, startSplitStack, stopSplitStack, type SplitStack } from './launch';
 
 const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races'] as const;
 type Drill = (typeof DRILLS)[number];
@@ -43,58 +40,25 @@ const RETRY_FOR_MS = 180_000;
 // ---------------------------------------------------------------------------------------------
 // The stack, every part of which a drill can stop
 
-interface Stack {
-  config: Config;
-  env: NodeJS.ProcessEnv;
-  url: string;
-  postgres: RunningPostgres;
-  temporal: RunningTemporal;
-  api: HostProcess;
-  worker: HostProcess;
-  dataDir: string;
+interface Stack extends SplitStack {
   db: Db;
 }
 
 async function startStack(): Promise<Stack> {
-  const dataDir = tempDataDir('fees-chaos-');
-  const port = await freePort();
-  const base = {
-    DATA_DIR: dataDir,
-    EMBEDDED_PG_PORT: String(await freePort()),
-    TEMPORAL_DEV_PORT: String(await freePort()),
-    TEMPORAL_DEV_UI_PORT: String(await freePort()),
-  };
-  const config = loadConfig({ ...process.env, ...base, DATABASE_URL: undefined, TEMPORAL_ADDRESS: undefined });
-  const postgres = await startEmbeddedPostgres(config);
-  const temporal = await startTemporalDevServer(config);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...base,
-    DATABASE_URL: postgres.url,
-    TEMPORAL_ADDRESS: temporal.address,
-    TEMPORAL_TASK_QUEUE: `chaos-${randomUUID().slice(0, 8)}`,
-    PORT: String(port),
-    WORKER_PORT: '0',
-    LOG_LEVEL: 'warn',
+  const stack = await startSplitStack('fees-chaos-', {
     // Activities retry a failing database every second at most, so recovery shows within the drill.
     BILL_RETRY_MAX_INTERVAL_MS: '1000',
     // Quick: updates with no worker to take them give up sooner (and idempotency keys held by a
     // killed API free up sooner, at twice that), so the client's retries come round faster.
     // Activities lost with a killed worker are retried after their timeout (BILL_ACTIVITY_TIMEOUT_MS).
     ...(quick ? { UPDATE_TIMEOUT_MS: '4000', BILL_ACTIVITY_TIMEOUT_MS: '5000' } : {}),
-  };
-  // The worker first: it migrates the database before the API takes requests.
-  const worker = await spawnHost('worker', env);
-  const api = await spawnHost('api', env);
-  return { config, env, dataDir, url: `http://127.0.0.1:${port}`, postgres, temporal, api, worker, db: createPool(postgres.url, 4) };
+  });
+  return { ...stack, db: createPool(stack.postgres.url, 4) };
 }
 
 async function stopStack(s: Stack): Promise<void> {
   await s.db.end().catch(() => undefined);
-  await Promise.all([s.api.stop(), s.worker.stop()]);
-  await s.temporal.stop();
-  await s.postgres.stop();
-  rmSync(s.dataDir, { recursive: true, force: true });
+  await stopSplitStack(s);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 /** Starting the service's processes for the benchmark and the fault drills. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
+import { loadConfig, type Config } from '../core/config';
+import { startEmbeddedPostgres, type RunningPostgres } from '../host/postgres';
+import { startTemporalDevServer, type RunningTemporal } from '../host/temporal-dev';
 import path from 'node:path';
 
 export const root = path.resolve(__dirname, '..');
@@ -66,4 +70,56 @@ export async function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.Proc
     await exited;
   };
   return { child, pid: child.pid!, output: () => out, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+}
+
+/**
+ * The service as separate processes on embedded servers this process runs: Postgres and the
+ * Temporal dev server (state in a temporary DATA_DIR), the worker and the API each on their own.
+ * Every part can be stopped and started again (the fault drills), and each reports its own RSS.
+ */
+export interface SplitStack {
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  url: string;
+  dataDir: string;
+  postgres: RunningPostgres;
+  temporal: RunningTemporal;
+  api: HostProcess;
+  worker: HostProcess;
+}
+
+export async function startSplitStack(prefix: string, extraEnv: Record<string, string> = {}): Promise<SplitStack> {
+  const dataDir = tempDataDir(prefix);
+  const port = await freePort();
+  const base = {
+    DATA_DIR: dataDir,
+    EMBEDDED_PG_PORT: String(await freePort()),
+    TEMPORAL_DEV_PORT: String(await freePort()),
+    TEMPORAL_DEV_UI_PORT: String(await freePort()),
+  };
+  const config = loadConfig({ ...process.env, ...base, DATABASE_URL: undefined, TEMPORAL_ADDRESS: undefined });
+  const postgres = await startEmbeddedPostgres(config);
+  const temporal = await startTemporalDevServer(config);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...base,
+    DATABASE_URL: postgres.url,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_TASK_QUEUE: `${prefix}${randomUUID().slice(0, 8)}`,
+    PORT: String(port),
+    WORKER_PORT: '0',
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
+  };
+  // The worker first: it migrates the database before the API takes requests.
+  const worker = await spawnHost('worker', env);
+  const api = await spawnHost('api', env);
+  return { config, env, dataDir, url: `http://127.0.0.1:${port}`, postgres, temporal, api, worker };
+}
+
+export async function stopSplitStack(s: SplitStack): Promise<void> {
+  await Promise.all([s.api.stop(), s.worker.stop()]);
+  await s.temporal.stop();
+  await s.postgres.stop();
+  rmSync(s.dataDir, { recursive: true, force: true });
 }

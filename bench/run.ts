@@ -5,7 +5,9 @@
  * bench/results/latest.json. `--quick` runs every scenario briefly (the test suite's smoke check);
  * `--only a,b` runs some scenarios.
  *
- *   npm run bench [-- --quick] [-- --only add_line_item,create_bill]
+ *   npm run bench [-- --quick] [-- --only add_line_item,create_bill] [-- --split]
+ *
+ * `--split` runs the API and the worker as two processes, each with its own RSS.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,9 +20,11 @@ import { Client, Connection } from '@temporalio/client';
 import { billWorkflowId, addLineItemUpdate, getBillQuery } from '../temporal/shared';
 import { reconcile } from '../bills/reconcile';
 import { loadConfig } from '../core/config';
-import { freePort, root, sleep, spawnHost, tempDataDir } from './launch';
+import { freePort, root, sleep, spawnHost, startSplitStack, stopSplitStack, tempDataDir } from './launch';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, split: { type: 'boolean', default: false } },
+});
 const quick = args.quick!;
 const only = args.only ? new Set(args.only.split(',')) : null;
 const DURATION_S = quick ? 2 : 10;
@@ -54,7 +58,10 @@ interface Service {
   url: string;
   databaseUrl: string;
   temporalAddress: string;
+  /** The process that serves the API (all-in-one unless --split). */
   pid: number | null;
+  /** With --split, the worker's own process. */
+  workerPid: number | null;
   stop: () => Promise<void>;
 }
 
@@ -65,7 +72,16 @@ async function startService(): Promise<Service> {
       databaseUrl: required('DATABASE_URL'),
       temporalAddress: required('TEMPORAL_ADDRESS'),
       pid: null,
+      workerPid: null,
       stop: async () => undefined,
+    };
+  }
+  if (args.split) {
+    // API and worker as two processes, so each reports its own memory.
+    const s = await startSplitStack('fees-bench-');
+    return {
+      url: s.url, databaseUrl: s.postgres.url, temporalAddress: s.temporal.address,
+      pid: s.api.pid, workerPid: s.worker.pid, stop: () => stopSplitStack(s),
     };
   }
   const port = await freePort();
@@ -86,6 +102,7 @@ async function startService(): Promise<Service> {
     databaseUrl: process.env.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${pgPort}/fees`,
     temporalAddress: process.env.TEMPORAL_ADDRESS ?? `127.0.0.1:${temporalPort}`,
     pid: host.pid,
+    workerPid: null,
     stop: async () => {
       await host.stop();
       rmSync(dataDir, { recursive: true, force: true });
@@ -319,7 +336,8 @@ async function main() {
       const t = Date.now();
       await createBills(svc, Math.max(0, target - (await openCount())));
       const { r, note } = await list('open_bills_10k', 1);
-      record({ ...r, notes: `${note} (created in ${Math.round((Date.now() - t) / 1000)} s); RSS is the all-in-one process (API + worker)` });
+      const rss = svc.workerPid ? `RSS is the API process; the worker's is ${rssMb(svc.workerPid)} MB` : 'RSS is the all-in-one process (API + worker)';
+      record({ ...r, notes: `${note} (created in ${Math.round((Date.now() - t) / 1000)} s); ${rss}` });
     }
     if (wanted('one_bill_1m_items')) {
       const total = quick ? 20_000 : 1_000_000;

@@ -21,7 +21,7 @@ import { findBill, listBills as listBillRows, storedTotals, type BillRow } from 
 import type { Bill, BillHeader, BillPage, ClosedBill } from './types';
 
 export type { BillPage, ClosedBill } from './types';
-import { parseCancelBill, parseCreateBill, parseListBills } from './validation';
+import { parseCancelBill, parseCreateBill, parseListBills, type CreateBillInput } from './validation';
 
 // Fixed namespace: a bill id generated from an idempotency key is the same on every retry.
 const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
@@ -73,11 +73,20 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
   }
 }
 
+/**
+ * What identifies a create request: what the client sent. A period end computed from the clock
+ * differs on every retry; the one the client gave does not.
+ */
+export function requestedBill(input: CreateBillInput): Omit<CreateBillInput, 'requested_period_end' | 'billing_period_end'> & { billing_period_end: string | null } {
+  const { requested_period_end, ...rest } = input;
+  return { ...rest, billing_period_end: requested_period_end };
+}
+
 export async function createBill(deps: Deps, body: unknown, key: string | undefined): Promise<Bill> {
   const now = new Date();
-  const { requested_period_end, ...input } = parseCreateBill(body, now);
-  // What the client asked for: a computed period end moves with the clock, a retry must not.
-  const requested = { ...input, billing_period_end: requested_period_end };
+  const parsed = parseCreateBill(body, now);
+  const requested = requestedBill(parsed);
+  const { requested_period_end: _, ...input } = parsed;
   return idempotent(deps.db, idempotencySettings(deps.config), key, fingerprint('POST /bills', requested), async () => {
     // With a key, a generated id is derived from it, so a retry after a lost answer finds the
     // bill its first attempt created instead of creating a second one.

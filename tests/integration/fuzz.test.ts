@@ -74,7 +74,9 @@ interface Res {
 function send(req: Req): Promise<Res> {
   const { port } = new URL(stack.url);
   return new Promise((resolve, reject) => {
-    const r = http.request({ host: '127.0.0.1', port, method: req.method, path: req.path, headers: req.headers }, (res) => {
+    // A connection of its own per request: a reused keep-alive socket that the server closed
+    // meanwhile (after a refused request) would fail on the client's side, not the server's.
+    const r = http.request({ host: '127.0.0.1', port, method: req.method, path: req.path, headers: req.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString('utf8') }));

@@ -2,6 +2,7 @@
  * Temporal forgets a closed workflow after its namespace's retention period and then lets its id
  * start again, while Postgres still holds the bill. A bill row with no workflow stands in for that.
  */
+import { requestedBill } from '../../bills/bills';
 import { parseCreateBill } from '../../bills/validation';
 import { fingerprint } from '../../core/idempotency';
 import { billWorkflowId, postProcessWorkflowId } from '../../temporal/shared';
@@ -21,7 +22,7 @@ async function billWithoutWorkflow(body: Record<string, unknown>, status: 'open'
     `INSERT INTO bills (bill_id, status, policy, currency, billing_period_start, billing_period_end, created_at, closed_at, request_fingerprint)
      VALUES ($1, $2, 'usage_based', $3, $4, $5, $4, $6, $7)`,
     [input.bill_id, status, input.currency, created, input.billing_period_end, status === 'closed' ? created : null,
-      fp ?? fingerprint('bill', input)],
+      fp ?? fingerprint('bill', requestedBill(input))],
   );
 }
 
