@@ -207,27 +207,24 @@ async function underLoad(s: Stack, c: FeesClient, fault: () => Promise<string>):
   return { bills, adds: await load, what };
 }
 
+/** SIGKILL (a crash, mid-request), then a new process of the same kind on the same port. */
+async function killAndRestart(s: Stack, which: 'api' | 'worker'): Promise<string> {
+  const at = Date.now();
+  await s[which].kill();
+  await sleep(1000);
+  s[which] = await spawnHost(which, s.env);
+  return `${which === 'api' ? 'API' : 'worker'} SIGKILLed, restarted after ${((Date.now() - at) / 1000).toFixed(1)} s`;
+}
+
 const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: string; problems: string[] }>> = {
   async worker_kill(s, c) {
-    const { bills, adds, what } = await underLoad(s, c, async () => {
-      const at = Date.now();
-      await s.worker.kill();
-      await sleep(1000);
-      s.worker = await spawnHost('worker', s.env);
-      return `worker SIGKILLed, restarted after ${((Date.now() - at) / 1000).toFixed(1)} s`;
-    });
+    const { bills, adds, what } = await underLoad(s, c, () => killAndRestart(s, 'worker'));
     return { summary: `${SIZE.items} adds at concurrency ${SIZE.concurrency}; ${what}; ${describeAdds(adds)}`, problems: await invariants(s, bills, adds) };
   },
 
   async api_kill(s, c) {
-    const { bills, adds, what } = await underLoad(s, c, async () => {
-      const at = Date.now();
-      await s.api.kill();
-      await sleep(1000);
-      s.api = await spawnHost('api', s.env);
-      return `API SIGKILLed mid-request, restarted after ${((Date.now() - at) / 1000).toFixed(1)} s; clients retried with the same keys`;
-    });
-    return { summary: `${SIZE.items} adds; ${what}; ${describeAdds(adds)}`, problems: await invariants(s, bills, adds) };
+    const { bills, adds, what } = await underLoad(s, c, () => killAndRestart(s, 'api'));
+    return { summary: `${SIZE.items} adds; ${what}; clients retried with the same keys; ${describeAdds(adds)}`, problems: await invariants(s, bills, adds) };
   },
 
   async temporal_restart(s, c) {

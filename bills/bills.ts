@@ -13,7 +13,6 @@ import { totalsFallbacks } from '../core/metrics';
 import { totalsList, type TotalsByCurrency } from '../core/money';
 import { encodeCursor, parseId } from '../core/validate';
 import { listLineItemsPage } from '../lineitems/lineitems';
-import type { LineItem } from '../lineitems/types';
 import { isWorkflowGone, toAppError, updateWithDeadline, withDeadline } from '../temporal/client';
 import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
 import { billLifecycleWorkflow } from '../temporal/workflows';

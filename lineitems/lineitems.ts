@@ -11,7 +11,7 @@ import { findBill, storedTotals } from '../bills/store';
 import { isWorkflowGone, toAppError, updateWithDeadline } from '../temporal/client';
 import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId } from '../temporal/shared';
 import { findLineItem, listLineItems as listLineItemRows } from './store';
-import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from './types';
+import type { AddedLineItem, AddedLineItems, LineItemPage, NewLineItem } from './types';
 import { isSameLineItem, parseLineItemBatch, parseNewLineItem } from './validation';
 
 // Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.

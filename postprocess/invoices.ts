@@ -12,7 +12,7 @@ import { postProcessWorkflowId } from '../temporal/shared';
 import { closedBillPostProcessWorkflow } from '../temporal/workflows';
 import { findBill } from '../bills/store';
 import { findInvoice, reopenFailed } from './store';
-import type { InvoiceSummary, RetryInvoiceResponse } from './types';
+import type { RetryInvoiceResponse } from './types';
 
 export interface InvoicePdf {
   invoice_number: string;
