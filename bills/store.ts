@@ -196,6 +196,8 @@ export async function closeBill(
   if (rows[0].status === 'open') {
     await tx.query(`UPDATE bills SET status = 'closed', closed_at = $2 WHERE bill_id = $1`, [billId, closedAt]);
   }
+  // Applied batches are in line_items; any other can no longer apply (migration 6).
+  await tx.query('DELETE FROM line_item_batches WHERE bill_id = $1', [billId]);
   const totals = await storedTotals(tx, [{ bill_id: billId }]);
   return {
     closed_at: rows[0].closed_at?.toISOString() ?? new Date(closedAt).toISOString(),

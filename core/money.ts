@@ -55,6 +55,12 @@ export interface CurrencyTotal {
 
 export type TotalsByCurrency = Record<string, { amount: number; count: number }>;
 
+export function sameTotals(a: TotalsByCurrency, b: TotalsByCurrency): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length
+    && keys.every((k) => b[k] && a[k].amount === b[k].amount && a[k].count === b[k].count);
+}
+
 /** Totals in their API shape, sorted by currency so the output is stable. */
 export function totalsList(totals: TotalsByCurrency): CurrencyTotal[] {
   return Object.keys(totals)

@@ -1,6 +1,7 @@
 /** SQL for line items. */
 import { inTransaction, type Db, type Queryable } from '../core/db';
-import { parseMinorUnits } from '../core/money';
+import { invalidArgument } from '../core/errors';
+import { parseMinorUnits, sameTotals, type TotalsByCurrency } from '../core/money';
 import type { LineItem, NewLineItem } from './types';
 
 interface RawLineItem {
@@ -103,6 +104,104 @@ export async function insertLineItems(
   if (others.length === 0) return { inserted, existing: [] };
   const found = await db.query<RawLineItem>(`SELECT ${COLUMNS} FROM line_items WHERE line_item_id = ANY($1::uuid[])`, [others]);
   return { inserted, existing: found.rows.map(toStored) };
+}
+
+export type StagedItem = NewLineItem & { line_item_id: string };
+
+/**
+ * Stores a batch for its bill's workflow to apply (migration 6). Returns false when the bill does
+ * not exist; throws when the batch id was already staged for a different request.
+ */
+export async function stageBatch(
+  db: Queryable,
+  batch: { batch_id: string; bill_id: string; request_fingerprint: string; items: StagedItem[] },
+): Promise<'staged' | 'no_bill' | 'other_request'> {
+  try {
+    const staged = await db.query(
+      `INSERT INTO line_item_batches (batch_id, bill_id, request_fingerprint, item_count, items)
+       VALUES ($1, $2, $3, $4, $5::jsonb)
+       ON CONFLICT (batch_id) DO NOTHING`,
+      [batch.batch_id, batch.bill_id, batch.request_fingerprint, batch.items.length, JSON.stringify(batch.items)],
+    );
+    if (staged.rowCount === 1) return 'staged';
+    const { rows } = await db.query<{ request_fingerprint: string }>(
+      'SELECT request_fingerprint FROM line_item_batches WHERE batch_id = $1',
+      [batch.batch_id],
+    );
+    return rows[0]?.request_fingerprint === batch.request_fingerprint ? 'staged' : 'other_request';
+  } catch (err) {
+    if ((err as { code?: string }).code === FOREIGN_KEY_VIOLATION) return 'no_bill';
+    throw err;
+  }
+}
+
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/** A staged batch its workflow refused: it will never apply. Applied ones stay. */
+export async function dropStagedBatch(db: Queryable, batchId: string): Promise<void> {
+  await db.query('DELETE FROM line_item_batches WHERE batch_id = $1 AND applied_by IS NULL', [batchId]);
+}
+
+export type ApplyOutcome =
+  | { status: 'applied'; added: TotalsByCurrency; count: number }
+  | { status: 'missing' };
+
+/**
+ * Moves a staged batch into line_items in one transaction: its positions reserved with one update
+ * of the bill, one insert, and the batch marked applied by `sourceRef` with what it counted. A
+ * The rows must add up to the sums the workflow reserved. A
+ * batch applied earlier answers what it counted for the same `sourceRef` (a retry of the same
+ * activity), and nothing for any other (it is already in the totals).
+ */
+export async function applyStagedBatch(
+  db: Db,
+  batch: { batch_id: string; bill_id: string; totals: TotalsByCurrency },
+  sourceRef: string,
+): Promise<ApplyOutcome> {
+  const { batch_id: batchId, bill_id: billId } = batch;
+  return inTransaction(db, async (tx) => {
+    const { rows } = await tx.query<{ item_count: number; applied_by: string | null; applied_totals: TotalsByCurrency | null }>(
+      'SELECT item_count, applied_by, applied_totals FROM line_item_batches WHERE batch_id = $1 AND bill_id = $2 FOR UPDATE',
+      [batchId, billId],
+    );
+    const staged = rows[0];
+    if (!staged) return { status: 'missing' };
+    if (staged.applied_by !== null) {
+      const added = staged.applied_by === sourceRef ? staged.applied_totals! : {};
+      return { status: 'applied', added, count: Object.values(added).reduce((n, t) => n + t.count, 0) };
+    }
+    const reserved = await tx.query<{ first: string }>(
+      `UPDATE bills SET line_item_seq = line_item_seq + $2 WHERE bill_id = $1 AND status = 'open'
+       RETURNING line_item_seq - $2 + 1 AS first`,
+      [billId, staged.item_count],
+    );
+    // Refused like the per-row trigger refuses.
+    if (!reserved.rows[0]) throw Object.assign(new Error('bill is closed: line items cannot be changed'), { code: BILL_CLOSED_SQLSTATE });
+    // Sums as text: a BIGINT sum must not pass through a float on its way here.
+    const inserted = await tx.query<{ currency: string; amount: string; count: number }>(
+      `WITH ins AS (
+         INSERT INTO line_items (line_item_id, bill_id, position, amount, currency, description, metadata, source_ref)
+         SELECT i.line_item_id, b.bill_id, $3::bigint + i.ord - 1, i.amount, i.currency, i.description, i.metadata, $2
+           FROM line_item_batches b,
+                ROWS FROM (jsonb_to_recordset(b.items) AS (line_item_id uuid, amount bigint, currency text, description text, metadata jsonb))
+                  WITH ORDINALITY AS i(line_item_id, amount, currency, description, metadata, ord)
+          WHERE b.batch_id = $1
+         ON CONFLICT (line_item_id) DO NOTHING
+         RETURNING currency, amount)
+       SELECT currency, sum(amount)::text AS amount, count(*)::int AS count FROM ins GROUP BY currency`,
+      [batchId, sourceRef, reserved.rows[0].first],
+    );
+    const added: TotalsByCurrency = {};
+    for (const r of inserted.rows) added[r.currency] = { amount: parseMinorUnits(r.amount), count: r.count };
+    // The workflow reserved the declared sums; rows that say otherwise (some already stored by
+    // another path) are rolled back and the batch refused as a whole.
+    if (!sameTotals(added, batch.totals)) throw invalidArgument('the staged batch does not match its declared sums', { field: 'items' });
+    await tx.query(
+      'UPDATE line_item_batches SET items = NULL, applied_by = $2, applied_totals = $3::jsonb WHERE batch_id = $1',
+      [batchId, sourceRef, JSON.stringify(added)],
+    );
+    return { status: 'applied', added, count: inserted.rows.reduce((n, r) => n + r.count, 0) };
+  });
 }
 
 /** Oldest first, keyset-paginated on the position within the bill. */

@@ -1,4 +1,4 @@
-import type { CurrencyTotal } from '../core/money';
+import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 
 /** A persisted line item as the API returns it. */
 export interface LineItem {
@@ -61,4 +61,15 @@ export interface ListLineItemsQuery {
   /** 1-1000, default 100. */
   limit?: number;
   cursor?: string;
+}
+
+/**
+ * A staged batch as its bill's workflow receives it (claim check, migration 6): the id of its
+ * stored items, their count, and their sums per currency, which the workflow reserves and checks
+ * like a single add's amount. The items themselves never pass through Temporal.
+ */
+export interface StagedBatchRef {
+  batch_id: string;
+  item_count: number;
+  totals: TotalsByCurrency;
 }

@@ -6,7 +6,7 @@ import { failedPrecondition, type AppError } from '../core/errors';
 import { canAdd, currencyExponent, isValidAmount, type TotalsByCurrency } from '../core/money';
 import { canonicalJson } from '../core/canonical-json';
 import { asBody, fieldError, isStorableJson, requiredString } from '../core/validate';
-import type { LineItem, NewLineItem } from './types';
+import type { LineItem, NewLineItem, StagedBatchRef } from './types';
 
 export const MAX_DESCRIPTION_CHARS = 500;
 export const MAX_METADATA_BYTES = 4096;
@@ -81,22 +81,50 @@ function mergeTotals(a: TotalsByCurrency, b: TotalsByCurrency): TotalsByCurrency
 }
 
 /** The bill-dependent rules: status, the bill's currency, and totals staying exact. */
-export function checkLineItemFitsBill(
-  item: NewLineItem,
-  bill: { status: string; currency: string | null; totals: TotalsByCurrency; pending: TotalsByCurrency },
-): void {
-  if (bill.status !== 'open') throw failedPrecondition(`bill is ${bill.status}: it accepts no more line items`, { status: bill.status });
-  if (bill.currency !== null && item.currency !== bill.currency) {
-    throw failedPrecondition(`this bill accepts only ${bill.currency}`, { field: 'currency', allowed: bill.currency });
-  }
-  const total = (bill.totals[item.currency]?.amount ?? 0) + (bill.pending[item.currency]?.amount ?? 0);
-  if (!canAdd(total, item.amount)) {
-    throw failedPrecondition(`the ${item.currency} total of this bill would exceed the largest exact amount`, {
-      field: 'amount',
-    });
-  }
+export function checkLineItemFitsBill(item: NewLineItem, bill: BillForAdds): void {
+  checkAmountFitsBill(item.currency, item.amount, bill);
 }
 
+type BillForAdds = { status: string; currency: string | null; totals: TotalsByCurrency; pending: TotalsByCurrency };
+
+function checkAmountFitsBill(currency: string, amount: number, bill: BillForAdds): void {
+  if (bill.status !== 'open') throw failedPrecondition(`bill is ${bill.status}: it accepts no more line items`, { status: bill.status });
+  if (bill.currency !== null && currency !== bill.currency) {
+    throw failedPrecondition(`this bill accepts only ${bill.currency}`, { field: 'currency', allowed: bill.currency });
+  }
+  const total = (bill.totals[currency]?.amount ?? 0) + (bill.pending[currency]?.amount ?? 0);
+  if (!canAdd(total, amount)) throw totalTooLarge(currency);
+}
+
+const totalTooLarge = (currency: string) =>
+  failedPrecondition(`the ${currency} total of this bill would exceed the largest exact amount`, { field: 'amount' });
+
+/** A batch's sums per currency, which must themselves stay exact. */
+export function batchTotals(items: NewLineItem[]): TotalsByCurrency {
+  const sums: TotalsByCurrency = {};
+  for (const item of items) {
+    const entry = (sums[item.currency] ??= { amount: 0, count: 0 });
+    if (!canAdd(entry.amount, item.amount)) throw totalTooLarge(item.currency);
+    entry.amount += item.amount;
+    entry.count += 1;
+  }
+  return sums;
+}
+
+/** The workflow's check of a staged batch reference: well formed, and every currency's sum fits. */
+export function checkStagedBatchFitsBill(ref: StagedBatchRef, bill: BillForAdds): void {
+  const entries = Object.entries(ref?.totals ?? {});
+  const counted = entries.reduce((n, [, t]) => n + (Number.isSafeInteger(t?.count) && t.count > 0 ? t.count : NaN), 0);
+  if (typeof ref?.batch_id !== 'string' || !Number.isInteger(ref.item_count) || ref.item_count < 1 || ref.item_count > MAX_BATCH_ITEMS
+    || counted !== ref.item_count) {
+    throw fieldError('items', 'a staged batch needs its id, its item count and its sums per currency');
+  }
+  for (const [currency, t] of entries) {
+    parseCurrency(currency, 'items.currency');
+    if (!isValidAmount(t.amount)) throw fieldError('items.amount', 'sums must be positive safe integers');
+    checkAmountFitsBill(currency, t.amount, bill);
+  }
+}
 
 /** Whether a stored line item is the one a request describes (a retry, not a different item). */
 export function isSameLineItem(stored: LineItem, item: NewLineItem): boolean {

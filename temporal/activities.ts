@@ -11,7 +11,7 @@ import { billsClosed, billsOpened, closeTotalsMismatches, invoiceFailures } from
 import type { TotalsByCurrency } from '../core/money';
 import { cancelSeries, closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
-import { BILL_CLOSED_SQLSTATE, insertLineItem, insertLineItems } from '../lineitems/store';
+import { BILL_CLOSED_SQLSTATE, applyStagedBatch, insertLineItem, insertLineItems } from '../lineitems/store';
 import { lineItemId } from '../lineitems/lineitems';
 import type { LineItem, NewLineItem } from '../lineitems/types';
 import { isSameLineItem } from '../lineitems/validation';
@@ -19,7 +19,7 @@ import { deliverInvoice, generateInvoice, type Delivery } from '../postprocess/i
 import type { Mailer } from '../postprocess/mailer';
 import { beginPostProcess, recordFailure } from '../postprocess/store';
 import type { InvoiceStatus, PostProcessStep } from '../postprocess/types';
-import type { AddLineItemInput, AddLineItemsInput, FailureType } from './shared';
+import type { AddLineItemInput, AddLineItemsInput, AddStagedLineItemsInput, FailureType } from './shared';
 
 /** The idempotency key of a bill's recurring fee: a newline, which no client key may contain. */
 const RECURRING_FEE_KEY = '\nrecurring-fee';
@@ -134,6 +134,17 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
         entry.count += 1;
       }
       return { added, count: mine.size };
+    },
+
+    /**
+     * A staged batch into line_items (claim check). Counted as added: what this activity (any
+     * attempt of it) inserted; a batch another update applied first counts nothing again.
+     */
+    async persistStagedLineItems(input: AddStagedLineItemsInput & { bill_id: string }): Promise<{ added: TotalsByCurrency; count: number }> {
+      const outcome = await insertOrRefuse(() => permanent(() => applyStagedBatch(db, input, currentSourceRef())));
+      // Staged before the update is sent, dropped only once refused or closed: a bug if missing.
+      if (outcome.status === 'missing') throw rejection('failed_precondition', `batch ${input.batch_id} is not staged for this bill`);
+      return { added: outcome.added, count: outcome.count };
     },
 
     async closeBill(input: { bill_id: string; closed_at: string }): Promise<{ closed_at: string; totals: TotalsByCurrency }> {

@@ -62,6 +62,14 @@ function grpcCode(err: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * True when the workflow answered the update with a failure that stands: refused by its validator
+ * or failed by its handler, not asked to retry. Its effects did not happen and never will.
+ */
+export function isUpdateRefused(err: unknown): boolean {
+  return err instanceof WorkflowUpdateFailedError && rejectionOf(err)?.type !== 'unavailable';
+}
+
 /** True when the workflow does not exist, or has completed and accepts no updates. */
 export function isWorkflowGone(err: unknown): boolean {
   if (err instanceof WorkflowNotFoundError) return true;

@@ -6,7 +6,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 import type { BillHeader, BillStatus } from '../bills/types';
-import type { LineItem, NewLineItem } from '../lineitems/types';
+import type { LineItem, NewLineItem, StagedBatchRef } from '../lineitems/types';
 
 /** Business ids are workflow ids: at most one lifecycle per bill, ever. */
 export const billWorkflowId = (billId: string) => `bill-${billId}`;
@@ -58,9 +58,12 @@ export interface AddLineItemInput extends NewLineItem {
   line_item_id: string;
 }
 
+/** The batch itself, as the update carried it before migration 6 (see addLineItemsUpdate). */
 export interface AddLineItemsInput {
   items: AddLineItemInput[];
 }
+
+export type AddStagedLineItemsInput = StagedBatchRef;
 
 export interface AddLineItemsResult {
   /** Items of this batch counted now; the others were already stored by an earlier attempt. */
@@ -77,7 +80,16 @@ export interface AddLineItemResult {
 export const openBillUpdate = defineUpdate<LiveBill>('openBillUpdate');
 /** Adds a line item; the result is confirmed (persisted and counted). */
 export const addLineItemUpdate = defineUpdate<AddLineItemResult, [AddLineItemInput]>('addLineItemUpdate');
-/** Up to MAX_BATCH_ITEMS line items accepted or rejected as a whole, in one update and one insert. */
+/**
+ * Up to MAX_BATCH_ITEMS line items accepted or rejected as a whole, in one update and one insert:
+ * the items are staged in Postgres and the update carries a reference with their sums.
+ */
+export const addStagedLineItemsUpdate = defineUpdate<AddLineItemsResult, [AddStagedLineItemsInput]>('addStagedLineItemsUpdate');
+/**
+ * The batch path before staging, with the items in the update. The API no longer sends it; the
+ * workflow keeps its handler while bills that received it may still be running (their histories
+ * replay through it) and while an API of the previous release may still be serving.
+ */
 export const addLineItemsUpdate = defineUpdate<AddLineItemsResult, [AddLineItemsInput]>('addLineItemsUpdate');
 /** Closes the bill early; returns once final totals are stored. Idempotent. */
 export const closeBillUpdate = defineUpdate<LiveBill>('closeBillUpdate');

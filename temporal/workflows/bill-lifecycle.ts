@@ -10,13 +10,16 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { AppError } from '../../core/errors';
 import { parseInterval, periodEnd, prorateFee, type Interval } from '../../bills/periods';
 import type { BillHeader } from '../../bills/types';
-import { checkBatchFitsBill, checkLineItemFitsBill, parseLineItemBatch, parseNewLineItem } from '../../lineitems/validation';
+import {
+  batchTotals, checkBatchFitsBill, checkLineItemFitsBill, checkStagedBatchFitsBill, parseLineItemBatch, parseNewLineItem,
+} from '../../lineitems/validation';
 import type { Activities } from '../activities';
 import {
-  addLineItemUpdate, addLineItemsUpdate, billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
+  addLineItemUpdate, addLineItemsUpdate, addStagedLineItemsUpdate, billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, postProcessWorkflowId,
   type BillActivitySettings, type BillWorkflowInput, type CancelSeriesInput, type LiveBill,
 } from '../shared';
-import { addTotals, adjust, initialState, liveBill, sameTotals, type BillState } from './bill-state';
+import { sameTotals, type TotalsByCurrency } from '../../core/money';
+import { addTotals, adjust, initialState, liveBill, type BillState } from './bill-state';
 import { closedBillPostProcessWorkflow } from './post-process';
 
 /**
@@ -90,25 +93,39 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
     },
   );
 
+  // A batch's way into the totals: its sums reserved before the first await, as for a single add.
+  const addBatch = async (reserve: TotalsByCurrency, persist: () => Promise<{ added: TotalsByCurrency; count: number }>) => {
+    for (const [currency, t] of Object.entries(reserve)) addTotals(state.pending, currency, t.amount, t.count);
+    state.inflightAdds++;
+    try {
+      await condition(() => state.persisted || state.conflict);
+      if (state.conflict) throw notOurs();
+      const { added, count } = await persist();
+      for (const [currency, t] of Object.entries(added)) addTotals(state.totals, currency, t.amount, t.count);
+      state.lineItemCount += count;
+      state.itemsThisRun += count;
+      return { added: count, totals: liveBill(state).totals };
+    } finally {
+      for (const [currency, t] of Object.entries(reserve)) addTotals(state.pending, currency, -t.amount, -t.count);
+      state.inflightAdds--;
+    }
+  };
+
+  setHandler(
+    addStagedLineItemsUpdate,
+    (ref) => addBatch(ref.totals, () => db.persistStagedLineItems({ ...ref, bill_id: billId })),
+    {
+      validator: (ref) => reject(() => {
+        if (state.conflict) throw notOurs();
+        if (state.draining) throw new AppError('unavailable', 'the bill is moving to a new workflow run; retry');
+        checkStagedBatchFitsBill(ref, state);
+      }),
+    },
+  );
+
   setHandler(
     addLineItemsUpdate,
-    async ({ items }) => {
-      // Reserved before the first await, as for a single add.
-      for (const item of items) adjust(state.pending, item.currency, item.amount, 1);
-      state.inflightAdds++;
-      try {
-        await condition(() => state.persisted || state.conflict);
-        if (state.conflict) throw notOurs();
-        const { added, count } = await db.persistLineItems({ items, bill_id: billId });
-        for (const [currency, t] of Object.entries(added)) addTotals(state.totals, currency, t.amount, t.count);
-        state.lineItemCount += count;
-        state.itemsThisRun += count;
-        return { added: count, totals: liveBill(state).totals };
-      } finally {
-        for (const item of items) adjust(state.pending, item.currency, item.amount, -1);
-        state.inflightAdds--;
-      }
-    },
+    ({ items }) => addBatch(batchTotals(items), () => db.persistLineItems({ items, bill_id: billId })),
     {
       validator: (batch) => reject(() => {
         if (state.conflict) throw notOurs();

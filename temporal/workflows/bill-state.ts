@@ -70,9 +70,3 @@ export function liveBill(state: BillState): LiveBill {
     continued_as_new: state.continuedAsNew,
   };
 }
-
-export function sameTotals(a: TotalsByCurrency, b: TotalsByCurrency): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length
-    && keys.every((k) => b[k] && a[k].amount === b[k].amount && a[k].count === b[k].count);
-}

@@ -147,7 +147,7 @@ export async function eventually<T>(fn: () => Promise<T | undefined | null | fal
 
 /** Rows in every table a request could write: a rejected request must leave these unchanged. */
 export async function tableCounts(db: Db): Promise<Record<string, number>> {
-  const tables = ['bills', 'line_items', 'bill_totals', 'idempotency_keys', 'bill_postprocess', 'invoices', 'invoice_sequences'];
+  const tables = ['bills', 'line_items', 'bill_totals', 'idempotency_keys', 'line_item_batches', 'bill_postprocess', 'invoices', 'invoice_sequences'];
   const counts: Record<string, number> = {};
   for (const t of tables) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
   return counts;

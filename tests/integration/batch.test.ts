@@ -2,7 +2,12 @@
  * Batch ingestion: up to 1000 line items under one key, validated first, accepted or refused as a
  * whole in one update and one insert, with the single add's guarantees.
  */
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { lineItemId } from '../../lineitems/lineitems';
+import { stageBatch } from '../../lineitems/store';
+import { batchTotals } from '../../lineitems/validation';
 import type { Activities } from '../../temporal/activities';
+import { addLineItemsUpdate, billWorkflowId } from '../../temporal/shared';
 import { call, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
@@ -12,8 +17,8 @@ beforeAll(async () => {
   // Fault injection: the insert commits, then the activity "loses its connection" once.
   stack = await startStack({}, (a: Activities) => ({
     ...a,
-    persistLineItems: async (input) => {
-      const result = await a.persistLineItems(input);
+    persistStagedLineItems: async (input) => {
+      const result = await a.persistStagedLineItems(input);
       if (failNextBatchAfterCommit) {
         failNextBatchAfterCommit = false;
         throw new Error('connection reset after commit');
@@ -85,12 +90,18 @@ describe('POST /bills/:billId/line-items/batch', () => {
     expect(await tableCounts(stack.db)).toEqual(before);
   });
 
-  it('refuses a batch for a closed bill', async () => {
+  it('refuses a batch for a closed or missing bill, writing nothing', async () => {
     const billId = await openBill();
     await call(stack, 'POST', `/bills/${billId}/close`);
+    // The invoice's post-process starts on its own after the close: not this request's writes.
+    const counts = async () => ({ ...(await tableCounts(stack.db)), bill_postprocess: 0, invoices: 0, invoice_sequences: 0 });
+    const before = await counts();
     const reply = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: batchOf(10) });
     expect(reply).toMatchObject({ status: 400, body: { code: 'failed_precondition' } });
+    const missing = await call(stack, 'POST', `/bills/${uid()}/line-items/batch`, { items: batchOf(10) });
+    expect(missing).toMatchObject({ status: 404, body: { code: 'not_found' } });
     expect(await stored(billId)).toEqual([]);
+    expect(await counts()).toEqual(before);
   });
 
   it('counts a batch once when its activity fails after the insert committed and is retried', async () => {
@@ -105,5 +116,73 @@ describe('POST /bills/:billId/line-items/batch', () => {
     const closed = await call(stack, 'POST', `/bills/${billId}/close`);
     expect(closed.body.bill.totals.reduce((a: number, t: { amount: number }) => a + t.amount, 0)).toBe(total);
     expect((await stored(billId)).reduce((a: number, r: { n: number }) => a + r.n, 0)).toBe(50);
+  });
+});
+
+describe('staged batches (claim check)', () => {
+  const staged = async (billId: string) =>
+    (await stack.db.query('SELECT batch_id, item_count, items IS NULL AS applied, applied_totals FROM line_item_batches WHERE bill_id = $1', [billId])).rows;
+  const stage = async (billId: string, key: string) => {
+    const items = batchOf(4).map((item) => ({ ...item, metadata: null }));
+    const withIds = items.map((item, i) => ({ ...item, line_item_id: lineItemId(billId, `${key}\n#${i}`) }));
+    const batchId = lineItemId(billId, key);
+    expect(await stageBatch(stack.db, { batch_id: batchId, bill_id: billId, request_fingerprint: key, items: withIds })).toBe('staged');
+    return { batch_id: batchId, item_count: items.length, totals: batchTotals(items), bill_id: billId };
+  };
+  const runActivity = (activityId: string, input: Parameters<Activities['persistStagedLineItems']>[0]) =>
+    new MockActivityEnvironment({ activityId }).run(stack.activities().persistStagedLineItems, input);
+
+  it('keeps an applied batch as a small record until the bill closes', async () => {
+    const billId = await openBill();
+    const reply = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: batchOf(20) }, { 'Idempotency-Key': 'k1' });
+    expect(reply.status).toBe(200);
+    expect(await staged(billId)).toEqual([{
+      batch_id: lineItemId(billId, 'k1'), item_count: 20, applied: true,
+      applied_totals: { USD: { amount: 1 + 5 + 9 + 13 + 17, count: 5 }, GEL: { amount: 2 + 6 + 10 + 14 + 18, count: 5 },
+        JPY: { amount: 3 + 7 + 11 + 15 + 19, count: 5 }, KWD: { amount: 4 + 8 + 12 + 16 + 20, count: 5 } },
+    }]);
+    await call(stack, 'POST', `/bills/${billId}/close`);
+    expect(await staged(billId)).toEqual([]);
+  });
+
+  it('counts an applied batch for the activity that applied it, and nothing for any other', async () => {
+    const billId = await openBill();
+    const input = await stage(billId, 'direct');
+    const first = await runActivity('a1', input);
+    expect(first).toEqual({ added: input.totals, count: 4 });
+    expect(await runActivity('a1', input)).toEqual(first); // a retry of that activity
+    expect(await runActivity('a2', input)).toEqual({ added: {}, count: 0 }); // the update resent to a later run
+    expect((await stored(billId)).reduce((n: number, r: { n: number }) => n + r.n, 0)).toBe(4);
+  });
+
+  it('refuses, and rolls back, rows that do not add up to the sums the workflow reserved', async () => {
+    const billId = await openBill();
+    const input = await stage(billId, 'lying');
+    const wrong = { ...input, totals: { ...input.totals, USD: { amount: input.totals.USD.amount + 1, count: input.totals.USD.count } } };
+    await expect(runActivity('a1', wrong)).rejects.toMatchObject({ type: 'invalid_argument', nonRetryable: true });
+    expect(await stored(billId)).toEqual([]);
+    expect(await staged(billId)).toMatchObject([{ applied: false }]);
+    const totals = await stack.db.query('SELECT count(*)::int AS n FROM bill_totals WHERE bill_id = $1', [billId]);
+    expect(totals.rows[0].n).toBe(0);
+  });
+
+  it('refuses a batch staged for a bill that closed meanwhile, and one that is not staged', async () => {
+    const billId = await openBill();
+    await call(stack, 'POST', `/bills/${billId}/close`);
+    const input = await stage(billId, 'late');
+    await expect(runActivity('a1', input)).rejects.toMatchObject({ type: 'failed_precondition', nonRetryable: true });
+    await expect(runActivity('a1', { ...input, batch_id: lineItemId(billId, 'never') })).rejects.toMatchObject({ type: 'failed_precondition' });
+    expect(await stored(billId)).toEqual([]);
+  });
+
+  it('still takes a batch carried in the update itself, as the previous release sent it', async () => {
+    const billId = await openBill();
+    const items = batchOf(5).map((item, i) => ({ ...item, metadata: null, line_item_id: lineItemId(billId, `old\n#${i}`) }));
+    const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
+    const result = await handle.executeUpdate(addLineItemsUpdate, { args: [{ items }], updateId: 'old-batch' });
+    expect(result.added).toBe(5);
+    expect((await stored(billId)).reduce((n: number, r: { n: number }) => n + r.n, 0)).toBe(5);
+    const closed = (await call(stack, 'POST', `/bills/${billId}/close`)).body.bill;
+    expect(closed.totals.reduce((n: number, t: { line_item_count: number }) => n + t.line_item_count, 0)).toBe(5);
   });
 });

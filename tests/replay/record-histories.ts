@@ -57,6 +57,33 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     await save('post-process-delivered', postProcess);
   },
 
+  /**
+   * Batches through the claim check (staged items, a reference in the update). The second one ends
+   * the first run (BILL_CONTINUE_AS_NEW_AFTER=3); resent after its key's record expired, it reaches
+   * the next run, whose activity finds it applied by the first and counts nothing. Then a close.
+   * close-by-request.json keeps the batch update of the previous release.
+   */
+  async 'staged-batches'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const first = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).describe();
+    await ok(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [item(1), item(2, 'EUR')] });
+    const again = { items: [item(4), item(5, 'GEL')] };
+    const sent = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, again, { 'Idempotency-Key': 'staged-again' });
+    // The key's record expired: the resent request reaches the workflow again.
+    await stack.db.query("DELETE FROM idempotency_keys WHERE key LIKE '%staged-again'");
+    const resent = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, again, { 'Idempotency-Key': 'staged-again' });
+    if (sent.status !== 200 || JSON.stringify(resent.body.line_item_ids) !== JSON.stringify(sent.body.line_item_ids)) {
+      throw new Error(`resent batch: ${sent.status} ${resent.status} ${JSON.stringify(resent.body)}`);
+    }
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(6));
+    const closedBill = await ok(stack, 'POST', `/bills/${billId}/close`);
+    const count = closedBill.bill.totals.reduce((n: number, t: { line_item_count: number }) => n + t.line_item_count, 0);
+    if (count !== 5) throw new Error(`expected 5 line items, the bill counted ${count}`);
+    await save('staged-batches-first-run', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId), first.runId));
+    await save('staged-batches-last-run', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
+  },
+
   /** The durable timer closes the bill at the end of its period. */
   async 'close-by-timer'(stack) {
     const billId = uid();

@@ -15,6 +15,7 @@ it('has the recorded scenarios', () => {
   expect(files.map((f) => f.replace(/\.json$/, ''))).toEqual(expect.arrayContaining([
     'close-by-request', 'close-by-timer', 'continue-as-new-first-run', 'continue-as-new-last-run',
     'post-process-delivered', 'post-process-failed', 'recurring-cancelled', 'recurring-renewed', 'rejected-updates',
+    'staged-batches-first-run', 'staged-batches-last-run',
     'totals-mismatch-at-close', 'totals-mismatch-reported',
   ]));
 });

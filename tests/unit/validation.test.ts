@@ -1,6 +1,7 @@
 import { AppError } from '../../core/errors';
 import { parseCreateBill, parseListBills } from '../../bills/validation';
-import { checkLineItemFitsBill, parseNewLineItem } from '../../lineitems/validation';
+import { lineItemId } from '../../lineitems/lineitems';
+import { batchTotals, checkLineItemFitsBill, checkStagedBatchFitsBill, parseNewLineItem } from '../../lineitems/validation';
 import { encodeCursor } from '../../core/validate';
 
 const now = new Date('2026-11-21T12:00:00Z');
@@ -81,6 +82,43 @@ describe('checkLineItemFitsBill', () => {
   });
 });
 
+describe('staged batches', () => {
+  const bill = { status: 'open', currency: null, totals: {}, pending: {} };
+  const items = [
+    { amount: 5, currency: 'USD', description: 'a', metadata: null },
+    { amount: 7, currency: 'JPY', description: 'b', metadata: null },
+    { amount: 11, currency: 'USD', description: 'c', metadata: null },
+  ];
+  const ref = { batch_id: 'b1', item_count: 3, totals: batchTotals(items) };
+
+  it('sums per currency, and refuses a batch whose own sum leaves the exact range', () => {
+    expect(ref.totals).toEqual({ USD: { amount: 16, count: 2 }, JPY: { amount: 7, count: 1 } });
+    const huge = { amount: Number.MAX_SAFE_INTEGER - 1, currency: 'USD', description: 'x', metadata: null };
+    expect(rejection(() => batchTotals([huge, huge])).code).toBe('failed_precondition');
+  });
+
+  it('checks every currency of the reference against the bill', () => {
+    expect(() => checkStagedBatchFitsBill(ref, bill)).not.toThrow();
+    expect(rejection(() => checkStagedBatchFitsBill(ref, { ...bill, currency: 'USD' })).code).toBe('failed_precondition');
+    expect(rejection(() => checkStagedBatchFitsBill(ref, { ...bill, status: 'closing' })).code).toBe('failed_precondition');
+    const nearlyFull = { JPY: { amount: Number.MAX_SAFE_INTEGER - 7, count: 1 } };
+    expect(() => checkStagedBatchFitsBill(ref, { ...bill, totals: nearlyFull })).not.toThrow();
+    expect(rejection(() => checkStagedBatchFitsBill(ref, { ...bill, totals: nearlyFull, pending: { JPY: { amount: 1, count: 1 } } })).code)
+      .toBe('failed_precondition');
+  });
+
+  it.each([
+    { ...ref, item_count: 4 },
+    { ...ref, item_count: 0, totals: {} },
+    { ...ref, batch_id: 7 },
+    { ...ref, totals: { ...ref.totals, USD: { amount: 0, count: 2 } } },
+    { ...ref, totals: { USD: { amount: 16, count: 2 }, usd: { amount: 7, count: 1 } } },
+    { ...ref, totals: { USD: { amount: 16, count: 2.5 }, JPY: { amount: 7, count: 0.5 } } },
+  ])('refuses a malformed reference %j', (bad) => {
+    expect(rejection(() => checkStagedBatchFitsBill(bad as never, bill)).code).toBe('invalid_argument');
+  });
+});
+
 describe('parseListBills', () => {
   it('defaults and round-trips a cursor', () => {
     const cursor = encodeCursor(['2026-11-21T12:00:00.000Z', 'b-1']);
@@ -89,5 +127,16 @@ describe('parseListBills', () => {
 
   it.each([{ limit: '1.5' }, { limit: '-1' }, { status: 'OPEN' }, { invoice_status: 'lost' }, { cursor: encodeCursor([1, 2]) }])('refuses %j', (q) => {
     expect(rejection(() => parseListBills(q)).code).toBe('invalid_argument');
+  });
+});
+
+describe('lineItemId', () => {
+  // Retries find their rows by these ids, across releases: the derivation must never change.
+  it.each([
+    ['b-1', 'k-1', 'd64450c0-cffc-5235-be27-222fa031ed50'],
+    ['b-1', 'key\n#7', '973cac7e-e4c2-5fdc-adcc-1df1cff2cbe7'],
+    ['b-é', 'k€', '751dc3fc-8821-5e8c-a839-9ff474752247'],
+  ])('derives (%j, %j) as it always has', (bill, key, id) => {
+    expect(lineItemId(bill, key)).toBe(id);
   });
 });
