@@ -1,7 +1,7 @@
 /** Starting the service's processes for the benchmark and the fault drills. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { loadConfig, type Config } from '../core/config';
@@ -48,9 +48,20 @@ export interface HostProcess {
   kill: () => Promise<void>;
 }
 
+/**
+ * The node flags its npm script runs a mode with (`npm start`, `npm run worker`): the heap limit,
+ * which sizes the worker's workflow cache, so measured processes are the ones users run.
+ */
+export function scriptNodeArgs(mode: 'all' | 'api' | 'worker'): string[] {
+  const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const script = scripts[mode === 'all' ? 'start' : mode] ?? '';
+  return script.match(/--max-old-space-size=\d+/g) ?? [];
+}
+
 /** `host/main.ts <mode>` as its own process, resolved once it says it is up. */
 export async function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<HostProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'host/main.ts', mode], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [...scriptNodeArgs(mode), ...nodeArgs, '--import', 'tsx', 'host/main.ts', mode];
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

@@ -7,6 +7,7 @@
  * `api` and `worker` scale apart in production; locally they connect to DATABASE_URL and
  * TEMPORAL_ADDRESS, by default where `npm run infra` (or `npm start`) puts them.
  */
+import { getHeapStatistics } from 'node:v8';
 import net from 'node:net';
 import { config as loadDotEnv } from 'dotenv';
 import type { FastifyInstance } from 'fastify';
@@ -105,7 +106,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
       if (worker!.getState() === 'RUNNING') worker!.shutdown();
       await workerDone;
     });
-    report.push(`Worker       polling task queue "${config.temporal.taskQueue}"`);
+    report.push(`Worker       polling task queue "${config.temporal.taskQueue}"; caches up to ${worker.options.maxCachedWorkflows} bill workflows (heap limit ${heapLimitMb()} MB)`);
     report.push(`Invoices     ${mailer.target}${config.smtp.url ? '' : ' (set SMTP_URL to send real email)'}`);
     if (mode === 'worker' && config.workerPort > 0) {
       // The worker alone has no API server: a small one for its probes and metrics.
@@ -188,3 +189,8 @@ main(mode, config).catch(async (err) => {
   await stopAll();
   process.exit(1);
 });
+
+/** The process's V8 heap limit: the SDK sizes its workflow cache from it (README, Performance). */
+function heapLimitMb(): number {
+  return Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
+}
