@@ -386,8 +386,11 @@ async function main() {
         errors: report.differences.length, rss_mb: null,
         notes: `${report.bills_checked} bills (${report.open_bills_checked_live} open, each queried live) and ${report.line_items_checked} line items ` +
           `in ${seconds.toFixed(1)} s (database ${(report.database_ms / 1000).toFixed(1)} s, live queries ${(report.live_ms / 1000).toFixed(1)} s); ` +
-          `${report.differences.length} differences`,
+          `${report.differences.length} differences` +
+          (report.differences.length ? ` (${report.differences.slice(0, 5).map((d) => `${d.bill_id}: ${d.kind}`).join(', ')})` : ''),
       });
+      // Which bills, and how: a difference is a finding to chase, not a number.
+      for (const d of report.differences.slice(0, 20)) console.log(`  reconcile difference: ${JSON.stringify(d)}`);
     }
   } finally {
     await temporal.connection.close();
