@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { reconcile } from '../../bills/reconcile';
 import { insertApiKey } from '../../core/auth';
 import { billWorkflowId } from '../../temporal/shared';
 import { createDatabase, dropDatabase } from '../helpers/global-setup';
@@ -99,6 +100,18 @@ describe('reconciliation', () => {
     // One bill at a time: a healthy one still passes.
     const healthy = await openBillWithItems([1]);
     expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${healthy}`, undefined, admin)).body).toMatchObject({ ok: true, bills_checked: 1 });
+  });
+
+  it('tells a workflow that does not answer within its deadline from one that disagrees', async () => {
+    const billId = await openBillWithItems([7]);
+    await stack.stopWorker();
+    try {
+      const report = await reconcile(stack.deps, { billIds: [billId], queryTimeoutMs: 300, settleAttempts: 1 });
+      expect(report.differences).toMatchObject([{ bill_id: billId, kind: 'workflow_unreachable', live: null }]);
+    } finally {
+      await stack.startWorker();
+    }
+    expect((await reconcile(stack.deps, { billIds: [billId] })).ok).toBe(true);
   });
 
   it('a bill that closes with live totals other than its line items is reported by its workflow', async () => {
