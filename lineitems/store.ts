@@ -109,8 +109,9 @@ export async function insertLineItems(
 export type StagedItem = NewLineItem & { line_item_id: string };
 
 /**
- * Stores a batch for its bill's workflow to apply (migration 6). Returns false when the bill does
- * not exist; throws when the batch id was already staged for a different request.
+ * Stores a batch for its bill's workflow to apply (migration 6). Staging it again for the same
+ * request is a no-op; `no_bill` when the bill does not exist, `other_request` when the batch id was
+ * staged for a different request.
  */
 export async function stageBatch(
   db: Queryable,
@@ -148,10 +149,10 @@ export type ApplyOutcome =
 
 /**
  * Moves a staged batch into line_items in one transaction: its positions reserved with one update
- * of the bill, one insert, and the batch marked applied by `sourceRef` with what it counted. A
- * The rows must add up to the sums the workflow reserved. A
- * batch applied earlier answers what it counted for the same `sourceRef` (a retry of the same
- * activity), and nothing for any other (it is already in the totals).
+ * of the bill, one insert, and the batch marked applied by `sourceRef` with what it counted. The
+ * rows must add up to the sums the workflow reserved. A batch applied earlier answers what it
+ * counted for the same `sourceRef` (a retry of the same activity), and nothing for any other (it
+ * is already in the totals).
  */
 export async function applyStagedBatch(
   db: Db,

@@ -58,34 +58,17 @@ export function parseLineItemBatch(input: unknown): NewLineItem[] {
   });
 }
 
-/** The bill-dependent rules for a whole batch: every item fits, and the totals with all of them too. */
-export function checkBatchFitsBill(
-  items: NewLineItem[],
-  bill: { status: string; currency: string | null; totals: TotalsByCurrency; pending: TotalsByCurrency },
-): void {
-  const batch: TotalsByCurrency = {};
-  for (const item of items) {
-    checkLineItemFitsBill(item, { ...bill, pending: mergeTotals(bill.pending, batch) });
-    const entry = (batch[item.currency] ??= { amount: 0, count: 0 });
-    entry.amount += item.amount;
-    entry.count += 1;
-  }
+/** The bill-dependent rules for a whole batch: every currency's sum fits, the bill's totals with it too. */
+export function checkBatchFitsBill(items: NewLineItem[], bill: BillForAdds): void {
+  for (const [currency, t] of Object.entries(batchTotals(items))) checkAmountFitsBill(currency, t.amount, bill);
 }
 
-function mergeTotals(a: TotalsByCurrency, b: TotalsByCurrency): TotalsByCurrency {
-  const out: TotalsByCurrency = { ...a };
-  for (const [currency, t] of Object.entries(b)) {
-    out[currency] = { amount: (a[currency]?.amount ?? 0) + t.amount, count: (a[currency]?.count ?? 0) + t.count };
-  }
-  return out;
-}
+type BillForAdds = { status: string; currency: string | null; totals: TotalsByCurrency; pending: TotalsByCurrency };
 
 /** The bill-dependent rules: status, the bill's currency, and totals staying exact. */
 export function checkLineItemFitsBill(item: NewLineItem, bill: BillForAdds): void {
   checkAmountFitsBill(item.currency, item.amount, bill);
 }
-
-type BillForAdds = { status: string; currency: string | null; totals: TotalsByCurrency; pending: TotalsByCurrency };
 
 function checkAmountFitsBill(currency: string, amount: number, bill: BillForAdds): void {
   if (bill.status !== 'open') throw failedPrecondition(`bill is ${bill.status}: it accepts no more line items`, { status: bill.status });

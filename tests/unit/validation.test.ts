@@ -1,7 +1,7 @@
 import { AppError } from '../../core/errors';
 import { parseCreateBill, parseListBills } from '../../bills/validation';
 import { lineItemId } from '../../lineitems/lineitems';
-import { batchTotals, checkLineItemFitsBill, checkStagedBatchFitsBill, parseNewLineItem } from '../../lineitems/validation';
+import { batchTotals, checkBatchFitsBill, checkLineItemFitsBill, checkStagedBatchFitsBill, parseNewLineItem } from '../../lineitems/validation';
 import { encodeCursor } from '../../core/validate';
 
 const now = new Date('2026-11-21T12:00:00Z');
@@ -104,6 +104,15 @@ describe('staged batches', () => {
     const nearlyFull = { JPY: { amount: Number.MAX_SAFE_INTEGER - 7, count: 1 } };
     expect(() => checkStagedBatchFitsBill(ref, { ...bill, totals: nearlyFull })).not.toThrow();
     expect(rejection(() => checkStagedBatchFitsBill(ref, { ...bill, totals: nearlyFull, pending: { JPY: { amount: 1, count: 1 } } })).code)
+      .toBe('failed_precondition');
+  });
+
+  it('checks a batch carried in the update (the previous release) the same way', () => {
+    expect(() => checkBatchFitsBill(items, bill)).not.toThrow();
+    expect(rejection(() => checkBatchFitsBill(items, { ...bill, currency: 'USD' })).code).toBe('failed_precondition');
+    const nearlyFull = { USD: { amount: Number.MAX_SAFE_INTEGER - 16, count: 1 } };
+    expect(() => checkBatchFitsBill(items, { ...bill, totals: nearlyFull })).not.toThrow();
+    expect(rejection(() => checkBatchFitsBill(items, { ...bill, totals: nearlyFull, pending: { USD: { amount: 1, count: 1 } } })).code)
       .toBe('failed_precondition');
   });
 
