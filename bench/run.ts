@@ -17,7 +17,9 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import { billWorkflowId, addLineItemUpdate, getBillQuery } from '../temporal/shared';
+import { billWorkflowId, addLineItemUpdate, addStagedLineItemsUpdate, getBillQuery } from '../temporal/shared';
+import { stageBatch } from '../lineitems/store';
+import { batchTotals } from '../lineitems/validation';
 import { reconcile } from '../bills/reconcile';
 import { loadConfig } from '../core/config';
 import { freePort, root, sleep, spawnHost, startSplitStack, stopSplitStack, tempDataDir } from './launch';
@@ -273,6 +275,18 @@ async function main() {
           .executeUpdate(addLineItemUpdate, { args: [{ ...item(i), metadata: null, line_item_id: id }], updateId: id });
       }, svc.pid));
     }
+    if (wanted('temporal_batch_bare')) {
+      // A batch's path without the API: stage 1,000 items in Postgres, send the update that applies
+      // them. What Temporal, the worker and Postgres alone do with batches here.
+      record(await loop('temporal_batch_bare', 'items/s', 16, 1000, async (i) => {
+        const billId = bills[i % bills.length];
+        const items = batch(i * 1000, 1000).map((it) => ({ ...it, metadata: null, line_item_id: randomUUID() }));
+        const batchId = randomUUID();
+        if (await stageBatch(db, { batch_id: batchId, bill_id: billId, request_fingerprint: 'bench', items }) !== 'staged') throw new Error('not staged');
+        await temporal.workflow.getHandle(billWorkflowId(billId))
+          .executeUpdate(addStagedLineItemsUpdate, { args: [{ batch_id: batchId, item_count: items.length, totals: batchTotals(items) }], updateId: batchId });
+      }, svc.pid));
+    }
 
     // The API.
     if (wanted('add_line_item')) {
@@ -326,6 +340,13 @@ async function main() {
       const target = quick ? 100 : 1000;
       await createBills(svc, Math.max(0, target - (await openCount())));
       // The latency target is one caller's; eight callers show how it degrades under load.
+      // The bound under the listing: the same page's 100 queries straight from a Temporal client,
+      // in parallel, without HTTP, Postgres or a deadline.
+      const page = (await db.query(`SELECT bill_id FROM bills WHERE status = 'open' ORDER BY created_at DESC, bill_id DESC LIMIT 100`)).rows.map((r) => r.bill_id as string);
+      const bare = await loop('temporal_query_bare', 'pages/s', 1, 1, async () => {
+        await Promise.all(page.map((id) => temporal.workflow.getHandle(billWorkflowId(id)).query(getBillQuery)));
+      }, svc.pid);
+      record({ ...bare, notes: `1 caller, ${page.length} queries per page in parallel, ${await openCount()} open bills` });
       const one = await list('list_open_bills', 1);
       record({ ...one.r, notes: one.note });
       const eight = await list('list_open_bills_8_callers', 8);
@@ -406,6 +427,9 @@ function report(started: number) {
   const ratios = {
     add_line_item_vs_temporal_update_bare_pct: ratio('add_line_item', 'temporal_update_bare'),
     add_line_items_batch_vs_pg_insert_batch_pct: ratio('add_line_items_batch', 'pg_insert_batch'),
+    add_line_items_batch_vs_temporal_batch_bare_pct: ratio('add_line_items_batch', 'temporal_batch_bare'),
+    list_open_bills_p99_vs_temporal_query_bare_p99_pct: byName.list_open_bills?.p99_ms && byName.temporal_query_bare?.p99_ms
+      ? Math.round((byName.list_open_bills.p99_ms / byName.temporal_query_bare.p99_ms) * 100) : null,
   };
   const lines = [
     '| scenario | throughput | p50 ms | p99 ms | errors | RSS MB | notes |',
@@ -413,7 +437,7 @@ function report(started: number) {
     ...results.map((r) => `| ${r.name} | ${r.throughput} ${r.unit} | ${r.p50_ms ?? '–'} | ${r.p99_ms ?? '–'} | ${r.errors} | ${r.rss_mb ?? '–'} | ${r.notes ?? ''} |`),
   ];
   console.log(`\n${lines.join('\n')}\n`);
-  console.log(`add_line_item / temporal_update_bare: ${ratios.add_line_item_vs_temporal_update_bare_pct ?? '–'}%   add_line_items_batch / pg_insert_batch: ${ratios.add_line_items_batch_vs_pg_insert_batch_pct ?? '–'}%`);
+  console.log(Object.entries(ratios).map(([k, v]) => `${k}: ${v ?? '–'}`).join('   '));
   const file = process.env.BENCH_RESULTS ?? path.join(root, 'bench', 'results', 'latest.json');
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify({

@@ -1,17 +1,33 @@
 /** Small helpers for the child servers the host starts, or adopts after a crash. */
+import { readFileSync } from 'node:fs';
 
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  // A zombie has exited already; only its parent's wait is missing, and that parent may be us.
+  try {
+    return !/^\d+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc: kill(0) is all we know
+  }
 }
 
-/** Signals a process and waits until it has exited. */
-export async function stopProcess(pid: number, signal: NodeJS.Signals): Promise<void> {
+/**
+ * Signals a process and waits until it has exited; after `killAfterMs`, if given, it gets SIGKILL
+ * (a server that hangs while shutting down must not outlive the run that started it).
+ */
+export async function stopProcess(pid: number, signal: NodeJS.Signals, killAfterMs?: number): Promise<void> {
   if (!isAlive(pid)) return;
   process.kill(pid, signal);
-  while (isAlive(pid)) await new Promise((r) => setTimeout(r, 100));
+  const killAt = killAfterMs === undefined ? Infinity : Date.now() + killAfterMs;
+  while (isAlive(pid)) {
+    if (Date.now() > killAt) {
+      process.kill(pid, 'SIGKILL');
+      return stopProcess(pid, 'SIGKILL');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

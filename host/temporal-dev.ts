@@ -77,7 +77,13 @@ export interface RunningTemporal {
  * on the same port with other state is somebody else's: it is used, never stopped.
  */
 async function stopOrphanedDevServer(dbFilename: string): Promise<void> {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return; // no /proc (macOS): the SDK's teardown is all there is
+  }
+  for (const pid of pids) {
     let args: string[];
     try {
       args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -85,7 +91,7 @@ async function stopOrphanedDevServer(dbFilename: string): Promise<void> {
       continue;
     }
     const db = args.indexOf('--db-filename');
-    if (args.includes('start-dev') && db > 0 && args[db + 1] === dbFilename) await stopProcess(Number(pid), 'SIGTERM');
+    if (args.includes('start-dev') && db > 0 && args[db + 1] === dbFilename) await stopProcess(Number(pid), 'SIGTERM', 10_000);
   }
 }
 
@@ -137,6 +143,11 @@ export async function startTemporalDevServer(config: Config): Promise<RunningTem
   return {
     address,
     uiUrl: `http://127.0.0.1:${uiPort}`,
-    stop: () => env.teardown(),
+    // The SDK's teardown logs and swallows its failures: a bench run once left a dev server behind
+    // its stopped host. Whatever still runs on our state file afterwards is ended here.
+    stop: async () => {
+      await env.teardown();
+      await stopOrphanedDevServer(dbFilename);
+    },
   };
 }

@@ -1,5 +1,6 @@
 /** Line item use cases, shared by the Encore endpoints and the standalone host. */
-import { parse as uuidParse, v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { hash } from 'node:crypto';
+import { parse as uuidParse, stringify as uuidStringify, v4 as uuidv4 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotencySettings } from '../core/deps';
 import { failedPrecondition, invalidArgument, notFound, unexpected } from '../core/errors';
@@ -15,11 +16,18 @@ import type { AddedLineItem, AddedLineItems, LineItemPage, NewLineItem } from '.
 import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from './validation';
 
 // Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.
-const LINE_ITEM_NAMESPACE = uuidParse('6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10');
+const LINE_ITEM_NAMESPACE = Buffer.from(uuidParse('6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10'));
 
+/**
+ * The RFC 9562 UUIDv5 of `bill \n key` in our namespace, as `uuid`'s v5 derives it (a unit test
+ * holds the two equal). One-shot `crypto.hash` instead of v5's hash object: a batch derives 1,000
+ * of these, and they were 12% of the API's CPU in the batch profile (README, Performance).
+ */
 export function lineItemId(billId: string, idempotencyKey: string): string {
-  // Bytes in, parsed namespace: the same id, in 60% of the time (1,000 per batch).
-  return uuidv5(Buffer.from(`${billId}\n${idempotencyKey}`, 'utf8'), LINE_ITEM_NAMESPACE);
+  const sha1 = hash('sha1', Buffer.concat([LINE_ITEM_NAMESPACE, Buffer.from(`${billId}\n${idempotencyKey}`, 'utf8')]), 'buffer');
+  sha1[6] = (sha1[6] & 0x0f) | 0x50; // version 5
+  sha1[8] = (sha1[8] & 0x3f) | 0x80; // RFC variant
+  return uuidStringify(sha1.subarray(0, 16));
 }
 
 /** Counts every add: accepted, or rejected with its reason (`invalid_argument:amount`, ...). */

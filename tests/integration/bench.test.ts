@@ -38,7 +38,8 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
   expect(report).toMatchObject({ quick: true, cores: os.cpus().length });
   expect(Object.keys(report.scenarios).sort()).toEqual([
     'add_line_item', 'add_line_item_hot_bill', 'add_line_items_batch', 'create_bill', 'list_open_bills', 'list_open_bills_8_callers',
-    'one_bill_1m_items', 'open_bills_10k', 'pg_insert_batch', 'pg_insert_single', 'reconcile', 'temporal_update_bare',
+    'one_bill_1m_items', 'open_bills_10k', 'pg_insert_batch', 'pg_insert_single', 'reconcile',
+    'temporal_batch_bare', 'temporal_query_bare', 'temporal_update_bare',
   ]);
   for (const s of Object.values(report.scenarios) as { throughput: number }[]) expect(typeof s.throughput).toBe('number');
   expect(report.scenarios.one_bill_1m_items.notes).toMatch(/totals exact/);

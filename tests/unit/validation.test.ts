@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { v5 as uuidv5 } from 'uuid';
 import { AppError } from '../../core/errors';
 import { parseCreateBill, parseListBills } from '../../bills/validation';
 import { lineItemId } from '../../lineitems/lineitems';
@@ -147,5 +149,14 @@ describe('lineItemId', () => {
     ['b-é', 'k€', '751dc3fc-8821-5e8c-a839-9ff474752247'],
   ])('derives (%j, %j) as it always has', (bill, key, id) => {
     expect(lineItemId(bill, key)).toBe(id);
+  });
+
+  it('is the uuid library\'s v5 of "bill\\nkey" in the line item namespace', () => {
+    const namespace = '6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10';
+    for (let i = 0; i < 200; i++) {
+      const bill = randomUUID();
+      const key = `${randomUUID()}\n#${i}${'é'.repeat(i % 3)}`;
+      expect(lineItemId(bill, key)).toBe(uuidv5(`${bill}\n${key}`, namespace));
+    }
   });
 });
