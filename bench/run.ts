@@ -339,7 +339,6 @@ async function main() {
     if (wanted('list_open_bills')) {
       const target = quick ? 100 : 1000;
       await createBills(svc, Math.max(0, target - (await openCount())));
-      // The latency target is one caller's; eight callers show how it degrades under load.
       // The bound under the listing: the same page's 100 queries straight from a Temporal client,
       // in parallel, without HTTP, Postgres or a deadline.
       const page = (await db.query(`SELECT bill_id FROM bills WHERE status = 'open' ORDER BY created_at DESC, bill_id DESC LIMIT 100`)).rows.map((r) => r.bill_id as string);
@@ -347,6 +346,7 @@ async function main() {
         await Promise.all(page.map((id) => temporal.workflow.getHandle(billWorkflowId(id)).query(getBillQuery)));
       }, svc.pid);
       record({ ...bare, notes: `1 caller, ${page.length} queries per page in parallel, ${await openCount()} open bills` });
+      // The latency target is one caller's; eight callers show how it degrades under load.
       const one = await list('list_open_bills', 1);
       record({ ...one.r, notes: one.note });
       const eight = await list('list_open_bills_8_callers', 8);

@@ -21,13 +21,21 @@ export function isAlive(pid: number): boolean {
  */
 export async function stopProcess(pid: number, signal: NodeJS.Signals, killAfterMs?: number): Promise<void> {
   if (!isAlive(pid)) return;
-  process.kill(pid, signal);
-  const killAt = killAfterMs === undefined ? Infinity : Date.now() + killAfterMs;
+  send(pid, signal);
+  let killAt = killAfterMs === undefined ? Infinity : Date.now() + killAfterMs;
   while (isAlive(pid)) {
     if (Date.now() > killAt) {
-      process.kill(pid, 'SIGKILL');
-      return stopProcess(pid, 'SIGKILL');
+      send(pid, 'SIGKILL');
+      killAt = Infinity;
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function send(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // It exited since we looked: what the signal was for.
   }
 }
