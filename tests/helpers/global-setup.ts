@@ -46,7 +46,9 @@ export default async function globalSetup(): Promise<void> {
     server: { executable: { type: 'existing-path', path: cli }, ip: '127.0.0.1', extraArgs: DEV_SERVER_ARGS },
   });
 
+  // Everything a run writes to disk goes in here; global teardown removes it (helpers/tmp.ts).
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fees-test-'));
+  process.env.FEES_TEST_TMP = dir;
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
   writeFileSync(bundlePath, code);

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { dropDatabase } from './global-setup';
 
@@ -6,4 +7,5 @@ export default async function globalTeardown(): Promise<void> {
   await env?.teardown();
   const dbName = process.env.FEES_TEST_DATABASE_NAME;
   if (dbName && !process.env.KEEP_TEST_DATABASE) await dropDatabase(dbName);
+  if (process.env.FEES_TEST_TMP) rmSync(process.env.FEES_TEST_TMP, { recursive: true, force: true });
 }

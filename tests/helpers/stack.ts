@@ -3,9 +3,6 @@
  * queue, the shared Postgres database and Temporal dev server from global-setup.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
@@ -18,6 +15,7 @@ import { createLogger, type DestinationStream, type Logger } from '../../core/lo
 import { createMailer } from '../../postprocess/mailer';
 import { createActivities, type Activities } from '../../temporal/activities';
 import { createWorker } from '../../temporal/worker';
+import { testTempDir } from './tmp';
 
 export interface Stack {
   url: string;
@@ -51,7 +49,7 @@ export async function startStack(
     TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
     LOG_LEVEL: 'warn',
     // The invoice outbox (no SMTP_URL) and anything else written to disk stay out of the repository.
-    DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'fees-stack-')),
+    DATA_DIR: testTempDir('stack-'),
     DB_POOL_SIZE: '20',
     ...env,
   });

@@ -4,11 +4,12 @@
  * asserts nothing about speed: performance numbers come from `npm run bench`, not from tests.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createDatabase, dropDatabase } from '../helpers/global-setup';
+import { testTempDir } from '../helpers/tmp';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -22,7 +23,7 @@ beforeAll(async () => {
 afterAll(() => dropDatabase(dbName));
 
 it('runs every scenario briefly and reports them, with exact totals', async () => {
-  const results = path.join(mkdtempSync(path.join(os.tmpdir(), 'fees-bench-')), 'latest.json');
+  const results = path.join(testTempDir('bench-'), 'latest.json');
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'run.ts'), '--quick'], {
     cwd: root,
     env: {

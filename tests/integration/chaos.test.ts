@@ -4,15 +4,15 @@
  * bill reconciles. Their numbers are reported by `npm run chaos`, not asserted here.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { testTempDir } from '../helpers/tmp';
 
 const root = path.resolve(__dirname, '..', '..');
 
 it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds', async () => {
-  const results = path.join(mkdtempSync(path.join(os.tmpdir(), 'fees-chaos-')), 'chaos.json');
+  const results = path.join(testTempDir('chaos-'), 'chaos.json');
   const run = promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'chaos.ts'), '--quick'], {
     cwd: root,
     env: { ...process.env, CHAOS_RESULTS: results },

@@ -4,11 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync } from 'node:fs';
 import { lineItemId } from '../../lineitems/lineitems';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+import { testTempDir } from '../helpers/tmp';
 
 const root = path.resolve(__dirname, '..', '..');
 let stack: Stack;
@@ -34,7 +33,7 @@ function runService(mode: 'all' | 'worker', env: Record<string, string>) {
     env: {
       PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env,
       DATABASE_URL: stack.config.databaseUrl, TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue, DATA_DIR: mkdtempSync(path.join(os.tmpdir(), `fees-${mode}-`)),
+      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue, DATA_DIR: testTempDir(`${mode}-`),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
