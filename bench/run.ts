@@ -213,13 +213,31 @@ async function api<T = any>(svc: Service, method: string, p: string, body?: unkn
 
 const farFuture = () => new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString();
 
+/**
+ * Calls `fn` until it succeeds, up to six times, 200 ms apart: a set-up call answered 503 under
+ * load is retried with its idempotency key, as a client would, rather than ending the run.
+ * `onRetry` counts the retries a scenario reports.
+ */
+async function retrying<T>(fn: () => Promise<T>, onRetry: () => void = () => undefined): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      onRetry();
+      await sleep(200);
+    }
+  }
+}
+
 async function createBills(svc: Service, n: number, concurrency = 32): Promise<string[]> {
   const ids: string[] = [];
   let next = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < n) {
       next++;
-      const bill = await api(svc, 'POST', '/bills', { billing_period_end: farFuture() });
+      const key = randomUUID();
+      const bill = await retrying(() => api(svc, 'POST', '/bills', { billing_period_end: farFuture() }, { 'idempotency-key': key }));
       ids.push(bill.bill_id);
     }
   }));
@@ -374,16 +392,7 @@ async function main() {
           const items = batch(from, 1000);
           expected += items.reduce((a, it) => a + it.amount, 0);
           const key = `${bill}-${from}`;
-          for (let attempt = 0; ; attempt++) {
-            try {
-              await api(svc, 'POST', `/bills/${bill}/line-items/batch`, { items }, { 'idempotency-key': key });
-              break;
-            } catch (err) {
-              if (attempt >= 5) throw err;
-              errors++;
-              await sleep(200);
-            }
-          }
+          await retrying(() => api(svc, 'POST', `/bills/${bill}/line-items/batch`, { items }, { 'idempotency-key': key }), () => errors++);
         }
       }));
       const seconds = (Date.now() - t) / 1000;
