@@ -59,8 +59,15 @@ export function scriptNodeArgs(mode: 'all' | 'api' | 'worker'): string[] {
 }
 
 /** `host/main.ts <mode>` as its own process, resolved once it says it is up. */
-export async function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<HostProcess> {
-  const args = [...scriptNodeArgs(mode), ...nodeArgs, '--import', 'tsx', 'host/main.ts', mode];
+export function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<HostProcess> {
+  return spawnScript('host/main.ts', [mode], env, [...scriptNodeArgs(mode), ...nodeArgs], 'is up');
+}
+
+/** A TypeScript file of this repository as its own process, resolved once it prints `ready`. */
+export async function spawnScript(
+  file: string, scriptArgs: string[], env: NodeJS.ProcessEnv, nodeArgs: string[], ready: string,
+): Promise<HostProcess> {
+  const args = [...nodeArgs, '--import', 'tsx', file, ...scriptArgs];
   const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -69,10 +76,10 @@ export async function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.Proc
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => children.delete(child));
   const deadline = Date.now() + 120_000;
-  while (!out.includes('is up')) {
+  while (!out.includes(ready)) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`host/main.ts ${mode} did not start:\n${out}`);
+      throw new Error(`${file} ${scriptArgs.join(' ')} did not start:\n${out}`);
     }
     await sleep(100);
   }

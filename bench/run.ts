@@ -10,19 +10,20 @@
  * `--split` runs the API and the worker as two processes, each with its own RSS.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { Client, Connection } from '@temporalio/client';
-import { billWorkflowId, addLineItemUpdate, addStagedLineItemsUpdate, getBillQuery } from '../temporal/shared';
+import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
+import { billWorkflowId, appendLineItemsUpdate, addStagedLineItemsUpdate, getBillQuery } from '../temporal/shared';
+import { noopUpdate, noopWorkflow, writeActivityUpdate, writeEagerUpdate, writeLocalUpdate } from './noop/workflows';
 import { stageBatch } from '../lineitems/store';
 import { batchTotals } from '../lineitems/validation';
 import { reconcile } from '../bills/reconcile';
 import { loadConfig } from '../core/config';
-import { freePort, root, sleep, spawnHost, startSplitStack, stopSplitStack, tempDataDir } from './launch';
+import { freePort, root, sleep, spawnHost, spawnScript, startSplitStack, stopSplitStack, tempDataDir } from './launch';
 
 const { values: args } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, split: { type: 'boolean', default: false } },
@@ -42,6 +43,11 @@ export interface ScenarioResult {
   errors: number;
   rss_mb: number | null;
   notes?: string;
+  /** one_bill_1m_items: how long, and whether every total came out exact. */
+  seconds?: number;
+  exact?: boolean;
+  /** CPU milliseconds per operation (request, or call of a bare scenario) by process, measured window only. */
+  cpu_ms_per_op?: Record<string, number>;
 }
 
 const results: ScenarioResult[] = [];
@@ -50,6 +56,7 @@ const results: ScenarioResult[] = [];
 function record(r: ScenarioResult): void {
   results.push(r);
   console.log(`  ${r.name}: ${r.throughput} ${r.unit}, p50 ${r.p50_ms ?? '–'} ms, p99 ${r.p99_ms ?? '–'} ms, ${r.errors} errors${r.notes ? `; ${r.notes}` : ''}`);
+  if (r.cpu_ms_per_op) console.log(`    CPU ms per operation: ${Object.entries(r.cpu_ms_per_op).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 }
 const wanted = (name: string) => !only || only.has(name);
 
@@ -118,6 +125,47 @@ function required(name: string): string {
   return v;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Where the CPU goes: both cores are shared by every process, so a scenario's cost is the CPU it
+// takes from all of them. Linux only (/proc); elsewhere nothing is reported.
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU time so far, in ms, of this machine's processes by role. */
+function cpuByRole(svc: Service): Record<string, number> {
+  const roles: Record<string, number> = {};
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return roles;
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const role = Number(pid) === svc.pid || Number(pid) === svc.workerPid ? 'service'
+        : Number(pid) === process.pid ? 'bench'
+          : cmd.includes('start-dev') ? 'temporal'
+            : cmd.startsWith('postgres') || stat.includes('(postgres)') ? 'postgres'
+              : cmd.includes('bench/noop/worker.ts') ? 'floor'
+                : null;
+      if (role) roles[role] = (roles[role] ?? 0) + ms;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return roles;
+}
+
+function cpuPerOp(before: Record<string, number>, after: Record<string, number>, ops: number): Record<string, number> {
+  return Object.fromEntries(Object.keys(after).map((role) => [role, Math.round(((after[role] - (before[role] ?? 0)) / Math.max(ops, 1)) * 100) / 100]));
+}
+
+let currentService: Service;
+
 function rssMb(pid: number | null): number | null {
   if (pid === null) return null;
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -154,9 +202,12 @@ async function httpLoad(svc: Service, load: Load): Promise<ScenarioResult> {
       }],
     });
   if (WARMUP_S > 0) await run(WARMUP_S);
+  const cpuBefore = cpuByRole(svc);
   const r = await run(load.durationS ?? DURATION_S);
+  const cpu = cpuPerOp(cpuBefore, cpuByRole(svc), r.requests.total);
   const perItem = load.itemsPerRequest ?? 1;
   return {
+    cpu_ms_per_op: cpu,
     name: load.name,
     throughput: Math.round(r.requests.average * perItem),
     unit: perItem > 1 ? 'items/s' : 'req/s',
@@ -189,11 +240,13 @@ async function loop(name: string, unit: string, concurrency: number, perCall: nu
     return { latencies, errors };
   };
   if (WARMUP_S > 0) await runFor(WARMUP_S, false);
+  const cpuBefore = cpuByRole(currentService);
   const { latencies, errors } = await runFor(DURATION_S, true);
+  const cpu = cpuPerOp(cpuBefore, cpuByRole(currentService), latencies.length);
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => (latencies.length ? Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] * 10) / 10 : null);
   return {
-    name, unit, errors, rss_mb: rssMb(pid),
+    name, unit, errors, rss_mb: rssMb(pid), cpu_ms_per_op: cpu,
     throughput: Math.round((latencies.length * perCall) / DURATION_S),
     p50_ms: pct(0.5), p99_ms: pct(0.99),
   };
@@ -251,12 +304,27 @@ const batch = (from: number, n: number) => Array.from({ length: n }, (_, k) => i
 
 // ---------------------------------------------------------------------------------------------
 
+/** The floor's own worker and workflows on the same dev server: bounds without any of our code. */
+async function startFloor(svc: Service, temporal: Client, db: pg.Pool) {
+  await db.query('CREATE TABLE IF NOT EXISTS bench_floor_rows (id TEXT PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now())');
+  const taskQueue = `bench-floor-${randomUUID().slice(0, 8)}`;
+  const worker = await spawnScript('bench/noop/worker.ts', [], {
+    ...process.env, TEMPORAL_ADDRESS: svc.temporalAddress, TASK_QUEUE: taskQueue, DATABASE_URL: svc.databaseUrl,
+  }, [], 'ready');
+  const ids = Array.from({ length: 100 }, () => `floor-${randomUUID()}`);
+  await Promise.all(ids.map((workflowId) => temporal.workflow.start(noopWorkflow, { workflowId, taskQueue })));
+  const handles = ids.map((id) => temporal.workflow.getHandle(id));
+  return { taskQueue, handles, stop: () => worker.stop() };
+}
+
 async function main() {
   const started = Date.now();
   console.log(`# Fees API benchmark${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
   const svc = await startService();
+  currentService = svc;
   const db = new pg.Pool({ connectionString: svc.databaseUrl, max: POOL_SIZE });
   const temporal = new Client({ connection: await Connection.connect({ address: svc.temporalAddress }) });
+  const floor = await startFloor(svc, temporal, db);
   try {
     const bills = await createBills(svc, quick ? 10 : 100);
     let seq = 0;
@@ -286,12 +354,52 @@ async function main() {
         );
       }, null));
     }
-    if (wanted('temporal_update_bare')) {
-      record(await loop('temporal_update_bare', 'req/s', 32, 1, async (i) => {
-        const id = randomUUID();
-        await temporal.workflow.getHandle(billWorkflowId(bills[i % bills.length]))
-          .executeUpdate(addLineItemUpdate, { args: [{ ...item(i), metadata: null, line_item_id: id }], updateId: id });
-      }, svc.pid));
+
+    // The Temporal floor: update handlers that do nothing, the bound of any update-based add.
+    const floorUpdate = (update: typeof noopUpdate) => async (i: number) => {
+      await floor.handles[i % floor.handles.length].executeUpdate(update);
+    };
+    if (wanted('temporal_noop_update')) {
+      record({ ...await loop('temporal_noop_update', 'req/s', 32, 1, floorUpdate(noopUpdate), null), notes: '100 workflows, 32 callers' });
+    }
+    if (wanted('temporal_noop_update_1')) {
+      record({ ...await loop('temporal_noop_update_1', 'req/s', 1, 1, floorUpdate(noopUpdate), null), notes: '1 caller' });
+    }
+    if (wanted('temporal_noop_update_hot')) {
+      const [hot] = floor.handles;
+      record({ ...await loop('temporal_noop_update_hot', 'req/s', 32, 1, async () => { await hot.executeUpdate(noopUpdate); }, null), notes: 'one workflow, 32 callers' });
+    }
+    if (wanted('temporal_noop_start')) {
+      record({
+        ...await loop('temporal_noop_start', 'req/s', 16, 1, async () => {
+          const startWorkflowOperation = new WithStartWorkflowOperation(noopWorkflow, {
+            workflowId: `floor-${randomUUID()}`, taskQueue: floor.taskQueue, workflowIdConflictPolicy: 'FAIL',
+          });
+          await temporal.workflow.executeUpdateWithStart(noopUpdate, { startWorkflowOperation });
+        }, null),
+        notes: 'Update-with-Start of such a workflow, 16 callers',
+      });
+    }
+    // How an update's one row is best written: local activity, regular activity, eager dispatch.
+    const write = (update: typeof writeLocalUpdate) => async (i: number) => {
+      await floor.handles[i % floor.handles.length].executeUpdate(update, { args: [randomUUID()] });
+    };
+    if (wanted('temporal_write_local_1')) record({ ...await loop('temporal_write_local_1', 'req/s', 1, 1, write(writeLocalUpdate), null), notes: 'one row by local activity, 1 caller' });
+    if (wanted('temporal_write_local')) record({ ...await loop('temporal_write_local', 'req/s', 32, 1, write(writeLocalUpdate), null), notes: 'one row by local activity' });
+    if (wanted('temporal_write_activity')) record({ ...await loop('temporal_write_activity', 'req/s', 32, 1, write(writeActivityUpdate), null), notes: 'one row by regular activity' });
+    if (wanted('temporal_write_eager')) record({ ...await loop('temporal_write_eager', 'req/s', 32, 1, write(writeEagerUpdate), null), notes: 'one row by regular activity, eager dispatch' });
+
+    // Our workflow without the API: one item per update, straight to 100 bills.
+    const append = async (i: number) => {
+      const id = randomUUID();
+      await temporal.workflow.getHandle(billWorkflowId(bills[i % bills.length]))
+        .executeUpdate(appendLineItemsUpdate, { args: [{ items: [{ ...item(i), metadata: null, line_item_id: id }] }], updateId: id });
+    };
+    if (wanted('append_update_bare')) {
+      record({ ...await loop('append_update_bare', 'req/s', 32, 1, append, svc.pid), notes: 'our update and local activity, no HTTP or API, 100 bills, 32 callers' });
+    }
+    if (wanted('append_update_bare_1')) {
+      record({ ...await loop('append_update_bare_1', 'req/s', 1, 1, append, svc.pid), notes: 'the same, 1 caller' });
     }
     if (wanted('temporal_batch_bare')) {
       // A batch's path without the API: stage 1,000 items in Postgres, send the update that applies
@@ -307,21 +415,18 @@ async function main() {
     }
 
     // The API.
+    const addTo = (billId: string) => ({
+      method: 'POST' as const, path: `/bills/${billId}/line-items`, body: item(seq++), headers: { 'idempotency-key': randomUUID() },
+    });
     if (wanted('add_line_item')) {
-      record(await httpLoad(svc, {
-        name: 'add_line_item', connections: 32,
-        next: () => {
-          const i = seq++;
-          return { method: 'POST', path: `/bills/${bills[i % bills.length]}/line-items`, body: item(i), headers: { 'idempotency-key': randomUUID() } };
-        },
-      }));
+      record({ ...await httpLoad(svc, { name: 'add_line_item', connections: 32, next: () => addTo(bills[seq % bills.length]) }), notes: '100 bills, 32 callers' });
+    }
+    if (wanted('add_line_item_1_caller')) {
+      record({ ...await httpLoad(svc, { name: 'add_line_item_1_caller', connections: 1, next: () => addTo(bills[seq % bills.length]) }), notes: '1 caller, one add at a time' });
     }
     if (wanted('add_line_item_hot_bill')) {
       const [hot] = await createBills(svc, 1);
-      record(await httpLoad(svc, {
-        name: 'add_line_item_hot_bill', connections: 32,
-        next: () => ({ method: 'POST', path: `/bills/${hot}/line-items`, body: item(seq++), headers: { 'idempotency-key': randomUUID() } }),
-      }));
+      record({ ...await httpLoad(svc, { name: 'add_line_item_hot_bill', connections: 32, next: () => addTo(hot) }), notes: 'one bill, 32 callers' });
     }
     if (wanted('add_line_items_batch')) {
       record(await httpLoad(svc, {
@@ -333,50 +438,40 @@ async function main() {
       }));
     }
     if (wanted('create_bill')) {
-      record(await httpLoad(svc, {
-        name: 'create_bill', connections: 16,
-        next: () => ({ method: 'POST', path: '/bills', body: { billing_period_end: farFuture() } }),
-      }));
+      record({
+        ...await httpLoad(svc, {
+          name: 'create_bill', connections: 16,
+          next: () => ({ method: 'POST', path: '/bills', body: { billing_period_end: farFuture() } }),
+        }),
+        notes: '16 callers',
+      });
     }
     const openCount = async () => Number((await db.query(`SELECT count(*) FROM bills WHERE status = 'open'`)).rows[0].count);
-    // Each page asks 100 workflows for their live totals; a query past the listing deadline falls
-    // back to stored totals, so the notes say how many bills on the pages were not live.
-    const fallbacks = async () => Number(/^fees_totals_fallbacks_total (\d+)/m.exec(await (await fetch(`${svc.url}/metrics`)).text())?.[1] ?? 0);
-    const list = async (name: string, connections: number) => {
-      const before = await fallbacks();
-      let pages = 0;
+    const list = async (name: string, connections: number, query = '') => {
       const r = await httpLoad(svc, {
         name, connections, durationS: quick ? 1 : 10,
-        next: () => {
-          pages++;
-          return { method: 'GET', path: '/bills?status=open&limit=100' };
-        },
+        next: () => ({ method: 'GET', path: `/bills?status=open&limit=100${query}` }),
       });
-      return { r, note: `${connections} caller${connections > 1 ? 's' : ''}, ${await openCount()} open bills, ~${pct(await fallbacks() - before, pages * 100)}% of rows with stored totals (query deadline)` };
+      return { ...r, notes: `${connections} caller${connections > 1 ? 's' : ''}, ${await openCount()} open bills, limit=100${query ? `, ${query.slice(1)}` : ''}` };
     };
     if (wanted('list_open_bills')) {
-      const target = quick ? 100 : 1000;
-      await createBills(svc, Math.max(0, target - (await openCount())));
-      // The bound under the listing: the same page's 100 queries straight from a Temporal client,
-      // in parallel, without HTTP, Postgres or a deadline.
+      await createBills(svc, Math.max(0, (quick ? 100 : 1000) - (await openCount())));
+      record(await list('list_open_bills', 1));
+      record(await list('list_open_bills_8_callers', 8));
+      // The opt-in: a workflow query per open bill of the page, and its bound without our code.
       const page = (await db.query(`SELECT bill_id FROM bills WHERE status = 'open' ORDER BY created_at DESC, bill_id DESC LIMIT 100`)).rows.map((r) => r.bill_id as string);
       const bare = await loop('temporal_query_bare', 'pages/s', 1, 1, async () => {
         await Promise.all(page.map((id) => temporal.workflow.getHandle(billWorkflowId(id)).query(getBillQuery)));
       }, svc.pid);
-      record({ ...bare, notes: `1 caller, ${page.length} queries per page in parallel, ${await openCount()} open bills` });
-      // The latency target is one caller's; eight callers show how it degrades under load.
-      const one = await list('list_open_bills', 1);
-      record({ ...one.r, notes: one.note });
-      const eight = await list('list_open_bills_8_callers', 8);
-      record({ ...eight.r, notes: eight.note });
+      record({ ...bare, notes: `1 caller, ${page.length} queries per page in parallel` });
+      record(await list('list_open_bills_live', 1, '&totals=live'));
     }
     if (wanted('open_bills_10k')) {
-      const target = quick ? 200 : 10_000;
       const t = Date.now();
-      await createBills(svc, Math.max(0, target - (await openCount())));
-      const { r, note } = await list('open_bills_10k', 1);
+      await createBills(svc, Math.max(0, (quick ? 200 : 10_000) - (await openCount())));
+      const r = await list('open_bills_10k', 1);
       const rss = svc.workerPid ? `RSS is the API process; the worker's is ${rssMb(svc.workerPid)} MB` : 'RSS is the all-in-one process (API + worker)';
-      record({ ...r, notes: `${note} (created in ${Math.round((Date.now() - t) / 1000)} s); ${rss}` });
+      record({ ...r, notes: `${r.notes} (created in ${Math.round((Date.now() - t) / 1000)} s); ${rss}` });
     }
     if (wanted('one_bill_1m_items')) {
       const total = quick ? 20_000 : 1_000_000;
@@ -399,10 +494,11 @@ async function main() {
       const live = await temporal.workflow.getHandle(billWorkflowId(bill)).query(getBillQuery);
       const liveSum = live.totals.reduce((a, x) => a + x.amount, 0);
       const stored = await db.query('SELECT coalesce(sum(amount), 0)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [bill]);
-      const exact = liveSum === expected && Number(stored.rows[0].s) === expected && stored.rows[0].n === total;
+      const exact = liveSum === expected && live.line_item_count === total && Number(stored.rows[0].s) === expected && stored.rows[0].n === total;
       record({
         name: 'one_bill_1m_items', throughput: Math.round(total / seconds), unit: 'items/s', p50_ms: null, p99_ms: null, errors, rss_mb: rssMb(svc.pid),
-        notes: `${total} items in ${seconds.toFixed(1)} s; totals ${exact ? 'exact' : `WRONG (live ${liveSum}, stored ${stored.rows[0].s}, expected ${expected}, rows ${stored.rows[0].n})`}; ${live.continued_as_new} continue-as-new runs`,
+        seconds: Math.round(seconds * 10) / 10, exact,
+        notes: `${total} items in ${seconds.toFixed(1)} s, 4 callers of 1,000-item batches; totals ${exact ? 'exact' : `WRONG (live ${liveSum}, stored ${stored.rows[0].s}, expected ${expected}, rows ${stored.rows[0].n})`}; ${live.continued_as_new} continue-as-new runs`,
       });
       if (!exact) process.exitCode = 1;
     }
@@ -423,6 +519,7 @@ async function main() {
       for (const d of report.differences.slice(0, 20)) console.log(`  reconcile difference: ${JSON.stringify(d)}`);
     }
   } finally {
+    await floor.stop();
     await temporal.connection.close();
     await db.end();
     await svc.stop();
@@ -430,28 +527,69 @@ async function main() {
   report(started);
 }
 
+interface Target {
+  target: string;
+  /** The measured ratio or value. */
+  value: number | null;
+  met: boolean | null;
+}
+
+/** The issue's targets, each a ratio (or value) of this run's own numbers. */
+function targets(byName: Record<string, ScenarioResult>): { ratios: Record<string, number | null>; targets: Target[] } {
+  const s = (name: string) => byName[name];
+  const div = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? Math.round((a / b) * 100) / 100 : null);
+  const ratios = {
+    add_line_item_vs_noop_update: div(s('add_line_item')?.throughput, s('temporal_noop_update')?.throughput),
+    add_line_item_p99_vs_noop_update_p99: div(s('add_line_item')?.p99_ms, s('temporal_noop_update')?.p99_ms),
+    add_line_item_1_caller_p50_vs_noop_update_1_p50: div(s('add_line_item_1_caller')?.p50_ms, s('temporal_noop_update_1')?.p50_ms),
+    hot_bill_vs_noop_update_hot: div(s('add_line_item_hot_bill')?.throughput, s('temporal_noop_update_hot')?.throughput),
+    hot_bill_vs_add_line_item: div(s('add_line_item_hot_bill')?.throughput, s('add_line_item')?.throughput),
+    create_bill_vs_noop_start: div(s('create_bill')?.throughput, s('temporal_noop_start')?.throughput),
+    add_line_item_vs_append_update_bare: div(s('add_line_item')?.throughput, s('append_update_bare')?.throughput),
+    add_line_items_batch_vs_temporal_batch_bare: div(s('add_line_items_batch')?.throughput, s('temporal_batch_bare')?.throughput),
+    write_local_vs_noop_update: div(s('temporal_write_local')?.throughput, s('temporal_noop_update')?.throughput),
+    write_activity_vs_noop_update: div(s('temporal_write_activity')?.throughput, s('temporal_noop_update')?.throughput),
+    write_eager_vs_noop_update: div(s('temporal_write_eager')?.throughput, s('temporal_noop_update')?.throughput),
+  };
+  const check = (target: string, value: number | null | undefined, ok: (v: number) => boolean): Target =>
+    ({ target, value: value ?? null, met: value == null ? null : ok(value) });
+  const hot = s('add_line_item_hot_bill');
+  const million = s('one_bill_1m_items');
+  return {
+    ratios,
+    targets: [
+      check('add_line_item ≥ 0.7 × temporal_noop_update throughput', ratios.add_line_item_vs_noop_update, (v) => v >= 0.7),
+      check('add_line_item p99 ≤ 1.5 × temporal_noop_update p99', ratios.add_line_item_p99_vs_noop_update_p99, (v) => v <= 1.5),
+      check('add_line_item_1_caller p50 ≤ 2 × temporal_noop_update_1 p50', ratios.add_line_item_1_caller_p50_vs_noop_update_1_p50, (v) => v <= 2),
+      check('add_line_item_hot_bill ≥ 3 × temporal_noop_update_hot throughput', ratios.hot_bill_vs_noop_update_hot, (v) => v >= 3),
+      check('add_line_item_hot_bill ≥ add_line_item throughput', ratios.hot_bill_vs_add_line_item, (v) => v >= 1),
+      check('add_line_item_hot_bill errors = 0', hot?.errors, (v) => v === 0),
+      check('create_bill ≥ 0.7 × temporal_noop_start throughput', ratios.create_bill_vs_noop_start, (v) => v >= 0.7),
+      check('list_open_bills p99 ≤ 50 ms (1,000 open bills)', s('list_open_bills')?.p99_ms, (v) => v <= 50),
+      check('open_bills_10k p99 ≤ 50 ms (10,000 open bills)', s('open_bills_10k')?.p99_ms, (v) => v <= 50),
+      check('one_bill_1m_items exact and ≤ 60 s', million ? (million.exact ? million.seconds! : Infinity) : null, (v) => v <= 60),
+    ],
+  };
+}
+
 function report(started: number) {
   const byName = Object.fromEntries(results.map((r) => [r.name, r]));
-  const ratio = (a: string, b: string) => (byName[a] && byName[b] ? Math.round((byName[a].throughput / byName[b].throughput) * 100) : null);
-  const ratios = {
-    add_line_item_vs_temporal_update_bare_pct: ratio('add_line_item', 'temporal_update_bare'),
-    add_line_items_batch_vs_pg_insert_batch_pct: ratio('add_line_items_batch', 'pg_insert_batch'),
-    add_line_items_batch_vs_temporal_batch_bare_pct: ratio('add_line_items_batch', 'temporal_batch_bare'),
-    list_open_bills_p99_vs_temporal_query_bare_p99_pct: byName.list_open_bills?.p99_ms && byName.temporal_query_bare?.p99_ms
-      ? Math.round((byName.list_open_bills.p99_ms / byName.temporal_query_bare.p99_ms) * 100) : null,
-  };
+  const { ratios, targets: checked } = targets(byName);
   const lines = [
     '| scenario | throughput | p50 ms | p99 ms | errors | RSS MB | notes |',
     '|---|---|---|---|---|---|---|',
     ...results.map((r) => `| ${r.name} | ${r.throughput} ${r.unit} | ${r.p50_ms ?? '–'} | ${r.p99_ms ?? '–'} | ${r.errors} | ${r.rss_mb ?? '–'} | ${r.notes ?? ''} |`),
+    '',
+    '| target | this run | met |',
+    '|---|---|---|',
+    ...checked.map((t) => `| ${t.target} | ${t.value ?? '–'} | ${t.met === null ? '–' : t.met ? 'yes' : 'NO'} |`),
   ];
   console.log(`\n${lines.join('\n')}\n`);
-  console.log(Object.entries(ratios).map(([k, v]) => `${k}: ${v ?? '–'}`).join('   '));
   const file = process.env.BENCH_RESULTS ?? path.join(root, 'bench', 'results', 'latest.json');
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify({
     quick, cores: os.cpus().length, node: process.version, at: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000),
-    ratios, scenarios: byName,
+    ratios, targets: checked, scenarios: byName,
   }, null, 2));
   console.log(`written ${path.relative(root, file)}`);
 }

@@ -1,6 +1,7 @@
 /**
- * Bill use cases, shared by the Encore endpoints and the standalone host. Open bills read their
- * totals live from the workflow; closed bills (and open ones whose workflow is slow) from Postgres.
+ * Bill use cases, shared by the Encore endpoints and the standalone host. One bill reads its totals
+ * live from its workflow while open; closed bills, listings and open bills whose workflow is slow
+ * read them from Postgres, whose running totals are exact for every committed line item.
  */
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -10,13 +11,13 @@ import { idempotencySettings } from '../core/deps';
 import { AppError, failedPrecondition, notFound } from '../core/errors';
 import { fingerprint, idempotent } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
-import { totalsList, type TotalsByCurrency } from '../core/money';
+import { totalsList } from '../core/money';
 import { encodeCursor, parseId } from '../core/validate';
 import { listLineItemsPage } from '../lineitems/lineitems';
 import { isWorkflowGone, toAppError, updateWithDeadline, withDeadline } from '../temporal/client';
 import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
 import { billLifecycleWorkflow } from '../temporal/workflows';
-import { findBill, listBills as listBillRows, storedTotals, type BillRow } from './store';
+import { findBill, listBills as listBillRows, type BillRow } from './store';
 import type { Bill, BillHeader, BillPage, ClosedBill } from './types';
 
 export type { BillPage, ClosedBill } from './types';
@@ -25,7 +26,7 @@ import { parseCancelBill, parseCreateBill, parseListBills, type CreateBillInput 
 // Fixed namespace: a bill id generated from an idempotency key is the same on every retry.
 const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
 
-export function toBill(row: BillRow, live: LiveBill | null, stored: TotalsByCurrency = {}): Bill {
+export function toBill(row: BillRow, live: LiveBill | null): Bill {
   const status = live?.status ?? row.status;
   return {
     bill_id: row.bill_id,
@@ -45,21 +46,21 @@ export function toBill(row: BillRow, live: LiveBill | null, stored: TotalsByCurr
     cancelled_at: row.cancelled_at,
     next_bill_id: row.next_bill_id,
     closed_at: live?.closed_at ?? row.closed_at,
-    totals: live ? live.totals : totalsList(stored),
+    totals: live ? live.totals : totalsList(row.totals),
     totals_source: live ? 'live' : 'stored',
+    // A workflow of the previous release knows no version: the stored one stands in.
+    version: live?.version ?? row.version,
     // Closed a moment ago (the workflow says so before our row was read): its invoice is pending.
     invoice: row.invoice ?? (status === 'closed' ? { status: 'pending', invoice_number: null, sent_at: null, error: null } : null),
   };
 }
 
-/** Live totals for open bills in parallel, each within `timeoutMs`; anything else from Postgres. */
-async function withTotals(deps: Deps, rows: BillRow[], timeoutMs: number): Promise<Bill[]> {
+/** Live totals for open bills in parallel, each within `timeoutMs`; the row's stored totals otherwise. */
+async function withLiveTotals(deps: Deps, rows: BillRow[], timeoutMs: number): Promise<Bill[]> {
   const live = await Promise.all(
     rows.map((row) => (row.status === 'closed' ? null : queryLive(deps, row.bill_id, timeoutMs))),
   );
-  const needStored = rows.filter((_, i) => live[i] === null);
-  const stored = needStored.length ? await storedTotals(deps.db, needStored) : new Map<string, TotalsByCurrency>();
-  return rows.map((row, i) => toBill(row, live[i], stored.get(row.bill_id)));
+  return rows.map((row, i) => toBill(row, live[i]));
 }
 
 async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise<LiveBill | null> {
@@ -114,7 +115,7 @@ export async function createBill(deps: Deps, body: unknown, key: string | undefi
       );
       // A bill closed long ago whose workflow history has expired: answer from Postgres.
       if (live.status === 'closed') return getBill(deps, billId);
-      return toBill({ ...header, status: 'open', closed_at: null, invoice: null, cancelled_at: null, next_bill_id: null }, live);
+      return toBill({ ...header, status: 'open', closed_at: null, invoice: null, cancelled_at: null, next_bill_id: null, version: 0, totals: {} }, live);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw toAppError(err);
       // The id is taken. A retry of the very same request gets the bill; anything else conflicts.
@@ -130,20 +131,24 @@ export async function getBill(deps: Deps, billIdParam: unknown): Promise<Bill> {
   const billId = parseId(billIdParam, 'billId');
   const row = await findBill(deps.db, billId);
   if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
-  const [bill] = await withTotals(deps, [row], deps.config.queryTimeoutMs);
+  const [bill] = await withLiveTotals(deps, [row], deps.config.queryTimeoutMs);
   return bill;
 }
 
+/**
+ * A page of bills in one query, totals from Postgres (`totals_source: "stored"`, with their
+ * version); `totals=live` asks each open bill's workflow instead, as a single bill does.
+ */
 export async function listBills(
   deps: Deps,
-  query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown },
+  query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown; totals?: unknown },
 ): Promise<BillPage> {
   const input = parseListBills(query, deps.config.listing.billsMaxLimit);
   const rows = await listBillRows(deps.db, { ...input, limit: input.limit + 1 });
   const page = rows.slice(0, input.limit);
   const last = page[page.length - 1];
   return {
-    bills: await withTotals(deps, page, deps.config.listQueryTimeoutMs),
+    bills: input.live ? await withLiveTotals(deps, page, deps.config.listQueryTimeoutMs) : page.map((row) => toBill(row, null)),
     next_cursor: rows.length > input.limit ? encodeCursor([last.created_at, last.bill_id]) : null,
   };
 }
@@ -164,7 +169,7 @@ export async function closeBill(deps: Deps, billIdParam: unknown, key: string | 
     const row = await findBill(deps.db, billId);
     if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
     if (row.status !== 'closed') throw new AppError('unavailable', `bill ${billId} is not closed yet; retry`);
-    const [bill] = await withTotals(deps, [row], deps.config.queryTimeoutMs);
+    const [bill] = await withLiveTotals(deps, [row], deps.config.queryTimeoutMs);
     const page = await listLineItemsPage(deps, billId, CLOSE_LINE_ITEMS_LIMIT, null);
     return { bill, ...page };
   });

@@ -8,8 +8,11 @@
  * - Fixed intervals (weeks, days, hours, minutes, seconds: P1W, P1D, PT5S) are exact lengths of
  *   time; UTC has no daylight saving, so a day is always 24 hours.
  */
-import { UTCDate } from '@date-fns/utc';
-import { addMonths, getDaysInMonth } from 'date-fns';
+// One module each, not the packages' indexes: every workflow that starts evaluates the modules it
+// imports, and the whole date-fns index was a tenth of a bill creation's CPU in the profile.
+import { UTCDate } from '@date-fns/utc/date';
+import { addMonths } from 'date-fns/addMonths';
+import { getDaysInMonth } from 'date-fns/getDaysInMonth';
 import { parse as parseIsoDuration } from 'iso8601-duration';
 
 export interface Cadence {

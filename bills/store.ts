@@ -6,6 +6,9 @@ import type { BillHeader, BillingPolicy } from './types';
 
 export interface BillRow extends BillHeader {
   status: 'open' | 'closed';
+  /** The ledger's version and running totals (final once closed), read in the same statement. */
+  version: number;
+  totals: TotalsByCurrency;
   closed_at: string | null;
   invoice: InvoiceSummary | null;
   cancelled_at: string | null;
@@ -15,6 +18,8 @@ export interface BillRow extends BillHeader {
 interface RawBillRow {
   bill_id: string;
   status: 'open' | 'closed';
+  version: string;
+  totals: Record<string, { amount: string; count: string }> | null;
   policy: BillingPolicy;
   currency: string | null;
   customer_email: string | null;
@@ -47,15 +52,19 @@ const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.
   b.billing_period_end, b.created_at, b.closed_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
   b.recurring_fee_amount, b.recurring_fee_currency, b.recurring_fee_description, b.series_id, b.previous_bill_id,
   b.cancelled_at, nb.bill_id AS next_bill_id, pp.status AS invoice_status,
-  i.invoice_number, pp.sent_at AS invoice_sent_at, pp.error AS invoice_error`;
+  i.invoice_number, pp.sent_at AS invoice_sent_at, pp.error AS invoice_error, b.line_item_seq::text AS version,
+  (SELECT json_object_agg(t.currency, json_build_object('amount', t.amount::text, 'count', t.line_item_count::text))
+     FROM bill_totals t WHERE t.bill_id = b.bill_id) AS totals`;
 
 function toRow(r: RawBillRow): BillRow {
   const {
     invoice_status, invoice_number, invoice_sent_at, invoice_error,
-    recurring_fee_amount, recurring_fee_currency, recurring_fee_description, ...bill
+    recurring_fee_amount, recurring_fee_currency, recurring_fee_description, version, totals, ...bill
   } = r;
   return {
     ...bill,
+    version: parseMinorUnits(version),
+    totals: Object.fromEntries(Object.entries(totals ?? {}).map(([c, t]) => [c, { amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.count) }])),
     recurring_fee: recurring_fee_amount === null
       ? null
       : { amount: parseMinorUnits(recurring_fee_amount), currency: recurring_fee_currency!, description: recurring_fee_description! },
@@ -187,9 +196,9 @@ export async function closeBill(
   tx: Queryable,
   billId: string,
   closedAt: string,
-): Promise<{ closed_at: string; totals: TotalsByCurrency; closed_now: boolean }> {
-  const { rows } = await tx.query<{ status: string; closed_at: Date | null }>(
-    'SELECT status, closed_at FROM bills WHERE bill_id = $1 FOR UPDATE',
+): Promise<{ closed_at: string; totals: TotalsByCurrency; version: number; closed_now: boolean }> {
+  const { rows } = await tx.query<{ status: string; closed_at: Date | null; version: string }>(
+    'SELECT status, closed_at, line_item_seq::text AS version FROM bills WHERE bill_id = $1 FOR UPDATE',
     [billId],
   );
   if (!rows[0]) throw new Error(`bill ${billId} does not exist`);
@@ -202,6 +211,7 @@ export async function closeBill(
   return {
     closed_at: rows[0].closed_at?.toISOString() ?? new Date(closedAt).toISOString(),
     totals: totals.get(billId) ?? {},
+    version: parseMinorUnits(rows[0].version),
     closed_now: rows[0].status === 'open',
   };
 }

@@ -49,6 +49,11 @@ export interface Bill extends BillFields {
   totals: CurrencyTotal[];
   /** `live`: read from the running workflow; `stored`: read from Postgres. */
   totals_source: 'live' | 'stored';
+  /**
+   * The ledger version of `totals`: it grows with every write of line items, so of two answers
+   * about one bill, the one with the higher version is the newer.
+   */
+  version: number;
   /** Null while the bill is open; once closed, where its invoice is. */
   invoice: InvoiceSummary | null;
   /** When its series was cancelled: this bill is the last of it. */
@@ -90,6 +95,11 @@ export interface ListBillsQuery {
   /** 1-100, default 20. */
   limit?: number;
   cursor?: string;
+  /**
+   * `stored` (default): every bill's totals from Postgres, exact for every committed line item, in
+   * one query. `live`: open bills' totals from their workflows (a query each; slower).
+   */
+  totals?: 'stored' | 'live';
 }
 
 /** The body of POST /bills/:billId/cancel. */

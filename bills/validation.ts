@@ -148,12 +148,17 @@ export interface ListBillsInput {
   limit: number;
   /** Keyset position: the last bill of the previous page. */
   after: { created_at: string; bill_id: string } | null;
+  /** Open bills' totals from their workflows instead of Postgres. */
+  live: boolean;
 }
 
 export function parseListBills(
-  query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown },
+  query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown; totals?: unknown },
   maxLimit = 100,
 ): ListBillsInput {
+  if (query.totals !== undefined && query.totals !== '' && query.totals !== 'stored' && query.totals !== 'live') {
+    throw fieldError('totals', 'must be stored or live');
+  }
   const status = query.status === undefined || query.status === '' ? null : query.status;
   if (status !== null && status !== 'open' && status !== 'closed') {
     throw fieldError('status', 'must be open or closed');
@@ -172,6 +177,7 @@ export function parseListBills(
     series_id: query.series_id === undefined || query.series_id === '' ? null : parseId(query.series_id, 'series_id'),
     limit: intParam(query.limit, 'limit', Math.min(20, maxLimit), 1, maxLimit),
     after: cursor ? { created_at: cursor[0] as string, bill_id: cursor[1] as string } : null,
+    live: query.totals === 'live',
   };
 }
 

@@ -3,15 +3,19 @@ import { hash } from 'node:crypto';
 import { parse as uuidParse, stringify as uuidStringify, v4 as uuidv4 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotencySettings } from '../core/deps';
-import { failedPrecondition, invalidArgument, notFound, unexpected } from '../core/errors';
+import { AppError, failedPrecondition, invalidArgument, notFound, unexpected } from '../core/errors';
 import { lineItems as lineItemsMetric } from '../core/metrics';
 import { fingerprint, idempotent } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
 import { decodeCursor, encodeCursor, intParam, parseId } from '../core/validate';
-import { findBill, storedTotals } from '../bills/store';
-import { isUpdateRefused, isWorkflowGone, toAppError, updateWithDeadline } from '../temporal/client';
-import { addLineItemUpdate, addStagedLineItemsUpdate, billWorkflowId } from '../temporal/shared';
-import { dropStagedBatch, findLineItem, listLineItems as listLineItemRows, stageBatch } from './store';
+import { findBill } from '../bills/store';
+import { sendUpdate, unknownOutcome, type UpdateFailure } from '../temporal/client';
+import {
+  MAX_GROUP_ITEMS, addStagedLineItemsUpdate, appendLineItemsUpdate, billWorkflowId,
+  type AddLineItemInput, type AppendLineItemsResult,
+} from '../temporal/shared';
+import { GroupCommitter, type GroupEntry } from './group-commit';
+import { allStored, dropStagedBatch, findLineItems, ledgerSnapshot, listLineItems as listLineItemRows, stageBatch } from './store';
 import type { AddedLineItem, AddedLineItems, LineItemPage, NewLineItem } from './types';
 import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from './validation';
 
@@ -21,7 +25,7 @@ const LINE_ITEM_NAMESPACE = Buffer.from(uuidParse('6f1b2c1e-4a57-4d1e-9a44-5b1f0
 /**
  * The RFC 9562 UUIDv5 of `bill \n key` in our namespace, as `uuid`'s v5 derives it (a unit test
  * holds the two equal). One-shot `crypto.hash` instead of v5's hash object: a batch derives 1,000
- * of these, and they were 12% of the API's CPU in the batch profile (README, Performance).
+ * of these, and they were 12% of the API's CPU in the batch profile (docs/performance.md).
  */
 export function lineItemId(billId: string, idempotencyKey: string): string {
   const sha1 = hash('sha1', Buffer.concat([LINE_ITEM_NAMESPACE, Buffer.from(`${billId}\n${idempotencyKey}`, 'utf8')]), 'buffer');
@@ -48,44 +52,94 @@ async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, k
   const billId = parseId(billIdParam, 'billId');
   const item = parseNewLineItem(body);
   const fp = fingerprint('POST /bills/:billId/line-items', { bill_id: billId, ...item });
-  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, () =>
     // Without a key the request is new by definition.
-    const id = lineItemId(billId, key ?? uuidv4());
-    try {
-      const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
-      return await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
-        // Temporal answers a repeated update id with the first result, whatever its arguments: the
-        // id carries the content too, so a different item under the same key reaches the activity.
-        handle.executeUpdate(addLineItemUpdate, { args: [{ ...item, line_item_id: id }], updateId: `${id}:${fp.slice(0, 16)}` }),
-      );
-    } catch (err) {
-      return answerFailedAdd(deps, billId, err, () => landedEarlier(deps, billId, id, item));
-    }
-  });
+    groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, key ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs),
+  );
+}
+
+type ItemAnswer = AddedLineItem | AppError;
+type Groups = GroupCommitter<AddLineItemInput, AddedLineItem>;
+
+// One group committer per process (per Deps): concurrent adds to a bill share its updates.
+const groupsByDeps = new WeakMap<Deps, Groups>();
+
+function groupsOf(deps: Deps): Groups {
+  let groups = groupsByDeps.get(deps);
+  if (!groups) {
+    groups = new GroupCommitter(
+      (billId, entries) => sendGroup(deps, billId, entries),
+      { maxItems: MAX_GROUP_ITEMS, maxBytes: 512 * 1024 },
+      (item) => JSON.stringify(item).length,
+    );
+    groupsByDeps.set(deps, groups);
+  }
+  return groups;
 }
 
 /**
- * An add the workflow did not take: a retry of one that landed before the bill closed gets the
- * answer it missed (`landed`); otherwise the bill is missing, closed, or the error stands.
+ * One update for a group of adds, one answer per caller. An unknown outcome is "maybe stored":
+ * the items are looked up by id and answered if stored; otherwise the same update (same id) is
+ * sent again until the earliest caller's deadline, then 503.
  */
-async function answerFailedAdd<T>(deps: Deps, billId: string, err: unknown, landed: () => Promise<T | null>): Promise<T> {
-  const error = isWorkflowGone(err) ? null : toAppError(err);
-  if (error && error.code !== 'failed_precondition') throw error;
-  const earlier = await landed();
-  if (earlier) return earlier;
-  if (error) throw error;
-  if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
-  throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
+async function sendGroup(deps: Deps, billId: string, entries: GroupEntry<AddLineItemInput, AddedLineItem>[]): Promise<void> {
+  const items = entries.map((e) => e.item);
+  const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+  const updateId = uuidv4();
+  const answers = await sendUpdate<ItemAnswer[]>(
+    deps.temporal,
+    Math.min(...entries.map((e) => e.deadline)),
+    async () => answersOf(billId, items, await handle.executeUpdate(appendLineItemsUpdate, { args: [{ items }], updateId })),
+    async (failure, timeLeft) => {
+      const stored = await storedAnswers(deps, billId, items);
+      if (stored.every((a) => a !== null)) return { answer: stored as ItemAnswer[] };
+      if (failure.kind === 'unknown' && timeLeft) return 'resend';
+      const error = await standingError(deps, billId, failure);
+      return { answer: stored.map((a) => a ?? error) };
+    },
+  );
+  entries.forEach((e, i) => {
+    const answer = answers[i];
+    if (answer instanceof AppError) e.reject(answer);
+    else e.resolve(answer);
+  });
+}
+
+function answersOf(billId: string, items: AddLineItemInput[], result: AppendLineItemsResult): ItemAnswer[] {
+  return items.map((item, i) => {
+    const r = result.results[i];
+    if ('refused' in r) return new AppError(r.refused.code, r.refused.message, r.refused.details);
+    const { line_item_id, amount, currency, description, metadata } = item;
+    return { line_item: { line_item_id, bill_id: billId, amount, currency, description, metadata, created_at: r.created_at }, totals: result.totals };
+  });
+}
+
+/** Each item as the ledger holds it: answered if stored with this content, refused if with other content, else null. */
+async function storedAnswers(deps: Deps, billId: string, items: AddLineItemInput[]): Promise<(ItemAnswer | null)[]> {
+  const rows = await findLineItems(deps.db, items.map((i) => i.line_item_id));
+  if (rows.length === 0) return items.map(() => null);
+  const byId = new Map(rows.map((r) => [r.item.line_item_id, r.item]));
+  const totals = await storedTotalsOf(deps, billId);
+  return items.map((item) => {
+    const stored = byId.get(item.line_item_id);
+    if (!stored) return null;
+    if (stored.bill_id !== billId || !isSameLineItem(stored, item)) {
+      return invalidArgument('this idempotency key was already used for a different line item', { field: 'idempotency_key' });
+    }
+    return { line_item: stored, totals };
+  });
+}
+
+/** What an add that did not land is told: the workflow's refusal, a missing or closed bill, or 503. */
+async function standingError(deps: Deps, billId: string, failure: UpdateFailure): Promise<AppError> {
+  if (failure.kind === 'refused') return failure.error;
+  if (failure.kind !== 'gone') return unknownOutcome();
+  if (!(await findBill(deps.db, billId))) return notFound(`bill ${billId} not found`, { bill_id: billId });
+  return failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
 }
 
 async function storedTotalsOf(deps: Deps, billId: string): Promise<CurrencyTotal[]> {
-  return totalsList((await storedTotals(deps.db, [{ bill_id: billId }])).get(billId) ?? {});
-}
-
-async function landedEarlier(deps: Deps, billId: string, id: string, item: NewLineItem): Promise<AddedLineItem | null> {
-  const stored = await findLineItem(deps.db, id);
-  if (!stored || !isSameLineItem(stored.item, item)) return null;
-  return { line_item: stored.item, totals: await storedTotalsOf(deps, billId) };
+  return totalsList((await ledgerSnapshot(deps.db, billId))?.totals ?? {});
 }
 
 /**
@@ -114,8 +168,10 @@ export async function addLineItems(deps: Deps, billIdParam: unknown, body: unkno
 
 /**
  * Claim check: the items go to Postgres once, here, and the workflow gets their id and sums. It
- * reserves the sums, checks them against the bill and has its activity move the staged rows into
+ * reserves the sums, checks them against the bill and has its writer move the staged rows into
  * line_items, so the batch is still accepted or refused as a whole in one update and one insert.
+ * The staged batch is dropped only when the workflow refused it for good; a batch already applied
+ * (by an earlier attempt of this request) is answered whatever the workflow says now.
  */
 async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], key: string | undefined, fp: string): Promise<AddedLineItems> {
   const totals = batchTotals(items);
@@ -128,29 +184,28 @@ async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], 
   if (staged === 'other_request') {
     throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
   }
-  try {
-    const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
-    const result = await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
-      handle.executeUpdate(addStagedLineItemsUpdate, {
+  const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+  return sendUpdate<AddedLineItems>(
+    deps.temporal,
+    Date.now() + deps.config.updateTimeoutMs,
+    async () => {
+      const result = await handle.executeUpdate(addStagedLineItemsUpdate, {
         args: [{ batch_id: batchId, item_count: items.length, totals }],
         updateId: `${batchId}:${fp.slice(0, 16)}`,
-      }),
-    );
-    return { line_item_ids: ids, totals: result.totals };
-  } catch (err) {
-    // Refused for good (not merely unanswered in time): its staged items will never apply.
-    if (isWorkflowGone(err) || isUpdateRefused(err)) await dropStagedBatch(deps.db, batchId);
-    // A retry of a batch that landed before the bill closed gets the answer it missed.
-    return answerFailedAdd(deps, billId, err, async () => {
-      if (!(await allStored(deps, ids))) return null;
-      return { line_item_ids: ids, totals: await storedTotalsOf(deps, billId) };
-    });
-  }
-}
-
-async function allStored(deps: Deps, ids: string[]): Promise<boolean> {
-  const { rows } = await deps.db.query<{ n: number }>('SELECT count(*)::int AS n FROM line_items WHERE line_item_id = ANY($1::uuid[])', [ids]);
-  return rows[0].n === ids.length;
+      });
+      return { line_item_ids: ids, totals: result.totals };
+    },
+    async (failure, timeLeft) => {
+      if (await allStored(deps.db, ids)) return { answer: { line_item_ids: ids, totals: await storedTotalsOf(deps, billId) } };
+      if (failure.kind === 'unknown') {
+        if (timeLeft) return 'resend';
+        throw unknownOutcome(); // still staged: a retry with the key sends it again
+      }
+      // Refused for good, or its bill is gone: these items will never apply.
+      await dropStagedBatch(deps.db, batchId);
+      throw await standingError(deps, billId, failure);
+    },
+  );
 }
 
 export async function listLineItemsPage(deps: Deps, billId: string, limit: number, afterPosition: string | null): Promise<LineItemPage> {

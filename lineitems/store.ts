@@ -2,7 +2,7 @@
 import { inTransaction, type Db, type Queryable } from '../core/db';
 import { invalidArgument } from '../core/errors';
 import { parseMinorUnits, sameTotals, type TotalsByCurrency } from '../core/money';
-import type { LineItem, NewLineItem } from './types';
+import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from './types';
 
 interface RawLineItem {
   line_item_id: string;
@@ -221,7 +221,91 @@ export async function listLineItems(
   return rows.map(toStored);
 }
 
+export async function findLineItems(db: Queryable, lineItemIds: string[]): Promise<StoredLineItem[]> {
+  const { rows } = await db.query<RawLineItem>(`SELECT ${COLUMNS} FROM line_items WHERE line_item_id = ANY($1::uuid[])`, [lineItemIds]);
+  return rows.map(toStored);
+}
+
 export async function findLineItem(db: Queryable, lineItemId: string): Promise<StoredLineItem | null> {
   const { rows } = await db.query<RawLineItem>(`SELECT ${COLUMNS} FROM line_items WHERE line_item_id = $1`, [lineItemId]);
   return rows[0] ? toStored(rows[0]) : null;
+}
+
+/** A line item with its id, as one write of a group carries it. */
+export type LedgerItem = NewLineItem & { line_item_id: string };
+
+/** What became of one item of a group: stored now or earlier; `same` is false when the id holds other content. */
+export interface ItemWritten {
+  line_item_id: string;
+  created_at: string;
+  same: boolean;
+}
+
+/** What became of one staged batch of a group. */
+export interface BatchWritten {
+  batch_id: string;
+  /** `missing`: not staged for this bill; `mismatch`: its rows disagree with its declared count or sums. */
+  status: 'applied' | 'missing' | 'mismatch';
+}
+
+interface RawSnapshot {
+  version: string;
+  totals: Record<string, { amount: string; count: string }>;
+}
+
+function toSnapshot(r: RawSnapshot): LedgerSnapshot {
+  const totals: TotalsByCurrency = {};
+  for (const [currency, t] of Object.entries(r.totals)) totals[currency] = { amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.count) };
+  return { version: parseMinorUnits(r.version), totals };
+}
+
+/** Postgres SQLSTATE raised by append_line_items for a bill that does not exist. */
+export const BILL_MISSING_SQLSTATE = 'FE007';
+
+/**
+ * One group of writes for one bill (migration 7): single items and staged batches in one
+ * transaction, one position reservation and one round trip. Returns the ledger snapshot the
+ * transaction left and, in input order, what became of each item and batch.
+ */
+export async function appendLineItems(
+  db: Queryable,
+  billId: string,
+  items: LedgerItem[],
+  batches: StagedBatchRef[],
+  sourceRef: string,
+): Promise<{ snapshot: LedgerSnapshot; items: ItemWritten[]; batches: BatchWritten[] }> {
+  const { rows } = await db.query<RawSnapshot & { items: { line_item_id: string; created_at: string; same: boolean }[]; batches: BatchWritten[] }>({
+    name: 'append_line_items',
+    text: 'SELECT version::text, totals, items, batches FROM append_line_items($1, $2::jsonb, $3::jsonb, $4)',
+    values: [
+      billId,
+      JSON.stringify(items.map((i) => ({
+        line_item_id: i.line_item_id, amount: i.amount, currency: i.currency, description: i.description, metadata: i.metadata,
+      }))),
+      JSON.stringify(batches.map((b) => ({ batch_id: b.batch_id, item_count: b.item_count, totals: b.totals }))),
+      sourceRef,
+    ],
+  });
+  const r = rows[0];
+  return {
+    snapshot: toSnapshot(r),
+    items: r.items.map((i) => ({ ...i, created_at: new Date(i.created_at).toISOString() })),
+    batches: r.batches,
+  };
+}
+
+/** The bill's ledger snapshot as it stands; null when there is no such bill. */
+export async function ledgerSnapshot(db: Queryable, billId: string): Promise<LedgerSnapshot | null> {
+  const { rows } = await db.query<RawSnapshot>({
+    name: 'ledger_snapshot',
+    text: 'SELECT version::text, totals FROM ledger_snapshot($1)',
+    values: [billId],
+  });
+  return rows[0] ? toSnapshot(rows[0]) : null;
+}
+
+/** Whether every one of these line items is stored (a batch is applied whole or not at all). */
+export async function allStored(db: Queryable, lineItemIds: string[]): Promise<boolean> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM line_items WHERE line_item_id = ANY($1::uuid[])', [lineItemIds]);
+  return rows[0].n === new Set(lineItemIds).size;
 }

@@ -73,3 +73,13 @@ export interface StagedBatchRef {
   item_count: number;
   totals: TotalsByCurrency;
 }
+
+/**
+ * A bill's ledger as one write left it: its version (the bill's position counter, bumped under its
+ * row lock, so versions follow commit order) and its running totals. A newer snapshot has a higher
+ * version; the workflow adopts only those.
+ */
+export interface LedgerSnapshot {
+  version: number;
+  totals: TotalsByCurrency;
+}

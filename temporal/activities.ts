@@ -11,15 +11,21 @@ import { billsClosed, billsOpened, closeTotalsMismatches, invoiceFailures } from
 import type { TotalsByCurrency } from '../core/money';
 import { cancelSeries, closeBill, insertBill, type InsertBillOutcome } from '../bills/store';
 import type { BillHeader } from '../bills/types';
-import { BILL_CLOSED_SQLSTATE, applyStagedBatch, insertLineItem, insertLineItems } from '../lineitems/store';
+import {
+  BILL_CLOSED_SQLSTATE, BILL_MISSING_SQLSTATE, appendLineItems, applyStagedBatch, insertLineItem, insertLineItems, ledgerSnapshot,
+  type LedgerItem,
+} from '../lineitems/store';
 import { lineItemId } from '../lineitems/lineitems';
-import type { LineItem, NewLineItem } from '../lineitems/types';
+import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from '../lineitems/types';
 import { isSameLineItem } from '../lineitems/validation';
 import { deliverInvoice, generateInvoice, type Delivery } from '../postprocess/invoicing';
 import type { Mailer } from '../postprocess/mailer';
 import { beginPostProcess, recordFailure } from '../postprocess/store';
 import type { InvoiceStatus, PostProcessStep } from '../postprocess/types';
-import type { AddLineItemInput, AddLineItemsInput, AddStagedLineItemsInput, FailureType } from './shared';
+import type {
+  AddLineItemInput, AddLineItemsInput, AddStagedLineItemsInput, FailureType, LedgerWrite, Refusal, WriteLineItemsInput,
+  WriteLineItemsResult, WriteOutcome,
+} from './shared';
 
 /** The idempotency key of a bill's recurring fee: a newline, which no client key may contain. */
 const RECURRING_FEE_KEY = '\nrecurring-fee';
@@ -59,6 +65,34 @@ async function permanent<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+const refused = (refusal: Refusal): WriteOutcome => ({ status: 'refused', refusal });
+const closedRefusal: Refusal = { code: 'failed_precondition', message: 'bill is closed: it accepts no more line items', details: { status: 'closed' } };
+
+/**
+ * Whether Postgres refused the data itself (class 22: a data exception; 23514: a check, such as a
+ * total past the exact range): the same write would be refused on every retry.
+ */
+function refusalOfData(err: unknown): Refusal | null {
+  const e = err as { code?: string; constraint?: string };
+  if (e.code === '23514' && e.constraint === 'bill_totals_exact_check') {
+    return { code: 'failed_precondition', message: 'a total of this bill would exceed the largest exact amount', details: { field: 'amount' } };
+  }
+  if (e.code?.startsWith('22') || e.code === '23514') return { code: 'invalid_argument', message: `the database refused this line item (${e.code})`, details: null };
+  return null;
+}
+
+/** The writes of a group as the store takes them: items (the fee with its derived id) and batches, and where each went. */
+function splitWrites(billId: string, writes: LedgerWrite[]) {
+  const items: LedgerItem[] = [];
+  const batches: StagedBatchRef[] = [];
+  const slots = writes.map((w) => {
+    if ('batch' in w) return { batch: batches.push(w.batch) - 1 };
+    const item = 'item' in w ? w.item : { ...w.recurring_fee, line_item_id: lineItemId(billId, RECURRING_FEE_KEY) };
+    return { item: items.push(item) - 1, fee: 'recurring_fee' in w };
+  });
+  return { items, batches, slots };
+}
+
 /** The workflow reads these at its start (a local activity), so retries follow the configuration. */
 export type PostProcessSettings = Config['postProcess'];
 
@@ -74,7 +108,63 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
     const { workflowExecution, activityId, attempt } = Context.current().info;
     return { workflow_id: workflowExecution?.workflowId, run_id: workflowExecution?.runId, activity_id: activityId, attempt };
   };
+  /** One group in one transaction; what became of each write, in order, and the snapshot it left. */
+  async function writeGroup(billId: string, writes: LedgerWrite[], sourceRef: string): Promise<WriteLineItemsResult> {
+    const { items, batches, slots } = splitWrites(billId, writes);
+    const written = await appendLineItems(db, billId, items, batches, sourceRef);
+    const outcomes = slots.map((slot): WriteOutcome => {
+      if ('batch' in slot) {
+        const b = written.batches[slot.batch!];
+        if (b.status === 'applied') return { status: 'applied' };
+        if (b.status === 'missing') return refused({ code: 'failed_precondition', message: `batch ${b.batch_id} is not staged for this bill`, details: null });
+        return refused({ code: 'invalid_argument', message: 'the staged batch does not match its declared sums', details: { field: 'items' } });
+      }
+      const i = written.items[slot.item!];
+      // The period's fee is charged once, whatever a first attempt stored for it.
+      if (i.same || slot.fee) return { status: 'stored', created_at: i.created_at };
+      return refused({ code: 'invalid_argument', message: 'this idempotency key was already used for a different line item', details: { field: 'idempotency_key' } });
+    });
+    return { snapshot: written.snapshot, outcomes };
+  }
+
+  /** Refusals that stand for a whole group: a closed or missing bill, answered with the ledger as it is. */
+  async function refuseGroup(billId: string, writes: LedgerWrite[], refusal: Refusal): Promise<WriteLineItemsResult> {
+    const snapshot: LedgerSnapshot = (await ledgerSnapshot(db, billId)) ?? { version: 0, totals: {} };
+    return { snapshot, outcomes: writes.map(() => refused(refusal)) };
+  }
+
   const activities = {
+    /**
+     * A group of line-item writes for one bill, run as a local activity from its workflow: one
+     * transaction, one position reservation, one snapshot. Idempotent by line item and batch id, so
+     * any retry, resent update or late duplicate converges on the same rows; the snapshot it returns
+     * is the ledger's, never a sum the workflow keeps. Only a passing outage throws (and retries).
+     */
+    async writeLineItems(input: WriteLineItemsInput): Promise<WriteLineItemsResult> {
+      const { bill_id: billId, writes } = input;
+      const sourceRef = currentSourceRef();
+      try {
+        return await writeGroup(billId, writes, sourceRef);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === BILL_CLOSED_SQLSTATE) return refuseGroup(billId, writes, closedRefusal);
+        if (code === BILL_MISSING_SQLSTATE) return refuseGroup(billId, writes, { code: 'not_found', message: `bill ${billId} not found`, details: { bill_id: billId } });
+        const refusal = refusalOfData(err);
+        if (!refusal) throw err;
+        if (writes.length === 1) return refuseGroup(billId, writes, refusal);
+        // Which write the database refused is not said: each again on its own, so one bad write
+        // refuses only itself.
+        const outcomes: WriteOutcome[] = [];
+        let snapshot: LedgerSnapshot = { version: 0, totals: {} };
+        for (const w of writes) {
+          const r = await activities.writeLineItems({ bill_id: billId, writes: [w] });
+          outcomes.push(r.outcomes[0]);
+          if (r.snapshot.version >= snapshot.version) snapshot = r.snapshot;
+        }
+        return { snapshot, outcomes };
+      }
+    },
+
     async persistBill(bill: BillHeader): Promise<InsertBillOutcome> {
       const outcome = await insertBill(db, bill);
       if (outcome === 'created') billsOpened.inc();
@@ -147,7 +237,7 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
       return { added: outcome.added, count: outcome.count };
     },
 
-    async closeBill(input: { bill_id: string; closed_at: string }): Promise<{ closed_at: string; totals: TotalsByCurrency }> {
+    async closeBill(input: { bill_id: string; closed_at: string }): Promise<{ closed_at: string; totals: TotalsByCurrency; version: number }> {
       const { closed_now, ...closed } = await inTransaction(db, (tx) => closeBill(tx, input.bill_id, input.closed_at));
       if (closed_now) billsClosed.inc();
       return closed;

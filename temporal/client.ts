@@ -35,20 +35,76 @@ export function withDeadline<T>(client: Client, ms: number, fn: () => Promise<T>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Sends an update under a deadline, and resends it (same update id) while the workflow asks for a
- * retry (it is draining to continue as new): callers see one slower answer, not an error.
+ * Why an update came back without a result. `retry`: the workflow asked for it again (it is
+ * draining to continue as new). `refused`: its validator or handler refused it with one of our
+ * codes; nothing happened and nothing will. `gone`: the workflow does not exist or has completed.
+ * `unknown`: anything else (a deadline, the server's own update failures such as
+ * UnprocessedUpdate, AcceptedUpdateCompletedWorkflow or WorkflowNotReady, a lost connection):
+ * the update may or may not have been applied.
  */
-export async function updateWithDeadline<T>(client: Client, ms: number, send: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + ms;
+export type UpdateFailure =
+  | { kind: 'retry' }
+  | { kind: 'refused'; error: AppError }
+  | { kind: 'gone' }
+  | { kind: 'unknown' };
+
+export function classifyUpdateFailure(err: unknown): UpdateFailure {
+  if (err instanceof WorkflowUpdateFailedError) {
+    const rejection = rejectionOf(err);
+    if (rejection?.type === 'unavailable') return { kind: 'retry' };
+    if (rejection) return { kind: 'refused', error: toAppError(err) };
+    return { kind: 'unknown' };
+  }
+  if (isWorkflowGone(err)) return { kind: 'gone' };
+  return { kind: 'unknown' };
+}
+
+/** Pause before a resend: short, as the workflow's next run or task is usually a moment away. */
+const resendPause = (attempt: number) => sleep(Math.min(20 * attempt, 200));
+
+/**
+ * Sends an update under a deadline, always with the same update id (`send` sets it), so Temporal
+ * takes a resend as the same update. A workflow asking for a retry gets the update again. Any other
+ * failure goes to `unanswered`, which either answers (from the database, say) or asks for a resend
+ * while time is left; past the deadline it must answer or throw.
+ */
+export async function sendUpdate<T>(
+  client: Client,
+  deadline: number,
+  send: () => Promise<T>,
+  unanswered: (failure: UpdateFailure, timeLeft: boolean, err: unknown) => Promise<{ answer: T } | 'resend'>,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    let failure: UpdateFailure;
+    let error: unknown;
     try {
       return await client.connection.withDeadline(deadline, send);
     } catch (err) {
-      const askedToRetry = err instanceof WorkflowUpdateFailedError && rejectionOf(err)?.type === 'unavailable';
-      if (!askedToRetry || Date.now() + 100 > deadline) throw err;
-      await sleep(Math.min(20 * attempt, 200));
+      failure = classifyUpdateFailure(err);
+      error = err;
     }
+    const timeLeft = Date.now() + 100 < deadline;
+    if (failure.kind !== 'retry' || !timeLeft) {
+      const handled = await unanswered(failure, timeLeft, error);
+      if (handled !== 'resend') return handled.answer;
+      if (!timeLeft) throw unknownOutcome();
+    }
+    await resendPause(attempt);
   }
+}
+
+/** The answer past the deadline when nothing says whether the update was applied. */
+export const unknownOutcome = () =>
+  new AppError('unavailable', 'the billing workflow did not answer in time; retry with the same idempotency key');
+
+/**
+ * Sends an update under a deadline, resending it while the workflow asks for a retry; any other
+ * failure is thrown (for updates whose outcome the caller reads back from the bill itself).
+ */
+export function updateWithDeadline<T>(client: Client, ms: number, send: () => Promise<T>): Promise<T> {
+  return sendUpdate(client, Date.now() + ms, send, async (_failure, _timeLeft, err) => {
+    throw err;
+  });
 }
 
 const GRPC_NOT_FOUND = 5;
@@ -60,14 +116,6 @@ function grpcCode(err: unknown): number | undefined {
   if (isGrpcServiceError(err)) return err.code;
   if (err instanceof ServiceError) return grpcCode(err.cause);
   return undefined;
-}
-
-/**
- * True when the workflow answered the update with a failure that stands: refused by its validator
- * or failed by its handler, not asked to retry. Its effects did not happen and never will.
- */
-export function isUpdateRefused(err: unknown): boolean {
-  return err instanceof WorkflowUpdateFailedError && rejectionOf(err)?.type !== 'unavailable';
 }
 
 /** True when the workflow does not exist, or has completed and accepts no updates. */
@@ -96,10 +144,12 @@ export function toAppError(err: unknown): AppError {
   if (rejection && isErrCode(rejection.type)) {
     return new AppError(rejection.type, rejection.message, (rejection.details?.[0] as ErrDetails | null | undefined) ?? null);
   }
+  // The server's own update failures (not our codes) leave the outcome unknown: retry, never a 500.
+  if (err instanceof WorkflowUpdateFailedError) return unknownOutcome();
   if (err instanceof WorkflowExecutionAlreadyStartedError) return new AppError('already_exists', 'the bill already exists');
   const code = grpcCode(err);
   if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || code === GRPC_DEADLINE_EXCEEDED || code === GRPC_UNAVAILABLE) {
-    return new AppError('unavailable', 'the billing workflow did not answer in time; retry with the same idempotency key');
+    return unknownOutcome();
   }
   if (code === GRPC_RESOURCE_EXHAUSTED) {
     return new AppError('resource_exhausted', 'the billing workflow is busy; retry with the same idempotency key');

@@ -4,9 +4,10 @@
  * its constant's name.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { ErrCode, ErrDetails } from '../core/errors';
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 import type { BillHeader, BillStatus } from '../bills/types';
-import type { LineItem, NewLineItem, StagedBatchRef } from '../lineitems/types';
+import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from '../lineitems/types';
 
 /** Business ids are workflow ids: at most one lifecycle per bill, ever. */
 export const billWorkflowId = (billId: string) => `bill-${billId}`;
@@ -26,9 +27,13 @@ export interface BillActivitySettings {
   timeoutMs: number;
   retryInitialMs: number;
   retryMaxIntervalMs: number;
+  /** Per attempt of a local activity (the ledger writes); below the workflow task timeout. */
+  localTimeoutMs?: number;
 }
 
 export interface CarriedState {
+  /** The ledger snapshot the run ended with (absent from runs of releases before migration 7: 0). */
+  version?: number;
   totals: TotalsByCurrency;
   lineItemCount: number;
   continuedAsNew: number;
@@ -46,6 +51,8 @@ export interface CancelSeriesInput {
 /** What the running workflow knows; the endpoints merge it with the stored bill header. */
 export interface LiveBill {
   status: BillStatus;
+  /** The ledger version of `totals` (see LedgerSnapshot). */
+  version: number;
   totals: CurrencyTotal[];
   line_item_count: number;
   closed_at: string | null;
@@ -66,9 +73,11 @@ export interface AddLineItemsInput {
 export type AddStagedLineItemsInput = StagedBatchRef;
 
 export interface AddLineItemsResult {
-  /** Items of this batch counted now; the others were already stored by an earlier attempt. */
+  /** Items of this batch (before migration 7: those counted now, not by an earlier attempt). */
   added: number;
   totals: CurrencyTotal[];
+  /** The ledger version of `totals` (absent from results of releases before migration 7). */
+  version?: number;
 }
 
 export interface AddLineItemResult {
@@ -76,9 +85,61 @@ export interface AddLineItemResult {
   totals: CurrencyTotal[];
 }
 
+/** Why the workflow refused one write (an API error code); `unavailable` asks the caller to resend. */
+export interface Refusal {
+  code: ErrCode;
+  message: string;
+  details: ErrDetails | null;
+}
+
+/** Items of one appendLineItemsUpdate: the API groups up to this many concurrent adds. */
+export const MAX_GROUP_ITEMS = 500;
+
+/** Adds that reached one API process together: each its own line item, answered one by one. */
+export interface AppendLineItemsInput {
+  items: AddLineItemInput[];
+}
+
+/** Per item, in input order: stored (now, or earlier with the same content) or refused. */
+export type ItemResult = { created_at: string } | { refused: Refusal };
+
+export interface AppendLineItemsResult {
+  /** The ledger snapshot after the items' write, or a later one. */
+  version: number;
+  totals: CurrencyTotal[];
+  results: ItemResult[];
+}
+
+/** One write the workflow sends to its ledger (the writeLineItems local activity). */
+export type LedgerWrite =
+  | { item: AddLineItemInput }
+  /** The period's recurring fee: its id is derived from the bill alone. */
+  | { recurring_fee: NewLineItem }
+  | { batch: StagedBatchRef };
+
+export type WriteOutcome =
+  | { status: 'stored'; created_at: string }
+  | { status: 'applied' }
+  | { status: 'refused'; refusal: Refusal };
+
+export interface WriteLineItemsInput {
+  bill_id: string;
+  writes: LedgerWrite[];
+}
+
+export interface WriteLineItemsResult {
+  snapshot: LedgerSnapshot;
+  outcomes: WriteOutcome[];
+}
+
 /** Update-with-Start target: returns once the bill row is persisted. */
 export const openBillUpdate = defineUpdate<LiveBill>('openBillUpdate');
-/** Adds a line item; the result is confirmed (persisted and counted). */
+/**
+ * Adds one or more line items (concurrent adds grouped by the API); each item is stored or refused
+ * on its own, and the result carries the ledger snapshot after the write.
+ */
+export const appendLineItemsUpdate = defineUpdate<AppendLineItemsResult, [AppendLineItemsInput]>('appendLineItemsUpdate');
+/** Adds a line item; the result is confirmed (persisted and counted). The API of the previous release sends it. */
 export const addLineItemUpdate = defineUpdate<AddLineItemResult, [AddLineItemInput]>('addLineItemUpdate');
 /**
  * Up to MAX_BATCH_ITEMS line items accepted or rejected as a whole, in one update and one insert:

@@ -2,7 +2,9 @@
  * A real service for a test file: the Fastify host on a free port, a real worker on its own task
  * queue, the shared Postgres database and Temporal dev server from global-setup.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
@@ -15,6 +17,7 @@ import { createLogger, type DestinationStream, type Logger } from '../../core/lo
 import { createMailer } from '../../postprocess/mailer';
 import { createActivities, type Activities } from '../../temporal/activities';
 import { createWorker } from '../../temporal/worker';
+import { billWorkflowId, getBillQuery, type LiveBill } from '../../temporal/shared';
 import { testTempDir } from './tmp';
 
 export interface Stack {
@@ -149,4 +152,46 @@ export async function tableCounts(db: Db): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const t of tables) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
   return counts;
+}
+
+/** The bill's workflow's own numbers: what it would answer GET /bills/:id with. */
+export function liveTotals(stack: Stack, billId: string): Promise<LiveBill> {
+  return stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).query(getBillQuery);
+}
+
+/** How often the bill's (last) workflow run reported live totals that differ from the ledger at close. */
+export async function mismatchReports(stack: Stack, billId: string): Promise<number> {
+  const { events } = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
+  return (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'reportTotalsMismatch').length;
+}
+
+/** The ledger's sums for a bill, straight from its rows. */
+export async function ledgerSums(stack: Stack, billId: string): Promise<{ n: number; total: string }> {
+  const { rows } = await stack.db.query('SELECT count(*)::int AS n, coalesce(sum(amount), 0)::text AS total FROM line_items WHERE bill_id = $1', [billId]);
+  return rows[0];
+}
+
+/**
+ * The crashing worker (helpers/crashing-worker.ts) on the stack's task queue, one process (node
+ * with tsx's loader, not the tsx wrapper) so its own SIGKILL is what `exited` sees. Resolves once
+ * it polls; stop the stack's own worker first.
+ */
+export async function startCrashingWorker(
+  stack: Stack, crashAt: 'deliverInvoice' | 'after-ledger-write', env: Record<string, string> = {},
+): Promise<{ exited: Promise<NodeJS.Signals | null> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'crashing-worker.ts')], {
+    cwd: path.resolve(__dirname, '..', '..'),
+    env: {
+      ...process.env, ...env, CRASH_AT: crashAt,
+      DATABASE_URL: stack.config.databaseUrl, TEMPORAL_ADDRESS: stack.config.temporal.address, TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
+      DATA_DIR: stack.config.dataDir, LOG_LEVEL: 'warn',
+    } as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    child.on('exit', () => reject(new Error('crashing worker exited before it was ready')));
+  });
+  return { exited };
 }

@@ -7,19 +7,19 @@ import { lineItemId } from '../../lineitems/lineitems';
 import { stageBatch } from '../../lineitems/store';
 import { batchTotals } from '../../lineitems/validation';
 import type { Activities } from '../../temporal/activities';
-import { addLineItemsUpdate, billWorkflowId } from '../../temporal/shared';
-import { call, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+import { addLineItemsUpdate, billWorkflowId, type WriteLineItemsResult } from '../../temporal/shared';
+import { call, inSeconds, ledgerSums, liveTotals, mismatchReports, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
 let failNextBatchAfterCommit = false;
 
 beforeAll(async () => {
-  // Fault injection: the insert commits, then the activity "loses its connection" once.
+  // Fault injection: a batch's write commits, then the activity "loses its connection" once.
   stack = await startStack({}, (a: Activities) => ({
     ...a,
-    persistStagedLineItems: async (input) => {
-      const result = await a.persistStagedLineItems(input);
-      if (failNextBatchAfterCommit) {
+    writeLineItems: async (input) => {
+      const result = await a.writeLineItems(input);
+      if (failNextBatchAfterCommit && input.writes.some((w) => 'batch' in w)) {
         failNextBatchAfterCommit = false;
         throw new Error('connection reset after commit');
       }
@@ -111,11 +111,14 @@ describe('POST /bills/:billId/line-items/batch', () => {
     expect(reply.status).toBe(200);
     expect(failNextBatchAfterCommit).toBe(false); // the fault fired
     const total = batchOf(50).reduce((a, i) => a + i.amount, 0);
-    const live = (await call(stack, 'GET', `/bills/${billId}`)).body;
-    expect(live.totals.reduce((a: number, t: { line_item_count: number }) => a + t.line_item_count, 0)).toBe(50);
+    // The workflow's own count, not the database's read twice.
+    const live = await liveTotals(stack, billId);
+    expect(live.line_item_count).toBe(50);
+    expect(live.totals.reduce((a, t) => a + t.amount, 0)).toBe(total);
     const closed = await call(stack, 'POST', `/bills/${billId}/close`);
     expect(closed.body.bill.totals.reduce((a: number, t: { amount: number }) => a + t.amount, 0)).toBe(total);
     expect((await stored(billId)).reduce((a: number, r: { n: number }) => a + r.n, 0)).toBe(50);
+    expect(await mismatchReports(stack, billId)).toBe(0);
   });
 });
 
@@ -129,8 +132,10 @@ describe('staged batches (claim check)', () => {
     expect(await stageBatch(stack.db, { batch_id: batchId, bill_id: billId, request_fingerprint: key, items: withIds })).toBe('staged');
     return { batch_id: batchId, item_count: items.length, totals: batchTotals(items), bill_id: billId };
   };
-  const runActivity = (activityId: string, input: Parameters<Activities['persistStagedLineItems']>[0]) =>
-    new MockActivityEnvironment({ activityId }).run(stack.activities().persistStagedLineItems, input);
+  const write = (activityId: string, input: { batch_id: string; item_count: number; totals: Record<string, { amount: number; count: number }>; bill_id: string }) => {
+    const { bill_id, ...batch } = input;
+    return new MockActivityEnvironment({ activityId }).run(stack.activities().writeLineItems, { bill_id, writes: [{ batch }] }) as Promise<WriteLineItemsResult>;
+  };
 
   it('keeps an applied batch as a small record until the bill closes', async () => {
     const billId = await openBill();
@@ -145,13 +150,16 @@ describe('staged batches (claim check)', () => {
     expect(await staged(billId)).toEqual([]);
   });
 
-  it('counts an applied batch for the activity that applied it, and nothing for any other', async () => {
+  it('applies a staged batch once: any later attempt answers applied with the ledger as it is', async () => {
     const billId = await openBill();
     const input = await stage(billId, 'direct');
-    const first = await runActivity('a1', input);
-    expect(first).toEqual({ added: input.totals, count: 4 });
-    expect(await runActivity('a1', input)).toEqual(first); // a retry of that activity
-    expect(await runActivity('a2', input)).toEqual({ added: {}, count: 0 }); // the update resent to a later run
+    const first = await write('a1', input);
+    expect(first.outcomes).toEqual([{ status: 'applied' }]);
+    expect(first.snapshot.totals).toEqual(input.totals);
+    const again = await write('a2', input); // a retry, or the update resent to a later run
+    expect(again.outcomes).toEqual([{ status: 'applied' }]);
+    expect(again.snapshot.totals).toEqual(input.totals);
+    expect(again.snapshot.version).toBeGreaterThan(first.snapshot.version);
     expect((await stored(billId)).reduce((n: number, r: { n: number }) => n + r.n, 0)).toBe(4);
   });
 
@@ -159,7 +167,9 @@ describe('staged batches (claim check)', () => {
     const billId = await openBill();
     const input = await stage(billId, 'lying');
     const wrong = { ...input, totals: { ...input.totals, USD: { amount: input.totals.USD.amount + 1, count: input.totals.USD.count } } };
-    await expect(runActivity('a1', wrong)).rejects.toMatchObject({ type: 'invalid_argument', nonRetryable: true });
+    const result = await write('a1', wrong);
+    expect(result.outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'invalid_argument' }) }]);
+    expect(result.snapshot.totals).toEqual({});
     expect(await stored(billId)).toEqual([]);
     expect(await staged(billId)).toMatchObject([{ applied: false }]);
     const totals = await stack.db.query('SELECT count(*)::int AS n FROM bill_totals WHERE bill_id = $1', [billId]);
@@ -170,19 +180,41 @@ describe('staged batches (claim check)', () => {
     const billId = await openBill();
     await call(stack, 'POST', `/bills/${billId}/close`);
     const input = await stage(billId, 'late');
-    await expect(runActivity('a1', input)).rejects.toMatchObject({ type: 'failed_precondition', nonRetryable: true });
-    await expect(runActivity('a1', { ...input, batch_id: lineItemId(billId, 'never') })).rejects.toMatchObject({ type: 'failed_precondition' });
+    expect((await write('a1', input)).outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition' }) }]);
+    const open = await openBill();
+    const never = await write('a1', { ...input, bill_id: open, batch_id: lineItemId(open, 'never') });
+    expect(never.outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition' }) }]);
     expect(await stored(billId)).toEqual([]);
+  });
+
+  it('answers a retry of an applied batch that the workflow now refuses, and keeps the batch applied', async () => {
+    // The first batch takes the USD total past half the exact range, so a duplicate of it cannot
+    // fit next to it: the workflow's validator refuses the resent update for good.
+    const billId = await openBill();
+    const items = [{ amount: 5_000_000_000_000_000, currency: 'USD', description: 'big' }];
+    const headers = { 'Idempotency-Key': `${billId}-big` };
+    const first = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, { items }, headers);
+    expect(first.status).toBe(200);
+    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [`${billId}-big`]);
+    const resent = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, { items }, headers);
+    expect(resent.status).toBe(200);
+    expect(resent.body.line_item_ids).toEqual(first.body.line_item_ids);
+    expect(await staged(billId)).toMatchObject([{ applied: true }]);
+    expect(await ledgerSums(stack, billId)).toEqual({ n: 1, total: '5000000000000000' });
+    expect((await liveTotals(stack, billId)).line_item_count).toBe(1);
   });
 
   it('still takes a batch carried in the update itself, as the previous release sent it', async () => {
     const billId = await openBill();
     const items = batchOf(5).map((item, i) => ({ ...item, metadata: null, line_item_id: lineItemId(billId, `old\n#${i}`) }));
     const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
-    const result = await handle.executeUpdate(addLineItemsUpdate, { args: [{ items }], updateId: 'old-batch' });
-    expect(result.added).toBe(5);
+    // A repeated id (the previous release counted it twice) is stored and counted once.
+    const result = await handle.executeUpdate(addLineItemsUpdate, { args: [{ items: [...items, items[0]] }], updateId: 'old-batch' });
+    expect(result.added).toBe(6);
     expect((await stored(billId)).reduce((n: number, r: { n: number }) => n + r.n, 0)).toBe(5);
+    expect((await liveTotals(stack, billId)).line_item_count).toBe(5);
     const closed = (await call(stack, 'POST', `/bills/${billId}/close`)).body.bill;
     expect(closed.totals.reduce((n: number, t: { line_item_count: number }) => n + t.line_item_count, 0)).toBe(5);
+    expect(await mismatchReports(stack, billId)).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
-import { billWorkflowId, getBillQuery } from '../../temporal/shared';
+import { billWorkflowId, getBillQuery, type WriteLineItemsResult } from '../../temporal/shared';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
@@ -45,7 +45,7 @@ describe('a bill that is closing or closed accepts no line items', () => {
 
     const events = (await handle.fetchHistory()).events ?? [];
     const acceptedAdds = events.filter(
-      (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'addLineItemUpdate',
+      (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'appendLineItemsUpdate',
     );
     // Only the first add was accepted; the rejected one left no trace.
     expect(acceptedAdds).toHaveLength(1);
@@ -78,7 +78,14 @@ describe('a bill that is closing or closed accepts no line items', () => {
     await expect(stack.db.query('DELETE FROM line_items WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE001' });
     await expect(stack.db.query(`UPDATE bills SET status = 'open', closed_at = NULL WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE002' });
 
-    // The activity turns the trigger's refusal into a non-retryable failed_precondition.
+    // The ledger write answers the refusal for each write, with the ledger as it stands.
+    const late = await new MockActivityEnvironment().run(stack.activities().writeLineItems, {
+      bill_id: billId,
+      writes: [{ item: { line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e03', amount: 1, currency: 'USD', description: 'late', metadata: null } }],
+    }) as WriteLineItemsResult;
+    expect(late.outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition', details: { status: 'closed' } }) }]);
+    expect(late.snapshot.totals).toEqual({ USD: { amount: 10, count: 1 } });
+    // The activities of the previous release turn it into a non-retryable failed_precondition.
     const activity = stack.activities().persistLineItem;
     const attempt = new MockActivityEnvironment().run(activity, {
       bill_id: billId, line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e01', amount: 1, currency: 'USD', description: 'late', metadata: null,

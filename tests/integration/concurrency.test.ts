@@ -1,7 +1,7 @@
 import { Worker } from '@temporalio/worker';
 import { formatMinorUnits } from '../../core/money';
 import { billWorkflowId, getBillQuery } from '../../temporal/shared';
-import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+import { call, inSeconds, liveTotals, mismatchReports, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -25,9 +25,38 @@ describe('concurrent adds', () => {
     );
     expect(replies.map((r) => r.status)).toEqual(Array(50).fill(200));
     const expected = amounts.reduce((a, b) => a + b, 0);
+    const totals = [{ currency: 'USD', amount: expected, line_item_count: 50, formatted: formatMinorUnits(expected, 'USD') }];
     expect(await dbSum(billId)).toEqual({ n: 50, total: String(expected) });
+    // The workflow's own numbers, before the close adopts the stored ones.
+    expect((await liveTotals(stack, billId)).totals).toEqual(totals);
     const closed = await call(stack, 'POST', `/bills/${billId}/close`);
-    expect(closed.body.bill.totals).toEqual([{ currency: 'USD', amount: expected, line_item_count: 50, formatted: formatMinorUnits(expected, 'USD') }]);
+    expect(closed.body.bill.totals).toEqual(totals);
+    expect(await mismatchReports(stack, billId)).toBe(0);
+  });
+
+  it('answers 64 concurrent adds to one hot bill, each once, in fewer updates than adds', async () => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const amounts = Array.from({ length: 64 }, (_, i) => 100 + i);
+    const replies = await Promise.all(amounts.map((amount, i) =>
+      call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'EUR', description: `hot ${i}` }, { 'Idempotency-Key': `${billId}-hot-${i}` })));
+    expect(replies.map((r) => r.status)).toEqual(Array(64).fill(200));
+    expect(new Set(replies.map((r) => r.body.line_item.line_item_id)).size).toBe(64);
+    // Each caller's answer carries its own item and a snapshot that already counts it.
+    for (const [i, r] of replies.entries()) {
+      expect(r.body.line_item).toMatchObject({ amount: amounts[i], description: `hot ${i}` });
+      expect(r.body.totals[0].line_item_count).toBeGreaterThanOrEqual(1);
+    }
+    const expected = amounts.reduce((a, b) => a + b, 0);
+    const live = await liveTotals(stack, billId);
+    expect(live.totals).toEqual([{ currency: 'EUR', amount: expected, line_item_count: 64, formatted: formatMinorUnits(expected, 'EUR') }]);
+    expect(await dbSum(billId)).toEqual({ n: 64, total: String(expected) });
+    // Group commit: concurrent adds travelled together, so the history holds fewer updates than adds.
+    const { events } = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
+    const updates = (events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
+    expect(updates).toBeLessThan(64);
+    await call(stack, 'POST', `/bills/${billId}/close`);
+    expect(await mismatchReports(stack, billId)).toBe(0);
   });
 
   it('carries totals across continue-as-new, with retried keys never counted twice', async () => {
@@ -54,6 +83,7 @@ describe('concurrent adds', () => {
     const closed = await call(stack, 'POST', `/bills/${billId}/close`);
     expect(closed.body.bill.totals.reduce((s: number, t: { amount: number }) => s + t.amount, 0)).toBe(expected);
     expect(closed.body.line_items).toHaveLength(23);
+    expect(await mismatchReports(stack, billId)).toBe(0);
 
     // The last run started from carried state; its history replays deterministically.
     const history = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
@@ -75,6 +105,8 @@ describe('continue-as-new under concurrent load', () => {
     expect(live.continued_as_new).toBeGreaterThanOrEqual(1);
     expect(live.totals).toEqual([{ currency: 'USD', amount: expected, line_item_count: 40, formatted: formatMinorUnits(expected, 'USD') }]);
     expect(await dbSum(billId)).toEqual({ n: 40, total: String(expected) });
+    await call(stack, 'POST', `/bills/${billId}/close`);
+    expect(await mismatchReports(stack, billId)).toBe(0);
   });
 });
 

@@ -2,8 +2,6 @@
  * Invoices end to end: the abandoned post-process renders a PDF and emails it to a real SMTP peer
  * on loopback, exactly once, through SMTP outages, a killed worker and concurrent closes.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -11,10 +9,9 @@ import { inTransaction } from '../../core/db';
 import { createLogger } from '../../core/log';
 import { invoiceFailures } from '../../core/metrics';
 import { assignInvoiceNumber } from '../../postprocess/store';
-import { call, eventually, inSeconds, logSink, startStack, uid, type Stack } from '../helpers/stack';
+import { call, eventually, inSeconds, logSink, startCrashingWorker, startStack, uid, type Stack } from '../helpers/stack';
 import { pdfText, startSmtpPeer, type ReceivedMail, type SmtpPeer } from '../helpers/smtp';
 
-const root = path.resolve(__dirname, '..', '..');
 const received: ReceivedMail[] = [];
 let logLines: Record<string, unknown>[] = [];
 let smtp: SmtpPeer;
@@ -214,21 +211,7 @@ describe('SMTP down', () => {
 describe('a worker killed between "PDF stored" and "email sent"', () => {
   it('leaves one invoice and, after restart, sends one email', async () => {
     await stack.stopWorker();
-    // One process (node with tsx's loader, not the tsx wrapper) so its own SIGKILL is what we see.
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'tests', 'helpers', 'crashing-worker.ts')], {
-      cwd: root,
-      env: {
-        ...process.env, ...env,
-        DATABASE_URL: stack.config.databaseUrl, TEMPORAL_ADDRESS: stack.config.temporal.address, TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
-        DATA_DIR: stack.config.dataDir, LOG_LEVEL: 'warn',
-      } as NodeJS.ProcessEnv,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-      child.on('exit', () => reject(new Error('crashing worker exited before it was ready')));
-    });
+    const { exited } = await startCrashingWorker(stack, 'deliverInvoice', env);
 
     const { billId } = await closedBill();
     expect(await exited).toBe('SIGKILL');

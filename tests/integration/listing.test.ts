@@ -32,15 +32,27 @@ async function walk(query: string, limit: number): Promise<any[]> {
 }
 
 describe('listing bills', () => {
-  it('lists open bills with live totals and closed bills with stored totals', async () => {
+  it('lists open and closed bills with their stored totals and version, in one query', async () => {
     const openBills = (await walk('status=open', 100)).filter((b) => open.includes(b.bill_id));
     expect(openBills.map((b) => b.bill_id)).toEqual([...open].reverse());
-    for (const b of openBills) expect(b).toMatchObject({ status: 'open', totals_source: 'live' });
+    for (const b of openBills) expect(b).toMatchObject({ status: 'open', totals_source: 'stored', version: 1 });
+    expect(openBills.at(-1).totals).toEqual([{ currency: 'USD', amount: 100, line_item_count: 1, formatted: '1.00 USD' }]);
+    // The same numbers the bill's workflow holds.
+    const single = (await call(stack, 'GET', `/bills/${open[0]}`)).body;
+    expect(single).toMatchObject({ totals_source: 'live', version: 1, totals: openBills.at(-1).totals });
 
     const closedBills = (await walk('status=closed', 100)).filter((b) => closed.includes(b.bill_id));
     expect(closedBills.map((b) => b.bill_id)).toEqual([...closed].reverse());
     for (const b of closedBills) expect(b).toMatchObject({ status: 'closed', totals_source: 'stored' });
     expect(closedBills[0].totals).toEqual([{ currency: 'USD', amount: 103, line_item_count: 1, formatted: '1.03 USD' }]);
+  });
+
+  it('reads open bills live from their workflows when asked to', async () => {
+    const openBills = (await walk('status=open&totals=live', 100)).filter((b) => open.includes(b.bill_id));
+    expect(openBills.map((b) => b.bill_id)).toEqual([...open].reverse());
+    for (const b of openBills) expect(b).toMatchObject({ status: 'open', totals_source: 'live', version: 1 });
+    const closedBills = (await walk('status=closed&totals=live', 100)).filter((b) => closed.includes(b.bill_id));
+    for (const b of closedBills) expect(b).toMatchObject({ status: 'closed', totals_source: 'stored' });
   });
 
   it('pages newest first without gaps or repeats', async () => {
@@ -78,7 +90,7 @@ describe('listing bills', () => {
     await stack.stopWorker();
     try {
       const started = Date.now();
-      const bills = (await walk('status=open', 100)).filter((b) => open.includes(b.bill_id));
+      const bills = (await walk('status=open&totals=live', 100)).filter((b) => open.includes(b.bill_id));
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(bills).toHaveLength(open.length);
       for (const b of bills) {

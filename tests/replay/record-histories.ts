@@ -2,23 +2,33 @@
  * Records the workflow histories that tests/replay/replay.test.ts replays on every run, so a
  * workflow change that would break bills already running fails CI. Run it when the workflows gain
  * behaviour worth covering (new fixtures are added; existing ones are kept, as running bills keep
- * their old histories): `npm run record-histories [-- --force]`.
+ * their old histories): `npm run record-histories [-- --only a,b] [-- --force]`.
  *
  * Each scenario runs against a real stack (the test Postgres and a Temporal dev server of its own).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import globalSetup from '../helpers/global-setup';
 import { historyToFile } from './history-file';
 import globalTeardown from '../helpers/global-teardown';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+import { testTempDir } from '../helpers/tmp';
 import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId, postProcessWorkflowId } from '../../temporal/shared';
+
+/** The last release before ledger snapshots (migration 7): bills it started must keep working. */
+const PREVIOUS_RELEASE = '9c99ff69e0b49fb3f857e3f4a5bb7ab9ef7a4660';
 
 export const FIXTURES_DIR = path.join(__dirname, 'histories');
 
-const { values: args } = parseArgs({ options: { force: { type: 'boolean', default: false } } });
+// --only names the scenarios to run; with --force, only those are recorded again, so the histories
+// of earlier releases (which this release's code must keep replaying) are never overwritten by it.
+const { values: args } = parseArgs({ options: { force: { type: 'boolean', default: false }, only: { type: 'string' } } });
+const only = args.only ? new Set(args.only.split(',')) : null;
 
 async function save(name: string, handle: WorkflowHandle): Promise<void> {
   const file = path.join(FIXTURES_DIR, `${name}.json`);
@@ -37,6 +47,13 @@ async function ok(stack: Stack, method: string, p: string, body?: unknown): Prom
   if (r.status !== 200) throw new Error(`${method} ${p}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
+
+/** Adds sent at once, so the API groups them into one update. */
+const together = (stack: Stack, billId: string, items: unknown[]) =>
+  Promise.all(items.map((i) => ok(stack, 'POST', `/bills/${billId}/line-items`, i)));
+
+/** The total line item count a bill answers with. */
+const countOf = (bill: { totals: { line_item_count: number }[] }) => bill.totals.reduce((n, t) => n + t.line_item_count, 0);
 
 const closed = (stack: Stack, billId: string) =>
   eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.status === 'closed', 30_000);
@@ -143,15 +160,101 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
 
   /** A recurring bill with a fee: its first period renews into the next, which is cancelled and closed now. */
   async 'recurring-series'(stack) {
-    const billId = uid('series');
-    await ok(stack, 'POST', '/bills', { bill_id: billId, policy: 'recurring', interval: 'PT3S', recurring_fee: item(500) });
-    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(10));
+    await recurringSeries(stack, 'recurring');
+  },
+
+  /**
+   * Ledger snapshots (migration 7): adds grouped into one update, one of them refused inside its
+   * group (a USD-only bill), a staged batch, an add resent after its key's record expired, the
+   * previous release's single and batch updates sent to a bill of this release, then a close.
+   */
+  async 'ledger-adds'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), currency: 'USD' });
+    await together(stack, billId, [item(1), item(2), item(3)]);
+    const mixed = await Promise.all([item(4), item(5, 'EUR')].map((i) => call(stack, 'POST', `/bills/${billId}/line-items`, i)));
+    if (mixed[0].status !== 200 || mixed[1].status !== 400) throw new Error(`mixed group: ${mixed.map((r) => r.status)}`);
+    await ok(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [item(6), item(7)] });
+    await call(stack, 'POST', `/bills/${billId}/line-items`, item(8), { 'Idempotency-Key': 'resent' });
+    await stack.db.query("DELETE FROM idempotency_keys WHERE key = 'resent'");
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(8));
+    const resent = await call(stack, 'POST', `/bills/${billId}/line-items`, item(8), { 'Idempotency-Key': 'resent' });
+    if (resent.status !== 200) throw new Error(`resent: ${resent.status}`);
+    const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
+    const legacy = { ...item(9), metadata: null, line_item_id: randomUUID() };
+    await handle.executeUpdate(addLineItemUpdate, { args: [legacy], updateId: 'legacy-single' });
+    await handle.executeUpdate(addLineItemsUpdate, { args: [{ items: [legacy, { ...legacy, line_item_id: randomUUID() }] }], updateId: 'legacy-batch' });
+    const bill = (await ok(stack, 'POST', `/bills/${billId}/close`)).bill;
+    if (countOf(bill) !== 10) throw new Error(`expected 10 line items, the bill counted ${countOf(bill)}`);
+    await save('ledger-adds', handle);
+  },
+
+  /** Concurrent adds across runs (BILL_CONTINUE_AS_NEW_AFTER=3): the first run, and the last, which closes. */
+  async 'ledger-continue-as-new'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const first = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).describe();
+    await together(stack, billId, Array.from({ length: 8 }, (_, i) => item(i + 1)));
+    for (let i = 9; i <= 11; i++) await ok(stack, 'POST', `/bills/${billId}/line-items`, item(i));
+    const bill = (await ok(stack, 'POST', `/bills/${billId}/close`)).bill;
+    if (countOf(bill) !== 11) throw new Error(`expected 11 line items, the bill counted ${countOf(bill)}`);
+    await save('ledger-continue-as-new-first-run', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId), first.runId));
+    await save('ledger-continue-as-new-last-run', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
+  },
+
+  /** The same series, its fee written by the ledger writer. */
+  async 'ledger-recurring'(stack) {
+    await recurringSeries(stack, 'ledger-recurring');
+  },
+
+  /** A row stored behind the workflow's back: the close reports the ledger's totals differ from the last snapshot. */
+  async 'ledger-totals-mismatch'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3) });
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(100));
+    await stack.db.query(
+      `INSERT INTO line_items (line_item_id, bill_id, amount, currency, description, source_ref)
+       VALUES (gen_random_uuid(), $1, 5, 'USD', 'behind the workflow', 'fixture')`,
+      [billId],
+    );
     await closed(stack, billId);
-    const next = await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.next_bill_id as string | null);
-    await ok(stack, 'POST', `/bills/${next}/line-items`, item(20));
-    await ok(stack, 'POST', `/bills/${next}/cancel`, { close_now: true });
-    await save('recurring-renewed', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
-    await save('recurring-cancelled', stack.deps.temporal.workflow.getHandle(billWorkflowId(next)));
+    await save('ledger-totals-mismatch', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
+  },
+
+  /**
+   * A bill started by the previous release (its workflow code, built from that commit) that this
+   * release's worker takes over half-way: adds on both sides of the upgrade, then a close. The
+   * totals must come out exact, and the history must replay with this release's code.
+   */
+  async 'upgrade-mid-bill'(stack) {
+    const file = path.join(FIXTURES_DIR, 'upgrade-mid-bill.json');
+    if (existsSync(file) && !args.force) {
+      console.log('kept     upgrade-mid-bill (exists; --force records it again)');
+      return;
+    }
+    const previous = await previousReleaseBundle();
+    const current = process.env.FEES_TEST_BUNDLE;
+    await stack.stopWorker();
+    process.env.FEES_TEST_BUNDLE = previous;
+    const billId = uid();
+    try {
+      await stack.startWorker();
+      await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+      const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
+      // The previous release's API sent one update per add.
+      await handle.executeUpdate(addLineItemUpdate, { args: [{ ...item(100), metadata: null, line_item_id: randomUUID() }], updateId: 'before-1' });
+      await ok(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [item(1), item(2)] });
+      await stack.stopWorker();
+    } finally {
+      process.env.FEES_TEST_BUNDLE = current;
+    }
+    await stack.startWorker();
+    await together(stack, billId, [item(10), item(20)]);
+    await ok(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [item(3)] });
+    const bill = (await ok(stack, 'POST', `/bills/${billId}/close`)).bill;
+    const sum = bill.totals.reduce((n: number, t: { amount: number }) => n + t.amount, 0);
+    if (countOf(bill) !== 6 || sum !== 136) throw new Error(`expected 6 items summing to 136, got ${JSON.stringify(bill.totals)}`);
+    await save('upgrade-mid-bill', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
   },
 
   /** The invoice cannot be delivered (no SMTP server) and its workflow fails after one attempt. */
@@ -166,17 +269,52 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
   },
 };
 
+/** The previous release's workflow bundle, built from its commit in a temporary worktree. */
+async function previousReleaseBundle(): Promise<string> {
+  const root = path.resolve(__dirname, '..', '..');
+  const dir = path.join(testTempDir('previous-release-'), 'tree');
+  execFileSync('git', ['worktree', 'add', '--detach', dir, PREVIOUS_RELEASE], { cwd: root, stdio: 'ignore' });
+  try {
+    symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+    const { code } = await bundleWorkflowCode({ workflowsPath: path.join(dir, 'temporal', 'workflows', 'index.ts') });
+    const bundle = path.join(path.dirname(dir), 'previous-bundle.js');
+    writeFileSync(bundle, code);
+    return bundle;
+  } finally {
+    execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: root, stdio: 'ignore' });
+  }
+}
+
+/** A recurring bill with a fee, renewed once; the next one cancelled and closed now. Saved as `${name}-renewed|cancelled`. */
+async function recurringSeries(stack: Stack, name: string): Promise<void> {
+  const billId = uid('series');
+  await ok(stack, 'POST', '/bills', { bill_id: billId, policy: 'recurring', interval: 'PT3S', recurring_fee: item(500) });
+  await ok(stack, 'POST', `/bills/${billId}/line-items`, item(10));
+  await closed(stack, billId);
+  const next = await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.next_bill_id as string | null);
+  await ok(stack, 'POST', `/bills/${next}/line-items`, item(20));
+  await ok(stack, 'POST', `/bills/${next}/cancel`, { close_now: true });
+  await save(`${name}-renewed`, stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
+  await save(`${name}-cancelled`, stack.deps.temporal.workflow.getHandle(billWorkflowId(next)));
+}
+
+const ONE_RUN = new Set(['ledger-adds', 'ledger-recurring', 'ledger-totals-mismatch', 'upgrade-mid-bill']);
+
 async function main(): Promise<void> {
   mkdirSync(FIXTURES_DIR, { recursive: true });
   await globalSetup();
   try {
     const stack = await startStack({ BILL_CONTINUE_AS_NEW_AFTER: '3' });
+    // One run per bill, so its history holds all of it (an upgrade half-way, every kind of add).
+    const oneRun = await startStack();
     // Delivery to a port nobody listens on, one attempt: the failed post-process.
     const failing = await startStack({ SMTP_URL: 'smtp://127.0.0.1:9', POSTPROCESS_MAX_ATTEMPTS: '1' });
+    const stackFor = (name: string) => (name === 'post-process-failed' ? failing : ONE_RUN.has(name) ? oneRun : stack);
     try {
-      for (const [name, run] of Object.entries(scenarios)) await run(name === 'post-process-failed' ? failing : stack);
+      for (const [name, run] of Object.entries(scenarios)) if (!only || only.has(name)) await run(stackFor(name));
     } finally {
       await stack.stop();
+      await oneRun.stop();
       await failing.stop();
     }
   } finally {

@@ -17,6 +17,9 @@ it('has the recorded scenarios', () => {
     'post-process-delivered', 'post-process-failed', 'recurring-cancelled', 'recurring-renewed', 'rejected-updates',
     'staged-batches-first-run', 'staged-batches-last-run',
     'totals-mismatch-at-close', 'totals-mismatch-reported',
+    // Ledger snapshots (migration 7), and a bill of the previous release taken over by this one.
+    'ledger-adds', 'ledger-continue-as-new-first-run', 'ledger-continue-as-new-last-run',
+    'ledger-recurring-renewed', 'ledger-recurring-cancelled', 'ledger-totals-mismatch', 'upgrade-mid-bill',
   ]));
 });
 

@@ -92,7 +92,7 @@ describe('the generated OpenAPI document', () => {
     expect(addItem!.requestBody!.required).toBe(true);
     expect(Object.keys(bodySchema(addItem).properties).sort()).toEqual(['amount', 'currency', 'description', 'metadata']);
 
-    expect(paramsIn(operationOf('GET', '/bills'), 'query')).toEqual(['status', 'invoice_status', 'series_id', 'limit', 'cursor']);
+    expect(paramsIn(operationOf('GET', '/bills'), 'query')).toEqual(['status', 'invoice_status', 'series_id', 'limit', 'cursor', 'totals']);
     expect(paramsIn(operationOf('GET', '/bills/:billId/line-items'), 'query')).toEqual(['limit', 'cursor']);
     // Requests with only a path parameter and headers have no body at all.
     expect(operationOf('POST', '/bills/:billId/close')!.requestBody).toBeUndefined();

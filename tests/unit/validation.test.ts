@@ -133,10 +133,11 @@ describe('staged batches', () => {
 describe('parseListBills', () => {
   it('defaults and round-trips a cursor', () => {
     const cursor = encodeCursor(['2026-11-21T12:00:00.000Z', 'b-1']);
-    expect(parseListBills({ cursor })).toEqual({ status: null, invoice_status: null, series_id: null, limit: 20, after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' } });
+    expect(parseListBills({ cursor })).toEqual({ status: null, invoice_status: null, series_id: null, limit: 20, after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' }, live: false });
+    expect(parseListBills({ totals: 'live' }).live).toBe(true);
   });
 
-  it.each([{ limit: '1.5' }, { limit: '-1' }, { status: 'OPEN' }, { invoice_status: 'lost' }, { cursor: encodeCursor([1, 2]) }])('refuses %j', (q) => {
+  it.each([{ limit: '1.5' }, { limit: '-1' }, { status: 'OPEN' }, { invoice_status: 'lost' }, { cursor: encodeCursor([1, 2]) }, { totals: 'LIVE' }])('refuses %j', (q) => {
     expect(rejection(() => parseListBills(q)).code).toBe('invalid_argument');
   });
 });
