@@ -131,14 +131,14 @@ function required(name: string): string {
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
-/** CPU time so far, in ms, of this machine's processes by role. */
-function cpuByRole(svc: Service): Record<string, number> {
-  const roles: Record<string, number> = {};
+/** CPU time so far, in ms, of this machine's processes that play a role, by pid. */
+function cpuByRole(svc: Service): Map<string, { role: string; ms: number }> {
+  const found = new Map<string, { role: string; ms: number }>();
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {
-    return roles;
+    return found;
   }
   for (const pid of pids) {
     try {
@@ -152,16 +152,19 @@ function cpuByRole(svc: Service): Record<string, number> {
             : cmd.startsWith('postgres') || stat.includes('(postgres)') ? 'postgres'
               : cmd.includes('bench/noop/worker.ts') ? 'floor'
                 : null;
-      if (role) roles[role] = (roles[role] ?? 0) + ms;
+      if (role) found.set(pid, { role, ms });
     } catch {
       // exited meanwhile
     }
   }
-  return roles;
+  return found;
 }
 
-function cpuPerOp(before: Record<string, number>, after: Record<string, number>, ops: number): Record<string, number> {
-  return Object.fromEntries(Object.keys(after).map((role) => [role, Math.round(((after[role] - (before[role] ?? 0)) / Math.max(ops, 1)) * 100) / 100]));
+/** Per role, the CPU its processes used between two readings (a process gone by the second one is left out). */
+function cpuPerOp(before: Map<string, { role: string; ms: number }>, after: Map<string, { role: string; ms: number }>, ops: number): Record<string, number> {
+  const used: Record<string, number> = {};
+  for (const [pid, { role, ms }] of after) used[role] = (used[role] ?? 0) + ms - (before.get(pid)?.ms ?? 0);
+  return Object.fromEntries(Object.entries(used).map(([role, ms]) => [role, Math.round((ms / Math.max(ops, 1)) * 100) / 100]));
 }
 
 let currentService: Service;
@@ -330,47 +333,62 @@ async function main() {
     let seq = 0;
 
     // Baselines: what Postgres and Temporal alone do on this machine, in the same run.
-    if (wanted('pg_insert_single') || wanted('pg_insert_batch')) {
-      await db.query('CREATE TABLE IF NOT EXISTS bench_line_items (LIKE line_items INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)');
-      await db.query('TRUNCATE bench_line_items');
-    }
     const insert = `INSERT INTO bench_line_items (line_item_id, bill_id, position, amount, currency, description, source_ref)`;
-    if (wanted('pg_insert_single')) {
-      record(await loop('pg_insert_single', 'rows/s', 32, 1, async (i) => {
+    // The Temporal floor: update handlers that do nothing, the bound of any update-based add.
+    const floorUpdate = (update: typeof noopUpdate) => async (i: number) => {
+      await floor.handles[i % floor.handles.length].executeUpdate(update);
+    };
+    // How an update's one row is best written: local activity, regular activity, eager dispatch.
+    const write = (update: typeof writeLocalUpdate) => async (i: number) => {
+      await floor.handles[i % floor.handles.length].executeUpdate(update, { args: [randomUUID()] });
+    };
+    // Our workflow without the API: one item per update, straight to 100 bills.
+    const append = async (i: number) => {
+      const id = randomUUID();
+      await temporal.workflow.getHandle(billWorkflowId(bills[i % bills.length]))
+        .executeUpdate(appendLineItemsUpdate, { args: [{ items: [{ ...item(i), metadata: null, line_item_id: id }] }], updateId: id });
+    };
+    const addTo = (billId: string) => ({
+      method: 'POST' as const, path: `/bills/${billId}/line-items`, body: item(seq++), headers: { 'idempotency-key': randomUUID() },
+    });
+
+    // In this order: each of our scenarios right after the bounds it is set against, so both meet
+    // the same machine (a minute later, a checkpoint or another tenant can move every number).
+    const steps: [string, () => Promise<ScenarioResult>][] = [
+      ['pg_insert_single', () => loop('pg_insert_single', 'rows/s', 32, 1, async (i) => {
         await db.query({
           name: 'bench_single',
           text: `${insert} VALUES ($1, $2, $3, $4, $5, $6, 'bench') ON CONFLICT (line_item_id) DO NOTHING`,
           values: [randomUUID(), bills[i % bills.length], i, 100, 'USD', 'baseline'],
         });
-      }, null));
-    }
-    if (wanted('pg_insert_batch')) {
-      record(await loop('pg_insert_batch', 'rows/s', 32, 1000, async (i) => {
+      }, null)],
+      ['pg_insert_batch', () => loop('pg_insert_batch', 'rows/s', 32, 1000, async (i) => {
         const ids = Array.from({ length: 1000 }, () => randomUUID());
         await db.query(
           `${insert} SELECT id, $2, $3::bigint * 1000 + ord, 100, 'USD', 'baseline', 'bench'
            FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord) ON CONFLICT (line_item_id) DO NOTHING`,
           [ids, bills[i % bills.length], i],
         );
-      }, null));
-    }
-
-    // The Temporal floor: update handlers that do nothing, the bound of any update-based add.
-    const floorUpdate = (update: typeof noopUpdate) => async (i: number) => {
-      await floor.handles[i % floor.handles.length].executeUpdate(update);
-    };
-    if (wanted('temporal_noop_update')) {
-      record({ ...await loop('temporal_noop_update', 'req/s', 32, 1, floorUpdate(noopUpdate), null), notes: '100 workflows, 32 callers' });
-    }
-    if (wanted('temporal_noop_update_1')) {
-      record({ ...await loop('temporal_noop_update_1', 'req/s', 1, 1, floorUpdate(noopUpdate), null), notes: '1 caller' });
-    }
-    if (wanted('temporal_noop_update_hot')) {
-      const [hot] = floor.handles;
-      record({ ...await loop('temporal_noop_update_hot', 'req/s', 32, 1, async () => { await hot.executeUpdate(noopUpdate); }, null), notes: 'one workflow, 32 callers' });
-    }
-    if (wanted('temporal_noop_start')) {
-      record({
+      }, null)],
+      ['temporal_noop_update', async () => ({ ...await loop('temporal_noop_update', 'req/s', 32, 1, floorUpdate(noopUpdate), null), notes: '100 workflows, 32 callers' })],
+      ['temporal_write_local', async () => ({ ...await loop('temporal_write_local', 'req/s', 32, 1, write(writeLocalUpdate), null), notes: 'one row by local activity' })],
+      ['temporal_write_activity', async () => ({ ...await loop('temporal_write_activity', 'req/s', 32, 1, write(writeActivityUpdate), null), notes: 'one row by regular activity' })],
+      ['temporal_write_eager', async () => ({ ...await loop('temporal_write_eager', 'req/s', 32, 1, write(writeEagerUpdate), null), notes: 'one row by regular activity, eager dispatch' })],
+      ['append_update_bare', async () => ({ ...await loop('append_update_bare', 'req/s', 32, 1, append, svc.pid), notes: 'our update and local activity, no HTTP or API, 100 bills, 32 callers' })],
+      ['add_line_item', async () => ({ ...await httpLoad(svc, { name: 'add_line_item', connections: 32, next: () => addTo(bills[seq % bills.length]) }), notes: '100 bills, 32 callers' })],
+      ['temporal_noop_update_1', async () => ({ ...await loop('temporal_noop_update_1', 'req/s', 1, 1, floorUpdate(noopUpdate), null), notes: '1 caller' })],
+      ['temporal_write_local_1', async () => ({ ...await loop('temporal_write_local_1', 'req/s', 1, 1, write(writeLocalUpdate), null), notes: 'one row by local activity, 1 caller' })],
+      ['append_update_bare_1', async () => ({ ...await loop('append_update_bare_1', 'req/s', 1, 1, append, svc.pid), notes: 'the same, 1 caller' })],
+      ['add_line_item_1_caller', async () => ({ ...await httpLoad(svc, { name: 'add_line_item_1_caller', connections: 1, next: () => addTo(bills[seq % bills.length]) }), notes: '1 caller, one add at a time' })],
+      ['temporal_noop_update_hot', async () => {
+        const [hot] = floor.handles;
+        return { ...await loop('temporal_noop_update_hot', 'req/s', 32, 1, async () => { await hot.executeUpdate(noopUpdate); }, null), notes: 'one workflow, 32 callers' };
+      }],
+      ['add_line_item_hot_bill', async () => {
+        const [hot] = await createBills(svc, 1);
+        return { ...await httpLoad(svc, { name: 'add_line_item_hot_bill', connections: 32, next: () => addTo(hot) }), notes: 'one bill, 32 callers' };
+      }],
+      ['temporal_noop_start', async () => ({
         ...await loop('temporal_noop_start', 'req/s', 16, 1, async () => {
           const startWorkflowOperation = new WithStartWorkflowOperation(noopWorkflow, {
             workflowId: `floor-${randomUUID()}`, taskQueue: floor.taskQueue, workflowIdConflictPolicy: 'FAIL',
@@ -378,74 +396,45 @@ async function main() {
           await temporal.workflow.executeUpdateWithStart(noopUpdate, { startWorkflowOperation });
         }, null),
         notes: 'Update-with-Start of such a workflow, 16 callers',
-      });
-    }
-    // How an update's one row is best written: local activity, regular activity, eager dispatch.
-    const write = (update: typeof writeLocalUpdate) => async (i: number) => {
-      await floor.handles[i % floor.handles.length].executeUpdate(update, { args: [randomUUID()] });
-    };
-    if (wanted('temporal_write_local_1')) record({ ...await loop('temporal_write_local_1', 'req/s', 1, 1, write(writeLocalUpdate), null), notes: 'one row by local activity, 1 caller' });
-    if (wanted('temporal_write_local')) record({ ...await loop('temporal_write_local', 'req/s', 32, 1, write(writeLocalUpdate), null), notes: 'one row by local activity' });
-    if (wanted('temporal_write_activity')) record({ ...await loop('temporal_write_activity', 'req/s', 32, 1, write(writeActivityUpdate), null), notes: 'one row by regular activity' });
-    if (wanted('temporal_write_eager')) record({ ...await loop('temporal_write_eager', 'req/s', 32, 1, write(writeEagerUpdate), null), notes: 'one row by regular activity, eager dispatch' });
-
-    // Our workflow without the API: one item per update, straight to 100 bills.
-    const append = async (i: number) => {
-      const id = randomUUID();
-      await temporal.workflow.getHandle(billWorkflowId(bills[i % bills.length]))
-        .executeUpdate(appendLineItemsUpdate, { args: [{ items: [{ ...item(i), metadata: null, line_item_id: id }] }], updateId: id });
-    };
-    if (wanted('append_update_bare')) {
-      record({ ...await loop('append_update_bare', 'req/s', 32, 1, append, svc.pid), notes: 'our update and local activity, no HTTP or API, 100 bills, 32 callers' });
-    }
-    if (wanted('append_update_bare_1')) {
-      record({ ...await loop('append_update_bare_1', 'req/s', 1, 1, append, svc.pid), notes: 'the same, 1 caller' });
-    }
-    if (wanted('temporal_batch_bare')) {
+      })],
+      ['create_bill', async () => ({
+        ...await httpLoad(svc, {
+          name: 'create_bill', connections: 16,
+          next: () => ({ method: 'POST', path: '/bills', body: { billing_period_end: farFuture() } }),
+        }),
+        notes: '16 callers',
+      })],
       // A batch's path without the API: stage 1,000 items in Postgres, send the update that applies
       // them. What Temporal, the worker and Postgres alone do with batches here.
-      record(await loop('temporal_batch_bare', 'items/s', 16, 1000, async (i) => {
+      ['temporal_batch_bare', () => loop('temporal_batch_bare', 'items/s', 16, 1000, async (i) => {
         const billId = bills[i % bills.length];
         const items = batch(i * 1000, 1000).map((it) => ({ ...it, metadata: null, line_item_id: randomUUID() }));
         const batchId = randomUUID();
         if (await stageBatch(db, { batch_id: batchId, bill_id: billId, request_fingerprint: 'bench', items }) !== 'staged') throw new Error('not staged');
         await temporal.workflow.getHandle(billWorkflowId(billId))
           .executeUpdate(addStagedLineItemsUpdate, { args: [{ batch_id: batchId, item_count: items.length, totals: batchTotals(items) }], updateId: batchId });
-      }, svc.pid));
-    }
-
-    // The API.
-    const addTo = (billId: string) => ({
-      method: 'POST' as const, path: `/bills/${billId}/line-items`, body: item(seq++), headers: { 'idempotency-key': randomUUID() },
-    });
-    if (wanted('add_line_item')) {
-      record({ ...await httpLoad(svc, { name: 'add_line_item', connections: 32, next: () => addTo(bills[seq % bills.length]) }), notes: '100 bills, 32 callers' });
-    }
-    if (wanted('add_line_item_1_caller')) {
-      record({ ...await httpLoad(svc, { name: 'add_line_item_1_caller', connections: 1, next: () => addTo(bills[seq % bills.length]) }), notes: '1 caller, one add at a time' });
-    }
-    if (wanted('add_line_item_hot_bill')) {
-      const [hot] = await createBills(svc, 1);
-      record({ ...await httpLoad(svc, { name: 'add_line_item_hot_bill', connections: 32, next: () => addTo(hot) }), notes: 'one bill, 32 callers' });
-    }
-    if (wanted('add_line_items_batch')) {
-      record(await httpLoad(svc, {
+      }, svc.pid)],
+      ['add_line_items_batch', () => httpLoad(svc, {
         name: 'add_line_items_batch', connections: 16, itemsPerRequest: 1000,
         next: () => {
           const i = seq++;
           return { method: 'POST', path: `/bills/${bills[i % bills.length]}/line-items/batch`, body: { items: batch(i * 1000, 1000) }, headers: { 'idempotency-key': randomUUID() } };
         },
-      }));
+      })],
+    ];
+    for (const [name, run] of steps) {
+      if (!wanted(name)) continue;
+      if (name.startsWith('pg_insert')) {
+        await db.query('CREATE TABLE IF NOT EXISTS bench_line_items (LIKE line_items INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+      }
+      record(await run());
+      if (name === 'pg_insert_batch') {
+        // Its million rows would keep Postgres busy (autovacuum, checkpoint) through the next scenarios.
+        await db.query('DROP TABLE bench_line_items');
+        await db.query('CHECKPOINT').catch(() => undefined); // needs a superuser; the embedded one is
+      }
     }
-    if (wanted('create_bill')) {
-      record({
-        ...await httpLoad(svc, {
-          name: 'create_bill', connections: 16,
-          next: () => ({ method: 'POST', path: '/bills', body: { billing_period_end: farFuture() } }),
-        }),
-        notes: '16 callers',
-      });
-    }
+
     const openCount = async () => Number((await db.query(`SELECT count(*) FROM bills WHERE status = 'open'`)).rows[0].count);
     const list = async (name: string, connections: number, query = '') => {
       const r = await httpLoad(svc, {

@@ -47,6 +47,8 @@ export interface Config {
     timeoutMs: number;
     retryInitialMs: number;
     retryMaxIntervalMs: number;
+    /** One attempt of a ledger write (a local activity): below the workflow task timeout of 10 s. */
+    localTimeoutMs: number;
   };
   /** Worker tuning; 0 leaves the Temporal SDK's default. */
   worker: {
@@ -192,6 +194,9 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: r.int('BILL_ACTIVITY_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
       retryInitialMs: r.int('BILL_RETRY_INITIAL_MS', 200, 10, 3_600_000),
       retryMaxIntervalMs: r.int('BILL_RETRY_MAX_INTERVAL_MS', 10_000, 10, 3_600_000),
+      // A local activity's attempt runs inside the workflow task; past the task's 10 s timeout the
+      // task would time out around it.
+      localTimeoutMs: r.int('BILL_LOCAL_ACTIVITY_TIMEOUT_MS', 5_000, 100, 9_000),
     },
     worker: {
       maxCachedWorkflows: r.int('WORKER_MAX_CACHED_WORKFLOWS', 0, 0, 1_000_000),

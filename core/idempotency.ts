@@ -8,10 +8,13 @@
  *
  * That is also why the key's own writes commit asynchronously (`synchronous_commit` off for their
  * transaction, set in the statement itself): they are visible to every other request at once, as
- * always, but a Postgres crash may lose the last few of them. A lost claim or answer only means a
- * retry runs its use case again, which finds its effects by their derived ids and answers the
- * same; money is written by the ledger's own transactions, which stay synchronous. Each add saves
- * two waits for a disk flush.
+ * always, but a Postgres crash may lose the last few of them (a later synchronous commit, such as
+ * the ledger write of the same request, flushes them with it). A lost record only means a retry
+ * runs its use case again, and every use case under a key is idempotent on its own: adds and
+ * batches find their rows by the ids derived from the key (and refuse other content under them),
+ * a created bill is found by its derived id and request fingerprint, close and cancel are no-ops
+ * the second time, and an invoice retry restarts only a failed post-process. Money is written by
+ * the ledger's own transactions, which stay synchronous. Each add saves two waits for a disk flush.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { canonicalJson } from './canonical-json';

@@ -10,10 +10,14 @@ const NOT_BILLABLE = new Set([
   'XAG', 'XAU', 'XBA', 'XBB', 'XBC', 'XBD', 'XDR', 'XPD', 'XPT', 'XSU', 'XTS', 'XUA', 'XXX',
 ]);
 
+// Looked up once per code: the package searches its whole list on every call, 1,000 times a batch.
+const exponents = new Map<string, number | undefined>();
+
 /** Number of minor-unit digits (the ISO 4217 exponent), or undefined when not a billable currency. */
 export function currencyExponent(code: string): number | undefined {
   if (!/^[A-Z]{3}$/.test(code) || NOT_BILLABLE.has(code)) return undefined;
-  return currencyCodes.code(code)?.digits;
+  if (!exponents.has(code)) exponents.set(code, currencyCodes.code(code)?.digits);
+  return exponents.get(code);
 }
 
 export function isSupportedCurrency(code: string): boolean {

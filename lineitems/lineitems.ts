@@ -15,8 +15,8 @@ import {
   type AddLineItemInput, type AppendLineItemsResult,
 } from '../temporal/shared';
 import { GroupCommitter, type GroupEntry } from './group-commit';
-import { allStored, dropStagedBatch, findLineItems, ledgerSnapshot, listLineItems as listLineItemRows, stageBatch } from './store';
-import type { AddedLineItem, AddedLineItems, LineItemPage, NewLineItem } from './types';
+import { dropStagedBatch, findLineItems, ledgerSnapshot, listLineItems as listLineItemRows, stageBatch } from './store';
+import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from './types';
 import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from './validation';
 
 // Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.
@@ -93,8 +93,8 @@ async function sendGroup(deps: Deps, billId: string, entries: GroupEntry<AddLine
     async (failure, timeLeft) => {
       const stored = await storedAnswers(deps, billId, items);
       if (stored.every((a) => a !== null)) return { answer: stored as ItemAnswer[] };
-      if (failure.kind === 'unknown' && timeLeft) return 'resend';
       const error = await standingError(deps, billId, failure);
+      if (error.code === 'unavailable' && timeLeft) return 'resend';
       return { answer: stored.map((a) => a ?? error) };
     },
   );
@@ -114,27 +114,41 @@ function answersOf(billId: string, items: AddLineItemInput[], result: AppendLine
   });
 }
 
-/** Each item as the ledger holds it: answered if stored with this content, refused if with other content, else null. */
-async function storedAnswers(deps: Deps, billId: string, items: AddLineItemInput[]): Promise<(ItemAnswer | null)[]> {
+/**
+ * Each item as the ledger holds it: the stored line item when its id holds this content, a refusal
+ * when it holds other content (the key was used for another item), null when it is not stored.
+ */
+async function storedItems(deps: Deps, billId: string, items: AddLineItemInput[]): Promise<(LineItem | AppError | null)[]> {
   const rows = await findLineItems(deps.db, items.map((i) => i.line_item_id));
-  if (rows.length === 0) return items.map(() => null);
   const byId = new Map(rows.map((r) => [r.item.line_item_id, r.item]));
-  const totals = await storedTotalsOf(deps, billId);
   return items.map((item) => {
     const stored = byId.get(item.line_item_id);
     if (!stored) return null;
     if (stored.bill_id !== billId || !isSameLineItem(stored, item)) {
       return invalidArgument('this idempotency key was already used for a different line item', { field: 'idempotency_key' });
     }
-    return { line_item: stored, totals };
+    return stored;
   });
 }
 
-/** What an add that did not land is told: the workflow's refusal, a missing or closed bill, or 503. */
+/** Each add answered from the ledger where it is stored (see storedItems), else null. */
+async function storedAnswers(deps: Deps, billId: string, items: AddLineItemInput[]): Promise<(ItemAnswer | null)[]> {
+  const stored = await storedItems(deps, billId, items);
+  if (stored.every((s) => s === null)) return stored as null[];
+  const totals = await storedTotalsOf(deps, billId);
+  return stored.map((s) => (s === null || s instanceof AppError ? s : { line_item: s, totals }));
+}
+
+/**
+ * What an add that did not land is told: the workflow's refusal, a missing or closed bill, or 503
+ * while the outcome is unknown (also for a bill still open whose workflow answered as completed).
+ */
 async function standingError(deps: Deps, billId: string, failure: UpdateFailure): Promise<AppError> {
   if (failure.kind === 'refused') return failure.error;
   if (failure.kind !== 'gone') return unknownOutcome();
-  if (!(await findBill(deps.db, billId))) return notFound(`bill ${billId} not found`, { bill_id: billId });
+  const bill = await findBill(deps.db, billId);
+  if (!bill) return notFound(`bill ${billId} not found`, { bill_id: billId });
+  if (bill.status === 'open') return unknownOutcome();
   return failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
 }
 
@@ -184,6 +198,18 @@ async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], 
   if (staged === 'other_request') {
     throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
   }
+  // A batch applied by an earlier attempt of this request is answered whatever happens now.
+  const applied = async (): Promise<AddedLineItems | null> => {
+    const stored = await storedItems(deps, billId, withIds);
+    const other = stored.find((s) => s instanceof AppError);
+    if (other) throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
+    return stored.every((s) => s !== null) ? { line_item_ids: ids, totals: await storedTotalsOf(deps, billId) } : null;
+  };
+  if (staged === 'closed') {
+    const answer = await applied();
+    if (answer) return answer;
+    throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
+  }
   const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
   return sendUpdate<AddedLineItems>(
     deps.temporal,
@@ -196,14 +222,16 @@ async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], 
       return { line_item_ids: ids, totals: result.totals };
     },
     async (failure, timeLeft) => {
-      if (await allStored(deps.db, ids)) return { answer: { line_item_ids: ids, totals: await storedTotalsOf(deps, billId) } };
-      if (failure.kind === 'unknown') {
+      const answer = await applied();
+      if (answer) return { answer };
+      const error = await standingError(deps, billId, failure);
+      if (error.code === 'unavailable') {
         if (timeLeft) return 'resend';
-        throw unknownOutcome(); // still staged: a retry with the key sends it again
+        throw error; // still staged: a retry with the key sends it again
       }
-      // Refused for good, or its bill is gone: these items will never apply.
+      // Refused for good, or its bill is gone or closed: these items will never apply.
       await dropStagedBatch(deps.db, batchId);
-      throw await standingError(deps, billId, failure);
+      throw error;
     },
   );
 }

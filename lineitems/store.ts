@@ -109,27 +109,31 @@ export async function insertLineItems(
 export type StagedItem = NewLineItem & { line_item_id: string };
 
 /**
- * Stores a batch for its bill's workflow to apply (migration 6). Staging it again for the same
- * request is a no-op; `no_bill` when the bill does not exist, `other_request` when the batch id was
- * staged for a different request.
+ * Stores a batch for its bill's workflow to apply (migration 6), only while the bill is open.
+ * Staging it again for the same request is a no-op; `no_bill` when the bill does not exist,
+ * `closed` when it no longer takes line items, `other_request` when the batch id was staged for a
+ * different request.
  */
 export async function stageBatch(
   db: Queryable,
   batch: { batch_id: string; bill_id: string; request_fingerprint: string; items: StagedItem[] },
-): Promise<'staged' | 'no_bill' | 'other_request'> {
+): Promise<'staged' | 'no_bill' | 'closed' | 'other_request'> {
   try {
     const staged = await db.query(
       `INSERT INTO line_item_batches (batch_id, bill_id, request_fingerprint, item_count, items)
-       VALUES ($1, $2, $3, $4, $5::jsonb)
+       SELECT $1, $2, $3, $4, $5::jsonb WHERE EXISTS (SELECT 1 FROM bills WHERE bill_id = $2 AND status = 'open')
        ON CONFLICT (batch_id) DO NOTHING`,
       [batch.batch_id, batch.bill_id, batch.request_fingerprint, batch.items.length, JSON.stringify(batch.items)],
     );
     if (staged.rowCount === 1) return 'staged';
-    const { rows } = await db.query<{ request_fingerprint: string }>(
-      'SELECT request_fingerprint FROM line_item_batches WHERE batch_id = $1',
-      [batch.batch_id],
+    const { rows } = await db.query<{ fingerprint: string | null; status: string | null }>(
+      `SELECT (SELECT request_fingerprint FROM line_item_batches WHERE batch_id = $1) AS fingerprint,
+              (SELECT status FROM bills WHERE bill_id = $2) AS status`,
+      [batch.batch_id, batch.bill_id],
     );
-    return rows[0]?.request_fingerprint === batch.request_fingerprint ? 'staged' : 'other_request';
+    const { fingerprint, status } = rows[0];
+    if (fingerprint !== null) return fingerprint === batch.request_fingerprint ? 'staged' : 'other_request';
+    return status === null ? 'no_bill' : 'closed';
   } catch (err) {
     if ((err as { code?: string }).code === FOREIGN_KEY_VIOLATION) return 'no_bill';
     throw err;
@@ -304,8 +308,3 @@ export async function ledgerSnapshot(db: Queryable, billId: string): Promise<Led
   return rows[0] ? toSnapshot(rows[0]) : null;
 }
 
-/** Whether every one of these line items is stored (a batch is applied whole or not at all). */
-export async function allStored(db: Queryable, lineItemIds: string[]): Promise<boolean> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM line_items WHERE line_item_id = ANY($1::uuid[])', [lineItemIds]);
-  return rows[0].n === new Set(lineItemIds).size;
-}

@@ -171,6 +171,10 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
       return outcome;
     },
 
+    // The previous release's writes (before migration 7), each a regular activity whose result the
+    // workflow counted itself. Kept while bills it started may still have one scheduled; only the
+    // paths of temporal/workflows/bill-legacy.ts call them.
+
     /**
      * `isNew` is true when this activity (any attempt of it) inserted the row: only then may the
      * workflow add the amount to its totals. A row left by another update is returned as it is.

@@ -46,7 +46,8 @@ export type UpdateFailure =
   | { kind: 'retry' }
   | { kind: 'refused'; error: AppError }
   | { kind: 'gone' }
-  | { kind: 'unknown' };
+  /** `busy`: the server said it is overloaded (RESOURCE_EXHAUSTED): resend, but not at once. */
+  | { kind: 'unknown'; busy?: boolean };
 
 export function classifyUpdateFailure(err: unknown): UpdateFailure {
   if (err instanceof WorkflowUpdateFailedError) {
@@ -56,11 +57,15 @@ export function classifyUpdateFailure(err: unknown): UpdateFailure {
     return { kind: 'unknown' };
   }
   if (isWorkflowGone(err)) return { kind: 'gone' };
-  return { kind: 'unknown' };
+  return { kind: 'unknown', busy: grpcCode(err) === GRPC_RESOURCE_EXHAUSTED };
 }
 
-/** Pause before a resend: short, as the workflow's next run or task is usually a moment away. */
-const resendPause = (attempt: number) => sleep(Math.min(20 * attempt, 200));
+/**
+ * Pause before a resend: short, as the workflow's next run or task is usually a moment away; a
+ * second when the server says it is overloaded, so resends do not feed the overload.
+ */
+const resendPause = (attempt: number, failure: UpdateFailure) =>
+  sleep(failure.kind === 'unknown' && failure.busy ? 1_000 : Math.min(20 * attempt, 200));
 
 /**
  * Sends an update under a deadline, always with the same update id (`send` sets it), so Temporal
@@ -89,7 +94,7 @@ export async function sendUpdate<T>(
       if (handled !== 'resend') return handled.answer;
       if (!timeLeft) throw unknownOutcome();
     }
-    await resendPause(attempt);
+    await resendPause(attempt, failure);
   }
 }
 

@@ -7,6 +7,16 @@
 import type { TotalsByCurrency } from '../../core/money';
 import { addAll, adjust, type BillState } from './bill-state';
 
+/**
+ * What a previous-release write that completes now does to the totals. Before this run adopted any
+ * snapshot (version 0) the workflow still counts as that release did; after, the snapshot may
+ * already hold the row, so the workflow asks its writer for a fresh one instead of adding.
+ */
+function countLegacy(state: BillState, count: () => void): void {
+  if (state.version === 0) count();
+  else state.refresh = true;
+}
+
 /** One line item's amount counted if the activity says it stored it (its isNew). */
 export async function legacyAddOne<T extends { isNew: boolean }>(
   state: BillState, currency: string, amount: number, persist: () => Promise<T>,
@@ -16,7 +26,7 @@ export async function legacyAddOne<T extends { isNew: boolean }>(
   try {
     const result = await persist();
     if (result.isNew) {
-      adjust(state.totals, currency, amount, 1);
+      countLegacy(state, () => adjust(state.totals, currency, amount, 1));
       state.itemsThisRun++;
     }
     return result;
@@ -34,7 +44,7 @@ export async function legacyAddBatch(
   state.legacyInflight++;
   try {
     const { added, count } = await persist();
-    addAll(state.totals, added, 1);
+    if (count > 0) countLegacy(state, () => addAll(state.totals, added, 1));
     state.itemsThisRun += count;
     return { count };
   } finally {

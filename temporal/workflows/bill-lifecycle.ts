@@ -13,7 +13,7 @@ import {
   proxyActivities, proxyLocalActivities, setHandler, startChild, uuid4, workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { AppError } from '../../core/errors';
+import { AppError, isErrCode } from '../../core/errors';
 import { sameTotals, totalsList, type TotalsByCurrency } from '../../core/money';
 import { parseInterval, periodEnd, prorateFee, type Interval } from '../../bills/periods';
 import type { BillHeader } from '../../bills/types';
@@ -47,6 +47,15 @@ export const REPORT_TOTALS_MISMATCH = 'report-totals-mismatch-at-close';
  * bill-legacy.ts and replay through them.
  */
 export const LEDGER_SNAPSHOTS = 'ledger-snapshots';
+
+/**
+ * Runs continue as new before their history passes this many events (patch HISTORY_CAP), so a
+ * bill the worker evicted from its cache replays in a second or two when next needed. Without it,
+ * a bill of a million items ran to 4,000 events in one run and missed a reconciliation sweep's
+ * 10 s query deadline while replaying.
+ */
+export const HISTORY_CAP = 'history-cap';
+const MAX_HISTORY_EVENTS = 2_000;
 
 /** Writes (items or staged batches) in one transaction of the writer. */
 const MAX_WRITES_PER_TRANSACTION = 1000;
@@ -155,23 +164,27 @@ function settled(outcome: WriteOutcome): Exclude<WriteOutcome, { status: 'refuse
  */
 async function runLedgerWriter(state: BillState, billId: string, ledger: LedgerActivities): Promise<void> {
   for (;;) {
-    await condition(() => state.queue.length > 0 && (state.persisted || state.conflict));
+    await condition(() => (state.queue.length > 0 || state.refresh) && (state.persisted || state.conflict));
     let n = 0;
     let size = 0;
     while (n < state.queue.length && (n === 0 || size + state.queue[n].writes.length <= MAX_WRITES_PER_TRANSACTION)) size += state.queue[n++].writes.length;
     const group = state.queue.splice(0, n);
     const writes = group.flatMap((q) => q.writes);
     state.writing = true;
+    // A group with no writes (after a previous-release write completed) reads the ledger's snapshot.
+    state.refresh = false;
     let result: WriteLineItemsResult;
     try {
       if (state.conflict) throw notOurs(billId);
       result = await ledger.writeLineItems({ bill_id: billId, writes });
     } catch (err) {
       if (isCancellation(err)) throw err;
-      // The activity retries anything passing; what reaches here stands for the whole group.
-      const refusal: Refusal = err instanceof ApplicationFailure && err.type
-        ? { code: err.type as Refusal['code'], message: err.message, details: null }
-        : { code: 'unavailable', message: 'the line items could not be written; retry', details: null };
+      // Not reached in practice (the activity retries without limit and answers refusals as
+      // outcomes). Whatever reaches here stands for the whole group, and its outcome is unknown.
+      const cause = err instanceof ApplicationFailure ? err : (err as { cause?: unknown })?.cause;
+      const refusal: Refusal = cause instanceof ApplicationFailure && isErrCode(cause.type) && cause.type !== 'unavailable'
+        ? { code: cause.type, message: cause.message, details: null }
+        : { code: 'aborted', message: 'the line items could not be written; retry with the same idempotency key', details: null };
       result = { snapshot: { version: 0, totals: {} }, outcomes: writes.map(() => ({ status: 'refused', refusal })) };
     }
     adopt(state, result.snapshot);
@@ -433,7 +446,11 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
 
   const periodEnd = Date.parse(input.bill.billing_period_end);
   const threshold = input.continueAsNewAfterItems ?? 0;
-  const rollover = () => workflowInfo().continueAsNewSuggested || (threshold > 0 && state.itemsThisRun >= threshold);
+  const capped = patched(HISTORY_CAP);
+  const rollover = () => {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || (threshold > 0 && state.itemsThisRun >= threshold) || (capped && info.historyLength >= MAX_HISTORY_EVENTS);
+  };
   const remaining = periodEnd - Date.now();
   if (remaining > 0) await condition(() => state.closeRequested || rollover(), remaining);
 

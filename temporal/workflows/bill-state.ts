@@ -25,6 +25,8 @@ export interface BillState {
   /** Writes waiting for the ledger writer; everything queued while a write is in flight goes next, together. */
   queue: QueuedWrite[];
   writing: boolean;
+  /** A write of the previous release's path completed after a snapshot: read the ledger again. */
+  refresh: boolean;
   /** Adds on the previous release's path in flight (bills running since before migration 7). */
   legacyInflight: number;
   itemsThisRun: number;
@@ -50,6 +52,7 @@ export function initialState(input: BillWorkflowInput): BillState {
     pending: {},
     queue: [],
     writing: false,
+    refresh: false,
     legacyInflight: 0,
     itemsThisRun: 0,
     persisted: input.carried !== undefined,
@@ -74,7 +77,7 @@ export function adopt(state: BillState, snapshot: LedgerSnapshot): void {
 
 /** No write queued or in flight. */
 export function idle(state: BillState): boolean {
-  return state.queue.length === 0 && !state.writing && state.legacyInflight === 0;
+  return state.queue.length === 0 && !state.writing && !state.refresh && state.legacyInflight === 0;
 }
 
 /** Adds `sign * amount` (and `sign` items) to one currency's entry; drops entries that reach zero items. */

@@ -178,8 +178,10 @@ describe('staged batches (claim check)', () => {
 
   it('refuses a batch staged for a bill that closed meanwhile, and one that is not staged', async () => {
     const billId = await openBill();
-    await call(stack, 'POST', `/bills/${billId}/close`);
     const input = await stage(billId, 'late');
+    await call(stack, 'POST', `/bills/${billId}/close`);
+    // Nothing more is staged for it either.
+    expect(await stageBatch(stack.db, { batch_id: lineItemId(billId, 'later'), bill_id: billId, request_fingerprint: 'later', items: [] })).toBe('closed');
     expect((await write('a1', input)).outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition' }) }]);
     const open = await openBill();
     const never = await write('a1', { ...input, bill_id: open, batch_id: lineItemId(open, 'never') });

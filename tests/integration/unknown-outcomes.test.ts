@@ -149,9 +149,23 @@ describe('an update whose outcome stays unknown until the deadline', () => {
       restore();
       stack.config.updateTimeoutMs = saved;
     }
-    expect(await ledgerSums(stack, billId)).toEqual({ n: 0, total: '0' });
     const retried = await call(stack, 'POST', `/bills/${billId}/line-items`, item, headers);
     expect(retried.status).toBe(200);
     expect(await ledgerSums(stack, billId)).toEqual({ n: 1, total: '9' });
+  });
+
+  it('answers an add that was applied every time although no answer ever came back', async () => {
+    const billId = await openBill();
+    const lost = FAULTS['the update deadline (applied)'];
+    const restore = injectUpdateFaults(Array.from({ length: 1000 }, () => lost));
+    try {
+      const reply = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 12, currency: 'USD', description: 'lost answer' });
+      expect(reply.status).toBe(200);
+      expect(reply.body.line_item).toMatchObject({ amount: 12, description: 'lost answer' });
+    } finally {
+      restore();
+    }
+    expect(await ledgerSums(stack, billId)).toEqual({ n: 1, total: '12' });
+    expect((await liveTotals(stack, billId)).line_item_count).toBe(1);
   });
 });
