@@ -5,8 +5,7 @@ const open: string[] = [];
 const closed: string[] = [];
 
 beforeAll(async () => {
-  // A listing query that cannot reach its workflow gives up quickly and falls back.
-  stack = await startStack({ LIST_QUERY_TIMEOUT_MS: '300', QUERY_TIMEOUT_MS: '300' });
+  stack = await startStack();
   for (let i = 0; i < 5; i++) {
     const billId = uid('list');
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
@@ -88,6 +87,10 @@ describe('listing bills', () => {
 
   it('falls back to stored totals, and says so, when a workflow does not answer', async () => {
     await stack.stopWorker();
+    // A live query that cannot reach its workflow gives up quickly and falls back.
+    const saved = { list: stack.config.listQueryTimeoutMs, one: stack.config.queryTimeoutMs };
+    stack.config.listQueryTimeoutMs = 300;
+    stack.config.queryTimeoutMs = 300;
     try {
       const started = Date.now();
       const bills = (await walk('status=open&totals=live', 100)).filter((b) => open.includes(b.bill_id));
@@ -100,6 +103,7 @@ describe('listing bills', () => {
       const single = await call(stack, 'GET', `/bills/${open[0]}`);
       expect(single.body).toMatchObject({ status: 'open', totals_source: 'stored', totals: [{ currency: 'USD', amount: 100 }] });
     } finally {
+      Object.assign(stack.config, { listQueryTimeoutMs: saved.list, queryTimeoutMs: saved.one });
       await stack.startWorker();
     }
   });
