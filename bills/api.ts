@@ -1,7 +1,7 @@
 /** Bill endpoints for Encore. The standalone host serves the same table (host/routes.ts). */
 import { api, type Header } from 'encore.dev/api';
 import { run, encoreDeps } from '../core/encore';
-import { pickIdempotencyKey } from '../core/idempotency';
+import { idempotencyKeyOf } from '../core/idempotency';
 import { cancelBill, closeBill, createBill, getBill, listBills } from './bills';
 import { database } from './db';
 import { reconcileBills } from './reconcile';
@@ -19,7 +19,7 @@ export interface CreateBillRequest extends CreateBillBody {
 export const create = api(
   { expose: true, auth: true, method: 'POST', path: '/bills' },
   async (req: CreateBillRequest): Promise<Bill> =>
-    run('bills:write', async () => createBill(await deps(), req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+    run('bills:write', async (caller) => createBill(await deps(), req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt))),
 );
 
 /** Lists bills newest first; open bills carry live totals. */
@@ -50,7 +50,7 @@ export interface CloseBillRequest {
 export const close = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/close' },
   async (req: CloseBillRequest): Promise<ClosedBill> =>
-    run('bills:write', async () => closeBill(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+    run('bills:write', async (caller) => closeBill(await deps(), req.billId, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt))),
 );
 
 /**
@@ -66,9 +66,9 @@ export interface CancelBillRequest extends CancelBillBody {
 export const cancel = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/cancel' },
   async (req: CancelBillRequest): Promise<Bill> =>
-    run('bills:write', async () => {
+    run('bills:write', async (caller) => {
       const { billId, idempotencyKey, idempotencyKeyAlt, ...body } = req;
-      return cancelBill(await deps(), billId, body, pickIdempotencyKey(idempotencyKey, idempotencyKeyAlt));
+      return cancelBill(await deps(), billId, body, idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt));
     }),
 );
 

@@ -7,9 +7,9 @@ import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import type { Deps } from '../core/deps';
-import { idempotencySettings } from '../core/deps';
+import { idempotently } from '../core/deps';
 import { AppError, failedPrecondition, notFound } from '../core/errors';
-import { fingerprint, idempotent } from '../core/idempotency';
+import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
 import { totalsList } from '../core/money';
 import { encodeCursor, parseId } from '../core/validate';
@@ -82,15 +82,15 @@ export function requestedBill(input: CreateBillInput): Omit<CreateBillInput, 're
   return { ...rest, billing_period_end: requested_period_end };
 }
 
-export async function createBill(deps: Deps, body: unknown, key: string | undefined): Promise<Bill> {
+export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey | undefined): Promise<Bill> {
   const now = new Date();
   const parsed = parseCreateBill(body, now);
   const requested = requestedBill(parsed);
   const { requested_period_end: _, ...input } = parsed;
-  return idempotent(deps.db, idempotencySettings(deps.config), key, fingerprint('POST /bills', requested), async () => {
-    // With a key, a generated id is derived from it, so a retry after a lost answer finds the
-    // bill its first attempt created instead of creating a second one.
-    const billId = input.bill_id ?? (key ? uuidv5(key, BILL_ID_NAMESPACE) : uuidv7());
+  return idempotently(deps, key, 'POST /bills', fingerprint('POST /bills', requested), async (seed) => {
+    // With a key, a generated id is derived from it (in its caller's lane), so a retry after a
+    // lost answer finds the bill its first attempt created instead of creating a second one.
+    const billId = input.bill_id ?? (seed ? uuidv5(seed, BILL_ID_NAMESPACE) : uuidv7());
     const { bill_id: _, ...fields } = input;
     const header: BillHeader = {
       ...fields,
@@ -155,10 +155,10 @@ export async function listBills(
 
 export const CLOSE_LINE_ITEMS_LIMIT = 1000;
 
-export async function closeBill(deps: Deps, billIdParam: unknown, key: string | undefined): Promise<ClosedBill> {
+export async function closeBill(deps: Deps, billIdParam: unknown, key: IdempotencyKey | undefined): Promise<ClosedBill> {
   const billId = parseId(billIdParam, 'billId');
-  const fp = fingerprint('POST /bills/:billId/close', { bill_id: billId });
-  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+  const operation = 'POST /bills/:billId/close';
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
     try {
       const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
       await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(closeBillUpdate));
@@ -179,11 +179,11 @@ export async function closeBill(deps: Deps, billIdParam: unknown, key: string | 
  * Cancels a recurring bill's series: it will not renew. The bill closes at the end of its period,
  * or now with `close_now`. Cancelling again answers the same bill.
  */
-export async function cancelBill(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<Bill> {
+export async function cancelBill(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<Bill> {
   const billId = parseId(billIdParam, 'billId');
   const input = parseCancelBill(body);
-  const fp = fingerprint('POST /bills/:billId/cancel', { bill_id: billId, ...input });
-  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+  const operation = 'POST /bills/:billId/cancel';
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...input }), async () => {
     try {
       const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
       await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(cancelSeriesUpdate, { args: [input] }));

@@ -1,16 +1,20 @@
 /** Encore's API gateway and its auth handler: the same API-key rules as the standalone host. */
 import { Gateway, type Header } from 'encore.dev/api';
 import { authHandler } from 'encore.dev/auth';
-import { identify, type AuthData } from '../core/encore';
+import { clientFromForwardedFor } from '../core/auth';
+import { identify, trustedHops, type AuthData } from '../core/encore';
 
 interface AuthParams {
   authorization: Header<'Authorization'>;
-  /** Set by the load balancer in front; repeated failures are rate limited per client. */
+  /**
+   * Appended to by the proxies in front; repeated failures are rate limited per client. Its first
+   * entries are whatever the caller wrote, so the client is read from the right (TRUST_PROXY hops).
+   */
   forwardedFor?: Header<'X-Forwarded-For'>;
 }
 
 export const auth = authHandler<AuthParams, AuthData>(async (params) =>
-  identify(params.authorization, params.forwardedFor?.split(',')[0]?.trim() || 'gateway'),
+  identify(params.authorization, clientFromForwardedFor(params.forwardedFor, trustedHops()) ?? 'gateway'),
 );
 
 export const gateway = new Gateway({ authHandler: auth });

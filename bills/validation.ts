@@ -2,7 +2,7 @@
 import { addYears, isValid, parseISO } from 'date-fns';
 import type { AppError } from '../core/errors';
 import { parseCurrency, parseNewLineItem } from '../lineitems/validation';
-import { asBody, decodeCursor, fieldError, intParam, optionalString, parseId } from '../core/validate';
+import { asBody, decodeCursor, fieldError, intParam, isId, isIsoInstant, optionalString, parseId } from '../core/validate';
 import { INVOICE_STATUSES, type InvoiceStatus } from '../postprocess/types';
 import { addInterval, isBoundary, parseInterval, periodEnd } from './periods';
 import { BILLING_POLICIES, type BillingPolicy, type RecurringFee } from './types';
@@ -169,7 +169,8 @@ export function parseListBills(
   }
   const cursor = decodeCursor(
     query.cursor,
-    (p) => p.length === 2 && typeof p[0] === 'string' && isValid(parseISO(p[0])) && typeof p[1] === 'string',
+    // What the listing wrote: its last bill's created_at and id, each as strict as a body field.
+    (p) => p.length === 2 && isIsoInstant(p[0]) && isId(p[1]),
   );
   return {
     status,

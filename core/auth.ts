@@ -115,21 +115,26 @@ export class Authenticator {
     return principal;
   }
 
-  /** The caller behind an `Authorization` header, whatever its scopes; throws 401 or 429. */
+  /**
+   * The caller behind an `Authorization` header, whatever its scopes; throws 401 or 429. The key
+   * is checked first, so a valid key always gets in, whatever others sent from its address.
+   * Failures count against the address and against the key id presented; past the limit of
+   * either, a failed attempt answers 429 until the window passes.
+   */
   async identify(authorization: string | undefined, client: string): Promise<Principal> {
     if (!this.settings.required) return ANONYMOUS;
-    const blocked = await this.failures.get(client);
-    if (blocked && blocked.consumedPoints >= this.settings.maxFailures) {
+    const principal = await this.verify(authorization);
+    if (principal) return principal;
+    const keyId = KEY_FORMAT.exec(/^Bearer (\S+)$/i.exec(authorization ?? '')?.[1] ?? '')?.[1];
+    const counters = [`address:${client}`, ...(keyId ? [`key:${keyId}`] : [])];
+    const counted = await Promise.all(counters.map((c) => this.failures.penalty(c, 1)));
+    const over = counted.filter((r) => r.consumedPoints > this.settings.maxFailures);
+    if (over.length > 0) {
       throw new AppError('resource_exhausted', 'too many failed authentication attempts; retry later', {
-        retry_after_seconds: Math.ceil(blocked.msBeforeNext / 1000),
+        retry_after_seconds: Math.ceil(Math.max(...over.map((r) => r.msBeforeNext)) / 1000),
       });
     }
-    const principal = await this.verify(authorization);
-    if (!principal) {
-      await this.failures.penalty(client, 1);
-      throw new AppError('unauthenticated', 'a valid API key is required: Authorization: Bearer <key>');
-    }
-    return principal;
+    throw new AppError('unauthenticated', 'a valid API key is required: Authorization: Bearer <key>');
   }
 
   private async verify(authorization: string | undefined): Promise<Principal | null> {
@@ -155,4 +160,14 @@ export class Authenticator {
     if (entry) this.cache.set(keyId, entry);
     return entry;
   }
+}
+
+/**
+ * The client address behind an `X-Forwarded-For` list, trusting the last `hops` proxies (the
+ * entries they appended, from the right). The left end is whatever the caller wrote itself, so it
+ * is never taken unless every proxy on the way is trusted to have rewritten the header.
+ */
+export function clientFromForwardedFor(header: string | undefined, hops = 1): string | undefined {
+  const entries = (header ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  return entries.length >= hops ? entries[entries.length - hops] : undefined;
 }

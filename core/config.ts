@@ -2,6 +2,7 @@
  * All configuration, read once from the environment and validated up front so a bad value stops
  * start-up with one clear line per problem instead of surfacing later as a runtime failure.
  */
+import { isIPv6 } from 'node:net';
 import path from 'node:path';
 
 export interface Config {
@@ -11,6 +12,12 @@ export interface Config {
   /** `npm run worker` serves /healthz, /readyz and /metrics here (0: no HTTP server). */
   workerPort: number;
   host: string;
+  /**
+   * Which proxies in front are trusted to say who the client is (X-Forwarded-For): none (false),
+   * the last N hops, or these addresses and CIDR ranges. It picks the address that failed
+   * authentication is throttled by, and what request logs show.
+   */
+  trustProxy: false | number | string[];
   dataDir: string;
   /** Unset: start an embedded Postgres under dataDir. */
   databaseUrl: string | undefined;
@@ -152,6 +159,27 @@ class Reader {
 
 export class ConfigError extends Error {}
 
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+/** `false`/`off`, a hop count, or a comma list of addresses and CIDR ranges; never "trust everyone". */
+function parseTrustProxy(value: string, problems: string[]): false | number | string[] {
+  const v = value.trim().toLowerCase();
+  if (v === '' || v === 'false' || v === 'off' || v === '0') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  const entries = value.split(',').map((e) => e.trim()).filter(Boolean);
+  const valid = (e: string) => {
+    const [address, bits, extra] = e.split('/');
+    if (extra !== undefined) return false;
+    const max = IPV4.test(address) ? 32 : isIPv6(address) ? 128 : -1;
+    return max > 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
+  };
+  if (v === 'true' || entries.length === 0 || !entries.every(valid)) {
+    problems.push('TRUST_PROXY must be off, a number of proxy hops, or a comma list of proxy addresses or CIDR ranges (true, trusting any caller\'s X-Forwarded-For, is refused)');
+    return false;
+  }
+  return entries;
+}
+
 /** Where `npm run infra` (or `npm start`) puts Postgres when DATABASE_URL is not set. */
 export const embeddedDatabaseUrl = (config: Config) =>
   `postgres://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/fees`;
@@ -165,6 +193,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: r.int('PORT', 4000, 0, 65535),
     workerPort: r.int('WORKER_PORT', 4001, 0, 65535),
     host: r.str('HOST', '127.0.0.1'),
+    trustProxy: parseTrustProxy(r.str('TRUST_PROXY', 'false'), r.problems),
     dataDir: path.resolve(r.str('DATA_DIR', '.data')),
     databaseUrl: r.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     embeddedPostgresPort: r.int('EMBEDDED_PG_PORT', 5433, 1, 65535),

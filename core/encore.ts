@@ -55,6 +55,9 @@ export interface AuthData {
 
 let authenticator: Authenticator | undefined;
 
+/** How many proxies' X-Forwarded-For entries to trust behind Encore's gateway: TRUST_PROXY hops, else 1. */
+export const trustedHops = () => (typeof config.trustProxy === 'number' && config.trustProxy > 0 ? config.trustProxy : 1);
+
 /**
  * The auth handler's rules are the standalone host's: a valid, unrevoked key (401 otherwise, and
  * 429 after repeated failures from one client). Scopes are checked per endpoint by `run`.
@@ -76,8 +79,8 @@ function toAPIError(err: unknown): unknown {
   return new APIError(e.code as ErrCode, e.message, undefined, e.details ?? undefined);
 }
 
-/** Checks the caller's scope, as the standalone host's route guard does. */
-export function checkScope(scope: Scope): void {
+/** Checks the caller's scope, as the standalone host's route guard does; returns the caller. */
+export function checkScope(scope: Scope): Principal {
   const data = getAuthData<AuthData>();
   const principal: Principal = data ? { key_id: data.userID, scopes: data.scopes } : ANONYMOUS;
   if (config.auth.required && !data) throw new APIError(ErrCode.Unauthenticated, 'a valid API key is required');
@@ -86,13 +89,17 @@ export function checkScope(scope: Scope): void {
   } catch (err) {
     throw toAPIError(err);
   }
+  return principal;
 }
 
-/** Runs a use case for a caller with `scope`, and rethrows its failure as the APIError Encore renders. */
-export async function run<T>(scope: Scope, fn: () => Promise<T>): Promise<T> {
-  checkScope(scope);
+/**
+ * Runs a use case for a caller with `scope` (handed the caller, whose lane its idempotency keys
+ * are in), and rethrows its failure as the APIError Encore renders.
+ */
+export async function run<T>(scope: Scope, fn: (caller: Principal) => Promise<T>): Promise<T> {
+  const caller = checkScope(scope);
   try {
-    return await fn();
+    return await fn(caller);
   } catch (err) {
     throw toAPIError(err);
   }

@@ -70,9 +70,31 @@ export const notFound = (message: string, details: ErrDetails | null = null) =>
 // Postgres or network failures that say "try again", not "this request is wrong".
 const TRANSIENT = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|57P0[123]|08...|53300)$/;
 
-/** Any error that is not an AppError: a transient outage is a 503, anything else a 500. */
+/**
+ * Postgres refusing the input itself: a data exception (class 22: a number out of range, text it
+ * cannot store), a NOT NULL or a CHECK violation. The same request would be refused every time, so
+ * it is the caller's to fix: a 400 naming the field where the column or constraint says which.
+ * Unique and foreign-key violations are left to the domain code, which knows what they mean.
+ */
+export function databaseRefusal(err: unknown): AppError | null {
+  const e = err as { code?: unknown; column?: unknown; constraint?: unknown };
+  if (typeof e?.code !== 'string') return null;
+  if (e.constraint === 'bill_totals_exact_check') {
+    return failedPrecondition('a total of this bill would exceed the largest exact amount', { field: 'amount' });
+  }
+  if (!e.code.startsWith('22') && e.code !== '23502' && e.code !== '23514') return null;
+  // Postgres names a column's own check `<table>_<column>_check`.
+  const field = typeof e.column === 'string' ? e.column
+    : typeof e.constraint === 'string' ? /^(?:bills|line_items|bill_totals|line_item_batches|idempotency_keys|api_keys|invoices)_(.+)_check$/.exec(e.constraint)?.[1]
+      : undefined;
+  return invalidArgument('the database refused this input', field ? { field, reason: e.code } : { reason: e.code });
+}
+
+/** Any error that is not an AppError: refused input is a 400, a transient outage a 503, anything else a 500. */
 export function unexpected(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  const refused = databaseRefusal(err);
+  if (refused) return refused;
   const code = (err as { code?: unknown })?.code;
   const message = String((err as Error)?.message ?? '');
   if ((typeof code === 'string' && TRANSIENT.test(code)) || /Connection terminated|timeout exceeded when trying to connect/.test(message)) {

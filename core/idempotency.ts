@@ -17,6 +17,7 @@
  * the ledger's own transactions, which stay synchronous. Each add saves two waits for a disk flush.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { ANONYMOUS } from './auth';
 import { canonicalJson } from './canonical-json';
 import type { Db } from './db';
 import { idempotentReplays } from './metrics';
@@ -57,52 +58,126 @@ interface KeyRow {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * An idempotency key as sent, and whose it is: the caller's API key id (the shared 'anonymous'
+ * scope when authentication is off). With the operation, that is the key's lane: another caller's
+ * key, or the same key on another endpoint, is another request.
+ */
+export interface IdempotencyKey {
+  key: string;
+  caller: string;
+}
+
+/** The caller of a server that runs without authentication: one lane for everyone, as before scopes. */
+export const SHARED_SCOPE = ANONYMOUS.key_id;
+
+/** The key a request sent (either header), in its caller's lane. */
+export function idempotencyKeyOf(caller: string, ...candidates: (string | undefined)[]): IdempotencyKey | undefined {
+  const key = pickIdempotencyKey(...candidates);
+  return key === undefined ? undefined : { key, caller };
+}
+
+/**
+ * What ids derived from a key are derived from. Keys hold no newline (pickIdempotencyKey), so a
+ * caller's seed never equals another caller's, nor the shared scope's (the bare key, as before
+ * scopes: ids of requests sent before it stay what they were), nor a derived seed such as a batch
+ * item's `seed \n #i`.
+ */
+const seedOf = (k: IdempotencyKey) => (k.caller === SHARED_SCOPE ? k.key : `${k.key}\n@${k.caller}`);
+
+interface Lane {
+  scope: string;
+  operation: string;
+  key: string;
+}
+
 /** Claims the key for `owner`: inserts it, or reclaims it once expired. */
-async function claim(db: Db, key: string, fp: string, owner: string, s: IdempotencySettings): Promise<boolean> {
+async function claim(db: Db, lane: Lane, fp: string, owner: string, s: IdempotencySettings): Promise<boolean> {
   const { rowCount } = await db.query(
     `WITH ${ASYNC_COMMIT}
-     INSERT INTO idempotency_keys (key, fingerprint, state, owner, locked_until, expires_at)
-     SELECT $1, $2, 'in_flight', $3, now() + $4 * interval '1 millisecond', now() + $5 * interval '1 hour' FROM async_commit
-     ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
+     INSERT INTO idempotency_keys (scope, operation, key, fingerprint, state, owner, locked_until, expires_at)
+     SELECT $1, $2, $3, $4, 'in_flight', $5, now() + $6 * interval '1 millisecond', now() + $7 * interval '1 hour' FROM async_commit
+     ON CONFLICT (scope, operation, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
        response_status = NULL, response_body = NULL, created_at = now(), owner = EXCLUDED.owner,
        locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
      WHERE idempotency_keys.expires_at < now()`,
-    [key, fp, owner, s.lockMs, s.ttlHours],
+    [lane.scope, lane.operation, lane.key, fp, owner, s.lockMs, s.ttlHours],
   );
   return rowCount === 1;
 }
 
 /** Takes over a key whose holder outlived its lock (crashed mid-request). */
-async function takeOver(db: Db, key: string, fp: string, owner: string, s: IdempotencySettings): Promise<boolean> {
+async function takeOver(db: Db, lane: Lane, fp: string, owner: string, s: IdempotencySettings): Promise<boolean> {
   const { rowCount } = await db.query(
-    `UPDATE idempotency_keys SET owner = $3, locked_until = now() + $4 * interval '1 millisecond'
-     WHERE key = $1 AND fingerprint = $2 AND state = 'in_flight' AND locked_until <= now()`,
-    [key, fp, owner, s.lockMs],
+    `UPDATE idempotency_keys SET owner = $5, locked_until = now() + $6 * interval '1 millisecond'
+     WHERE scope = $1 AND operation = $2 AND key = $3 AND fingerprint = $4 AND state = 'in_flight' AND locked_until <= now()`,
+    [lane.scope, lane.operation, lane.key, fp, owner, s.lockMs],
   );
   return rowCount === 1;
 }
 
+async function readKey(db: Db, lane: Lane): Promise<KeyRow | undefined> {
+  const { rows } = await db.query<KeyRow>(
+    `SELECT fingerprint, state, response_body, locked_until > now() AS locked
+     FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND expires_at > now()`,
+    [lane.scope, lane.operation, lane.key],
+  );
+  return rows[0];
+}
+
+/**
+ * Whether rows from before migration 8 (the legacy lane: no scope, no operation) may still be
+ * unexpired. They only ever disappear, so once none is left the lane is never read again.
+ */
+const legacyLeft = new WeakMap<Db, { left: boolean; checkedAt: number }>();
+async function mayHaveLegacy(db: Db): Promise<boolean> {
+  const known = legacyLeft.get(db);
+  if (known && (!known.left || Date.now() - known.checkedAt < 60_000)) return known.left;
+  const { rows } = await db.query<{ left: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = '' AND operation = '' AND expires_at > now()) AS left`,
+  );
+  legacyLeft.set(db, { left: rows[0].left, checkedAt: Date.now() });
+  return rows[0].left;
+}
+
+/**
+ * Runs `run` once per request: the first with a key runs, a repeat of the same request gets the
+ * stored response, a different request in the same lane is refused, and a duplicate arriving while
+ * the first is in flight waits for its response. `run` gets the seed to derive ids from (see
+ * seedOf), or undefined without a key (the request is new by definition).
+ */
 export async function idempotent<T>(
   db: Db,
   s: IdempotencySettings,
-  key: string | undefined,
-  fp: string,
-  run: () => Promise<T>,
+  request: { key: IdempotencyKey | undefined; operation: string; fingerprint: string },
+  run: (seed: string | undefined) => Promise<T>,
 ): Promise<T> {
-  if (key === undefined) return run();
+  const { key, operation, fingerprint: fp } = request;
+  if (key === undefined) return run(undefined);
+  // A request sent before migration 8 and retried since is still in the legacy lane: it keeps its
+  // answer and the ids its first attempt derived (from the bare key).
+  if (await mayHaveLegacy(db)) {
+    const legacy: Lane = { scope: '', operation: '', key: key.key };
+    const row = await readKey(db, legacy);
+    if (row?.fingerprint === fp) return inLane(db, s, legacy, fp, () => run(key.key));
+  }
+  return inLane(db, s, { scope: key.caller, operation, key: key.key }, fp, () => run(seedOf(key)));
+}
+
+async function inLane<T>(db: Db, s: IdempotencySettings, lane: Lane, fp: string, run: () => Promise<T>): Promise<T> {
   // Only the current holder may complete or release the key: a request that outlived its lock
   // and was taken over must not overwrite or delete its successor's claim.
   const owner = randomUUID();
   const giveUpAt = Date.now() + s.waitMs;
+  const legacy = lane.scope === '';
   for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
-    if (await claim(db, key, fp, owner, s)) break;
-    const { rows } = await db.query<KeyRow>(
-      `SELECT fingerprint, state, response_body, locked_until > now() AS locked
-       FROM idempotency_keys WHERE key = $1`,
-      [key],
-    );
-    const row = rows[0];
-    if (row === undefined) continue; // released by a failed original: claim it
+    // The legacy lane takes no new claims: its rows are only answered or taken over.
+    if (!legacy && (await claim(db, lane, fp, owner, s))) break;
+    const row = await readKey(db, lane);
+    if (row === undefined) {
+      if (legacy) return run(); // expired meanwhile: the ids stay those of the first attempt
+      continue; // released by a failed original: claim it
+    }
     if (row.fingerprint !== fp) {
       throw invalidArgument('this idempotency key was already used with a different request', {
         field: 'X-Idempotency-Key',
@@ -112,7 +187,7 @@ export async function idempotent<T>(
       idempotentReplays.inc();
       return row.response_body as T;
     }
-    if (!row.locked && (await takeOver(db, key, fp, owner, s))) break;
+    if (!row.locked && (await takeOver(db, lane, fp, owner, s))) break;
     if (Date.now() >= giveUpAt) {
       throw new AppError('aborted', 'a request with this idempotency key is still in progress; retry later');
     }
@@ -125,15 +200,16 @@ export async function idempotent<T>(
   } catch (err) {
     // Failed requests are not remembered: the client may retry them with the same key.
     await db
-      .query(`DELETE FROM idempotency_keys WHERE key = $1 AND owner = $2 AND state = 'in_flight'`, [key, owner])
+      .query(`DELETE FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`,
+        [lane.scope, lane.operation, lane.key, owner])
       .catch(() => undefined);
     throw err;
   }
   await db.query(
     `WITH ${ASYNC_COMMIT}
-     UPDATE idempotency_keys SET state = 'completed', response_status = 200, response_body = $3, locked_until = NULL
-     FROM async_commit WHERE key = $1 AND owner = $2 AND state = 'in_flight'`,
-    [key, owner, JSON.stringify(result)],
+     UPDATE idempotency_keys SET state = 'completed', response_status = 200, response_body = $5, locked_until = NULL
+     FROM async_commit WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`,
+    [lane.scope, lane.operation, lane.key, owner, JSON.stringify(result)],
   );
   return result;
 }
@@ -141,8 +217,8 @@ export async function idempotent<T>(
 /** Deletes expired keys in small batches; run periodically by the API process. */
 export async function pruneExpiredKeys(db: Db, batch = 1000): Promise<number> {
   const { rowCount } = await db.query(
-    `DELETE FROM idempotency_keys WHERE key IN (
-       SELECT key FROM idempotency_keys WHERE expires_at < now() LIMIT $1)`,
+    `DELETE FROM idempotency_keys WHERE (scope, operation, key) IN (
+       SELECT scope, operation, key FROM idempotency_keys WHERE expires_at < now() LIMIT $1)`,
     [batch],
   );
   return rowCount ?? 0;

@@ -66,8 +66,23 @@ export function intParam(value: unknown, field: string, fallback: number, min: n
 
 const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+export const isId = (value: unknown): value is string => typeof value === 'string' && ID_PATTERN.test(value);
+
+/** An instant as the service writes one (`toISOString`: UTC, milliseconds), and nothing else. */
+export function isIsoInstant(value: unknown): value is string {
+  return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value)
+    && !Number.isNaN(Date.parse(value)) && new Date(value).toISOString() === value;
+}
+
+const BIGINT_MAX = 2n ** 63n - 1n;
+
+/** A BIGINT position as the service writes one: a decimal without leading zeros that Postgres can hold. */
+export function isPosition(value: unknown): value is string {
+  return typeof value === 'string' && /^(0|[1-9]\d{0,18})$/.test(value) && BigInt(value) <= BIGINT_MAX;
+}
+
 export function parseId(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
+  if (!isId(value)) {
     throw fieldError(field, 'must be 1-64 characters of A-Z, a-z, 0-9, _ . : -');
   }
   return value;

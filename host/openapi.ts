@@ -39,8 +39,9 @@ export interface Operation {
 
 export interface OpenApiDocument {
   openapi: '3.1.0';
-  info: { title: string; version: string; description: string };
-  tags: { name: string }[];
+  info: { title: string; version: string; description: string; license: { name: string; identifier: string } };
+  servers: { url: string; description: string }[];
+  tags: { name: string; description: string }[];
   paths: Record<string, Partial<Record<'get' | 'post', Operation>>>;
   components: {
     schemas: Record<string, Schema>;
@@ -98,16 +99,26 @@ export function buildOpenApiDocument(routes: readonly Route[], root: string): Op
     if (!endpoint) throw new Error(`no Encore api() declares ${route.method} ${route.path}`);
     const item = (doc.paths[route.path.replace(/:(\w+)/g, '{$1}')] ??= {});
     item[route.method.toLowerCase() as 'get' | 'post'] = toOperation(route, endpoint, schemaOf, doc.components.schemas);
-    if (!doc.tags.some((t) => t.name === endpoint.service)) doc.tags.push({ name: endpoint.service });
+    if (!doc.tags.some((t) => t.name === endpoint.service)) {
+      doc.tags.push({ name: endpoint.service, description: SERVICE_DESCRIPTIONS[endpoint.service] ?? `The ${endpoint.service} service.` });
+    }
   }
   pruneUnreferenced(doc);
   return doc;
 }
 
+/** One line per Encore service: the tags of the document. */
+const SERVICE_DESCRIPTIONS: Record<string, string> = {
+  bills: 'Bills: create, read, list, close and cancel them; reconciliation for operators.',
+  lineitems: 'Line items of a bill: add one, add a batch of up to 1,000, list them.',
+  postprocess: 'What happens after a bill closes: its invoice PDF and its delivery.',
+};
+
 function skeleton(root: string): OpenApiDocument {
-  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string; description: string };
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string; description: string; license: string };
   const errorResponse = (description: string) => ({
     description,
+    headers: ERROR_HEADERS,
     content: { 'application/json': { schema: { $ref: `#/components/schemas/${ERROR_SCHEMA}` } } },
   });
   return {
@@ -118,7 +129,11 @@ function skeleton(root: string): OpenApiDocument {
       description: `${pkg.description}. Endpoints need an API key (Authorize) unless the server runs with authentication `
         + 'off. POSTs accept an idempotency key: a retry with the same key and request returns the first answer instead of '
         + 'acting twice.',
+      // An SPDX expression; package.json's UNLICENSED (no licence granted) is not one.
+      license: pkg.license === 'UNLICENSED' ? { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' } : { name: pkg.license, identifier: pkg.license },
     },
+    // Relative: requests go to the server that served the document, wherever it runs.
+    servers: [{ url: '/', description: 'this server' }],
     tags: [],
     paths: {},
     components: {
@@ -216,10 +231,33 @@ function toOperation(
   };
 }
 
+/** Headers on every answer: the request id (the caller's valid `X-Request-Id`, else a new one). */
+const REQUEST_ID_HEADER = {
+  'X-Request-Id': {
+    description: 'The request\'s id, in every log line about it: the caller\'s own `X-Request-Id` when valid, else a new UUID.',
+    required: true,
+    schema: { type: 'string', minLength: 1 },
+  },
+};
+
+/** And on refusals and failures: when to retry, for 429 and for a 503 that knows. */
+const ERROR_HEADERS = {
+  ...REQUEST_ID_HEADER,
+  'Retry-After': {
+    description: 'Seconds to wait before retrying (429 `resource_exhausted`, some 503 `unavailable`).',
+    required: false,
+    schema: { type: 'string', pattern: '^[0-9]+$' },
+  },
+};
+
 function success(endpoint: Endpoint, schemaOf: (decl: Declaration) => Schema | undefined) {
   if (endpoint.rawContentType) {
     return {
       description: endpoint.doc,
+      headers: {
+        ...REQUEST_ID_HEADER,
+        'Content-Disposition': { description: 'The file name of the document.', required: true, schema: { type: 'string' } },
+      },
       content: { [endpoint.rawContentType]: { schema: { type: 'string', contentMediaType: endpoint.rawContentType } } },
     };
   }
@@ -228,6 +266,7 @@ function success(endpoint: Endpoint, schemaOf: (decl: Declaration) => Schema | u
   const described = schemaOf(endpoint.response)?.description;
   return {
     description: typeof described === 'string' ? described : name,
+    headers: REQUEST_ID_HEADER,
     content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } },
   };
 }

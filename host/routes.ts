@@ -4,9 +4,9 @@
  */
 import { cancelBill, closeBill, createBill, getBill, listBills } from '../bills/bills';
 import { reconcileBills } from '../bills/reconcile';
-import type { Scope } from '../core/auth';
+import type { Principal, Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
-import { IDEMPOTENCY_HEADERS, pickIdempotencyKey } from '../core/idempotency';
+import { IDEMPOTENCY_HEADERS, idempotencyKeyOf, type IdempotencyKey } from '../core/idempotency';
 import { addLineItem, addLineItems, listLineItems } from '../lineitems/lineitems';
 import { getInvoicePdf, retryInvoice } from '../postprocess/invoices';
 
@@ -15,6 +15,8 @@ export interface RouteRequest {
   query: Record<string, string | undefined>;
   body: unknown;
   headers: Record<string, string | string[] | undefined>;
+  /** Who is calling: set by the route guard (the shared scope when authentication is off). */
+  principal: Principal;
 }
 
 export interface Route {
@@ -29,12 +31,13 @@ export interface Route {
   file?: (result: never) => { contentType: string; filename: string; body: Buffer };
 }
 
-function idempotencyKey(req: RouteRequest): string | undefined {
+/** The request's idempotency key (either header), in its caller's lane. */
+function idempotencyKey(req: RouteRequest): IdempotencyKey | undefined {
   const value = (name: string) => {
     const v = req.headers[name.toLowerCase()];
     return Array.isArray(v) ? v[0] : v;
   };
-  return pickIdempotencyKey(...IDEMPOTENCY_HEADERS.map(value));
+  return idempotencyKeyOf(req.principal.key_id, ...IDEMPOTENCY_HEADERS.map(value));
 }
 
 export const routes: Route[] = [

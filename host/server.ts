@@ -84,6 +84,10 @@ export function createApp(
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     bodyLimit: 1024 * 1024,
+    // Off by default: then req.ip is the peer, and an X-Forwarded-For the caller wrote means nothing.
+    trustProxy: typeof config.trustProxy === 'number'
+      ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.trustProxy)
+      : config.trustProxy,
     // Fastify's own answers for these two cases are not in the Encore error shape: ours are below.
     return503OnClosing: false,
     clientErrorHandler: answerClientError,

@@ -2,7 +2,7 @@
 import { api, type Header } from 'encore.dev/api';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { run, encoreDeps } from '../core/encore';
-import { pickIdempotencyKey } from '../core/idempotency';
+import { idempotencyKeyOf } from '../core/idempotency';
 import { addLineItem, addLineItems, listLineItems } from './lineitems';
 import type { AddLineItemBody, AddLineItemsBody, AddedLineItem, AddedLineItems, LineItemPage, ListLineItemsQuery } from './types';
 
@@ -18,8 +18,8 @@ export interface AddLineItemRequest extends AddLineItemBody {
 export const add = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items' },
   async (req: AddLineItemRequest): Promise<AddedLineItem> =>
-    run('bills:write', async () =>
-      addLineItem(await deps(), req.billId, req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt)),
+    run('bills:write', async (caller) =>
+      addLineItem(await deps(), req.billId, req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
     ),
 );
 
@@ -36,8 +36,8 @@ export interface AddLineItemsRequest extends AddLineItemsBody {
 export const addBatch = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items/batch' },
   async (req: AddLineItemsRequest): Promise<AddedLineItems> =>
-    run('bills:write', async () =>
-      addLineItems(await deps(), req.billId, req, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt)),
+    run('bills:write', async (caller) =>
+      addLineItems(await deps(), req.billId, req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
     ),
 );
 

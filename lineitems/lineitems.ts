@@ -2,12 +2,12 @@
 import { hash } from 'node:crypto';
 import { parse as uuidParse, stringify as uuidStringify, v4 as uuidv4 } from 'uuid';
 import type { Deps } from '../core/deps';
-import { idempotencySettings } from '../core/deps';
+import { idempotently } from '../core/deps';
 import { AppError, failedPrecondition, invalidArgument, notFound, unexpected } from '../core/errors';
 import { lineItems as lineItemsMetric } from '../core/metrics';
-import { fingerprint, idempotent } from '../core/idempotency';
+import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
-import { decodeCursor, encodeCursor, intParam, parseId } from '../core/validate';
+import { decodeCursor, encodeCursor, intParam, isPosition, parseId } from '../core/validate';
 import { findBill } from '../bills/store';
 import { sendUpdate, unknownOutcome, type UpdateFailure } from '../temporal/client';
 import {
@@ -35,7 +35,7 @@ export function lineItemId(billId: string, idempotencyKey: string): string {
 }
 
 /** Counts every add: accepted, or rejected with its reason (`invalid_argument:amount`, ...). */
-export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<AddedLineItem> {
+export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<AddedLineItem> {
   try {
     const added = await addOneLineItem(deps, billIdParam, body, key);
     lineItemsMetric.inc({ result: 'accepted', reason: '' });
@@ -48,13 +48,13 @@ export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknow
   }
 }
 
-async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<AddedLineItem> {
+async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<AddedLineItem> {
   const billId = parseId(billIdParam, 'billId');
   const item = parseNewLineItem(body);
-  const fp = fingerprint('POST /bills/:billId/line-items', { bill_id: billId, ...item });
-  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, () =>
+  const operation = 'POST /bills/:billId/line-items';
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...item }), (seed) =>
     // Without a key the request is new by definition.
-    groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, key ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs),
+    groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, seed ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs),
   );
 }
 
@@ -160,7 +160,7 @@ async function storedTotalsOf(deps: Deps, billId: string): Promise<CurrencyTotal
  * A batch of up to MAX_BATCH_ITEMS line items under one idempotency key: all validated first,
  * then accepted or refused as a whole, in one update and one multi-row insert.
  */
-export async function addLineItems(deps: Deps, billIdParam: unknown, body: unknown, key: string | undefined): Promise<AddedLineItems> {
+export async function addLineItems(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<AddedLineItems> {
   const billId = parseId(billIdParam, 'billId');
   let items: NewLineItem[];
   try {
@@ -169,9 +169,10 @@ export async function addLineItems(deps: Deps, billIdParam: unknown, body: unkno
     lineItemsMetric.inc({ result: 'rejected', reason: 'invalid_argument:batch' });
     throw err;
   }
-  const fp = fingerprint('POST /bills/:billId/line-items/batch', { bill_id: billId, items });
+  const operation = 'POST /bills/:billId/line-items/batch';
+  const fp = fingerprint(operation, { bill_id: billId, items });
   try {
-    const added = await idempotent(deps.db, idempotencySettings(deps.config), key, fp, () => addStagedBatch(deps, billId, items, key, fp));
+    const added = await idempotently(deps, key, operation, fp, (seed) => addStagedBatch(deps, billId, items, seed, fp));
     lineItemsMetric.inc({ result: 'accepted', reason: '' }, items.length);
     return added;
   } catch (err) {
@@ -187,9 +188,9 @@ export async function addLineItems(deps: Deps, billIdParam: unknown, body: unkno
  * The staged batch is dropped only when the workflow refused it for good; a batch already applied
  * (by an earlier attempt of this request) is answered whatever the workflow says now.
  */
-async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], key: string | undefined, fp: string): Promise<AddedLineItems> {
+async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], seed: string | undefined, fp: string): Promise<AddedLineItems> {
   const totals = batchTotals(items);
-  const batchKey = key ?? uuidv4();
+  const batchKey = seed ?? uuidv4();
   const batchId = lineItemId(billId, batchKey);
   const withIds = items.map((item, i) => ({ ...item, line_item_id: lineItemId(billId, `${batchKey}\n#${i}`) }));
   const ids = withIds.map((i) => i.line_item_id);
@@ -252,7 +253,7 @@ export async function listLineItems(
 ): Promise<LineItemPage> {
   const billId = parseId(billIdParam, 'billId');
   const limit = intParam(query.limit, 'limit', Math.min(100, deps.config.listing.lineItemsMaxLimit), 1, deps.config.listing.lineItemsMaxLimit);
-  const cursor = decodeCursor(query.cursor, (p) => p.length === 1 && typeof p[0] === 'string' && /^\d{1,19}$/.test(p[0]));
+  const cursor = decodeCursor(query.cursor, (p) => p.length === 1 && isPosition(p[0]));
   if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
   return listLineItemsPage(deps, billId, limit, cursor ? (cursor[0] as string) : null);
 }

@@ -3,7 +3,7 @@ import { currentRequest, type APICallMeta } from 'encore.dev';
 import { api, type Header } from 'encore.dev/api';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { checkScope, run, encoreDeps, sendError } from '../core/encore';
-import { pickIdempotencyKey } from '../core/idempotency';
+import { idempotencyKeyOf } from '../core/idempotency';
 import { getInvoicePdf, retryInvoice } from './invoices';
 import type { RetryInvoiceResponse } from './types';
 
@@ -39,5 +39,5 @@ export interface RetryInvoiceRequest {
 export const retry = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/invoice/retry' },
   async (req: RetryInvoiceRequest): Promise<RetryInvoiceResponse> =>
-    run('bills:write', async () => retryInvoice(await deps(), req.billId, pickIdempotencyKey(req.idempotencyKey, req.idempotencyKeyAlt))),
+    run('bills:write', async (caller) => retryInvoice(await deps(), req.billId, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt))),
 );

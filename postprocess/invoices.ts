@@ -3,9 +3,9 @@
  * retry a post-process that failed (or never finished).
  */
 import type { Deps } from '../core/deps';
-import { idempotencySettings } from '../core/deps';
+import { idempotently } from '../core/deps';
 import { AppError, notFound } from '../core/errors';
-import { fingerprint, idempotent } from '../core/idempotency';
+import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { parseId } from '../core/validate';
 import { toAppError, withDeadline } from '../temporal/client';
 import { postProcessWorkflowId } from '../temporal/shared';
@@ -41,10 +41,10 @@ export async function getInvoicePdf(deps: Deps, billIdParam: unknown): Promise<I
  * that was lost), and otherwise leaves it be. An invoice already sent (or skipped) is never sent
  * again; the answer shows it as it is.
  */
-export async function retryInvoice(deps: Deps, billIdParam: unknown, key: string | undefined): Promise<RetryInvoiceResponse> {
+export async function retryInvoice(deps: Deps, billIdParam: unknown, key: IdempotencyKey | undefined): Promise<RetryInvoiceResponse> {
   const billId = parseId(billIdParam, 'billId');
-  const fp = fingerprint('POST /bills/:billId/invoice/retry', { bill_id: billId });
-  return idempotent(deps.db, idempotencySettings(deps.config), key, fp, async () => {
+  const operation = 'POST /bills/:billId/invoice/retry';
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
     const bill = await findBill(deps.db, billId);
     if (!bill) throw notFound(`bill ${billId} not found`, { bill_id: billId });
     if (bill.status !== 'closed' || !bill.invoice) {

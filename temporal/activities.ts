@@ -5,7 +5,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../core/config';
 import { inTransaction, type Db } from '../core/db';
-import { AppError } from '../core/errors';
+import { AppError, databaseRefusal } from '../core/errors';
 import type { Logger } from '../core/log';
 import { billsClosed, billsOpened, closeTotalsMismatches, invoiceFailures } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
@@ -68,17 +68,10 @@ async function permanent<T>(fn: () => Promise<T>): Promise<T> {
 const refused = (refusal: Refusal): WriteOutcome => ({ status: 'refused', refusal });
 const closedRefusal: Refusal = { code: 'failed_precondition', message: 'bill is closed: it accepts no more line items', details: { status: 'closed' } };
 
-/**
- * Whether Postgres refused the data itself (class 22: a data exception; 23514: a check, such as a
- * total past the exact range): the same write would be refused on every retry.
- */
+/** Postgres refused the data itself (see databaseRefusal): the same write would be refused on every retry. */
 function refusalOfData(err: unknown): Refusal | null {
-  const e = err as { code?: string; constraint?: string };
-  if (e.code === '23514' && e.constraint === 'bill_totals_exact_check') {
-    return { code: 'failed_precondition', message: 'a total of this bill would exceed the largest exact amount', details: { field: 'amount' } };
-  }
-  if (e.code?.startsWith('22') || e.code === '23514') return { code: 'invalid_argument', message: `the database refused this line item (${e.code})`, details: null };
-  return null;
+  const e = databaseRefusal(err);
+  return e && { code: e.code, message: e.message, details: e.details };
 }
 
 /** The writes of a group as the store takes them: items (the fee with its derived id) and batches, and where each went. */

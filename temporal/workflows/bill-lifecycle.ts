@@ -57,6 +57,9 @@ export const LEDGER_SNAPSHOTS = 'ledger-snapshots';
 export const HISTORY_CAP = 'history-cap';
 const MAX_HISTORY_EVENTS = 2_000;
 
+/** The close waits for an accepted cancel's write to the bill row (migration 9). */
+export const CLOSE_AFTER_CANCEL = 'close-after-cancel';
+
 /** Writes (items or staged batches) in one transaction of the writer. */
 const MAX_WRITES_PER_TRANSACTION = 1000;
 
@@ -350,9 +353,14 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
 
   setHandler(cancelSeriesUpdate, async ({ close_now }) => {
     state.cancelled = true;
-    await condition(() => state.persisted || state.conflict);
-    ours();
-    await db.cancelSeries({ bill_id: billId, at: new Date(Date.now()).toISOString() });
+    state.cancelling++;
+    try {
+      await condition(() => state.persisted || state.conflict);
+      ours();
+      await db.cancelSeries({ bill_id: billId, at: new Date(Date.now()).toISOString() });
+    } finally {
+      state.cancelling--;
+    }
     if (close_now) {
       state.closeRequested = true;
       await condition(() => state.status === 'closed');
@@ -368,6 +376,10 @@ function registerHandlers(state: BillState, input: BillWorkflowInput, db: Databa
       throw new AppError('failed_precondition', `bill ${billId} has ended; its series continues with bill ${state.nextBillId}`, {
         status: state.status, next_bill_id: state.nextBillId,
       });
+    }
+    // A bill whose close has begun changes no more; a cancelled one may hear its cancel again.
+    if (state.status !== 'open' && !state.cancelled) {
+      throw new AppError('failed_precondition', `bill ${billId} is ${state.status}`, { status: state.status });
     }
   }) });
 }
@@ -479,8 +491,11 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
 
 async function close(state: BillState, input: BillWorkflowInput, db: DatabaseActivities): Promise<void> {
   const billId = input.bill.bill_id;
+  const waitsForCancel = patched(CLOSE_AFTER_CANCEL);
   state.status = 'closing';
-  await condition(() => idle(state));
+  // A cancel accepted before the close writes to the bill row first (the database refuses any
+  // change to a closed bill since migration 9). Histories from before this wait replay without it.
+  await condition(() => idle(state) && (state.cancelling === 0 || !waitsForCancel));
   const stored = await db.closeBill({ bill_id: billId, closed_at: new Date(Date.now()).toISOString() });
   if (!sameTotals(stored.totals, state.totals)) {
     // Postgres is the system of record; a mismatch means a write committed that no snapshot

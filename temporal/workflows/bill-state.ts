@@ -29,6 +29,8 @@ export interface BillState {
   refresh: boolean;
   /** Adds on the previous release's path in flight (bills running since before migration 7). */
   legacyInflight: number;
+  /** Cancels accepted whose write to the bill row is still in flight. */
+  cancelling: number;
   itemsThisRun: number;
   persisted: boolean;
   conflict: boolean;
@@ -54,6 +56,7 @@ export function initialState(input: BillWorkflowInput): BillState {
     writing: false,
     refresh: false,
     legacyInflight: 0,
+    cancelling: 0,
     itemsThisRun: 0,
     persisted: input.carried !== undefined,
     conflict: false,

@@ -18,6 +18,7 @@ import { createMailer } from '../../postprocess/mailer';
 import { createActivities, type Activities } from '../../temporal/activities';
 import { createWorker } from '../../temporal/worker';
 import { billWorkflowId, getBillQuery, type LiveBill } from '../../temporal/shared';
+import { holdToContract } from './contract';
 import { testTempDir } from './tmp';
 
 export interface Stack {
@@ -77,6 +78,7 @@ export async function startStack(
   const app = buildServer(deps, { logLevel: opts.logStream ? 'info' : 'warn', logStream: opts.logStream });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
+  holdToContract(`http://127.0.0.1:${port}`);
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -99,6 +101,16 @@ export interface Reply<T = any> {
   status: number;
   body: T;
   headers: Headers;
+  /** The body exactly as it came over the wire. */
+  raw: string;
+}
+
+/** A replay is the first answer byte for byte: status, content headers and the body's text. */
+export function expectReplayOf(replay: Reply, first: Reply): void {
+  const wire = (r: Reply) => ({
+    status: r.status, type: r.headers.get('content-type'), length: r.headers.get('content-length'), raw: r.raw,
+  });
+  expect(wire(replay)).toEqual(wire(first));
 }
 
 /** Collects JSON log lines written to it. */
@@ -129,6 +141,7 @@ export async function call<T = any>(
   const text = await res.text();
   const reply = { status: res.status, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text || undefined };
   // Not enumerable: replies compare equal by status and body (a replay has its own request id).
+  Object.defineProperty(reply, 'raw', { value: text, enumerable: false });
   return Object.defineProperty(reply, 'headers', { value: res.headers, enumerable: false }) as Reply<T>;
 }
 

@@ -87,19 +87,24 @@ describe('API keys', () => {
 });
 
 describe('repeated failures', () => {
-  it('are rate limited per client: 429 with Retry-After, even for a good key, then not for others', async () => {
+  it('never lock out a valid key, and are counted per address and per key id presented', async () => {
     const auth = new Authenticator(stack.db, { required: true, cacheMs: 0, maxFailures: 3, failureWindowS: 60 });
     const good = `Bearer ${await key('bills:read')}`;
-    for (let i = 0; i < 3; i++) {
-      await expect(auth.authenticate('Bearer fees_wrong', 'client-a', 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
-    }
-    await expect(auth.authenticate(good, 'client-a', 'bills:read')).rejects.toMatchObject({
+    for (let i = 0; i < 5; i++) await expect(auth.authenticate('Bearer fees_wrong', 'client-a', 'bills:read')).rejects.toBeDefined();
+    // Someone else's failures from the same address: the valid key still gets in.
+    await expect(auth.authenticate(good, 'client-a', 'bills:read')).resolves.toMatchObject({ scopes: ['bills:read'] });
+    // Past the limit, failures from that address answer 429 with when to come back.
+    await expect(auth.authenticate('Bearer fees_wrong', 'client-a', 'bills:read')).rejects.toMatchObject({
       code: 'resource_exhausted', details: { retry_after_seconds: expect.any(Number) },
     });
-    await expect(auth.authenticate(good, 'client-b', 'bills:read')).resolves.toMatchObject({ scopes: ['bills:read'] });
+    await expect(auth.authenticate('Bearer fees_wrong', 'client-b', 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
+    // Guessing one key's secret from many addresses is throttled by the key id presented.
+    const target = 'fees_abcdefghijklmnop_';
+    for (let i = 0; i < 3; i++) await expect(auth.authenticate(`Bearer ${target}${'A'.repeat(43)}`, `spread-${i}`, 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(auth.authenticate(`Bearer ${target}${'B'.repeat(43)}`, 'spread-9', 'bills:read')).rejects.toMatchObject({ code: 'resource_exhausted' });
   });
 
-  it('answer 429 over HTTP with a Retry-After header', async () => {
+  it('answer 429 over HTTP with a Retry-After header, while a valid key from the same address is served', async () => {
     const limited = await startStack({ AUTH_REQUIRED: 'true', AUTH_MAX_FAILURES: '2' });
     try {
       await call(limited, 'GET', '/bills', undefined, bearer('wrong'));
@@ -107,8 +112,31 @@ describe('repeated failures', () => {
       const blocked = await call(limited, 'GET', '/bills', undefined, bearer('wrong'));
       expect(blocked).toMatchObject({ status: 429, body: { code: 'resource_exhausted' } });
       expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+      const good = (await insertApiKey(limited.db, 'good', ['bills:read'])).key;
+      expect((await call(limited, 'GET', '/bills', undefined, bearer(good))).status).toBe(200);
     } finally {
       await limited.stop();
+    }
+  });
+
+  it('take the client from X-Forwarded-For only behind a trusted proxy (TRUST_PROXY)', async () => {
+    const from = (client: string) => ({ 'x-forwarded-for': client });
+    // Untrusted: every caller on loopback is one address, whatever it writes in the header.
+    const plain = await startStack({ AUTH_REQUIRED: 'true', AUTH_MAX_FAILURES: '1' });
+    try {
+      await call(plain, 'GET', '/bills', undefined, { ...bearer('wrong'), ...from('203.0.113.1') });
+      expect((await call(plain, 'GET', '/bills', undefined, { ...bearer('wrong'), ...from('203.0.113.2') })).status).toBe(429);
+    } finally {
+      await plain.stop();
+    }
+    // Behind a trusted proxy on loopback: the clients it names are told apart.
+    const proxied = await startStack({ AUTH_REQUIRED: 'true', AUTH_MAX_FAILURES: '1', TRUST_PROXY: '127.0.0.1' });
+    try {
+      await call(proxied, 'GET', '/bills', undefined, { ...bearer('wrong'), ...from('203.0.113.1') });
+      expect((await call(proxied, 'GET', '/bills', undefined, { ...bearer('wrong'), ...from('203.0.113.2') })).status).toBe(401);
+      expect((await call(proxied, 'GET', '/bills', undefined, { ...bearer('wrong'), ...from('203.0.113.1') })).status).toBe(429);
+    } finally {
+      await proxied.stop();
     }
   });
 });

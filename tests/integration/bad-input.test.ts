@@ -1,4 +1,8 @@
-import { call, eventually, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+import { encodeCursor } from '../../core/validate';
+import { postProcessWorkflowId } from '../../temporal/shared';
+import { call, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+
+const cursor = (position: unknown[]) => encodeCursor(position);
 
 let stack: Stack;
 let openBill: string;
@@ -14,8 +18,9 @@ beforeAll(async () => {
   await call(stack, 'POST', '/bills', { bill_id: usdBill, billing_period_end: inSeconds(3600), currency: 'USD' });
   await call(stack, 'POST', '/bills', { bill_id: closedBill, billing_period_end: inSeconds(3600) });
   await call(stack, 'POST', `/bills/${closedBill}/close`);
-  // Let the asynchronous post-process of the closed bill land before counting rows.
-  await eventually(async () => (await stack.db.query('SELECT 1 FROM bill_postprocess WHERE bill_id = $1', [closedBill])).rowCount);
+  // Let the asynchronous post-process of the closed bill finish (all its rows written) before
+  // counting rows: it ends after the invoice is stored and its delivery recorded.
+  await stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(closedBill)).result();
 });
 afterAll(() => stack.stop());
 
@@ -68,6 +73,13 @@ const cases: Case[] = [
   ['limit 101', 'GET', () => '/bills?limit=101', undefined, 400, 'invalid_argument'],
   ['limit not a number', 'GET', () => '/bills?limit=ten', undefined, 400, 'invalid_argument'],
   ['a forged cursor', 'GET', () => '/bills?cursor=bm9wZQ', undefined, 400, 'invalid_argument'],
+  // Well-formed cursors holding what the service never writes there.
+  ['a line-item cursor past bigint', 'GET', () => `/bills/${openBill}/line-items?cursor=${cursor(['9999999999999999999'])}`, undefined, 400, 'invalid_argument'],
+  ['a line-item cursor with a leading zero', 'GET', () => `/bills/${openBill}/line-items?cursor=${cursor(['007'])}`, undefined, 400, 'invalid_argument'],
+  ['a bill cursor holding a year', 'GET', () => `/bills?cursor=${cursor(['2024', 'b-1'])}`, undefined, 400, 'invalid_argument'],
+  ['a bill cursor holding an ISO week date', 'GET', () => `/bills?cursor=${cursor(['2024-W01-1', 'b-1'])}`, undefined, 400, 'invalid_argument'],
+  ['a bill cursor holding a date that does not exist', 'GET', () => `/bills?cursor=${cursor(['2024-02-30T00:00:00.000Z', 'b-1'])}`, undefined, 400, 'invalid_argument'],
+  ['a bill cursor with a NUL in its id', 'GET', () => `/bills?cursor=${cursor([new Date().toISOString(), 'a\u0000b'])}`, undefined, 400, 'invalid_argument'],
   ['line item limit 1001', 'GET', () => `/bills/${openBill}/line-items?limit=1001`, undefined, 400, 'invalid_argument'],
   ['an unknown endpoint', 'GET', () => '/invoices', undefined, 404, 'not_found'],
 ];

@@ -138,3 +138,36 @@ describe('positions of line items', () => {
     ]);
   });
 });
+
+describe('a bill whose close has begun changes no more', () => {
+  it('refuses a cancel while the bill is closing, so its series renews as it would have', async () => {
+    // A recurring bill whose period ends at once; its close is held in "closing".
+    const billId = uid('series');
+    await call(stack, 'POST', '/bills', { bill_id: billId, policy: 'recurring', interval: 'PT2S' });
+    await eventually(async () => held.has(billId), 30_000);
+    const cancel = await call(stack, 'POST', `/bills/${billId}/cancel`, {});
+    expect(cancel).toMatchObject({ status: 400, body: { code: 'failed_precondition', details: { status: 'closing' } } });
+    release(billId);
+    const bill = await eventually(async () => {
+      const b = (await call(stack, 'GET', `/bills/${billId}`)).body;
+      return b.status === 'closed' && b.next_bill_id ? b : null;
+    }, 30_000);
+    expect(bill.cancelled_at).toBeNull();
+    // Its successor, held in its turn, is released so the stack can stop.
+    await eventually(async () => held.has(bill.next_bill_id), 30_000);
+    const next = await call(stack, 'POST', `/bills/${bill.next_bill_id}/cancel`, {});
+    expect(next.status).toBe(400);
+    release(bill.next_bill_id);
+  });
+
+  it('is refused by the database: no column of a closed bill changes', async () => {
+    const { billId, closing } = await billHeldInClosing();
+    release(billId);
+    await closing;
+    for (const change of ["description = 'edited'", 'cancelled_at = now()', "customer_email = 'x@example.com'", 'line_item_seq = line_item_seq + 1']) {
+      await expect(stack.db.query(`UPDATE bills SET ${change} WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE002' });
+    }
+    // Writing what is there already changes nothing, and passes (a retried no-op).
+    await expect(stack.db.query('UPDATE bills SET description = description WHERE bill_id = $1', [billId])).resolves.toBeDefined();
+  });
+});

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { loadConfig } from '../../core/config';
 import { findTemporalCli } from '../../host/temporal-dev';
 import { eventually, inSeconds, uid } from '../helpers/stack';
+import { holdToContract } from '../helpers/contract';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -28,7 +29,9 @@ interface Started {
 }
 
 async function start(env: Record<string, string>): Promise<Started> {
-  const child = spawn(path.join(root, 'node_modules', '.bin', 'tsx'), ['host/main.ts', 'all'], {
+  // As `npm start` runs it: node itself with tsx's loader, so signals reach the service directly
+  // (the tsx CLI wrapper relays them, and gives up on a child whose event loop is busy).
+  const child = spawn(process.execPath, ['--max-old-space-size=1024', '--import', 'tsx', 'host/main.ts', 'all'], {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,10 +54,9 @@ async function stop({ child, output }: Started): Promise<string> {
   return code === 0 ? 'exit 0' : `exit ${code}\n${output()}`;
 }
 
-/** SIGKILL for the service process and its tsx wrapper, leaving their children behind. */
+/** SIGKILL for the service process, leaving its children (Postgres, the dev server) behind. */
 function crash({ child }: Started): void {
-  const service = execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).trim().split('\n');
-  for (const pid of [...service, String(child.pid)]) process.kill(Number(pid), 'SIGKILL');
+  process.kill(child.pid!, 'SIGKILL');
 }
 
 function devServersOn(port: number): string[] {
@@ -75,6 +77,7 @@ describe('npm start on embedded defaults', () => {
     chmodSync(dataDir, 0o755); // as root, Postgres runs as the postgres user and must reach it
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
+    holdToContract(api);
     env = {
       DATA_DIR: dataDir,
       PORT: String(port),

@@ -207,6 +207,14 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     await recurringSeries(stack, 'ledger-recurring');
   },
 
+  /**
+   * The same series once more, with the markers of history-cap (every run) and close-after-cancel
+   * (the close waits for an accepted cancel's write to the bill row).
+   */
+  async 'series-close-after-cancel'(stack) {
+    await recurringSeries(stack, 'series-close-after-cancel');
+  },
+
   /** A row stored behind the workflow's back: the close reports the ledger's totals differ from the last snapshot. */
   async 'ledger-totals-mismatch'(stack) {
     const billId = uid();
@@ -298,7 +306,7 @@ async function recurringSeries(stack: Stack, name: string): Promise<void> {
   await save(`${name}-cancelled`, stack.deps.temporal.workflow.getHandle(billWorkflowId(next)));
 }
 
-const ONE_RUN = new Set(['ledger-adds', 'ledger-recurring', 'ledger-totals-mismatch', 'upgrade-mid-bill']);
+const ONE_RUN = new Set(['ledger-adds', 'ledger-recurring', 'ledger-totals-mismatch', 'upgrade-mid-bill', 'series-close-after-cancel']);
 
 async function main(): Promise<void> {
   mkdirSync(FIXTURES_DIR, { recursive: true });

@@ -20,6 +20,8 @@ it('has the recorded scenarios', () => {
     // Ledger snapshots (migration 7), and a bill of the previous release taken over by this one.
     'ledger-adds', 'ledger-continue-as-new-first-run', 'ledger-continue-as-new-last-run',
     'ledger-recurring-renewed', 'ledger-recurring-cancelled', 'ledger-totals-mismatch', 'upgrade-mid-bill',
+    // With the history cap and the close waiting for a cancel (migration 9).
+    'series-close-after-cancel-renewed', 'series-close-after-cancel-cancelled',
   ]));
 });
 

@@ -1,3 +1,4 @@
+import { clientFromForwardedFor } from '../../core/auth';
 import { ConfigError, loadConfig } from '../../core/config';
 
 describe('configuration', () => {
@@ -50,5 +51,27 @@ describe('configuration', () => {
     expect(loadConfig({ NODE_ENV: 'production' }).auth.required).toBe(true);
     expect(() => loadConfig({ NODE_ENV: 'production', AUTH_REQUIRED: 'false' })).toThrow(/AUTH_REQUIRED=false is refused with NODE_ENV=production/);
     expect(loadConfig({ AUTH_REQUIRED: 'true' }).auth).toMatchObject({ required: true, healthPublic: true, metricsPublic: true });
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  it('is off by default, and takes a hop count or addresses and CIDR ranges', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'off' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1, ::1' }).trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1', '::1']);
+  });
+
+  it.each(['true', '10.0.0.0/33', 'proxy.internal', '1.2.3'])('refuses %s', (value) => {
+    expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(/TRUST_PROXY/);
+  });
+});
+
+describe('clientFromForwardedFor', () => {
+  it('reads the client the trusted proxies saw, from the right, never what the caller wrote first', () => {
+    expect(clientFromForwardedFor('6.6.6.6, 203.0.113.9')).toBe('203.0.113.9');
+    expect(clientFromForwardedFor('6.6.6.6, 203.0.113.9, 10.0.0.2', 2)).toBe('203.0.113.9');
+    expect(clientFromForwardedFor('203.0.113.9', 2)).toBeUndefined();
+    expect(clientFromForwardedFor(undefined)).toBeUndefined();
   });
 });

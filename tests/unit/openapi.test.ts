@@ -3,6 +3,9 @@
  * checks hold it to what the host serves: every route, its parameters where the host reads them,
  * its scope, and a well-formed 3.1 document whose references all resolve.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HTTP_STATUS } from '../../core/errors';
 import { IDEMPOTENCY_HEADERS } from '../../core/idempotency';
@@ -129,5 +132,23 @@ describe('the generated OpenAPI document', () => {
   it('refuses a route that no Encore api() declares', () => {
     const stray: Route = { ...routes[0], path: '/bills/:billId/nowhere' };
     expect(() => buildOpenApiDocument([...routes, stray], root)).toThrow('no Encore api() declares POST /bills/:billId/nowhere');
+  }, 60_000);
+});
+
+describe('the contract as a third party reads it', () => {
+  it("passes Redocly's recommended rules with no error and no warning", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'openapi-lint-'));
+    try {
+      const file = path.join(dir, 'openapi.json');
+      writeFileSync(file, JSON.stringify(doc));
+      const result = spawnSync(path.join(root, 'node_modules', '.bin', 'redocly'), ['lint', file, '--format=json'], {
+        cwd: root, encoding: 'utf8', env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      });
+      const report = JSON.parse(result.stdout) as { totals: { errors: number; warnings: number }; problems: { ruleId: string; message: string }[] };
+      expect(report.problems.map((p) => `${p.ruleId}: ${p.message}`)).toEqual([]);
+      expect(report.totals).toMatchObject({ errors: 0, warnings: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { addInterval, fullPeriodStart, isBoundary, parseInterval, periodEnd, prorateFee, type Interval } from '../../bills/periods';
 
 const at = (iso: string) => new Date(iso);
@@ -79,16 +81,26 @@ describe('periodEnd: calendar months', () => {
   });
 
   it('computes in UTC whatever the process time zone', () => {
-    const tz = process.env.TZ;
-    process.env.TZ = 'Pacific/Kiritimati'; // UTC+14
-    try {
-      expect(ends('2026-03-31T00:00:00Z', 2, MONTH, 31)).toEqual(['2026-04-30T00:00:00Z', '2026-05-31T00:00:00Z']);
-      expect(isBoundary(at('2026-04-30T00:00:00Z'), 31)).toBe(true);
-      expect(isBoundary(at('2026-04-30T00:00:01Z'), 31)).toBe(false);
-    } finally {
-      process.env.TZ = tz;
-    }
-  });
+    // TZ is read when a process starts: a process of its own, in UTC+14, computes the same periods.
+    const script = `
+      const { periodEnd, isBoundary, parseInterval } = require('./bills/periods');
+      const month = parseInterval('P1M');
+      const first = periodEnd(new Date('2026-03-31T00:00:00Z'), month, 31);
+      const second = periodEnd(first, month, 31);
+      console.log(JSON.stringify({
+        offset: new Date('2026-01-01T00:00:00Z').getTimezoneOffset(),
+        ends: [first.toISOString(), second.toISOString()],
+        boundary: [isBoundary(new Date('2026-04-30T00:00:00Z'), 31), isBoundary(new Date('2026-04-30T00:00:01Z'), 31)],
+      }));`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: path.resolve(__dirname, '..', '..'), env: { ...process.env, TZ: 'Pacific/Kiritimati' }, encoding: 'utf8',
+    });
+    expect(JSON.parse(out)).toEqual({
+      offset: -14 * 60, // the child really ran fourteen hours ahead of UTC
+      ends: ['2026-04-30T00:00:00.000Z', '2026-05-31T00:00:00.000Z'],
+      boundary: [true, false],
+    });
+  }, 30_000);
 });
 
 describe('periodEnd: fixed lengths', () => {
