@@ -14,7 +14,13 @@ interface AuthParams {
 }
 
 export const auth = authHandler<AuthParams, AuthData>(async (params) =>
-  identify(params.authorization, clientFromForwardedFor(params.forwardedFor, trustedHops()) ?? 'gateway'),
+  identify(params.authorization, clientOf(params.forwardedFor)),
 );
+
+/** The caller's address as the trusted proxies wrote it; one shared bucket when none is trusted. */
+function clientOf(forwardedFor: string | undefined): string {
+  const hops = trustedHops();
+  return (hops !== undefined ? clientFromForwardedFor(forwardedFor, hops) : undefined) ?? 'gateway';
+}
 
 export const gateway = new Gateway({ authHandler: auth });

@@ -216,11 +216,23 @@ export async function closeBill(
   };
 }
 
-/** Marks the bill's series cancelled (idempotent: the first time stays); null when no such bill. */
-export async function cancelSeries(db: Queryable, billId: string, at: string): Promise<string | null> {
-  const { rows } = await db.query<{ cancelled_at: Date }>(
-    `UPDATE bills SET cancelled_at = COALESCE(cancelled_at, $2) WHERE bill_id = $1 RETURNING cancelled_at`,
+/**
+ * Marks an open bill's series cancelled (idempotent: the first time stays). A closed bill changes
+ * no more (migration 9): a cancel that reaches it too late is `closed`, with what the row says.
+ */
+export async function cancelSeries(
+  db: Queryable, billId: string, at: string,
+): Promise<{ cancelled_at: string } | { closed: true; cancelled_at: string | null } | null> {
+  const { rows } = await db.query<{ cancelled_at: Date | null; open: boolean }>(
+    `WITH cancelled AS (
+       UPDATE bills SET cancelled_at = COALESCE(cancelled_at, $2) WHERE bill_id = $1 AND status = 'open' RETURNING cancelled_at)
+     SELECT cancelled_at, true AS open FROM cancelled
+     UNION ALL
+     SELECT cancelled_at, false FROM bills WHERE bill_id = $1 AND NOT EXISTS (SELECT 1 FROM cancelled)`,
     [billId, at],
   );
-  return rows[0] ? rows[0].cancelled_at.toISOString() : null;
+  const row = rows[0];
+  if (!row) return null;
+  const cancelledAt = row.cancelled_at ? row.cancelled_at.toISOString() : null;
+  return row.open ? { cancelled_at: cancelledAt! } : { closed: true, cancelled_at: cancelledAt };
 }

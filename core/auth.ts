@@ -123,10 +123,10 @@ export class Authenticator {
    */
   async identify(authorization: string | undefined, client: string): Promise<Principal> {
     if (!this.settings.required) return ANONYMOUS;
-    const principal = await this.verify(authorization);
+    const { principal, knownKeyId } = await this.verify(authorization);
     if (principal) return principal;
-    const keyId = KEY_FORMAT.exec(/^Bearer (\S+)$/i.exec(authorization ?? '')?.[1] ?? '')?.[1];
-    const counters = [`address:${client}`, ...(keyId ? [`key:${keyId}`] : [])];
+    // Only ids of keys that exist get a counter: the attacker picks the id, not how many keys we have.
+    const counters = [`address:${client}`, ...(knownKeyId ? [`key:${knownKeyId}`] : [])];
     const counted = await Promise.all(counters.map((c) => this.failures.penalty(c, 1)));
     const over = counted.filter((r) => r.consumedPoints > this.settings.maxFailures);
     if (over.length > 0) {
@@ -137,14 +137,17 @@ export class Authenticator {
     throw new AppError('unauthenticated', 'a valid API key is required: Authorization: Bearer <key>');
   }
 
-  private async verify(authorization: string | undefined): Promise<Principal | null> {
+  /** The key's principal when it is valid; else the id it presented, if a key has that id. */
+  private async verify(authorization: string | undefined): Promise<{ principal: Principal | null; knownKeyId: string | null }> {
     const match = /^Bearer (\S+)$/i.exec(authorization ?? '');
     const parts = match ? KEY_FORMAT.exec(match[1]) : null;
-    if (!parts) return null;
+    if (!parts) return { principal: null, knownKeyId: null };
     const [, keyId, secret] = parts;
     const stored = await this.lookup(keyId);
     const equal = timingSafeEqual(sha256(secret), stored?.secret_sha256 ?? DUMMY_HASH);
-    return equal && stored?.active ? { key_id: keyId, scopes: stored.scopes } : null;
+    return equal && stored?.active
+      ? { principal: { key_id: keyId, scopes: stored.scopes }, knownKeyId: keyId }
+      : { principal: null, knownKeyId: stored ? keyId : null };
   }
 
   private async lookup(keyId: string): Promise<CachedKey | null> {

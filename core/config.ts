@@ -165,7 +165,12 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 function parseTrustProxy(value: string, problems: string[]): false | number | string[] {
   const v = value.trim().toLowerCase();
   if (v === '' || v === 'false' || v === 'off' || v === '0') return false;
-  if (/^\d+$/.test(v)) return Number(v);
+  if (/^\d+$/.test(v)) {
+    // Past a few hops it is "trust everyone" by another name.
+    if (Number(v) <= 10) return Number(v);
+    problems.push('TRUST_PROXY hops must be at most 10');
+    return false;
+  }
   const entries = value.split(',').map((e) => e.trim()).filter(Boolean);
   const valid = (e: string) => {
     const [address, bits, extra] = e.split('/');

@@ -55,8 +55,13 @@ export interface AuthData {
 
 let authenticator: Authenticator | undefined;
 
-/** How many proxies' X-Forwarded-For entries to trust behind Encore's gateway: TRUST_PROXY hops, else 1. */
-export const trustedHops = () => (typeof config.trustProxy === 'number' && config.trustProxy > 0 ? config.trustProxy : 1);
+/**
+ * How many X-Forwarded-For entries, from the right, the proxies in front of Encore's gateway
+ * wrote: TRUST_PROXY's hop count, or 1 when it lists the proxies (the gateway sees no peer address
+ * to check against the list). Undefined when TRUST_PROXY is off: then the header is the caller's.
+ */
+export const trustedHops = (): number | undefined =>
+  config.trustProxy === false ? undefined : typeof config.trustProxy === 'number' ? config.trustProxy : 1;
 
 /**
  * The auth handler's rules are the standalone host's: a valid, unrevoked key (401 otherwise, and

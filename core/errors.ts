@@ -72,9 +72,10 @@ const TRANSIENT = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|57P0[123]|08...|533
 
 /**
  * Postgres refusing the input itself: a data exception (class 22: a number out of range, text it
- * cannot store), a NOT NULL or a CHECK violation. The same request would be refused every time, so
- * it is the caller's to fix: a 400 naming the field where the column or constraint says which.
- * Unique and foreign-key violations are left to the domain code, which knows what they mean.
+ * cannot store) or a CHECK violation. The same request would be refused every time, so it is the
+ * caller's to fix: a 400 naming the field where the column or constraint says which. A NOT NULL
+ * violation is ours (every required field is checked first), and unique and foreign-key
+ * violations are left to the domain code, which knows what they mean.
  */
 export function databaseRefusal(err: unknown): AppError | null {
   const e = err as { code?: unknown; column?: unknown; constraint?: unknown };
@@ -82,7 +83,7 @@ export function databaseRefusal(err: unknown): AppError | null {
   if (e.constraint === 'bill_totals_exact_check') {
     return failedPrecondition('a total of this bill would exceed the largest exact amount', { field: 'amount' });
   }
-  if (!e.code.startsWith('22') && e.code !== '23502' && e.code !== '23514') return null;
+  if (!e.code.startsWith('22') && e.code !== '23514') return null;
   // Postgres names a column's own check `<table>_<column>_check`.
   const field = typeof e.column === 'string' ? e.column
     : typeof e.constraint === 'string' ? /^(?:bills|line_items|bill_totals|line_item_batches|idempotency_keys|api_keys|invoices)_(.+)_check$/.exec(e.constraint)?.[1]

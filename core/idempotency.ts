@@ -141,16 +141,41 @@ async function mayHaveLegacy(db: Db): Promise<boolean> {
 }
 
 /**
+ * Until when a caller's request may be the retry of one sent before keys had lanes (migration 8):
+ * a key's lifetime after it. Read once per process.
+ */
+const lanesSince = new WeakMap<Db, Promise<number>>();
+async function mayRetryUnscoped(db: Db, s: IdempotencySettings): Promise<boolean> {
+  let since = lanesSince.get(db);
+  if (!since) {
+    since = db.query<{ since: Date }>('SELECT since FROM idempotency_lanes LIMIT 1').then((r) => r.rows[0]?.since.getTime() ?? 0);
+    lanesSince.set(db, since);
+  }
+  return Date.now() < (await since) + s.ttlHours * 3_600_000;
+}
+
+/** The seeds of a request's derived ids: its own, and the one a request sent before lanes used. */
+export interface Seeds {
+  seed: string;
+  /**
+   * The bare key, while a caller's request may still be the retry of one sent before keys had
+   * lanes: its effects, if any, carry ids derived from this. A use case that finds them (same
+   * content) answers with them instead of acting again.
+   */
+  unscoped?: string;
+}
+
+/**
  * Runs `run` once per request: the first with a key runs, a repeat of the same request gets the
  * stored response, a different request in the same lane is refused, and a duplicate arriving while
- * the first is in flight waits for its response. `run` gets the seed to derive ids from (see
+ * the first is in flight waits for its response. `run` gets the seeds to derive ids from (see
  * seedOf), or undefined without a key (the request is new by definition).
  */
 export async function idempotent<T>(
   db: Db,
   s: IdempotencySettings,
   request: { key: IdempotencyKey | undefined; operation: string; fingerprint: string },
-  run: (seed: string | undefined) => Promise<T>,
+  run: (seeds: Seeds | undefined) => Promise<T>,
 ): Promise<T> {
   const { key, operation, fingerprint: fp } = request;
   if (key === undefined) return run(undefined);
@@ -159,9 +184,11 @@ export async function idempotent<T>(
   if (await mayHaveLegacy(db)) {
     const legacy: Lane = { scope: '', operation: '', key: key.key };
     const row = await readKey(db, legacy);
-    if (row?.fingerprint === fp) return inLane(db, s, legacy, fp, () => run(key.key));
+    if (row?.fingerprint === fp) return inLane(db, s, legacy, fp, () => run({ seed: key.key }));
   }
-  return inLane(db, s, { scope: key.caller, operation, key: key.key }, fp, () => run(seedOf(key)));
+  const seed = seedOf(key);
+  const unscoped = seed !== key.key && (await mayRetryUnscoped(db, s)) ? key.key : undefined;
+  return inLane(db, s, { scope: key.caller, operation, key: key.key }, fp, () => run({ seed, unscoped }));
 }
 
 async function inLane<T>(db: Db, s: IdempotencySettings, lane: Lane, fp: string, run: () => Promise<T>): Promise<T> {
@@ -198,10 +225,13 @@ async function inLane<T>(db: Db, s: IdempotencySettings, lane: Lane, fp: string,
   try {
     result = await run();
   } catch (err) {
-    // Failed requests are not remembered: the client may retry them with the same key.
+    // Failed requests are not remembered: the client may retry them with the same key. A legacy
+    // row is only unlocked, so that its retry stays in its lane (and derives its ids as before).
     await db
-      .query(`DELETE FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`,
-        [lane.scope, lane.operation, lane.key, owner])
+      .query(legacy
+        ? `UPDATE idempotency_keys SET locked_until = now() WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`
+        : `DELETE FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`,
+      [lane.scope, lane.operation, lane.key, owner])
       .catch(() => undefined);
     throw err;
   }
@@ -218,7 +248,8 @@ async function inLane<T>(db: Db, s: IdempotencySettings, lane: Lane, fp: string,
 export async function pruneExpiredKeys(db: Db, batch = 1000): Promise<number> {
   const { rowCount } = await db.query(
     `DELETE FROM idempotency_keys WHERE (scope, operation, key) IN (
-       SELECT scope, operation, key FROM idempotency_keys WHERE expires_at < now() LIMIT $1)`,
+       SELECT scope, operation, key FROM idempotency_keys WHERE expires_at < now() LIMIT $1)
+     AND expires_at < now()`,
     [batch],
   );
   return rowCount ?? 0;

@@ -5,7 +5,7 @@ import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
 import { AppError, failedPrecondition, invalidArgument, notFound, unexpected } from '../core/errors';
 import { lineItems as lineItemsMetric } from '../core/metrics';
-import { fingerprint, type IdempotencyKey } from '../core/idempotency';
+import { fingerprint, type IdempotencyKey, type Seeds } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
 import { decodeCursor, encodeCursor, intParam, isPosition, parseId } from '../core/validate';
 import { findBill } from '../bills/store';
@@ -52,10 +52,15 @@ async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, k
   const billId = parseId(billIdParam, 'billId');
   const item = parseNewLineItem(body);
   const operation = 'POST /bills/:billId/line-items';
-  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...item }), (seed) =>
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...item }), async (seeds) => {
+    // A retry of an add sent before keys had lanes finds the line item that one stored.
+    if (seeds?.unscoped) {
+      const [earlier] = await storedAnswers(deps, billId, [{ ...item, line_item_id: lineItemId(billId, seeds.unscoped) }]);
+      if (earlier && !(earlier instanceof AppError)) return earlier;
+    }
     // Without a key the request is new by definition.
-    groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, seed ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs),
-  );
+    return groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, seeds?.seed ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs);
+  });
 }
 
 type ItemAnswer = AddedLineItem | AppError;
@@ -172,13 +177,30 @@ export async function addLineItems(deps: Deps, billIdParam: unknown, body: unkno
   const operation = 'POST /bills/:billId/line-items/batch';
   const fp = fingerprint(operation, { bill_id: billId, items });
   try {
-    const added = await idempotently(deps, key, operation, fp, (seed) => addStagedBatch(deps, billId, items, seed, fp));
+    const added = await idempotently(deps, key, operation, fp, (seeds) => addStagedBatch(deps, billId, items, seeds, fp));
     lineItemsMetric.inc({ result: 'accepted', reason: '' }, items.length);
     return added;
   } catch (err) {
     lineItemsMetric.inc({ result: 'rejected', reason: unexpected(err).code }, items.length);
     throw err;
   }
+}
+
+/** A batch's id and its items' ids, derived from the seed of its key. */
+function batchWithIds(billId: string, batchKey: string, items: NewLineItem[]) {
+  return {
+    batchId: lineItemId(billId, batchKey),
+    withIds: items.map((item, i) => ({ ...item, line_item_id: lineItemId(billId, `${batchKey}\n#${i}`) })),
+  };
+}
+
+/** The batch's answer if all its rows are stored with its content (it is applied whole or not at all), else null. */
+async function appliedBatch(deps: Deps, billId: string, withIds: AddLineItemInput[]): Promise<AddedLineItems | null> {
+  const stored = await storedItems(deps, billId, withIds);
+  if (stored.some((s) => s instanceof AppError)) {
+    throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
+  }
+  return stored.every((s) => s !== null) ? { line_item_ids: withIds.map((i) => i.line_item_id), totals: await storedTotalsOf(deps, billId) } : null;
 }
 
 /**
@@ -188,11 +210,14 @@ export async function addLineItems(deps: Deps, billIdParam: unknown, body: unkno
  * The staged batch is dropped only when the workflow refused it for good; a batch already applied
  * (by an earlier attempt of this request) is answered whatever the workflow says now.
  */
-async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], seed: string | undefined, fp: string): Promise<AddedLineItems> {
+async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], seeds: Seeds | undefined, fp: string): Promise<AddedLineItems> {
   const totals = batchTotals(items);
-  const batchKey = seed ?? uuidv4();
-  const batchId = lineItemId(billId, batchKey);
-  const withIds = items.map((item, i) => ({ ...item, line_item_id: lineItemId(billId, `${batchKey}\n#${i}`) }));
+  // A retry of a batch sent before keys had lanes finds the rows that one stored.
+  if (seeds?.unscoped) {
+    const earlier = await appliedBatch(deps, billId, batchWithIds(billId, seeds.unscoped, items).withIds);
+    if (earlier) return earlier;
+  }
+  const { batchId, withIds } = batchWithIds(billId, seeds?.seed ?? uuidv4(), items);
   const ids = withIds.map((i) => i.line_item_id);
   const staged = await stageBatch(deps.db, { batch_id: batchId, bill_id: billId, request_fingerprint: fp, items: withIds });
   if (staged === 'no_bill') throw notFound(`bill ${billId} not found`, { bill_id: billId });
@@ -200,12 +225,7 @@ async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], 
     throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
   }
   // A batch applied by an earlier attempt of this request is answered whatever happens now.
-  const applied = async (): Promise<AddedLineItems | null> => {
-    const stored = await storedItems(deps, billId, withIds);
-    const other = stored.find((s) => s instanceof AppError);
-    if (other) throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
-    return stored.every((s) => s !== null) ? { line_item_ids: ids, totals: await storedTotalsOf(deps, billId) } : null;
-  };
+  const applied = () => appliedBatch(deps, billId, withIds);
   if (staged === 'closed') {
     const answer = await applied();
     if (answer) return answer;

@@ -12,3 +12,9 @@ ALTER TABLE idempotency_keys
 ALTER TABLE idempotency_keys ALTER COLUMN scope DROP DEFAULT, ALTER COLUMN operation DROP DEFAULT;
 ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
 ALTER TABLE idempotency_keys ADD PRIMARY KEY (scope, operation, key);
+
+-- When keys got lanes. For a key's lifetime after it, a caller's request may be the retry of one
+-- it sent before, whose effects carry ids derived from the bare key even if its key's record is
+-- gone (a failed attempt's record is deleted): the use cases look for those first.
+CREATE TABLE idempotency_lanes (since TIMESTAMPTZ NOT NULL);
+INSERT INTO idempotency_lanes (since) VALUES (now());

@@ -194,10 +194,13 @@ export function createActivities({ db, config, mailer, log }: ActivityDeps) {
     },
 
     /** Marks the bill's series cancelled: it will not renew. */
-    async cancelSeries(input: { bill_id: string; at: string }): Promise<string> {
-      const at = await cancelSeries(db, input.bill_id, input.at);
-      if (at === null) throw new Error(`bill ${input.bill_id} does not exist`);
-      return at;
+    async cancelSeries(input: { bill_id: string; at: string }): Promise<string | null> {
+      const outcome = await cancelSeries(db, input.bill_id, input.at);
+      if (outcome === null) throw new Error(`bill ${input.bill_id} does not exist`);
+      // Closed first (a cancel accepted by a previous release during the close): too late, and
+      // retrying would never change that.
+      if ('closed' in outcome) log.warn({ event: 'cancel_after_close', bill_id: input.bill_id, ...workflowIds() }, 'the bill closed before its cancel was written');
+      return outcome.cancelled_at;
     },
 
     /**

@@ -76,6 +76,7 @@ async function check(api: OpenAPIBackend, method: string, url: URL, res: Respons
   const documented = responses[key];
   const content = documented.content ?? {};
   if (text.length > 0 && !(type && type in content)) fail(`content type ${type} (documented: ${Object.keys(content).join(', ') || 'none'})`);
+  if (text.length === 0 && Object.keys(content).length > 0 && method !== 'HEAD') fail('an empty body where the document has one');
   const missing = Object.entries(documented.headers ?? {}).filter(([name, h]) => h.required && !(name.toLowerCase() in headers)).map(([n]) => n);
   if (missing.length) fail(`required headers missing: ${missing.join(', ')}`, headers);
   const headerCheck = api.validateResponseHeaders(headers, operation, { statusCode: status, setMatchType: 'any' as never });

@@ -98,10 +98,16 @@ describe('repeated failures', () => {
       code: 'resource_exhausted', details: { retry_after_seconds: expect.any(Number) },
     });
     await expect(auth.authenticate('Bearer fees_wrong', 'client-b', 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
-    // Guessing one key's secret from many addresses is throttled by the key id presented.
-    const target = 'fees_abcdefghijklmnop_';
-    for (let i = 0; i < 3; i++) await expect(auth.authenticate(`Bearer ${target}${'A'.repeat(43)}`, `spread-${i}`, 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
-    await expect(auth.authenticate(`Bearer ${target}${'B'.repeat(43)}`, 'spread-9', 'bills:read')).rejects.toMatchObject({ code: 'resource_exhausted' });
+    // Guessing one key's secret from many addresses is throttled by the key id presented, while
+    // the key itself keeps working; made-up ids get no counter of their own.
+    const real = await insertApiKey(stack.db, 'target', ['bills:read']);
+    const guess = (c: string) => `Bearer fees_${real.key_id}_${c.repeat(43)}`;
+    for (let i = 0; i < 3; i++) await expect(auth.authenticate(guess('A'), `spread-${i}`, 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(auth.authenticate(guess('B'), 'spread-9', 'bills:read')).rejects.toMatchObject({ code: 'resource_exhausted' });
+    await expect(auth.authenticate(`Bearer ${real.key}`, 'spread-9', 'bills:read')).resolves.toMatchObject({ key_id: real.key_id });
+    for (let i = 0; i < 5; i++) {
+      await expect(auth.authenticate(`Bearer fees_abcdefghijklmnop_${'A'.repeat(43)}`, `made-up-${i}`, 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
+    }
   });
 
   it('answer 429 over HTTP with a Retry-After header, while a valid key from the same address is served', async () => {

@@ -21,6 +21,7 @@ const answers: Record<string, { status: number; headers: Record<string, string>;
   '/bills/b-3': { status: 404, headers: { 'x-request-id': 'r3', 'content-type': 'text/plain' }, body: 'not found' },
   '/bills/b-4': { status: 400, headers: { 'x-request-id': 'r4', 'content-type': 'application/json' }, body: JSON.stringify({ code: 'teapot', message: 'x', details: null }) },
   '/bills/b-5': { status: 404, headers: { 'x-request-id': 'r5', 'content-type': 'application/json' }, body: JSON.stringify({ code: 'not_found', message: 'no', details: null }) },
+  '/bills/b-6': { status: 200, headers: { 'x-request-id': 'r6' }, body: '' },
 };
 
 let server: Server;
@@ -44,6 +45,7 @@ describe('an answer the OpenAPI document does not describe', () => {
     ['no X-Request-Id', 'GET', '/bills/b-2', /required headers missing: X-Request-Id/],
     ['an undocumented content type', 'GET', '/bills/b-3', /content type text\/plain/],
     ['an error code that is not one', 'GET', '/bills/b-4', /body/],
+    ['no body where the document has one', 'GET', '/bills/b-6', /empty body/],
   ])('fails the request: %s', async (_what, method, p, message) => {
     await expect(fetch(url + p, { method })).rejects.toThrow(message);
   });

@@ -174,6 +174,26 @@ describe('idempotency keys belong to a caller and an operation', () => {
     expect([created.status, added.status]).toEqual([200, 200]);
   });
 
+  it('finds what a request sent before keys had lanes stored, when its record is gone, instead of acting twice', async () => {
+    // Sent before the upgrade (ids from the bare key, the shared lane still derives so), and its
+    // record deleted as a failed attempt's is; the effects had landed all the same.
+    const key = uid('lost');
+    const created = await call(stack, 'POST', '/bills', { billing_period_end: inSeconds(3600), description: 'before' }, { 'X-Idempotency-Key': key });
+    const item = { amount: 3, currency: 'USD', description: 'landed' };
+    const added = await call(stack, 'POST', `/bills/${created.body.bill_id}/line-items`, item, { 'X-Idempotency-Key': key });
+    const batch = { items: [{ amount: 1, currency: 'USD', description: 'b1' }, { amount: 2, currency: 'USD', description: 'b2' }] };
+    const batched = await call(stack, 'POST', `/bills/${created.body.bill_id}/line-items/batch`, batch, { 'X-Idempotency-Key': key });
+    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
+    // Retried by a caller with an API key after the upgrade: the same bill, item and batch.
+    const again = await call(authed, 'POST', '/bills', { billing_period_end: created.body.billing_period_end, description: 'before' }, { ...a, 'X-Idempotency-Key': key });
+    expect(again.body.bill_id).toBe(created.body.bill_id);
+    const addedAgain = await call(authed, 'POST', `/bills/${created.body.bill_id}/line-items`, item, { ...a, 'X-Idempotency-Key': key });
+    expect(addedAgain.body.line_item.line_item_id).toBe(added.body.line_item.line_item_id);
+    const batchedAgain = await call(authed, 'POST', `/bills/${created.body.bill_id}/line-items/batch`, batch, { ...a, 'X-Idempotency-Key': key });
+    expect(batchedAgain.body.line_item_ids).toEqual(batched.body.line_item_ids);
+    expect(Number((await authed.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [created.body.bill_id])).rows[0].count)).toBe(3);
+  });
+
   it('keeps answering a request sent before keys had lanes (a row of migration 7), with its ids', async () => {
     const billId = uid();
     await call(authed, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) }, a);

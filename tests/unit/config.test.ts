@@ -62,7 +62,7 @@ describe('TRUST_PROXY', () => {
     expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1, ::1' }).trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1', '::1']);
   });
 
-  it.each(['true', '10.0.0.0/33', 'proxy.internal', '1.2.3'])('refuses %s', (value) => {
+  it.each(['true', '10.0.0.0/33', 'proxy.internal', '1.2.3', '11'])('refuses %s', (value) => {
     expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(/TRUST_PROXY/);
   });
 });
