@@ -16,6 +16,8 @@ module.exports = {
   // Integration tests count and digest whole tables of one shared database: one test file at a time.
   maxWorkers: 1,
   testTimeout: 60_000,
+  // Service and dev-server logs go to files; a failing test file gets its part of them printed.
+  reporters: ['default', '<rootDir>/tests/helpers/log-reporter.js'],
   projects: [
     // Pure code: no Postgres, no Temporal, no global set-up (`npm run test:unit`).
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/tests/unit/**/*.test.ts'] },

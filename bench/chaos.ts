@@ -5,7 +5,7 @@
  * bill the workflow's totals, the stored totals and the sum of the line items agree
  * (reconciliation). Each drill prints what it did and its verdict; the exit code is 1 if one fails.
  *
- *   npm run chaos [-- --quick] [-- --only worker_kill,api_kill,temporal_restart,postgres_outage,close_races]
+ *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races]
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import { FeesApiError, FeesClient } from '../client';
 import { createPool, type Db } from '../core/db';
 import { startEmbeddedPostgres } from '../host/postgres';
 import { startTemporalDevServer } from '../host/temporal-dev';
-import { connectClient } from '../temporal/client';
+import { connectClient } from '../core/temporal';
 import { sleep, spawnHost, startSplitStack, stopSplitStack, type SplitStack } from './launch';
 
 const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races'] as const;
@@ -73,7 +73,11 @@ interface Reply {
 /** Every status a drill's client saw ('network' for a refused or dropped connection). */
 type Seen = Map<string, number>;
 const see = (seen: Seen, what: string) => seen.set(what, (seen.get(what) ?? 0) + 1);
-const showSeen = (seen: Seen) => [...seen].sort().map(([k, n]) => `${k}×${n}`).join(' ');
+const showSeen = (seen: Seen) =>
+  [...seen]
+    .sort()
+    .map(([k, n]) => `${k}×${n}`)
+    .join(' ');
 
 /** One answer, no retry (the reads during an outage). */
 async function request(url: string, method: string, p: string): Promise<Reply> {
@@ -129,14 +133,16 @@ async function addOne(c: FeesClient, bill: string, amount: number): Promise<Add>
 function addMany(c: FeesClient, bills: string[], n: number, progress: { acked: number }): Promise<Add[]> {
   const adds: Add[] = [];
   let next = 0;
-  return Promise.all(Array.from({ length: SIZE.concurrency }, async () => {
-    while (next < n) {
-      const i = next++;
-      const add = await addOne(c, bills[i % bills.length], 1 + Math.floor(Math.random() * 1000));
-      if (add.acked) progress.acked++;
-      adds.push(add);
-    }
-  })).then(() => adds);
+  return Promise.all(
+    Array.from({ length: SIZE.concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const add = await addOne(c, bills[i % bills.length], 1 + Math.floor(Math.random() * 1000));
+        if (add.acked) progress.acked++;
+        adds.push(add);
+      }
+    }),
+  ).then(() => adds);
 }
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 120_000): Promise<void> {
@@ -172,7 +178,8 @@ async function invariants(s: Stack, bills: string[], adds: Add[], closing = fals
     else if (Number(row.amount) !== a.amount || row.bill_id !== a.bill) problems.push(`line item ${a.acked} stored with other data`);
   }
   if (ackedIds.size !== acked.length) problems.push(`${acked.length - ackedIds.size} acknowledgements share a line item id`);
-  for (const r of rows) if (!ackedIds.has(r.line_item_id)) problems.push(`line item ${r.line_item_id} of ${r.bill_id} is stored but was never acknowledged`);
+  for (const r of rows)
+    if (!ackedIds.has(r.line_item_id)) problems.push(`line item ${r.line_item_id} of ${r.bill_id} is stored but was never acknowledged`);
   const report = await reconcile({ db: s.db, temporal: await temporalClient(s), config: s.config }, { billIds: bills });
   for (const d of report.differences) problems.push(`reconciliation: ${d.bill_id} ${d.kind}`);
   return problems;
@@ -195,7 +202,8 @@ interface Verdict {
   problems: string[];
 }
 
-const describeAdds = (adds: Add[]) => `${adds.filter((a) => a.acked).length} acknowledged, ${adds.filter((a) => a.rejected).length} rejected`;
+const describeAdds = (adds: Add[]) =>
+  `${adds.filter((a) => a.acked).length} acknowledged, ${adds.filter((a) => a.rejected).length} rejected`;
 
 /** Adds under load while `fault` runs once a quarter of them is acknowledged. */
 async function underLoad(s: Stack, c: FeesClient, fault: () => Promise<string>): Promise<{ bills: string[]; adds: Add[]; what: string }> {
@@ -219,12 +227,18 @@ async function killAndRestart(s: Stack, which: 'api' | 'worker'): Promise<string
 const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: string; problems: string[] }>> = {
   async worker_kill(s, c) {
     const { bills, adds, what } = await underLoad(s, c, () => killAndRestart(s, 'worker'));
-    return { summary: `${SIZE.items} adds at concurrency ${SIZE.concurrency}; ${what}; ${describeAdds(adds)}`, problems: await invariants(s, bills, adds) };
+    return {
+      summary: `${SIZE.items} adds at concurrency ${SIZE.concurrency}; ${what}; ${describeAdds(adds)}`,
+      problems: await invariants(s, bills, adds),
+    };
   },
 
   async api_kill(s, c) {
     const { bills, adds, what } = await underLoad(s, c, () => killAndRestart(s, 'api'));
-    return { summary: `${SIZE.items} adds; ${what}; clients retried with the same keys; ${describeAdds(adds)}`, problems: await invariants(s, bills, adds) };
+    return {
+      summary: `${SIZE.items} adds; ${what}; clients retried with the same keys; ${describeAdds(adds)}`,
+      problems: await invariants(s, bills, adds),
+    };
   },
 
   async temporal_restart(s, c) {
@@ -254,12 +268,17 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
     });
     const later = await Promise.all(bills.map((b) => addOne(c, b, 7)));
     for (const a of later) if (!a.acked) problems.push(`${a.bill}: a new line item after the restart was refused (${a.rejected})`);
-    await until('the timer set before the restart to close its bill', async () => (await c.getBill(timed)).status === 'closed', (periodS + 60) * 1000);
+    await until(
+      'the timer set before the restart to close its bill',
+      async () => (await c.getBill(timed)).status === 'closed',
+      (periodS + 60) * 1000,
+    );
     const closed = await c.getBill(timed);
     if (closed.totals[0]?.amount !== 42) problems.push(`${timed}: closed by its timer with totals ${JSON.stringify(closed.totals)}`);
-    problems.push(...await invariants(s, [...bills, ...quiet, timed], [...adds, ...later, ...quietAdds, timedAdd]));
+    problems.push(...(await invariants(s, [...bills, ...quiet, timed], [...adds, ...later, ...quietAdds, timedAdd])));
     return {
-      summary: `${SIZE.items} adds; ${what}; ${describeAdds(adds)}; ${quiet.length} quiet bills kept their totals, ${later.filter((a) => a.acked).length}/${bills.length} adds accepted after it, ` +
+      summary:
+        `${SIZE.items} adds; ${what}; ${describeAdds(adds)}; ${quiet.length} quiet bills kept their totals, ${later.filter((a) => a.acked).length}/${bills.length} adds accepted after it, ` +
         `the ${periodS} s timer closed its bill at ${closed.closed_at}`,
       problems,
     };
@@ -296,7 +315,7 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
     readProblems = [...new Set(readProblems)];
     return {
       summary: `${SIZE.items} adds; ${what}; reads meanwhile: ${showSeen(reads)}, slowest ${slowest} ms; ${describeAdds(adds)}`,
-      problems: [...readProblems, ...await invariants(s, bills, adds)],
+      problems: [...readProblems, ...(await invariants(s, bills, adds))],
     };
   },
 
@@ -322,8 +341,11 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
       const final = closed.bill.totals[0]?.amount ?? 0;
       if (final !== sum) problems.push(`${bill}: closed with ${final}, acknowledged adds sum to ${sum}`);
     }
-    problems.push(...await invariants(s, bills, all, true));
-    return { summary: `${SIZE.raceRounds} rounds of ${SIZE.raceAdds} adds racing a close: ${before} landed before the close, ${after} refused as closed`, problems };
+    problems.push(...(await invariants(s, bills, all, true)));
+    return {
+      summary: `${SIZE.raceRounds} rounds of ${SIZE.raceAdds} adds racing a close: ${before} landed before the close, ${after} refused as closed`,
+      problems,
+    };
   },
 };
 
@@ -333,7 +355,9 @@ async function main(): Promise<number> {
   const s = await startStack();
   // ^C stops the servers too (the drills' own processes die with us, see launch.ts).
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stopStack(s).finally(() => process.exit(130)));
-  console.log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: API ${s.url}, worker pid ${s.worker.pid}, Postgres ${s.postgres.dataDir}, Temporal ${s.temporal.address}`);
+  console.log(
+    `stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: API ${s.url}, worker pid ${s.worker.pid}, Postgres ${s.postgres.dataDir}, Temporal ${s.temporal.address}`,
+  );
   const verdicts: Verdict[] = [];
   try {
     for (const drill of only as Drill[]) {
@@ -342,9 +366,21 @@ async function main(): Promise<number> {
       let v: Verdict;
       try {
         const { summary, problems } = await drills[drill](s, clientFor(s, seen));
-        v = { drill, ok: problems.length === 0, seconds: (Date.now() - t) / 1000, summary: `${summary}; client saw ${showSeen(seen)}`, problems };
+        v = {
+          drill,
+          ok: problems.length === 0,
+          seconds: (Date.now() - t) / 1000,
+          summary: `${summary}; client saw ${showSeen(seen)}`,
+          problems,
+        };
       } catch (err) {
-        v = { drill, ok: false, seconds: (Date.now() - t) / 1000, summary: `aborted: ${(err as Error).message}`, problems: [String((err as Error).stack)] };
+        v = {
+          drill,
+          ok: false,
+          seconds: (Date.now() - t) / 1000,
+          summary: `aborted: ${(err as Error).message}`,
+          problems: [String((err as Error).stack)],
+        };
       }
       verdicts.push(v);
       console.log(`\n## ${drill}: ${v.ok ? 'PASS' : 'FAIL'} (${v.seconds.toFixed(1)} s)\n${v.summary}`);
@@ -352,16 +388,22 @@ async function main(): Promise<number> {
     }
   } finally {
     await client?.connection.close();
-    if (verdicts.some((v) => !v.ok)) console.log(`\nAPI output:\n${s.api.output().slice(-4000)}\nworker output:\n${s.worker.output().slice(-4000)}`);
+    if (verdicts.some((v) => !v.ok))
+      console.log(`\nAPI output:\n${s.api.output().slice(-4000)}\nworker output:\n${s.worker.output().slice(-4000)}`);
     await stopStack(s);
   }
-  console.log(`\n| drill | verdict | seconds |\n|---|---|---|\n${verdicts.map((v) => `| ${v.drill} | ${v.ok ? 'PASS' : 'FAIL'} | ${v.seconds.toFixed(1)} |`).join('\n')}`);
+  console.log(
+    `\n| drill | verdict | seconds |\n|---|---|---|\n${verdicts.map((v) => `| ${v.drill} | ${v.ok ? 'PASS' : 'FAIL'} | ${v.seconds.toFixed(1)} |`).join('\n')}`,
+  );
   const file = process.env.CHAOS_RESULTS;
   if (file) writeFileSync(file, JSON.stringify({ quick, cores: os.cpus().length, at: new Date().toISOString(), verdicts }, null, 2));
   return verdicts.every((v) => v.ok) ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

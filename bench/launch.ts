@@ -65,7 +65,11 @@ export function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.ProcessEnv
 
 /** A TypeScript file of this repository as its own process, resolved once it prints `ready`. */
 export async function spawnScript(
-  file: string, scriptArgs: string[], env: NodeJS.ProcessEnv, nodeArgs: string[], ready: string,
+  file: string,
+  scriptArgs: string[],
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[],
+  ready: string,
 ): Promise<HostProcess> {
   const args = [...nodeArgs, '--import', 'tsx', file, ...scriptArgs];
   const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });

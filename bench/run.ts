@@ -5,7 +5,7 @@
  * bench/results/latest.json. `--quick` runs every scenario briefly (the test suite's smoke check);
  * `--only a,b` runs some scenarios.
  *
- *   npm run bench [-- --quick] [-- --only add_line_item,create_bill] [-- --split]
+ *   npm run bench -- [--quick] [--only add_line_item,create_bill] [--split]
  *
  * `--split` runs the API and the worker as two processes, each with its own RSS.
  */
@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
-import { billWorkflowId, appendLineItemsUpdate, addStagedLineItemsUpdate, getBillQuery } from '../temporal/shared';
+import { billWorkflowId, appendLineItemsUpdate, addStagedLineItemsUpdate, getBillQuery } from '../bills/messages';
 import { noopUpdate, noopWorkflow, writeActivityUpdate, writeEagerUpdate, writeLocalUpdate } from './noop/workflows';
 import { stageBatch } from '../lineitems/store';
 import { batchTotals } from '../lineitems/validation';
@@ -55,8 +55,15 @@ const results: ScenarioResult[] = [];
 /** Keeps a result and shows it at once: a full run takes many minutes. */
 function record(r: ScenarioResult): void {
   results.push(r);
-  console.log(`  ${r.name}: ${r.throughput} ${r.unit}, p50 ${r.p50_ms ?? '–'} ms, p99 ${r.p99_ms ?? '–'} ms, ${r.errors} errors${r.notes ? `; ${r.notes}` : ''}`);
-  if (r.cpu_ms_per_op) console.log(`    CPU ms per operation: ${Object.entries(r.cpu_ms_per_op).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `  ${r.name}: ${r.throughput} ${r.unit}, p50 ${r.p50_ms ?? '–'} ms, p99 ${r.p99_ms ?? '–'} ms, ${r.errors} errors${r.notes ? `; ${r.notes}` : ''}`,
+  );
+  if (r.cpu_ms_per_op)
+    console.log(
+      `    CPU ms per operation: ${Object.entries(r.cpu_ms_per_op)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
 }
 const wanted = (name: string) => !only || only.has(name);
 
@@ -89,8 +96,12 @@ async function startService(): Promise<Service> {
     // API and worker as two processes, so each reports its own memory.
     const s = await startSplitStack('fees-bench-');
     return {
-      url: s.url, databaseUrl: s.postgres.url, temporalAddress: s.temporal.address,
-      pid: s.api.pid, workerPid: s.worker.pid, stop: () => stopSplitStack(s),
+      url: s.url,
+      databaseUrl: s.postgres.url,
+      temporalAddress: s.temporal.address,
+      pid: s.api.pid,
+      workerPid: s.worker.pid,
+      stop: () => stopSplitStack(s),
     };
   }
   const port = await freePort();
@@ -99,8 +110,13 @@ async function startService(): Promise<Service> {
   const dataDir = tempDataDir('fees-bench-');
   const env = {
     ...process.env,
-    PORT: String(port), WORKER_PORT: '0', LOG_LEVEL: 'warn', DATA_DIR: dataDir,
-    EMBEDDED_PG_PORT: String(pgPort), TEMPORAL_DEV_PORT: String(temporalPort), TEMPORAL_DEV_UI_PORT: String(await freePort()),
+    PORT: String(port),
+    WORKER_PORT: '0',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: dataDir,
+    EMBEDDED_PG_PORT: String(pgPort),
+    TEMPORAL_DEV_PORT: String(temporalPort),
+    TEMPORAL_DEV_UI_PORT: String(await freePort()),
     TEMPORAL_TASK_QUEUE: process.env.TEMPORAL_TASK_QUEUE ?? `bench-${randomUUID().slice(0, 8)}`,
   };
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service (written on exit).
@@ -146,12 +162,18 @@ function cpuByRole(svc: Service): Map<string, { role: string; ms: number }> {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const role = Number(pid) === svc.pid || Number(pid) === svc.workerPid ? 'service'
-        : Number(pid) === process.pid ? 'bench'
-          : cmd.includes('start-dev') ? 'temporal'
-            : cmd.startsWith('postgres') || stat.includes('(postgres)') ? 'postgres'
-              : cmd.includes('bench/noop/worker.ts') ? 'floor'
-                : null;
+      const role =
+        Number(pid) === svc.pid || Number(pid) === svc.workerPid
+          ? 'service'
+          : Number(pid) === process.pid
+            ? 'bench'
+            : cmd.includes('start-dev')
+              ? 'temporal'
+              : cmd.startsWith('postgres') || stat.includes('(postgres)')
+                ? 'postgres'
+                : cmd.includes('bench/noop/worker.ts')
+                  ? 'floor'
+                  : null;
       if (role) found.set(pid, { role, ms });
     } catch {
       // exited meanwhile
@@ -161,7 +183,11 @@ function cpuByRole(svc: Service): Map<string, { role: string; ms: number }> {
 }
 
 /** Per role, the CPU its processes used between two readings (a process gone by the second one is left out). */
-function cpuPerOp(before: Map<string, { role: string; ms: number }>, after: Map<string, { role: string; ms: number }>, ops: number): Record<string, number> {
+function cpuPerOp(
+  before: Map<string, { role: string; ms: number }>,
+  after: Map<string, { role: string; ms: number }>,
+  ops: number,
+): Record<string, number> {
   const used: Record<string, number> = {};
   for (const [pid, { role, ms }] of after) used[role] = (used[role] ?? 0) + ms - (before.get(pid)?.ms ?? 0);
   return Object.fromEntries(Object.entries(used).map(([role, ms]) => [role, Math.round((ms / Math.max(ops, 1)) * 100) / 100]));
@@ -193,16 +219,20 @@ async function httpLoad(svc: Service, load: Load): Promise<ScenarioResult> {
       url: svc.url,
       connections: load.connections,
       duration,
-      requests: [{
-        setupRequest: (req) => {
-          const r = load.next();
-          return {
-            ...req, method: r.method, path: r.path,
-            headers: { 'content-type': 'application/json', ...(r.headers ?? {}) },
-            body: r.body === undefined ? undefined : JSON.stringify(r.body),
-          };
+      requests: [
+        {
+          setupRequest: (req) => {
+            const r = load.next();
+            return {
+              ...req,
+              method: r.method,
+              path: r.path,
+              headers: { 'content-type': 'application/json', ...(r.headers ?? {}) },
+              body: r.body === undefined ? undefined : JSON.stringify(r.body),
+            };
+          },
         },
-      }],
+      ],
     });
   if (WARMUP_S > 0) await run(WARMUP_S);
   const cpuBefore = cpuByRole(svc);
@@ -222,24 +252,33 @@ async function httpLoad(svc: Service, load: Load): Promise<ScenarioResult> {
 }
 
 /** `fn` called by `concurrency` loops for the duration; latencies of every call. */
-async function loop(name: string, unit: string, concurrency: number, perCall: number, fn: (i: number) => Promise<void>, pid: number | null): Promise<ScenarioResult> {
+async function loop(
+  name: string,
+  unit: string,
+  concurrency: number,
+  perCall: number,
+  fn: (i: number) => Promise<void>,
+  pid: number | null,
+): Promise<ScenarioResult> {
   // One counter across warm-up and measurement: every call gets fresh keys and positions.
   let n = 0;
   const runFor = async (seconds: number, record: boolean) => {
     const latencies: number[] = [];
     let errors = 0;
     const end = Date.now() + seconds * 1000;
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (Date.now() < end) {
-        const t = performance.now();
-        try {
-          await fn(n++);
-          if (record) latencies.push(performance.now() - t);
-        } catch {
-          errors++;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (Date.now() < end) {
+          const t = performance.now();
+          try {
+            await fn(n++);
+            if (record) latencies.push(performance.now() - t);
+          } catch {
+            errors++;
+          }
         }
-      }
-    }));
+      }),
+    );
     return { latencies, errors };
   };
   if (WARMUP_S > 0) await runFor(WARMUP_S, false);
@@ -247,11 +286,17 @@ async function loop(name: string, unit: string, concurrency: number, perCall: nu
   const { latencies, errors } = await runFor(DURATION_S, true);
   const cpu = cpuPerOp(cpuBefore, cpuByRole(currentService), latencies.length);
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => (latencies.length ? Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] * 10) / 10 : null);
+  const pct = (p: number) =>
+    latencies.length ? Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] * 10) / 10 : null;
   return {
-    name, unit, errors, rss_mb: rssMb(pid), cpu_ms_per_op: cpu,
+    name,
+    unit,
+    errors,
+    rss_mb: rssMb(pid),
+    cpu_ms_per_op: cpu,
     throughput: Math.round((latencies.length * perCall) / DURATION_S),
-    p50_ms: pct(0.5), p99_ms: pct(0.99),
+    p50_ms: pct(0.5),
+    p99_ms: pct(0.99),
   };
 }
 
@@ -260,7 +305,9 @@ async function loop(name: string, unit: string, concurrency: number, perCall: nu
 
 async function api<T = any>(svc: Service, method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
   const res = await fetch(svc.url + p, {
-    method, headers: { 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body),
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   const json = await res.json();
   if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
@@ -289,18 +336,18 @@ async function retrying<T>(fn: () => Promise<T>, onRetry: () => void = () => und
 async function createBills(svc: Service, n: number, concurrency = 32): Promise<string[]> {
   const ids: string[] = [];
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) {
-      next++;
-      const key = randomUUID();
-      const bill = await retrying(() => api(svc, 'POST', '/bills', { billing_period_end: farFuture() }, { 'idempotency-key': key }));
-      ids.push(bill.bill_id);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        next++;
+        const key = randomUUID();
+        const bill = await retrying(() => api(svc, 'POST', '/bills', { billing_period_end: farFuture() }, { 'idempotency-key': key }));
+        ids.push(bill.bill_id);
+      }
+    }),
+  );
   return ids;
 }
-
-const pct = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1000) / 10 : 0);
 
 const item = (i: number) => ({ amount: 100 + (i % 900), currency: i % 3 === 0 ? 'EUR' : 'USD', description: `bench item ${i}` });
 const batch = (from: number, n: number) => Array.from({ length: n }, (_, k) => item(from + k));
@@ -311,9 +358,18 @@ const batch = (from: number, n: number) => Array.from({ length: n }, (_, k) => i
 async function startFloor(svc: Service, temporal: Client, db: pg.Pool) {
   await db.query('CREATE TABLE IF NOT EXISTS bench_floor_rows (id TEXT PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now())');
   const taskQueue = `bench-floor-${randomUUID().slice(0, 8)}`;
-  const worker = await spawnScript('bench/noop/worker.ts', [], {
-    ...process.env, TEMPORAL_ADDRESS: svc.temporalAddress, TASK_QUEUE: taskQueue, DATABASE_URL: svc.databaseUrl,
-  }, [], 'ready');
+  const worker = await spawnScript(
+    'bench/noop/worker.ts',
+    [],
+    {
+      ...process.env,
+      TEMPORAL_ADDRESS: svc.temporalAddress,
+      TASK_QUEUE: taskQueue,
+      DATABASE_URL: svc.databaseUrl,
+    },
+    [],
+    'ready',
+  );
   const ids = Array.from({ length: 100 }, () => `floor-${randomUUID()}`);
   await Promise.all(ids.map((workflowId) => temporal.workflow.start(noopWorkflow, { workflowId, taskQueue })));
   const handles = ids.map((id) => temporal.workflow.getHandle(id));
@@ -322,7 +378,9 @@ async function startFloor(svc: Service, temporal: Client, db: pg.Pool) {
 
 async function main() {
   const started = Date.now();
-  console.log(`# Fees API benchmark${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  console.log(
+    `# Fees API benchmark${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  );
   const svc = await startService();
   currentService = svc;
   const db = new pg.Pool({ connectionString: svc.databaseUrl, max: POOL_SIZE });
@@ -345,87 +403,231 @@ async function main() {
     // Our workflow without the API: one item per update, straight to 100 bills.
     const append = async (i: number) => {
       const id = randomUUID();
-      await temporal.workflow.getHandle(billWorkflowId(bills[i % bills.length]))
+      await temporal.workflow
+        .getHandle(billWorkflowId(bills[i % bills.length]))
         .executeUpdate(appendLineItemsUpdate, { args: [{ items: [{ ...item(i), metadata: null, line_item_id: id }] }], updateId: id });
     };
     const addTo = (billId: string) => ({
-      method: 'POST' as const, path: `/bills/${billId}/line-items`, body: item(seq++), headers: { 'idempotency-key': randomUUID() },
+      method: 'POST' as const,
+      path: `/bills/${billId}/line-items`,
+      body: item(seq++),
+      headers: { 'idempotency-key': randomUUID() },
     });
 
     // In this order: each of our scenarios right after the bounds it is set against, so both meet
     // the same machine (a minute later, a checkpoint or another tenant can move every number).
     const steps: [string, () => Promise<ScenarioResult>][] = [
-      ['pg_insert_single', () => loop('pg_insert_single', 'rows/s', 32, 1, async (i) => {
-        await db.query({
-          name: 'bench_single',
-          text: `${insert} VALUES ($1, $2, $3, $4, $5, $6, 'bench') ON CONFLICT (line_item_id) DO NOTHING`,
-          values: [randomUUID(), bills[i % bills.length], i, 100, 'USD', 'baseline'],
-        });
-      }, null)],
-      ['pg_insert_batch', () => loop('pg_insert_batch', 'rows/s', 32, 1000, async (i) => {
-        const ids = Array.from({ length: 1000 }, () => randomUUID());
-        await db.query(
-          `${insert} SELECT id, $2, $3::bigint * 1000 + ord, 100, 'USD', 'baseline', 'bench'
+      [
+        'pg_insert_single',
+        () =>
+          loop(
+            'pg_insert_single',
+            'rows/s',
+            32,
+            1,
+            async (i) => {
+              await db.query({
+                name: 'bench_single',
+                text: `${insert} VALUES ($1, $2, $3, $4, $5, $6, 'bench') ON CONFLICT (line_item_id) DO NOTHING`,
+                values: [randomUUID(), bills[i % bills.length], i, 100, 'USD', 'baseline'],
+              });
+            },
+            null,
+          ),
+      ],
+      [
+        'pg_insert_batch',
+        () =>
+          loop(
+            'pg_insert_batch',
+            'rows/s',
+            32,
+            1000,
+            async (i) => {
+              const ids = Array.from({ length: 1000 }, () => randomUUID());
+              await db.query(
+                `${insert} SELECT id, $2, $3::bigint * 1000 + ord, 100, 'USD', 'baseline', 'bench'
            FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord) ON CONFLICT (line_item_id) DO NOTHING`,
-          [ids, bills[i % bills.length], i],
-        );
-      }, null)],
-      ['temporal_noop_update', async () => ({ ...await loop('temporal_noop_update', 'req/s', 32, 1, floorUpdate(noopUpdate), null), notes: '100 workflows, 32 callers' })],
-      ['temporal_write_local', async () => ({ ...await loop('temporal_write_local', 'req/s', 32, 1, write(writeLocalUpdate), null), notes: 'one row by local activity' })],
-      ['temporal_write_activity', async () => ({ ...await loop('temporal_write_activity', 'req/s', 32, 1, write(writeActivityUpdate), null), notes: 'one row by regular activity' })],
-      ['temporal_write_eager', async () => ({ ...await loop('temporal_write_eager', 'req/s', 32, 1, write(writeEagerUpdate), null), notes: 'one row by regular activity, eager dispatch' })],
-      ['append_update_bare', async () => ({ ...await loop('append_update_bare', 'req/s', 32, 1, append, svc.pid), notes: 'our update and local activity, no HTTP or API, 100 bills, 32 callers' })],
-      ['add_line_item', async () => ({ ...await httpLoad(svc, { name: 'add_line_item', connections: 32, next: () => addTo(bills[seq % bills.length]) }), notes: '100 bills, 32 callers' })],
-      ['temporal_noop_update_1', async () => ({ ...await loop('temporal_noop_update_1', 'req/s', 1, 1, floorUpdate(noopUpdate), null), notes: '1 caller' })],
-      ['temporal_write_local_1', async () => ({ ...await loop('temporal_write_local_1', 'req/s', 1, 1, write(writeLocalUpdate), null), notes: 'one row by local activity, 1 caller' })],
-      ['append_update_bare_1', async () => ({ ...await loop('append_update_bare_1', 'req/s', 1, 1, append, svc.pid), notes: 'the same, 1 caller' })],
-      ['add_line_item_1_caller', async () => ({ ...await httpLoad(svc, { name: 'add_line_item_1_caller', connections: 1, next: () => addTo(bills[seq % bills.length]) }), notes: '1 caller, one add at a time' })],
-      ['temporal_noop_update_hot', async () => {
-        const [hot] = floor.handles;
-        return { ...await loop('temporal_noop_update_hot', 'req/s', 32, 1, async () => { await hot.executeUpdate(noopUpdate); }, null), notes: 'one workflow, 32 callers' };
-      }],
-      ['add_line_item_hot_bill', async () => {
-        const [hot] = await createBills(svc, 1);
-        return { ...await httpLoad(svc, { name: 'add_line_item_hot_bill', connections: 32, next: () => addTo(hot) }), notes: 'one bill, 32 callers' };
-      }],
-      ['temporal_noop_start', async () => ({
-        ...await loop('temporal_noop_start', 'req/s', 16, 1, async () => {
-          const startWorkflowOperation = new WithStartWorkflowOperation(noopWorkflow, {
-            workflowId: `floor-${randomUUID()}`, taskQueue: floor.taskQueue, workflowIdConflictPolicy: 'FAIL',
-          });
-          await temporal.workflow.executeUpdateWithStart(noopUpdate, { startWorkflowOperation });
-        }, null),
-        notes: 'Update-with-Start of such a workflow, 16 callers',
-      })],
-      ['create_bill', async () => ({
-        ...await httpLoad(svc, {
-          name: 'create_bill', connections: 16,
-          next: () => ({ method: 'POST', path: '/bills', body: { billing_period_end: farFuture() } }),
+                [ids, bills[i % bills.length], i],
+              );
+            },
+            null,
+          ),
+      ],
+      [
+        'temporal_noop_update',
+        async () => ({
+          ...(await loop('temporal_noop_update', 'req/s', 32, 1, floorUpdate(noopUpdate), null)),
+          notes: '100 workflows, 32 callers',
         }),
-        notes: '16 callers',
-      })],
+      ],
+      [
+        'temporal_write_local',
+        async () => ({
+          ...(await loop('temporal_write_local', 'req/s', 32, 1, write(writeLocalUpdate), null)),
+          notes: 'one row by local activity',
+        }),
+      ],
+      [
+        'temporal_write_activity',
+        async () => ({
+          ...(await loop('temporal_write_activity', 'req/s', 32, 1, write(writeActivityUpdate), null)),
+          notes: 'one row by regular activity',
+        }),
+      ],
+      [
+        'temporal_write_eager',
+        async () => ({
+          ...(await loop('temporal_write_eager', 'req/s', 32, 1, write(writeEagerUpdate), null)),
+          notes: 'one row by regular activity, eager dispatch',
+        }),
+      ],
+      [
+        'append_update_bare',
+        async () => ({
+          ...(await loop('append_update_bare', 'req/s', 32, 1, append, svc.pid)),
+          notes: 'our update and local activity, no HTTP or API, 100 bills, 32 callers',
+        }),
+      ],
+      [
+        'add_line_item',
+        async () => ({
+          ...(await httpLoad(svc, { name: 'add_line_item', connections: 32, next: () => addTo(bills[seq % bills.length]) })),
+          notes: '100 bills, 32 callers',
+        }),
+      ],
+      [
+        'temporal_noop_update_1',
+        async () => ({ ...(await loop('temporal_noop_update_1', 'req/s', 1, 1, floorUpdate(noopUpdate), null)), notes: '1 caller' }),
+      ],
+      [
+        'temporal_write_local_1',
+        async () => ({
+          ...(await loop('temporal_write_local_1', 'req/s', 1, 1, write(writeLocalUpdate), null)),
+          notes: 'one row by local activity, 1 caller',
+        }),
+      ],
+      [
+        'append_update_bare_1',
+        async () => ({ ...(await loop('append_update_bare_1', 'req/s', 1, 1, append, svc.pid)), notes: 'the same, 1 caller' }),
+      ],
+      [
+        'add_line_item_1_caller',
+        async () => ({
+          ...(await httpLoad(svc, { name: 'add_line_item_1_caller', connections: 1, next: () => addTo(bills[seq % bills.length]) })),
+          notes: '1 caller, one add at a time',
+        }),
+      ],
+      [
+        'temporal_noop_update_hot',
+        async () => {
+          const [hot] = floor.handles;
+          return {
+            ...(await loop(
+              'temporal_noop_update_hot',
+              'req/s',
+              32,
+              1,
+              async () => {
+                await hot.executeUpdate(noopUpdate);
+              },
+              null,
+            )),
+            notes: 'one workflow, 32 callers',
+          };
+        },
+      ],
+      [
+        'add_line_item_hot_bill',
+        async () => {
+          const [hot] = await createBills(svc, 1);
+          return {
+            ...(await httpLoad(svc, { name: 'add_line_item_hot_bill', connections: 32, next: () => addTo(hot) })),
+            notes: 'one bill, 32 callers',
+          };
+        },
+      ],
+      [
+        'temporal_noop_start',
+        async () => ({
+          ...(await loop(
+            'temporal_noop_start',
+            'req/s',
+            16,
+            1,
+            async () => {
+              const startWorkflowOperation = new WithStartWorkflowOperation(noopWorkflow, {
+                workflowId: `floor-${randomUUID()}`,
+                taskQueue: floor.taskQueue,
+                workflowIdConflictPolicy: 'FAIL',
+              });
+              await temporal.workflow.executeUpdateWithStart(noopUpdate, { startWorkflowOperation });
+            },
+            null,
+          )),
+          notes: 'Update-with-Start of such a workflow, 16 callers',
+        }),
+      ],
+      [
+        'create_bill',
+        async () => ({
+          ...(await httpLoad(svc, {
+            name: 'create_bill',
+            connections: 16,
+            next: () => ({ method: 'POST', path: '/bills', body: { billing_period_end: farFuture() } }),
+          })),
+          notes: '16 callers',
+        }),
+      ],
       // A batch's path without the API: stage 1,000 items in Postgres, send the update that applies
       // them. What Temporal, the worker and Postgres alone do with batches here.
-      ['temporal_batch_bare', () => loop('temporal_batch_bare', 'items/s', 16, 1000, async (i) => {
-        const billId = bills[i % bills.length];
-        const items = batch(i * 1000, 1000).map((it) => ({ ...it, metadata: null, line_item_id: randomUUID() }));
-        const batchId = randomUUID();
-        if (await stageBatch(db, { batch_id: batchId, bill_id: billId, request_fingerprint: 'bench', items }) !== 'staged') throw new Error('not staged');
-        await temporal.workflow.getHandle(billWorkflowId(billId))
-          .executeUpdate(addStagedLineItemsUpdate, { args: [{ batch_id: batchId, item_count: items.length, totals: batchTotals(items) }], updateId: batchId });
-      }, svc.pid)],
-      ['add_line_items_batch', () => httpLoad(svc, {
-        name: 'add_line_items_batch', connections: 16, itemsPerRequest: 1000,
-        next: () => {
-          const i = seq++;
-          return { method: 'POST', path: `/bills/${bills[i % bills.length]}/line-items/batch`, body: { items: batch(i * 1000, 1000) }, headers: { 'idempotency-key': randomUUID() } };
-        },
-      })],
+      [
+        'temporal_batch_bare',
+        () =>
+          loop(
+            'temporal_batch_bare',
+            'items/s',
+            16,
+            1000,
+            async (i) => {
+              const billId = bills[i % bills.length];
+              const items = batch(i * 1000, 1000).map((it) => ({ ...it, metadata: null, line_item_id: randomUUID() }));
+              const batchId = randomUUID();
+              if ((await stageBatch(db, { batch_id: batchId, bill_id: billId, request_fingerprint: 'bench', items })) !== 'staged')
+                throw new Error('not staged');
+              await temporal.workflow.getHandle(billWorkflowId(billId)).executeUpdate(addStagedLineItemsUpdate, {
+                args: [{ batch_id: batchId, item_count: items.length, totals: batchTotals(items) }],
+                updateId: batchId,
+              });
+            },
+            svc.pid,
+          ),
+      ],
+      [
+        'add_line_items_batch',
+        () =>
+          httpLoad(svc, {
+            name: 'add_line_items_batch',
+            connections: 16,
+            itemsPerRequest: 1000,
+            next: () => {
+              const i = seq++;
+              return {
+                method: 'POST',
+                path: `/bills/${bills[i % bills.length]}/line-items/batch`,
+                body: { items: batch(i * 1000, 1000) },
+                headers: { 'idempotency-key': randomUUID() },
+              };
+            },
+          }),
+      ],
     ];
     for (const [name, run] of steps) {
       if (!wanted(name)) continue;
       if (name.startsWith('pg_insert')) {
-        await db.query('CREATE TABLE IF NOT EXISTS bench_line_items (LIKE line_items INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)');
+        await db.query(
+          'CREATE TABLE IF NOT EXISTS bench_line_items (LIKE line_items INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)',
+        );
       }
       record(await run());
       if (name === 'pg_insert_batch') {
@@ -438,20 +640,34 @@ async function main() {
     const openCount = async () => Number((await db.query(`SELECT count(*) FROM bills WHERE status = 'open'`)).rows[0].count);
     const list = async (name: string, connections: number, query = '') => {
       const r = await httpLoad(svc, {
-        name, connections, durationS: quick ? 1 : 10,
+        name,
+        connections,
+        durationS: quick ? 1 : 10,
         next: () => ({ method: 'GET', path: `/bills?status=open&limit=100${query}` }),
       });
-      return { ...r, notes: `${connections} caller${connections > 1 ? 's' : ''}, ${await openCount()} open bills, limit=100${query ? `, ${query.slice(1)}` : ''}` };
+      return {
+        ...r,
+        notes: `${connections} caller${connections > 1 ? 's' : ''}, ${await openCount()} open bills, limit=100${query ? `, ${query.slice(1)}` : ''}`,
+      };
     };
     if (wanted('list_open_bills')) {
       await createBills(svc, Math.max(0, (quick ? 100 : 1000) - (await openCount())));
       record(await list('list_open_bills', 1));
       record(await list('list_open_bills_8_callers', 8));
       // The opt-in: a workflow query per open bill of the page, and its bound without our code.
-      const page = (await db.query(`SELECT bill_id FROM bills WHERE status = 'open' ORDER BY created_at DESC, bill_id DESC LIMIT 100`)).rows.map((r) => r.bill_id as string);
-      const bare = await loop('temporal_query_bare', 'pages/s', 1, 1, async () => {
-        await Promise.all(page.map((id) => temporal.workflow.getHandle(billWorkflowId(id)).query(getBillQuery)));
-      }, svc.pid);
+      const page = (
+        await db.query(`SELECT bill_id FROM bills WHERE status = 'open' ORDER BY created_at DESC, bill_id DESC LIMIT 100`)
+      ).rows.map((r) => r.bill_id as string);
+      const bare = await loop(
+        'temporal_query_bare',
+        'pages/s',
+        1,
+        1,
+        async () => {
+          await Promise.all(page.map((id) => temporal.workflow.getHandle(billWorkflowId(id)).query(getBillQuery)));
+        },
+        svc.pid,
+      );
       record({ ...bare, notes: `1 caller, ${page.length} queries per page in parallel` });
       record(await list('list_open_bills_live', 1, '&totals=live'));
     }
@@ -459,7 +675,9 @@ async function main() {
       const t = Date.now();
       await createBills(svc, Math.max(0, (quick ? 200 : 10_000) - (await openCount())));
       const r = await list('open_bills_10k', 1);
-      const rss = svc.workerPid ? `RSS is the API process; the worker's is ${rssMb(svc.workerPid)} MB` : 'RSS is the all-in-one process (API + worker)';
+      const rss = svc.workerPid
+        ? `RSS is the API process; the worker's is ${rssMb(svc.workerPid)} MB`
+        : 'RSS is the all-in-one process (API + worker)';
       record({ ...r, notes: `${r.notes} (created in ${Math.round((Date.now() - t) / 1000)} s); ${rss}` });
     }
     if (wanted('one_bill_1m_items')) {
@@ -469,24 +687,39 @@ async function main() {
       let expected = 0;
       let sent = 0;
       let errors = 0;
-      await Promise.all(Array.from({ length: 4 }, async () => {
-        while (sent < total) {
-          const from = sent;
-          sent += 1000;
-          const items = batch(from, 1000);
-          expected += items.reduce((a, it) => a + it.amount, 0);
-          const key = `${bill}-${from}`;
-          await retrying(() => api(svc, 'POST', `/bills/${bill}/line-items/batch`, { items }, { 'idempotency-key': key }), () => errors++);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (sent < total) {
+            const from = sent;
+            sent += 1000;
+            const items = batch(from, 1000);
+            expected += items.reduce((a, it) => a + it.amount, 0);
+            const key = `${bill}-${from}`;
+            await retrying(
+              () => api(svc, 'POST', `/bills/${bill}/line-items/batch`, { items }, { 'idempotency-key': key }),
+              () => errors++,
+            );
+          }
+        }),
+      );
       const seconds = (Date.now() - t) / 1000;
       const live = await temporal.workflow.getHandle(billWorkflowId(bill)).query(getBillQuery);
       const liveSum = live.totals.reduce((a, x) => a + x.amount, 0);
-      const stored = await db.query('SELECT coalesce(sum(amount), 0)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [bill]);
-      const exact = liveSum === expected && live.line_item_count === total && Number(stored.rows[0].s) === expected && stored.rows[0].n === total;
+      const stored = await db.query('SELECT coalesce(sum(amount), 0)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [
+        bill,
+      ]);
+      const exact =
+        liveSum === expected && live.line_item_count === total && Number(stored.rows[0].s) === expected && stored.rows[0].n === total;
       record({
-        name: 'one_bill_1m_items', throughput: Math.round(total / seconds), unit: 'items/s', p50_ms: null, p99_ms: null, errors, rss_mb: rssMb(svc.pid),
-        seconds: Math.round(seconds * 10) / 10, exact,
+        name: 'one_bill_1m_items',
+        throughput: Math.round(total / seconds),
+        unit: 'items/s',
+        p50_ms: null,
+        p99_ms: null,
+        errors,
+        rss_mb: rssMb(svc.pid),
+        seconds: Math.round(seconds * 10) / 10,
+        exact,
         notes: `${total} items in ${seconds.toFixed(1)} s, 4 callers of 1,000-item batches; totals ${exact ? 'exact' : `WRONG (live ${liveSum}, stored ${stored.rows[0].s}, expected ${expected}, rows ${stored.rows[0].n})`}; ${live.continued_as_new} continue-as-new runs`,
       });
       if (!exact) process.exitCode = 1;
@@ -497,12 +730,23 @@ async function main() {
       const report = await reconcile({ db, temporal, config: loadConfig({}) });
       const seconds = (Date.now() - t) / 1000;
       record({
-        name: 'reconcile', throughput: Math.round(report.bills_checked / seconds), unit: 'bills/s', p50_ms: null, p99_ms: null,
-        errors: report.differences.length, rss_mb: null,
-        notes: `${report.bills_checked} bills (${report.open_bills_checked_live} open, each queried live) and ${report.line_items_checked} line items ` +
+        name: 'reconcile',
+        throughput: Math.round(report.bills_checked / seconds),
+        unit: 'bills/s',
+        p50_ms: null,
+        p99_ms: null,
+        errors: report.differences.length,
+        rss_mb: null,
+        notes:
+          `${report.bills_checked} bills (${report.open_bills_checked_live} open, each queried live) and ${report.line_items_checked} line items ` +
           `in ${seconds.toFixed(1)} s (database ${(report.database_ms / 1000).toFixed(1)} s, live queries ${(report.live_ms / 1000).toFixed(1)} s); ` +
           `${report.differences.length} differences` +
-          (report.differences.length ? ` (${report.differences.slice(0, 5).map((d) => `${d.bill_id}: ${d.kind}`).join(', ')})` : ''),
+          (report.differences.length
+            ? ` (${report.differences
+                .slice(0, 5)
+                .map((d) => `${d.bill_id}: ${d.kind}`)
+                .join(', ')})`
+            : ''),
       });
       // Which bills, and how: a difference is a finding to chase, not a number.
       for (const d of report.differences.slice(0, 20)) console.log(`  reconcile difference: ${JSON.stringify(d)}`);
@@ -540,8 +784,11 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
     write_activity_vs_noop_update: div(s('temporal_write_activity')?.throughput, s('temporal_noop_update')?.throughput),
     write_eager_vs_noop_update: div(s('temporal_write_eager')?.throughput, s('temporal_noop_update')?.throughput),
   };
-  const check = (target: string, value: number | null | undefined, ok: (v: number) => boolean): Target =>
-    ({ target, value: value ?? null, met: value == null ? null : ok(value) });
+  const check = (target: string, value: number | null | undefined, ok: (v: number) => boolean): Target => ({
+    target,
+    value: value ?? null,
+    met: value == null ? null : ok(value),
+  });
   const hot = s('add_line_item_hot_bill');
   const million = s('one_bill_1m_items');
   return {
@@ -549,7 +796,11 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
     targets: [
       check('add_line_item ≥ 0.7 × temporal_noop_update throughput', ratios.add_line_item_vs_noop_update, (v) => v >= 0.7),
       check('add_line_item p99 ≤ 1.5 × temporal_noop_update p99', ratios.add_line_item_p99_vs_noop_update_p99, (v) => v <= 1.5),
-      check('add_line_item_1_caller p50 ≤ 2 × temporal_noop_update_1 p50', ratios.add_line_item_1_caller_p50_vs_noop_update_1_p50, (v) => v <= 2),
+      check(
+        'add_line_item_1_caller p50 ≤ 2 × temporal_noop_update_1 p50',
+        ratios.add_line_item_1_caller_p50_vs_noop_update_1_p50,
+        (v) => v <= 2,
+      ),
       check('add_line_item_hot_bill ≥ 3 × temporal_noop_update_hot throughput', ratios.hot_bill_vs_noop_update_hot, (v) => v >= 3),
       check('add_line_item_hot_bill ≥ add_line_item throughput', ratios.hot_bill_vs_add_line_item, (v) => v >= 1),
       check('add_line_item_hot_bill errors = 0', hot?.errors, (v) => v === 0),
@@ -567,7 +818,10 @@ function report(started: number) {
   const lines = [
     '| scenario | throughput | p50 ms | p99 ms | errors | RSS MB | notes |',
     '|---|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.name} | ${r.throughput} ${r.unit} | ${r.p50_ms ?? '–'} | ${r.p99_ms ?? '–'} | ${r.errors} | ${r.rss_mb ?? '–'} | ${r.notes ?? ''} |`),
+    ...results.map(
+      (r) =>
+        `| ${r.name} | ${r.throughput} ${r.unit} | ${r.p50_ms ?? '–'} | ${r.p99_ms ?? '–'} | ${r.errors} | ${r.rss_mb ?? '–'} | ${r.notes ?? ''} |`,
+    ),
     '',
     '| target | this run | met |',
     '|---|---|---|',
@@ -576,10 +830,23 @@ function report(started: number) {
   console.log(`\n${lines.join('\n')}\n`);
   const file = process.env.BENCH_RESULTS ?? path.join(root, 'bench', 'results', 'latest.json');
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({
-    quick, cores: os.cpus().length, node: process.version, at: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000),
-    ratios, targets: checked, scenarios: byName,
-  }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        quick,
+        cores: os.cpus().length,
+        node: process.version,
+        at: new Date().toISOString(),
+        seconds: Math.round((Date.now() - started) / 1000),
+        ratios,
+        targets: checked,
+        scenarios: byName,
+      },
+      null,
+      2,
+    ),
+  );
   console.log(`written ${path.relative(root, file)}`);
 }
 

@@ -1,13 +1,23 @@
-/** Bill endpoints for Encore. The standalone host serves the same table (host/routes.ts). */
+/**
+ * Bill endpoints for Encore, line items included: a line item only ever joins a bill through its
+ * workflow. The standalone host serves the same table (host/routes.ts).
+ */
 import { api, type Header } from 'encore.dev/api';
 import { run, encoreDeps } from '../core/encore';
 import { idempotencyKeyOf } from '../core/idempotency';
-import { cancelBill, closeBill, createBill, getBill, listBills } from './bills';
-import { database } from './db';
-import { reconcileBills } from './reconcile';
 import type {
-  Bill, BillPage, CancelBillBody, ClosedBill, CreateBillBody, ListBillsQuery, ReconcileQuery, ReconcileReport,
-} from './types';
+  AddLineItemBody,
+  AddLineItemsBody,
+  AddedLineItem,
+  AddedLineItems,
+  LineItemPage,
+  ListLineItemsQuery,
+} from '../lineitems/types';
+import { cancelBill, createBill, getBill, listBills, requestClose } from './bills';
+import { database } from './db';
+import * as lineItems from './line-items';
+import { reconcileBills } from './reconcile';
+import type { Bill, BillPage, CancelBillBody, ClosedBill, CreateBillBody, ListBillsQuery, ReconcileQuery, ReconcileReport } from './types';
 
 const deps = () => encoreDeps(database);
 
@@ -16,18 +26,17 @@ export interface CreateBillRequest extends CreateBillBody {
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
-export const create = api(
-  { expose: true, auth: true, method: 'POST', path: '/bills' },
-  async (req: CreateBillRequest): Promise<Bill> =>
-    run('bills:write', async (caller) => createBill(await deps(), req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt))),
+export const create = api({ expose: true, auth: true, method: 'POST', path: '/bills' }, async (req: CreateBillRequest): Promise<Bill> =>
+  run('bills:write', async (caller) =>
+    createBill(await deps(), req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+  ),
 );
 
 /** Lists bills newest first; open bills carry live totals. */
 // An interface, not an alias: Encore and the OpenAPI generator read request types as object types.
 export interface ListBillsRequest extends ListBillsQuery {}
-export const list = api(
-  { expose: true, auth: true, method: 'GET', path: '/bills' },
-  async (req: ListBillsRequest): Promise<BillPage> => run('bills:read', async () => listBills(await deps(), req)),
+export const list = api({ expose: true, auth: true, method: 'GET', path: '/bills' }, async (req: ListBillsRequest): Promise<BillPage> =>
+  run('bills:read', async () => listBills(await deps(), req)),
 );
 
 /** Returns one bill: live totals while open, stored totals once closed. */
@@ -35,9 +44,8 @@ export interface GetBillRequest {
   /** The bill's id (`bill_id`). */
   billId: string;
 }
-export const get = api(
-  { expose: true, auth: true, method: 'GET', path: '/bills/:billId' },
-  async (req: GetBillRequest): Promise<Bill> => run('bills:read', async () => getBill(await deps(), req.billId)),
+export const get = api({ expose: true, auth: true, method: 'GET', path: '/bills/:billId' }, async (req: GetBillRequest): Promise<Bill> =>
+  run('bills:read', async () => getBill(await deps(), req.billId)),
 );
 
 /** Closes a bill now; closing a closed bill returns the same final bill. */
@@ -50,7 +58,9 @@ export interface CloseBillRequest {
 export const close = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/close' },
   async (req: CloseBillRequest): Promise<ClosedBill> =>
-    run('bills:write', async (caller) => closeBill(await deps(), req.billId, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt))),
+    run('bills:write', async (caller) =>
+      requestClose(await deps(), req.billId, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+    ),
 );
 
 /**
@@ -80,4 +90,48 @@ export interface ReconcileRequest extends ReconcileQuery {}
 export const reconcile = api(
   { expose: true, auth: true, method: 'GET', path: '/admin/reconcile' },
   async (req: ReconcileRequest): Promise<ReconcileReport> => run('admin', async () => reconcileBills(await deps(), req)),
+);
+
+/** Adds a line item to an open bill; the answer is confirmed: persisted and counted once. */
+export interface AddLineItemRequest extends AddLineItemBody {
+  /** The bill's id (`bill_id`). */
+  billId: string;
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+}
+export const addLineItem = api(
+  { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items' },
+  async (req: AddLineItemRequest): Promise<AddedLineItem> =>
+    run('bills:write', async (caller) =>
+      lineItems.addLineItem(await deps(), req.billId, req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+    ),
+);
+
+/**
+ * Adds up to 1000 line items to an open bill under one idempotency key: all are validated first,
+ * then accepted or refused as a whole, persisted in one insert and counted once.
+ */
+export interface AddLineItemsRequest extends AddLineItemsBody {
+  /** The bill's id (`bill_id`). */
+  billId: string;
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+}
+export const addLineItems = api(
+  { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items/batch' },
+  async (req: AddLineItemsRequest): Promise<AddedLineItems> =>
+    run('bills:write', async (caller) =>
+      lineItems.addLineItems(await deps(), req.billId, req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+    ),
+);
+
+/** Lists a bill's line items, oldest first. */
+export interface ListLineItemsRequest extends ListLineItemsQuery {
+  /** The bill's id (`bill_id`). */
+  billId: string;
+}
+export const listLineItems = api(
+  { expose: true, auth: true, method: 'GET', path: '/bills/:billId/line-items' },
+  async (req: ListLineItemsRequest): Promise<LineItemPage> =>
+    run('bills:read', async () => lineItems.listLineItems(await deps(), req.billId, req)),
 );

@@ -8,20 +8,22 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
-import { AppError, failedPrecondition, notFound } from '../core/errors';
+import { AppError, failedPrecondition } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
 import { totalsList } from '../core/money';
+import { toAppError, withDeadline } from '../core/temporal';
 import { encodeCursor, parseId } from '../core/validate';
-import { listLineItemsPage } from '../lineitems/lineitems';
-import { isWorkflowGone, toAppError, updateWithDeadline, withDeadline } from '../temporal/client';
-import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, getBillQuery, openBillUpdate, type LiveBill } from '../temporal/shared';
-import { billLifecycleWorkflow } from '../temporal/workflows';
-import { findBill, listBills as listBillRows, type BillRow } from './store';
+import { listLineItemsPage } from './line-items';
+import { requireBill } from './lookup';
+import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, openBillUpdate, type LiveBill } from './messages';
+import { findBill, selectBillsPage, type BillRow } from './store';
 import type { Bill, BillHeader, BillPage, ClosedBill } from './types';
+import { parseCancelBill, parseCreateBill, parseListBills, type CreateBillInput } from './validation';
+import { billLifecycleWorkflow } from './workflow';
+import { queryBill, updateBill } from './workflow-client';
 
 export type { BillPage, ClosedBill } from './types';
-import { parseCancelBill, parseCreateBill, parseListBills, type CreateBillInput } from './validation';
 
 // Fixed namespace: a bill id generated from an idempotency key is the same on every retry.
 const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
@@ -58,15 +60,14 @@ export function toBill(row: BillRow, live: LiveBill | null): Bill {
 /** Live totals for open bills in parallel, each within `timeoutMs`; the row's stored totals otherwise. */
 async function withLiveTotals(deps: Deps, rows: BillRow[], timeoutMs: number): Promise<Bill[]> {
   const live = await Promise.all(
-    rows.map((row) => (row.status === 'closed' ? null : queryLive(deps, row.bill_id, timeoutMs))),
+    rows.map((row) => (row.status === 'closed' ? Promise.resolve(null) : queryLive(deps, row.bill_id, timeoutMs))),
   );
   return rows.map((row, i) => toBill(row, live[i]));
 }
 
 async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise<LiveBill | null> {
   try {
-    const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
-    return await withDeadline(deps.temporal, timeoutMs, () => handle.query(getBillQuery));
+    return await queryBill(deps, billId, timeoutMs);
   } catch {
     totalsFallbacks.inc();
     return null; // a slow or missing workflow never fails a read: stored totals stand in
@@ -77,7 +78,9 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
  * What identifies a create request: what the client sent. A period end computed from the clock
  * differs on every retry; the one the client gave does not.
  */
-export function requestedBill(input: CreateBillInput): Omit<CreateBillInput, 'requested_period_end' | 'billing_period_end'> & { billing_period_end: string | null } {
+export function requestedBill(
+  input: CreateBillInput,
+): Omit<CreateBillInput, 'requested_period_end' | 'billing_period_end'> & { billing_period_end: string | null } {
   const { requested_period_end, ...rest } = input;
   return { ...rest, billing_period_end: requested_period_end };
 }
@@ -91,7 +94,8 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
     // A retry of a create sent before keys had lanes finds the bill that one made.
     if (!input.bill_id && seeds?.unscoped) {
       const earlier = await findBill(deps.db, uuidv5(seeds.unscoped, BILL_ID_NAMESPACE));
-      if (earlier && earlier.request_fingerprint === fingerprint('bill', { ...requested, bill_id: earlier.bill_id })) return getBill(deps, earlier.bill_id);
+      if (earlier && earlier.request_fingerprint === fingerprint('bill', { ...requested, bill_id: earlier.bill_id }))
+        return getBill(deps, earlier.bill_id);
     }
     // With a key, a generated id is derived from it (in its caller's lane), so a retry after a
     // lost answer finds the bill its first attempt created instead of creating a second one.
@@ -120,7 +124,10 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
       );
       // A bill closed long ago whose workflow history has expired: answer from Postgres.
       if (live.status === 'closed') return getBill(deps, billId);
-      return toBill({ ...header, status: 'open', closed_at: null, invoice: null, cancelled_at: null, next_bill_id: null, version: 0, totals: {} }, live);
+      return toBill(
+        { ...header, status: 'open', closed_at: null, invoice: null, cancelled_at: null, next_bill_id: null, version: 0, totals: {} },
+        live,
+      );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw toAppError(err);
       // The id is taken. A retry of the very same request gets the bill; anything else conflicts.
@@ -134,8 +141,7 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
 
 export async function getBill(deps: Deps, billIdParam: unknown): Promise<Bill> {
   const billId = parseId(billIdParam, 'billId');
-  const row = await findBill(deps.db, billId);
-  if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  const row = await requireBill(deps.db, billId);
   const [bill] = await withLiveTotals(deps, [row], deps.config.queryTimeoutMs);
   return bill;
 }
@@ -149,7 +155,7 @@ export async function listBills(
   query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown; totals?: unknown },
 ): Promise<BillPage> {
   const input = parseListBills(query, deps.config.listing.billsMaxLimit);
-  const rows = await listBillRows(deps.db, { ...input, limit: input.limit + 1 });
+  const rows = await selectBillsPage(deps.db, { ...input, limit: input.limit + 1 });
   const page = rows.slice(0, input.limit);
   const last = page[page.length - 1];
   return {
@@ -160,19 +166,14 @@ export async function listBills(
 
 export const CLOSE_LINE_ITEMS_LIMIT = 1000;
 
-export async function closeBill(deps: Deps, billIdParam: unknown, key: IdempotencyKey | undefined): Promise<ClosedBill> {
+/** Closes a bill now (POST /bills/:billId/close); the workflow's closeBill activity does the writing. */
+export async function requestClose(deps: Deps, billIdParam: unknown, key: IdempotencyKey | undefined): Promise<ClosedBill> {
   const billId = parseId(billIdParam, 'billId');
   const operation = 'POST /bills/:billId/close';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
-    try {
-      const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
-      await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(closeBillUpdate));
-    } catch (err) {
-      // A completed workflow means the bill closed already: answer with the same final bill.
-      if (!isWorkflowGone(err)) throw toAppError(err);
-    }
-    const row = await findBill(deps.db, billId);
-    if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+    // A completed workflow ('gone') means the bill closed already: answer with the same final bill.
+    await updateBill(deps, billId, closeBillUpdate);
+    const row = await requireBill(deps.db, billId);
     if (row.status !== 'closed') throw new AppError('unavailable', `bill ${billId} is not closed yet; retry`);
     const [bill] = await withLiveTotals(deps, [row], deps.config.queryTimeoutMs);
     const page = await listLineItemsPage(deps, billId, CLOSE_LINE_ITEMS_LIMIT, null);
@@ -189,14 +190,9 @@ export async function cancelBill(deps: Deps, billIdParam: unknown, body: unknown
   const input = parseCancelBill(body);
   const operation = 'POST /bills/:billId/cancel';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...input }), async () => {
-    try {
-      const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
-      await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () => handle.executeUpdate(cancelSeriesUpdate, { args: [input] }));
-    } catch (err) {
-      if (!isWorkflowGone(err)) throw toAppError(err);
+    if ((await updateBill(deps, billId, cancelSeriesUpdate, input)) === 'gone') {
       // Its workflow has completed: the bill closed, cancelled or renewed.
-      const row = await findBill(deps.db, billId);
-      if (!row) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+      const row = await requireBill(deps.db, billId);
       if (!row.interval) throw failedPrecondition('only a recurring bill has a series to cancel; close this one instead');
       if (!row.cancelled_at) {
         const next = row.next_bill_id ? `; its series continues with bill ${row.next_bill_id}` : '';

@@ -13,9 +13,7 @@ interface AuthParams {
   forwardedFor?: Header<'X-Forwarded-For'>;
 }
 
-export const auth = authHandler<AuthParams, AuthData>(async (params) =>
-  identify(params.authorization, clientOf(params.forwardedFor)),
-);
+export const auth = authHandler<AuthParams, AuthData>(async (params) => identify(params.authorization, clientOf(params.forwardedFor)));
 
 /** The caller's address as the trusted proxies wrote it; one shared bucket when none is trusted. */
 function clientOf(forwardedFor: string | undefined): string {

@@ -7,10 +7,12 @@
  */
 import { QueryRejectedError, WorkflowClient } from '@temporalio/client';
 import type { Deps } from '../core/deps';
+import { isWorkflowGone } from '../core/temporal';
 import { parseId } from '../core/validate';
-import { isWorkflowGone, withDeadline } from '../temporal/client';
-import { billWorkflowId, getBillQuery, type LiveBill } from '../temporal/shared';
+import type { LiveBill } from './messages';
+import { reconciliationRecords, type ReconciliationRecord } from './store';
 import type { BillDifference, ReconcileReport, TotalsText } from './types';
+import { queryBill } from './workflow-client';
 
 export type { BillDifference, DifferenceKind, ReconcileReport, TotalsText } from './types';
 
@@ -28,35 +30,6 @@ export interface ReconcileOptions {
    * (seen here: a bill of 560 single adds missed 2 s five times in a sweep of 10,001 bills).
    */
   queryTimeoutMs?: number;
-}
-
-interface BillRecord {
-  bill_id: string;
-  status: 'open' | 'closed';
-  line_items: TotalsText;
-  stored: TotalsText;
-}
-
-/** One snapshot: each bill with its ledger sums and its stored totals. */
-async function readRecords(deps: Deps, billIds: string[] | null): Promise<BillRecord[]> {
-  const { rows } = await deps.db.query<BillRecord>(
-    `SELECT b.bill_id, b.status, COALESCE(l.totals, '{}') AS line_items, COALESCE(s.totals, '{}') AS stored
-       FROM bills b
-       LEFT JOIN (
-         SELECT bill_id, json_object_agg(currency, json_build_object('amount', amount::text, 'count', n::text)) AS totals
-           FROM (SELECT bill_id, currency, SUM(amount) AS amount, COUNT(*) AS n FROM line_items
-                  WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY bill_id, currency) x
-          GROUP BY bill_id
-       ) l USING (bill_id)
-       LEFT JOIN (
-         SELECT bill_id, json_object_agg(currency, json_build_object('amount', amount::text, 'count', line_item_count::text)) AS totals
-           FROM bill_totals WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY bill_id
-       ) s USING (bill_id)
-      WHERE $1::text[] IS NULL OR b.bill_id = ANY($1)
-      ORDER BY b.bill_id`,
-    [billIds],
-  );
-  return rows;
 }
 
 function sameTotals(a: TotalsText, b: TotalsText): boolean {
@@ -78,8 +51,7 @@ type LiveAnswer = { live: LiveBill } | { missing: true } | { unreachable: true }
 
 async function queryLive(deps: Deps, workflows: WorkflowClient, billId: string, timeoutMs: number): Promise<LiveAnswer> {
   try {
-    const handle = workflows.getHandle(billWorkflowId(billId));
-    return { live: await withDeadline(deps.temporal, timeoutMs, () => handle.query(getBillQuery)) };
+    return { live: await queryBill(deps, billId, timeoutMs, workflows) };
   } catch (err) {
     return err instanceof QueryRejectedError || isWorkflowGone(err) ? { missing: true } : { unreachable: true };
   }
@@ -87,19 +59,28 @@ async function queryLive(deps: Deps, workflows: WorkflowClient, billId: string, 
 
 /** Queries that a workflow which is no longer running refuses (by default Temporal answers them from history). */
 function runningWorkflows(deps: Deps): WorkflowClient {
-  return new WorkflowClient({ connection: deps.temporal.connection, namespace: deps.config.temporal.namespace, queryRejectCondition: 'NOT_OPEN' });
+  return new WorkflowClient({
+    connection: deps.temporal.connection,
+    namespace: deps.config.temporal.namespace,
+    queryRejectCondition: 'NOT_OPEN',
+  });
 }
 
 /** Checks one open bill against its workflow; null when they agree (perhaps after settling). */
 async function checkOpenBill(
-  deps: Deps, workflows: WorkflowClient, first: BillRecord, attempts: number, settleMs: number, timeoutMs: number,
+  deps: Deps,
+  workflows: WorkflowClient,
+  first: ReconciliationRecord,
+  attempts: number,
+  settleMs: number,
+  timeoutMs: number,
 ): Promise<BillDifference | null> {
   let record = first;
   let difference: BillDifference | null = null;
   for (let attempt = 0; attempt < attempts; attempt++) {
     if (attempt > 0) {
       await new Promise((r) => setTimeout(r, settleMs));
-      const [again] = await readRecords(deps, [record.bill_id]);
+      const [again] = await reconciliationRecords(deps.db, [record.bill_id]);
       record = again;
     }
     if (!sameTotals(record.line_items, record.stored)) {
@@ -121,19 +102,21 @@ async function checkOpenBill(
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const started = Date.now();
   const { concurrency = 32, settleAttempts = 5, settleMs = 200 } = options;
   const queryTimeoutMs = options.queryTimeoutMs ?? Math.max(deps.config.queryTimeoutMs, 10_000);
-  const records = await readRecords(deps, options.billIds ?? null);
+  const records = await reconciliationRecords(deps.db, options.billIds ?? null);
   const databaseMs = Date.now() - started;
   const differences: BillDifference[] = [];
-  const open: BillRecord[] = [];
+  const open: ReconciliationRecord[] = [];
   let lineItems = 0n;
   for (const r of records) {
     for (const t of Object.values(r.line_items)) lineItems += BigInt(t.count);

@@ -1,8 +1,9 @@
 /** SQL for bills and their stored totals. Returns plain rows or null; never HTTP errors. */
 import type { Queryable } from '../core/db';
 import { parseMinorUnits, type TotalsByCurrency } from '../core/money';
+import { dropBatchesOfBill } from '../lineitems/store';
 import type { InvoiceStatus, InvoiceSummary } from '../postprocess/types';
-import type { BillHeader, BillingPolicy } from './types';
+import type { BillHeader, BillingPolicy, TotalsText } from './types';
 
 export interface BillRow extends BillHeader {
   status: 'open' | 'closed';
@@ -58,29 +59,41 @@ const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.
 
 function toRow(r: RawBillRow): BillRow {
   const {
-    invoice_status, invoice_number, invoice_sent_at, invoice_error,
-    recurring_fee_amount, recurring_fee_currency, recurring_fee_description, version, totals, ...bill
+    invoice_status,
+    invoice_number,
+    invoice_sent_at,
+    invoice_error,
+    recurring_fee_amount,
+    recurring_fee_currency,
+    recurring_fee_description,
+    version,
+    totals,
+    ...bill
   } = r;
   return {
     ...bill,
     version: parseMinorUnits(version),
-    totals: Object.fromEntries(Object.entries(totals ?? {}).map(([c, t]) => [c, { amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.count) }])),
-    recurring_fee: recurring_fee_amount === null
-      ? null
-      : { amount: parseMinorUnits(recurring_fee_amount), currency: recurring_fee_currency!, description: recurring_fee_description! },
+    totals: Object.fromEntries(
+      Object.entries(totals ?? {}).map(([c, t]) => [c, { amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.count) }]),
+    ),
+    recurring_fee:
+      recurring_fee_amount === null
+        ? null
+        : { amount: parseMinorUnits(recurring_fee_amount), currency: recurring_fee_currency!, description: recurring_fee_description! },
     cancelled_at: r.cancelled_at ? r.cancelled_at.toISOString() : null,
     billing_period_start: r.billing_period_start.toISOString(),
     billing_period_end: r.billing_period_end.toISOString(),
     created_at: r.created_at.toISOString(),
     closed_at: r.closed_at ? r.closed_at.toISOString() : null,
-    invoice: r.status === 'closed'
-      ? {
-        status: invoice_status ?? 'pending',
-        invoice_number,
-        sent_at: invoice_sent_at ? invoice_sent_at.toISOString() : null,
-        error: invoice_error,
-      }
-      : null,
+    invoice:
+      r.status === 'closed'
+        ? {
+            status: invoice_status ?? 'pending',
+            invoice_number,
+            sent_at: invoice_sent_at ? invoice_sent_at.toISOString() : null,
+            error: invoice_error,
+          }
+        : null,
   };
 }
 
@@ -101,10 +114,24 @@ export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBi
        recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
      ON CONFLICT DO NOTHING`,
-    [b.bill_id, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
-      b.billing_period_end, b.created_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
-      b.recurring_fee?.amount ?? null, b.recurring_fee?.currency ?? null, b.recurring_fee?.description ?? null,
-      b.series_id, b.previous_bill_id],
+    [
+      b.bill_id,
+      b.policy,
+      b.currency,
+      b.customer_email,
+      b.description,
+      b.billing_period_start,
+      b.billing_period_end,
+      b.created_at,
+      b.request_fingerprint,
+      b.interval,
+      b.billing_anchor_day,
+      b.recurring_fee?.amount ?? null,
+      b.recurring_fee?.currency ?? null,
+      b.recurring_fee?.description ?? null,
+      b.series_id,
+      b.previous_bill_id,
+    ],
   );
   if (inserted.rowCount === 1) return 'created';
   const existing = await findBill(db, b.bill_id);
@@ -118,7 +145,7 @@ export async function findBill(db: Queryable, billId: string): Promise<BillRow |
 }
 
 /** Newest first, keyset-paginated on (created_at, bill_id). */
-export async function listBills(
+export async function selectBillsPage(
   db: Queryable,
   q: {
     status: 'open' | 'closed' | null;
@@ -173,26 +200,22 @@ function groupTotals(rows: TotalRow[]): Map<string, TotalsByCurrency> {
 }
 
 /**
- * Totals from Postgres: the final totals of closed bills, and for open bills the sum of their
- * persisted line items (the fallback when the live workflow does not answer in time).
+ * Totals from Postgres (bill_totals): final for closed bills, and for open bills the running totals
+ * the insert trigger keeps of every committed line item.
  */
-export async function storedTotals(
-  db: Queryable,
-  bills: { bill_id: string }[],
-): Promise<Map<string, TotalsByCurrency>> {
+export async function storedTotals(db: Queryable, bills: { bill_id: string }[]): Promise<Map<string, TotalsByCurrency>> {
   // Running totals while open, final once closed: the insert trigger keeps them (migration 4).
-  const { rows } = await db.query<TotalRow>(
-    'SELECT bill_id, currency, amount, line_item_count FROM bill_totals WHERE bill_id = ANY($1)',
-    [bills.map((b) => b.bill_id)],
-  );
+  const { rows } = await db.query<TotalRow>('SELECT bill_id, currency, amount, line_item_count FROM bill_totals WHERE bill_id = ANY($1)', [
+    bills.map((b) => b.bill_id),
+  ]);
   return groupTotals(rows);
 }
 
 /**
- * Closes the bill; its running totals in bill_totals become final, as no line item can join a
- * closed bill. Idempotent for a retried activity.
+ * Marks the bill closed; its running totals in bill_totals become final, as no line item can join
+ * a closed bill. Idempotent for a retried activity.
  */
-export async function closeBill(
+export async function markClosed(
   tx: Queryable,
   billId: string,
   closedAt: string,
@@ -206,7 +229,7 @@ export async function closeBill(
     await tx.query(`UPDATE bills SET status = 'closed', closed_at = $2 WHERE bill_id = $1`, [billId, closedAt]);
   }
   // Applied batches are in line_items; any other can no longer apply (migration 6).
-  await tx.query('DELETE FROM line_item_batches WHERE bill_id = $1', [billId]);
+  await dropBatchesOfBill(tx, billId);
   const totals = await storedTotals(tx, [{ bill_id: billId }]);
   return {
     closed_at: rows[0].closed_at?.toISOString() ?? new Date(closedAt).toISOString(),
@@ -220,8 +243,10 @@ export async function closeBill(
  * Marks an open bill's series cancelled (idempotent: the first time stays). A closed bill changes
  * no more (migration 9): a cancel that reaches it too late is `closed`, with what the row says.
  */
-export async function cancelSeries(
-  db: Queryable, billId: string, at: string,
+export async function markSeriesCancelled(
+  db: Queryable,
+  billId: string,
+  at: string,
 ): Promise<{ cancelled_at: string } | { closed: true; cancelled_at: string | null } | null> {
   const { rows } = await db.query<{ cancelled_at: Date | null; open: boolean }>(
     `WITH cancelled AS (
@@ -235,4 +260,34 @@ export async function cancelSeries(
   if (!row) return null;
   const cancelledAt = row.cancelled_at ? row.cancelled_at.toISOString() : null;
   return row.open ? { cancelled_at: cancelledAt! } : { closed: true, cancelled_at: cancelledAt };
+}
+
+/** A bill as reconciliation reads it: its ledger's sums and its stored totals, both as text. */
+export interface ReconciliationRecord {
+  bill_id: string;
+  status: 'open' | 'closed';
+  line_items: TotalsText;
+  stored: TotalsText;
+}
+
+/** One snapshot: each bill (or those named) with its ledger sums and its stored totals. */
+export async function reconciliationRecords(db: Queryable, billIds: string[] | null): Promise<ReconciliationRecord[]> {
+  const { rows } = await db.query<ReconciliationRecord>(
+    `SELECT b.bill_id, b.status, COALESCE(l.totals, '{}') AS line_items, COALESCE(s.totals, '{}') AS stored
+       FROM bills b
+       LEFT JOIN (
+         SELECT bill_id, json_object_agg(currency, json_build_object('amount', amount::text, 'count', n::text)) AS totals
+           FROM (SELECT bill_id, currency, SUM(amount) AS amount, COUNT(*) AS n FROM line_items
+                  WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY bill_id, currency) x
+          GROUP BY bill_id
+       ) l USING (bill_id)
+       LEFT JOIN (
+         SELECT bill_id, json_object_agg(currency, json_build_object('amount', amount::text, 'count', line_item_count::text)) AS totals
+           FROM bill_totals WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY bill_id
+       ) s USING (bill_id)
+      WHERE $1::text[] IS NULL OR b.bill_id = ANY($1)
+      ORDER BY b.bill_id`,
+    [billIds],
+  );
+  return rows;
 }

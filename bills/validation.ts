@@ -47,13 +47,18 @@ export function parseCreateBill(input: unknown, now: Date): CreateBillInput {
   };
   if (policy === 'usage_based') {
     for (const field of ['interval', 'billing_anchor_day', 'recurring_fee']) {
-      if (body[field] !== undefined && body[field] !== null) throw fieldError(field, 'is only for recurring bills (policy recurring or monthly)');
+      if (body[field] !== undefined && body[field] !== null)
+        throw fieldError(field, 'is only for recurring bills (policy recurring or monthly)');
     }
     const end = parsePeriodEnd(body.billing_period_end, now);
     if (end === null) throw fieldError('billing_period_end', 'is required');
     return {
-      ...common, billing_period_end: end.toISOString(), requested_period_end: end.toISOString(),
-      interval: null, billing_anchor_day: null, recurring_fee: null,
+      ...common,
+      billing_period_end: end.toISOString(),
+      requested_period_end: end.toISOString(),
+      interval: null,
+      billing_anchor_day: null,
+      recurring_fee: null,
     };
   }
   return { ...common, ...parseCadence(body, policy, currency, now) };
@@ -72,11 +77,17 @@ function parseCadence(body: Record<string, unknown>, policy: BillingPolicy, curr
   const given = parsePeriodEnd(body.billing_period_end, now);
   let anchor: number | null = null;
   if (interval.kind === 'calendar') {
-    anchor = body.billing_anchor_day === undefined || body.billing_anchor_day === null
-      ? (given ? given.getUTCDate() : 1)
-      : intParam(body.billing_anchor_day, 'billing_anchor_day', 1, 1, 31);
+    anchor =
+      body.billing_anchor_day === undefined || body.billing_anchor_day === null
+        ? given
+          ? given.getUTCDate()
+          : 1
+        : intParam(body.billing_anchor_day, 'billing_anchor_day', 1, 1, 31);
     if (given && !isBoundary(given, anchor)) {
-      throw fieldError('billing_period_end', `must be 00:00:00 UTC on day ${anchor} of a month (or that month's last day), where periods of ${text} end`);
+      throw fieldError(
+        'billing_period_end',
+        `must be 00:00:00 UTC on day ${anchor} of a month (or that month's last day), where periods of ${text} end`,
+      );
     }
   } else if (body.billing_anchor_day !== undefined && body.billing_anchor_day !== null) {
     throw fieldError('billing_anchor_day', 'is only for intervals of months or years');

@@ -10,15 +10,43 @@
  */
 import { randomUUID } from 'node:crypto';
 import type {
-  Bill, BillPage, CancelBillBody, ClosedBill, CreateBillBody, ListBillsQuery, ReconcileQuery, ReconcileReport,
+  Bill,
+  BillPage,
+  CancelBillBody,
+  ClosedBill,
+  CreateBillBody,
+  ListBillsQuery,
+  ReconcileQuery,
+  ReconcileReport,
 } from '../bills/types';
 import type { ErrCode, ErrDetails } from '../core/errors';
-import type { AddLineItemBody, AddLineItemsBody, AddedLineItem, AddedLineItems, LineItemPage, ListLineItemsQuery } from '../lineitems/types';
+import type {
+  AddLineItemBody,
+  AddLineItemsBody,
+  AddedLineItem,
+  AddedLineItems,
+  LineItemPage,
+  ListLineItemsQuery,
+} from '../lineitems/types';
 import type { RetryInvoiceResponse } from '../postprocess/types';
 
 export type {
-  AddLineItemBody, AddLineItemsBody, AddedLineItem, AddedLineItems, Bill, BillPage, CancelBillBody, ClosedBill,
-  CreateBillBody, ErrCode, ErrDetails, LineItemPage, ListBillsQuery, ListLineItemsQuery, ReconcileQuery, ReconcileReport,
+  AddLineItemBody,
+  AddLineItemsBody,
+  AddedLineItem,
+  AddedLineItems,
+  Bill,
+  BillPage,
+  CancelBillBody,
+  ClosedBill,
+  CreateBillBody,
+  ErrCode,
+  ErrDetails,
+  LineItemPage,
+  ListBillsQuery,
+  ListLineItemsQuery,
+  ReconcileQuery,
+  ReconcileReport,
   RetryInvoiceResponse,
 };
 
@@ -214,7 +242,14 @@ function abortError(callerSignal: AbortSignal | undefined, timeoutMs: number, at
   // The caller's own reason, whatever it is, as AbortSignal users expect.
   if (callerSignal?.aborted) return callerSignal.reason;
   const cause = last ? ` (last: ${last.code}: ${last.message})` : '';
-  return new FeesApiError('deadline_exceeded', `no answer within the ${timeoutMs} ms deadline${cause}`, null, 0, last?.requestId ?? null, attempts);
+  return new FeesApiError(
+    'deadline_exceeded',
+    `no answer within the ${timeoutMs} ms deadline${cause}`,
+    null,
+    0,
+    last?.requestId ?? null,
+    attempts,
+  );
 }
 
 /** Retry-After in seconds or as an HTTP date. */

@@ -42,10 +42,15 @@ export function requireScope(principal: Principal, needed: Scope): void {
 }
 
 export function parseScopes(list: string): Scope[] {
-  const scopes = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const scopes = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = scopes.filter((s) => !SCOPES.includes(s as Scope));
   if (scopes.length === 0 || unknown.length > 0) {
-    throw new Error(`scopes must be a comma-separated list of ${SCOPES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
+    throw new Error(
+      `scopes must be a comma-separated list of ${SCOPES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+    );
   }
   return [...new Set(scopes)] as Scope[];
 }
@@ -61,7 +66,12 @@ export interface StoredKey {
 
 export async function insertApiKey(db: Queryable, name: string, scopes: Scope[]): Promise<{ key: string; key_id: string }> {
   const { key, key_id, secret_sha256 } = generateApiKey();
-  await db.query('INSERT INTO api_keys (key_id, name, secret_sha256, scopes) VALUES ($1, $2, $3, $4)', [key_id, name, secret_sha256, scopes]);
+  await db.query('INSERT INTO api_keys (key_id, name, secret_sha256, scopes) VALUES ($1, $2, $3, $4)', [
+    key_id,
+    name,
+    secret_sha256,
+    scopes,
+  ]);
   return { key, key_id };
 }
 
@@ -101,7 +111,10 @@ export class Authenticator {
   private readonly cache = new Map<string, CachedKey>();
   private readonly failures: RateLimiterMemory;
 
-  constructor(private readonly db: Queryable, readonly settings: AuthSettings) {
+  constructor(
+    private readonly db: Queryable,
+    readonly settings: AuthSettings,
+  ) {
     this.failures = new RateLimiterMemory({ points: settings.maxFailures, duration: settings.failureWindowS });
   }
 
@@ -171,6 +184,9 @@ export class Authenticator {
  * is never taken unless every proxy on the way is trusted to have rewritten the header.
  */
 export function clientFromForwardedFor(header: string | undefined, hops = 1): string | undefined {
-  const entries = (header ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  const entries = (header ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   return entries.length >= hops ? entries[entries.length - hops] : undefined;
 }

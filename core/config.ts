@@ -171,7 +171,10 @@ function parseTrustProxy(value: string, problems: string[]): false | number | st
     problems.push('TRUST_PROXY hops must be at most 10');
     return false;
   }
-  const entries = value.split(',').map((e) => e.trim()).filter(Boolean);
+  const entries = value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   const valid = (e: string) => {
     const [address, bits, extra] = e.split('/');
     if (extra !== undefined) return false;
@@ -179,15 +182,16 @@ function parseTrustProxy(value: string, problems: string[]): false | number | st
     return max > 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
   };
   if (v === 'true' || entries.length === 0 || !entries.every(valid)) {
-    problems.push('TRUST_PROXY must be off, a number of proxy hops, or a comma list of proxy addresses or CIDR ranges (true, trusting any caller\'s X-Forwarded-For, is refused)');
+    problems.push(
+      "TRUST_PROXY must be off, a number of proxy hops, or a comma list of proxy addresses or CIDR ranges (true, trusting any caller's X-Forwarded-For, is refused)",
+    );
     return false;
   }
   return entries;
 }
 
 /** Where `npm run infra` (or `npm start`) puts Postgres when DATABASE_URL is not set. */
-export const embeddedDatabaseUrl = (config: Config) =>
-  `postgres://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/fees`;
+export const embeddedDatabaseUrl = (config: Config) => `postgres://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/fees`;
 
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
@@ -276,7 +280,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (config.idempotencyLockMs < config.updateTimeoutMs * 2) {
     // A key's lock must outlast the request holding it, or a duplicate could run beside it.
-    r.problems.push(`IDEMPOTENCY_LOCK_MS (${config.idempotencyLockMs}) must be at least twice UPDATE_TIMEOUT_MS (${config.updateTimeoutMs})`);
+    r.problems.push(
+      `IDEMPOTENCY_LOCK_MS (${config.idempotencyLockMs}) must be at least twice UPDATE_TIMEOUT_MS (${config.updateTimeoutMs})`,
+    );
   }
   if (!/^[A-Z][A-Z0-9]{0,15}$/.test(config.invoice.numberPrefix)) {
     r.problems.push('INVOICE_NUMBER_PREFIX must be 1-16 upper-case letters and digits, starting with a letter');
@@ -300,7 +306,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (config.smtp.timeoutMs >= config.postProcess.activityTimeoutMs) {
     // A send still waiting on SMTP when its attempt times out would run beside its retry.
-    r.problems.push(`SMTP_TIMEOUT_MS (${config.smtp.timeoutMs}) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS (${config.postProcess.activityTimeoutMs})`);
+    r.problems.push(
+      `SMTP_TIMEOUT_MS (${config.smtp.timeoutMs}) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS (${config.postProcess.activityTimeoutMs})`,
+    );
   }
   if ((config.temporal.tlsCertPath === undefined) !== (config.temporal.tlsKeyPath === undefined)) {
     r.problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');

@@ -62,12 +62,8 @@ export async function migrate(db: Db, dir = MIGRATIONS_DIR): Promise<number[]> {
   const applied: number[] = [];
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
-    await client.query(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)',
-    );
-    const { rows } = await client.query<{ version: string; dirty: boolean }>(
-      'SELECT version, dirty FROM schema_migrations LIMIT 1',
-    );
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)');
+    const { rows } = await client.query<{ version: string; dirty: boolean }>('SELECT version, dirty FROM schema_migrations LIMIT 1');
     if (rows[0]?.dirty) {
       throw new Error(`schema_migrations is dirty at version ${rows[0].version}: fix the database by hand first`);
     }

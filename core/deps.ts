@@ -24,7 +24,11 @@ export function idempotencySettings(config: Config): IdempotencySettings {
  * the ids it derives from the key (undefined without one).
  */
 export function idempotently<T>(
-  deps: Deps, key: IdempotencyKey | undefined, operation: string, fingerprint: string, run: (seeds: Seeds | undefined) => Promise<T>,
+  deps: Deps,
+  key: IdempotencyKey | undefined,
+  operation: string,
+  fingerprint: string,
+  run: (seeds: Seeds | undefined) => Promise<T>,
 ): Promise<T> {
   return idempotent(deps.db, idempotencySettings(deps.config), { key, operation, fingerprint }, run);
 }

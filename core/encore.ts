@@ -2,7 +2,8 @@
  * Glue for running under `encore run`: builds the same Deps the standalone host builds, from
  * Encore's database, authenticates like the standalone host, and maps domain errors to Encore's
  * APIError. The Encore layer is this file, each service's encore.service.ts and api.ts,
- * bills/db.ts and bills/gateway.ts; nothing else imports encore.dev.
+ * bills/db.ts and bills/gateway.ts; nothing else imports encore.dev. The worker under `encore run`
+ * starts in temporal/encore.service.ts, so this file imports nothing above core/.
  */
 import type { ServerResponse } from 'node:http';
 import { APIError, ErrCode } from 'encore.dev/api';
@@ -13,11 +14,12 @@ import { loadConfig } from './config';
 import { createPool } from './db';
 import type { Deps } from './deps';
 import { unexpected } from './errors';
-import { connectClient } from '../temporal/client';
-import { createWorker } from '../temporal/worker';
+import { connectClient } from './temporal';
 
-const config = loadConfig();
-const temporalAddress = () => config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
+/** The configuration of this Encore process, read once. */
+export const config = loadConfig();
+/** The configured Temporal, or the dev server `npm run infra` starts. */
+export const temporalAddress = () => config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
 
 let deps: Promise<Deps> | undefined;
 
@@ -29,15 +31,6 @@ export function encoreDeps(database: SQLDatabase): Promise<Deps> {
     config,
   }));
   return deps;
-}
-
-export async function startEncoreWorker(database: SQLDatabase): Promise<void> {
-  const worker = await createWorker({
-    config,
-    address: temporalAddress(),
-    db: createPool(database.connectionString, config.dbPoolSize),
-  });
-  await worker.run();
 }
 
 /** Raw endpoints write their own answers: failures get the same `{ code, message, details }` body. */

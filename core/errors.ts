@@ -60,12 +60,12 @@ export function isErrCode(value: unknown): value is ErrCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(HTTP_STATUS, value);
 }
 
-export const invalidArgument = (message: string, details: ErrDetails | null = null) =>
-  new AppError('invalid_argument', message, details);
+export const invalidArgument = (message: string, details: ErrDetails | null = null) => new AppError('invalid_argument', message, details);
 export const failedPrecondition = (message: string, details: ErrDetails | null = null) =>
   new AppError('failed_precondition', message, details);
-export const notFound = (message: string, details: ErrDetails | null = null) =>
-  new AppError('not_found', message, details);
+export const notFound = (message: string, details: ErrDetails | null = null) => new AppError('not_found', message, details);
+/** The 404 of every endpoint that names a bill that does not exist. */
+export const billNotFound = (billId: string) => notFound(`bill ${billId} not found`, { bill_id: billId });
 
 // Postgres or network failures that say "try again", not "this request is wrong".
 const TRANSIENT = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|57P0[123]|08...|53300)$/;
@@ -85,9 +85,12 @@ export function databaseRefusal(err: unknown): AppError | null {
   }
   if (!e.code.startsWith('22') && e.code !== '23514') return null;
   // Postgres names a column's own check `<table>_<column>_check`.
-  const field = typeof e.column === 'string' ? e.column
-    : typeof e.constraint === 'string' ? /^(?:bills|line_items|bill_totals|line_item_batches|idempotency_keys|api_keys|invoices)_(.+)_check$/.exec(e.constraint)?.[1]
-      : undefined;
+  const field =
+    typeof e.column === 'string'
+      ? e.column
+      : typeof e.constraint === 'string'
+        ? /^(?:bills|line_items|bill_totals|line_item_batches|idempotency_keys|api_keys|invoices)_(.+)_check$/.exec(e.constraint)?.[1]
+        : undefined;
   return invalidArgument('the database refused this input', field ? { field, reason: e.code } : { reason: e.code });
 }
 

@@ -3,8 +3,9 @@
  * a key runs; a repeat of the same request gets the stored response; a different request with the
  * same key is refused; a duplicate arriving while the first is in flight waits for its response.
  *
- * The effects themselves are idempotent too (workflow id, update id and line item id all derive
- * from the key), so a key taken over from a crashed request can never apply an effect twice.
+ * The effects themselves are idempotent too (a created bill's id, a line item's id and a staged
+ * batch's id and update id all derive from the key), so a key taken over from a crashed request
+ * can never apply an effect twice.
  *
  * That is also why the key's own writes commit asynchronously (`synchronous_commit` off for their
  * transaction, set in the statement itself): they are visible to every other request at once, as
@@ -228,10 +229,12 @@ async function inLane<T>(db: Db, s: IdempotencySettings, lane: Lane, fp: string,
     // Failed requests are not remembered: the client may retry them with the same key. A legacy
     // row is only unlocked, so that its retry stays in its lane (and derives its ids as before).
     await db
-      .query(legacy
-        ? `UPDATE idempotency_keys SET locked_until = now() WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`
-        : `DELETE FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`,
-      [lane.scope, lane.operation, lane.key, owner])
+      .query(
+        legacy
+          ? `UPDATE idempotency_keys SET locked_until = now() WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`
+          : `DELETE FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`,
+        [lane.scope, lane.operation, lane.key, owner],
+      )
       .catch(() => undefined);
     throw err;
   }

@@ -7,8 +7,18 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 export type { DestinationStream, Logger };
 
 export const REDACT_PATHS = [
-  'password', '*.password', 'pass', '*.pass', 'apiKey', '*.apiKey', 'authorization', '*.authorization',
-  'headers.authorization', 'req.headers.authorization', 'smtp.url', 'databaseUrl',
+  'password',
+  '*.password',
+  'pass',
+  '*.pass',
+  'apiKey',
+  '*.apiKey',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'smtp.url',
+  'databaseUrl',
 ];
 
 export function createLogger(level: string, bindings: Record<string, unknown> = {}, destination?: DestinationStream): Logger {

@@ -6,9 +6,7 @@
 import currencyCodes from 'currency-codes';
 
 // ISO 4217 codes that are not money a bill can be denominated in (metals, bond units, test codes).
-const NOT_BILLABLE = new Set([
-  'XAG', 'XAU', 'XBA', 'XBB', 'XBC', 'XBD', 'XDR', 'XPD', 'XPT', 'XSU', 'XTS', 'XUA', 'XXX',
-]);
+const NOT_BILLABLE = new Set(['XAG', 'XAU', 'XBA', 'XBB', 'XBC', 'XBD', 'XDR', 'XPD', 'XPT', 'XSU', 'XTS', 'XUA', 'XXX']);
 
 // Looked up once per code: the package searches its whole list on every call, 1,000 times a batch.
 const exponents = new Map<string, number | undefined>();
@@ -37,7 +35,9 @@ export function canAdd(total: number, amount: number): boolean {
 export function formatMinorUnits(amount: number, currency: string): string {
   const exponent = currencyExponent(currency) ?? 2;
   const sign = amount < 0 ? '-' : '';
-  const digits = Math.abs(amount).toString().padStart(exponent + 1, '0');
+  const digits = Math.abs(amount)
+    .toString()
+    .padStart(exponent + 1, '0');
   const major = digits.slice(0, digits.length - exponent);
   const minor = digits.slice(digits.length - exponent);
   return `${sign}${major}${exponent > 0 ? `.${minor}` : ''} ${currency}`;
@@ -61,8 +61,7 @@ export type TotalsByCurrency = Record<string, { amount: number; count: number }>
 
 export function sameTotals(a: TotalsByCurrency, b: TotalsByCurrency): boolean {
   const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length
-    && keys.every((k) => b[k] && a[k].amount === b[k].amount && a[k].count === b[k].count);
+  return keys.length === Object.keys(b).length && keys.every((k) => b[k] && a[k].amount === b[k].amount && a[k].count === b[k].count);
 }
 
 /** Totals in their API shape, sorted by currency so the output is stable. */

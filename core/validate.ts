@@ -70,8 +70,12 @@ export const isId = (value: unknown): value is string => typeof value === 'strin
 
 /** An instant as the service writes one (`toISOString`: UTC, milliseconds), and nothing else. */
 export function isIsoInstant(value: unknown): value is string {
-  return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value)
-    && !Number.isNaN(Date.parse(value)) && new Date(value).toISOString() === value;
+  return (
+    typeof value === 'string' &&
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value) &&
+    !Number.isNaN(Date.parse(value)) &&
+    new Date(value).toISOString() === value
+  );
 }
 
 const BIGINT_MAX = 2n ** 63n - 1n;

@@ -47,8 +47,9 @@ export function registerExplorer(app: FastifyInstance): void {
     theme: { title: 'Fees API explorer' },
     uiConfig: { persistAuthorization: true, displayRequestDuration: true },
     uiHooks: {
-      onRequest: async () => {
-        await openApiDocument();
+      // The document is built before the explorer's first page is served.
+      onRequest: (_request, _reply, done) => {
+        openApiDocument().then(() => done(), done);
       },
     },
   });

@@ -18,7 +18,7 @@ import { createPool, migrate, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
 import { createLogger } from '../core/log';
 import { createMailer } from '../postprocess/mailer';
-import { connectClient } from '../temporal/client';
+import { connectClient } from '../core/temporal';
 import { createWorker, installSdkRuntime } from '../temporal/worker';
 import { warmUpExplorer } from './explorer';
 import { postgresCheck, registerOps } from './ops';
@@ -28,7 +28,8 @@ import { startTemporalDevServer } from './temporal-dev';
 
 type Mode = 'all' | 'api' | 'worker' | 'infra';
 
-const OPEN_WARNING = 'AUTHENTICATION IS OFF: every endpoint is open to anyone who can reach it (development only; AUTH_REQUIRED=true turns it on).';
+const OPEN_WARNING =
+  'AUTHENTICATION IS OFF: every endpoint is open to anyone who can reach it (development only; AUTH_REQUIRED=true turns it on).';
 
 /** A port free right now, for the Temporal SDK's metrics exporter when none is configured. */
 function freePort(): Promise<number> {
@@ -60,7 +61,7 @@ async function stopAll(): Promise<void> {
 
 async function main(mode: Mode, config: Config): Promise<void> {
   const runsWorker = mode === 'all' || mode === 'worker';
-  const temporalMetrics = runsWorker ? config.temporalMetricsAddress ?? `127.0.0.1:${await freePort()}` : undefined;
+  const temporalMetrics = runsWorker ? (config.temporalMetricsAddress ?? `127.0.0.1:${await freePort()}`) : undefined;
   installSdkRuntime(config, createLogger(config.logLevel, { component: 'temporal-sdk' }), temporalMetrics);
   const temporalMetricsUrl = temporalMetrics ? `http://${temporalMetrics}/metrics` : undefined;
   const report: string[] = [];
@@ -106,7 +107,9 @@ async function main(mode: Mode, config: Config): Promise<void> {
       if (worker!.getState() === 'RUNNING') worker!.shutdown();
       await workerDone;
     });
-    report.push(`Worker       polling task queue "${config.temporal.taskQueue}"; caches up to ${worker.options.maxCachedWorkflows} bill workflows (heap limit ${heapLimitMb()} MB)`);
+    report.push(
+      `Worker       polling task queue "${config.temporal.taskQueue}"; caches up to ${worker.options.maxCachedWorkflows} bill workflows (heap limit ${heapLimitMb()} MB)`,
+    );
     report.push(`Invoices     ${mailer.target}${config.smtp.url ? '' : ' (set SMTP_URL to send real email)'}`);
     if (mode === 'worker' && config.workerPort > 0) {
       // The worker alone has no API server: a small one for its probes and metrics.
@@ -140,9 +143,11 @@ async function main(mode: Mode, config: Config): Promise<void> {
     onStop('HTTP server', () => app!.close()); // first to stop: no new requests, in-flight ones finish
     report.push(`API          http://${config.host}:${config.port}  (try: curl http://${config.host}:${config.port}/bills)`);
     report.push(`Explorer     http://${config.host}:${config.port}/docs   metrics /metrics   probes /healthz /readyz`);
-    report.push(config.auth.required
-      ? 'Auth         API keys required (create one: npm run keys -- create --scopes bills:read,bills:write)'
-      : `Auth         ${OPEN_WARNING}`);
+    report.push(
+      config.auth.required
+        ? 'Auth         API keys required (create one: npm run keys -- create --scopes bills:read,bills:write)'
+        : `Auth         ${OPEN_WARNING}`,
+    );
   }
 
   console.log(`Fees API (${mode}) is up:\n  ${report.join('\n  ')}`);
@@ -190,7 +195,7 @@ main(mode, config).catch(async (err) => {
   process.exit(1);
 });
 
-/** The process's V8 heap limit: the SDK sizes its workflow cache from it (README, Performance). */
+/** The process's V8 heap limit: the SDK sizes its workflow cache from it (docs/performance.md). */
 function heapLimitMb(): number {
   return Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
 }

@@ -109,13 +109,17 @@ export function buildOpenApiDocument(routes: readonly Route[], root: string): Op
 
 /** One line per Encore service: the tags of the document. */
 const SERVICE_DESCRIPTIONS: Record<string, string> = {
-  bills: 'Bills: create, read, list, close and cancel them; reconciliation for operators.',
-  lineitems: 'Line items of a bill: add one, add a batch of up to 1,000, list them.',
+  bills:
+    'Bills and their line items: create, read, list, close and cancel bills; add line items one by one or up to 1,000 at once, list them; reconciliation for operators.',
   postprocess: 'What happens after a bill closes: its invoice PDF and its delivery.',
 };
 
 function skeleton(root: string): OpenApiDocument {
-  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string; description: string; license: string };
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    version: string;
+    description: string;
+    license: string;
+  };
   const errorResponse = (description: string) => ({
     description,
     headers: ERROR_HEADERS,
@@ -126,11 +130,15 @@ function skeleton(root: string): OpenApiDocument {
     info: {
       title: 'Fees API',
       version: pkg.version,
-      description: `${pkg.description}. Endpoints need an API key (Authorize) unless the server runs with authentication `
-        + 'off. POSTs accept an idempotency key: a retry with the same key and request returns the first answer instead of '
-        + 'acting twice.',
+      description:
+        `${pkg.description}. Endpoints need an API key (Authorize) unless the server runs with authentication ` +
+        'off. POSTs accept an idempotency key: a retry with the same key and request returns the first answer instead of ' +
+        'acting twice.',
       // An SPDX expression; package.json's UNLICENSED (no licence granted) is not one.
-      license: pkg.license === 'UNLICENSED' ? { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' } : { name: pkg.license, identifier: pkg.license },
+      license:
+        pkg.license === 'UNLICENSED'
+          ? { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' }
+          : { name: pkg.license, identifier: pkg.license },
     },
     // Relative: requests go to the server that served the document, wherever it runs.
     servers: [{ url: '/', description: 'this server' }],
@@ -147,8 +155,9 @@ function skeleton(root: string): OpenApiDocument {
           type: 'http',
           scheme: 'bearer',
           bearerFormat: 'fees_...',
-          description: 'An API key (`fees_...`) sent as `Authorization: Bearer <key>`. Each operation names the scope it '
-            + 'needs in `x-required-scope`; an `admin` key may call every endpoint.',
+          description:
+            'An API key (`fees_...`) sent as `Authorization: Bearer <key>`. Each operation names the scope it ' +
+            'needs in `x-required-scope`; an `admin` key may call every endpoint.',
         },
       },
     },
@@ -234,7 +243,7 @@ function toOperation(
 /** Headers on every answer: the request id (the caller's valid `X-Request-Id`, else a new one). */
 const REQUEST_ID_HEADER = {
   'X-Request-Id': {
-    description: 'The request\'s id, in every log line about it: the caller\'s own `X-Request-Id` when valid, else a new UUID.',
+    description: "The request's id, in every log line about it: the caller's own `X-Request-Id` when valid, else a new UUID.",
     required: true,
     schema: { type: 'string', minLength: 1 },
   },
@@ -278,9 +287,13 @@ function objectSchema(decl: Declaration, schema: Schema | undefined): { properti
 
 function headerDoc(name: string): string | undefined {
   if (!(IDEMPOTENCY_HEADERS as readonly string[]).includes(name)) return undefined;
-  const others = IDEMPOTENCY_HEADERS.filter((h) => h !== name).map((h) => `\`${h}\``).join(', ');
-  return 'Idempotency key, 1-255 visible ASCII characters: a retry with the same key and request returns the first '
-    + `answer; the same key with a different request is refused. ${others} is accepted instead.`;
+  const others = IDEMPOTENCY_HEADERS.filter((h) => h !== name)
+    .map((h) => `\`${h}\``)
+    .join(', ');
+  return (
+    'Idempotency key, 1-255 visible ASCII characters: a retry with the same key and request returns the first ' +
+    `answer; the same key with a different request is refused. ${others} is accepted instead.`
+  );
 }
 
 // ---- reading the Encore declarations ----
@@ -317,7 +330,8 @@ function readEndpoints(source: ts.SourceFile, checker: ts.TypeChecker): Endpoint
       const [options, handler] = call.arguments;
       const where = `${source.fileName}: ${decl.name.getText(source)}`;
       if (!ts.isObjectLiteralExpression(options)) throw new Error(`${where}: api() options must be a literal`);
-      if (!handler || !(ts.isArrowFunction(handler) || ts.isFunctionExpression(handler))) throw new Error(`${where}: the handler must be a function`);
+      if (!handler || !(ts.isArrowFunction(handler) || ts.isFunctionExpression(handler)))
+        throw new Error(`${where}: the handler must be a function`);
       const paramType = handler.parameters[0]?.type;
       const returnType = handler.type;
       const request = kind === 'api' && paramType ? declarationOf(paramType, checker) : undefined;
@@ -371,8 +385,12 @@ function docOf(node: ts.Node): string | undefined {
 function contentTypeWritten(handler: ts.Node): string {
   let found: string | undefined;
   const visit = (node: ts.Node) => {
-    if (ts.isPropertyAssignment(node) && ts.isStringLiteral(node.initializer)
-      && (ts.isStringLiteral(node.name) || ts.isIdentifier(node.name)) && node.name.text.toLowerCase() === 'content-type') {
+    if (
+      ts.isPropertyAssignment(node) &&
+      ts.isStringLiteral(node.initializer) &&
+      (ts.isStringLiteral(node.name) || ts.isIdentifier(node.name)) &&
+      node.name.text.toLowerCase() === 'content-type'
+    ) {
       found ??= node.initializer.text;
     }
     node.forEachChild(visit);
@@ -413,9 +431,7 @@ function generateSchemas(program: ts.Program, roots: Declaration[]): Record<stri
   const { definitions = {} } = generator.createSchemaFromNodes(roots);
   const names = new Map(Object.keys(definitions).map((name) => [name, componentName(name)]));
   if (new Set(names.values()).size !== names.size) throw new Error(`schema names collide: ${[...names.keys()].join(', ')}`);
-  return Object.fromEntries(
-    Object.entries(definitions).map(([name, schema]) => [names.get(name)!, rewriteRefs(schema, names) as Schema]),
-  );
+  return Object.fromEntries(Object.entries(definitions).map(([name, schema]) => [names.get(name)!, rewriteRefs(schema, names) as Schema]));
 }
 
 /** OpenAPI component names allow only [A-Za-z0-9._-]; generic instantiations like `Header<"X">` do not. */
@@ -424,13 +440,15 @@ const componentName = (name: string) => name.replace(/[^A-Za-z0-9._-]+/g, '_').r
 function rewriteRefs(value: unknown, names: Map<string, string>): unknown {
   if (Array.isArray(value)) return value.map((v) => rewriteRefs(v, names));
   if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => {
-    if (k === '$ref' && typeof v === 'string' && v.startsWith('#/definitions/')) {
-      const name = v.slice('#/definitions/'.length);
-      return [k, `#/components/schemas/${names.get(name) ?? componentName(name)}`];
-    }
-    return [k, rewriteRefs(v, names)];
-  }));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => {
+      if (k === '$ref' && typeof v === 'string' && v.startsWith('#/definitions/')) {
+        const name = v.slice('#/definitions/'.length);
+        return [k, `#/components/schemas/${names.get(name) ?? componentName(name)}`];
+      }
+      return [k, rewriteRefs(v, names)];
+    }),
+  );
 }
 
 /** Every `$ref` target under `value`. */

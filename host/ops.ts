@@ -17,36 +17,44 @@ const CHECK_TIMEOUT_MS = 2_000;
 function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   return Promise.race([
     p,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS).unref()),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS).unref(),
+    ),
   ]);
 }
 
-export const postgresCheck = (db: Db): ReadinessCheck => async () => {
-  await withTimeout(db.query('SELECT 1'), 'Postgres');
-};
+export const postgresCheck =
+  (db: Db): ReadinessCheck =>
+  async () => {
+    await withTimeout(db.query('SELECT 1'), 'Postgres');
+  };
 
-export const temporalCheck = (client: Client): ReadinessCheck => async () => {
-  await client.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () => client.workflowService.getSystemInfo({}));
-};
+export const temporalCheck =
+  (client: Client): ReadinessCheck =>
+  async () => {
+    await client.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () => client.workflowService.getSystemInfo({}));
+  };
 
 /**
  * Some worker polls the task queue, as Temporal saw it within the last two minutes (a live
  * worker long-polls without pause; Temporal drops pollers it has not seen for a while).
  */
-export const workerPollingCheck = (client: Client, config: Config): ReadinessCheck => async () => {
-  const { pollers } = await client.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () =>
-    client.workflowService.describeTaskQueue({
-      namespace: config.temporal.namespace,
-      taskQueue: { name: config.temporal.taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    }),
-  );
-  const recent = (pollers ?? []).filter((p) => {
-    const seconds = Number(p.lastAccessTime?.seconds ?? 0);
-    return Date.now() / 1000 - seconds < 120;
-  });
-  if (recent.length === 0) throw new Error(`no worker polls task queue "${config.temporal.taskQueue}"`);
-};
+export const workerPollingCheck =
+  (client: Client, config: Config): ReadinessCheck =>
+  async () => {
+    const { pollers } = await client.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () =>
+      client.workflowService.describeTaskQueue({
+        namespace: config.temporal.namespace,
+        taskQueue: { name: config.temporal.taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      }),
+    );
+    const recent = (pollers ?? []).filter((p) => {
+      const seconds = Number(p.lastAccessTime?.seconds ?? 0);
+      return Date.now() / 1000 - seconds < 120;
+    });
+    if (recent.length === 0) throw new Error(`no worker polls task queue "${config.temporal.taskQueue}"`);
+  };
 
 export interface OpsOptions {
   checks: Record<string, ReadinessCheck>;

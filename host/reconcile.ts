@@ -1,6 +1,6 @@
 /**
  * Reconciliation from the command line: exit code 0 when every bill agrees, 1 when one differs.
- *   npm run reconcile [-- --bill BILL_ID] [-- --json]
+ *   npm run reconcile -- [--bill BILL_ID] [--json]
  * Uses DATABASE_URL and TEMPORAL_ADDRESS, or the embedded servers of `npm start` / `npm run infra`
  * (which must be running). The admin endpoint GET /admin/reconcile runs the same check.
  */
@@ -9,7 +9,7 @@ import { config as loadDotEnv } from 'dotenv';
 import { reconcile, type ReconcileReport } from '../bills/reconcile';
 import { embeddedDatabaseUrl, loadConfig } from '../core/config';
 import { createPool } from '../core/db';
-import { connectClient } from '../temporal/client';
+import { connectClient } from '../core/temporal';
 
 export function describe(report: ReconcileReport): string {
   const lines = [
@@ -18,8 +18,10 @@ export function describe(report: ReconcileReport): string {
       `(database ${report.database_ms} ms, live queries ${report.live_ms} ms)`,
   ];
   for (const d of report.differences) {
-    lines.push(`  ${d.bill_id} (${d.status}): ${d.kind}  line_items=${JSON.stringify(d.line_items)} stored=${JSON.stringify(d.stored)}` +
-      (d.live ? ` live=${JSON.stringify(d.live)}` : ''));
+    lines.push(
+      `  ${d.bill_id} (${d.status}): ${d.kind}  line_items=${JSON.stringify(d.line_items)} stored=${JSON.stringify(d.stored)}` +
+        (d.live ? ` live=${JSON.stringify(d.live)}` : ''),
+    );
   }
   return lines.join('\n');
 }
@@ -41,8 +43,11 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  main().then((code) => process.exit(code), (err) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(2);
-  });
+  main().then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(2);
+    },
+  );
 }

@@ -2,12 +2,12 @@
  * The standalone host's route table. It must match the Encore endpoints (each service's `api.ts`) exactly:
  * tests/unit/route-parity.test.ts reads both and fails when they drift apart.
  */
-import { cancelBill, closeBill, createBill, getBill, listBills } from '../bills/bills';
+import { cancelBill, createBill, getBill, listBills, requestClose } from '../bills/bills';
 import { reconcileBills } from '../bills/reconcile';
 import type { Principal, Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, idempotencyKeyOf, type IdempotencyKey } from '../core/idempotency';
-import { addLineItem, addLineItems, listLineItems } from '../lineitems/lineitems';
+import { addLineItem, addLineItems, listLineItems } from '../bills/line-items';
 import { getInvoicePdf, retryInvoice } from '../postprocess/invoices';
 
 export interface RouteRequest {
@@ -41,35 +41,67 @@ function idempotencyKey(req: RouteRequest): IdempotencyKey | undefined {
 }
 
 export const routes: Route[] = [
-  { method: 'POST', path: '/bills', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS, handle: (d, r) => createBill(d, r.body, idempotencyKey(r)) },
+  {
+    method: 'POST',
+    path: '/bills',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => createBill(d, r.body, idempotencyKey(r)),
+  },
   { method: 'GET', path: '/bills', scope: 'bills:read', headers: [], handle: (d, r) => listBills(d, r.query) },
   { method: 'GET', path: '/bills/:billId', scope: 'bills:read', headers: [], handle: (d, r) => getBill(d, r.params.billId) },
   {
-    method: 'POST', path: '/bills/:billId/close', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => closeBill(d, r.params.billId, idempotencyKey(r)),
+    method: 'POST',
+    path: '/bills/:billId/close',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => requestClose(d, r.params.billId, idempotencyKey(r)),
   },
   {
-    method: 'POST', path: '/bills/:billId/cancel', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
+    method: 'POST',
+    path: '/bills/:billId/cancel',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => cancelBill(d, r.params.billId, r.body, idempotencyKey(r)),
   },
   {
-    method: 'POST', path: '/bills/:billId/line-items', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
+    method: 'POST',
+    path: '/bills/:billId/line-items',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r)),
   },
   {
-    method: 'POST', path: '/bills/:billId/line-items/batch', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
+    method: 'POST',
+    path: '/bills/:billId/line-items/batch',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => addLineItems(d, r.params.billId, r.body, idempotencyKey(r)),
   },
-  { method: 'GET', path: '/bills/:billId/line-items', scope: 'bills:read', headers: [], handle: (d, r) => listLineItems(d, r.params.billId, r.query) },
   {
-    method: 'GET', path: '/bills/:billId/invoice', scope: 'bills:read', headers: [],
+    method: 'GET',
+    path: '/bills/:billId/line-items',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => listLineItems(d, r.params.billId, r.query),
+  },
+  {
+    method: 'GET',
+    path: '/bills/:billId/invoice',
+    scope: 'bills:read',
+    headers: [],
     handle: (d, r) => getInvoicePdf(d, r.params.billId),
     file: (invoice: Awaited<ReturnType<typeof getInvoicePdf>>) => ({
-      contentType: 'application/pdf', filename: `${invoice.invoice_number}.pdf`, body: invoice.pdf,
+      contentType: 'application/pdf',
+      filename: `${invoice.invoice_number}.pdf`,
+      body: invoice.pdf,
     }),
   },
   {
-    method: 'POST', path: '/bills/:billId/invoice/retry', scope: 'bills:write', headers: IDEMPOTENCY_HEADERS,
+    method: 'POST',
+    path: '/bills/:billId/invoice/retry',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => retryInvoice(d, r.params.billId, idempotencyKey(r)),
   },
   { method: 'GET', path: '/admin/reconcile', scope: 'admin', headers: [], handle: (d, r) => reconcileBills(d, r.query) },

@@ -48,15 +48,18 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
     socket.destroy(err);
     return;
   }
-  const [status, error] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-    ? [408, new AppError('deadline_exceeded', 'the request was not received in time')]
-    : err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, new AppError('invalid_argument', 'the request headers are too large', { reason: err.code })]
-      : [400, new AppError('invalid_argument', 'malformed HTTP request', { reason: err.code ?? 'bad_request' })];
+  const [status, error] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, new AppError('deadline_exceeded', 'the request was not received in time')]
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, new AppError('invalid_argument', 'the request headers are too large', { reason: err.code })]
+        : [400, new AppError('invalid_argument', 'malformed HTTP request', { reason: err.code ?? 'bad_request' })];
   const body = JSON.stringify(error.toBody());
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy(err);
 }
@@ -85,9 +88,13 @@ export function createApp(
     },
     bodyLimit: 1024 * 1024,
     // Off by default: then req.ip is the peer, and an X-Forwarded-For the caller wrote means nothing.
-    trustProxy: typeof config.trustProxy === 'number'
-      ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.trustProxy)
-      : config.trustProxy,
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? (
+            (hops: number) => (_address: string, hop: number) =>
+              hop < hops
+          )(config.trustProxy)
+        : config.trustProxy,
     // Fastify's own answers for these two cases are not in the Encore error shape: ours are below.
     return503OnClosing: false,
     clientErrorHandler: answerClientError,
@@ -95,7 +102,9 @@ export function createApp(
     // characters) get the Encore error body too, without echoing the URL back.
     frameworkErrors: (err, _req, reply) => {
       const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is malformed';
-      void (reply as FastifyReply).code(err.statusCode ?? 400).send(new AppError('invalid_argument', message, { reason: err.code }).toBody());
+      void (reply as FastifyReply)
+        .code(err.statusCode ?? 400)
+        .send(new AppError('invalid_argument', message, { reason: err.code }).toBody());
     },
   });
 
@@ -127,8 +136,8 @@ export function createApp(
   });
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    const fastifyClientError = !(err instanceof AppError) && typeof err.statusCode === 'number'
-      && err.statusCode >= 400 && err.statusCode < 500;
+    const fastifyClientError =
+      !(err instanceof AppError) && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500;
     // Fastify's own client errors: malformed JSON, unsupported content type, body too large.
     const appError = fastifyClientError
       ? new AppError('invalid_argument', err.message, { reason: (err as FastifyError).code ?? 'bad_request' })

@@ -20,9 +20,12 @@ export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.
  * local activities (docs/performance.md), and the close and invoice activities save a poll.
  */
 export const DEV_SERVER_ARGS = [
-  '--dynamic-config-value', 'frontend.enableExecuteMultiOperation=true',
-  '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
-  '--sqlite-pragma', 'journal_mode=wal',
+  '--dynamic-config-value',
+  'frontend.enableExecuteMultiOperation=true',
+  '--dynamic-config-value',
+  'system.enableActivityEagerExecution=true',
+  '--sqlite-pragma',
+  'journal_mode=wal',
 ];
 
 const HOW_TO_INSTALL = `No Temporal CLI found. The service needs the Temporal dev server (part of the Temporal CLI).

@@ -147,9 +147,12 @@ export async function dropStagedBatch(db: Queryable, batchId: string): Promise<v
   await db.query('DELETE FROM line_item_batches WHERE batch_id = $1 AND applied_by IS NULL', [batchId]);
 }
 
-export type ApplyOutcome =
-  | { status: 'applied'; added: TotalsByCurrency; count: number }
-  | { status: 'missing' };
+/** Every batch of a closing bill: applied ones are in line_items, any other can no longer apply. */
+export async function dropBatchesOfBill(tx: Queryable, billId: string): Promise<void> {
+  await tx.query('DELETE FROM line_item_batches WHERE bill_id = $1', [billId]);
+}
+
+export type ApplyOutcome = { status: 'applied'; added: TotalsByCurrency; count: number } | { status: 'missing' };
 
 /**
  * Moves a staged batch into line_items in one transaction: its positions reserved with one update
@@ -201,16 +204,17 @@ export async function applyStagedBatch(
     // The workflow reserved the declared sums; rows that say otherwise (some already stored by
     // another path) are rolled back and the batch refused as a whole.
     if (!sameTotals(added, batch.totals)) throw invalidArgument('the staged batch does not match its declared sums', { field: 'items' });
-    await tx.query(
-      'UPDATE line_item_batches SET items = NULL, applied_by = $2, applied_totals = $3::jsonb WHERE batch_id = $1',
-      [batchId, sourceRef, JSON.stringify(added)],
-    );
+    await tx.query('UPDATE line_item_batches SET items = NULL, applied_by = $2, applied_totals = $3::jsonb WHERE batch_id = $1', [
+      batchId,
+      sourceRef,
+      JSON.stringify(added),
+    ]);
     return { status: 'applied', added, count: inserted.rows.reduce((n, r) => n + r.count, 0) };
   });
 }
 
 /** Oldest first, keyset-paginated on the position within the bill. */
-export async function listLineItems(
+export async function selectLineItemsPage(
   db: Queryable,
   billId: string,
   limit: number,
@@ -259,7 +263,8 @@ interface RawSnapshot {
 
 function toSnapshot(r: RawSnapshot): LedgerSnapshot {
   const totals: TotalsByCurrency = {};
-  for (const [currency, t] of Object.entries(r.totals)) totals[currency] = { amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.count) };
+  for (const [currency, t] of Object.entries(r.totals))
+    totals[currency] = { amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.count) };
   return { version: parseMinorUnits(r.version), totals };
 }
 
@@ -278,14 +283,22 @@ export async function appendLineItems(
   batches: StagedBatchRef[],
   sourceRef: string,
 ): Promise<{ snapshot: LedgerSnapshot; items: ItemWritten[]; batches: BatchWritten[] }> {
-  const { rows } = await db.query<RawSnapshot & { items: { line_item_id: string; created_at: string; same: boolean }[]; batches: BatchWritten[] }>({
+  const { rows } = await db.query<
+    RawSnapshot & { items: { line_item_id: string; created_at: string; same: boolean }[]; batches: BatchWritten[] }
+  >({
     name: 'append_line_items',
     text: 'SELECT version::text, totals, items, batches FROM append_line_items($1, $2::jsonb, $3::jsonb, $4)',
     values: [
       billId,
-      JSON.stringify(items.map((i) => ({
-        line_item_id: i.line_item_id, amount: i.amount, currency: i.currency, description: i.description, metadata: i.metadata,
-      }))),
+      JSON.stringify(
+        items.map((i) => ({
+          line_item_id: i.line_item_id,
+          amount: i.amount,
+          currency: i.currency,
+          description: i.description,
+          metadata: i.metadata,
+        })),
+      ),
       JSON.stringify(batches.map((b) => ({ batch_id: b.batch_id, item_count: b.item_count, totals: b.totals }))),
       sourceRef,
     ],
@@ -307,4 +320,3 @@ export async function ledgerSnapshot(db: Queryable, billId: string): Promise<Led
   });
   return rows[0] ? toSnapshot(rows[0]) : null;
 }
-

@@ -98,8 +98,13 @@ export function batchTotals(items: NewLineItem[]): TotalsByCurrency {
 export function checkStagedBatchFitsBill(ref: StagedBatchRef, bill: BillForAdds): void {
   const entries = Object.entries(ref?.totals ?? {});
   const counted = entries.reduce((n, [, t]) => n + (Number.isSafeInteger(t?.count) && t.count > 0 ? t.count : NaN), 0);
-  if (typeof ref?.batch_id !== 'string' || !Number.isInteger(ref.item_count) || ref.item_count < 1 || ref.item_count > MAX_BATCH_ITEMS
-    || counted !== ref.item_count) {
+  if (
+    typeof ref?.batch_id !== 'string' ||
+    !Number.isInteger(ref.item_count) ||
+    ref.item_count < 1 ||
+    ref.item_count > MAX_BATCH_ITEMS ||
+    counted !== ref.item_count
+  ) {
     throw fieldError('items', 'a staged batch needs its id, its item count and its sums per currency');
   }
   for (const [currency, t] of entries) {
@@ -111,8 +116,10 @@ export function checkStagedBatchFitsBill(ref: StagedBatchRef, bill: BillForAdds)
 
 /** Whether a stored line item is the one a request describes (a retry, not a different item). */
 export function isSameLineItem(stored: LineItem, item: NewLineItem): boolean {
-  return stored.amount === item.amount
-    && stored.currency === item.currency
-    && stored.description === item.description
-    && canonicalJson(stored.metadata) === canonicalJson(item.metadata);
+  return (
+    stored.amount === item.amount &&
+    stored.currency === item.currency &&
+    stored.description === item.description &&
+    canonicalJson(stored.metadata) === canonicalJson(item.metadata)
+  );
 }

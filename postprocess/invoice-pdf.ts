@@ -69,7 +69,10 @@ export function renderInvoicePdf(inv: InvoiceDocument): Promise<Buffer> {
     doc.text('Date (UTC)', COLUMNS.date, y);
     doc.text('Description', COLUMNS.description, y);
     doc.text('Amount', COLUMNS.amountRight - 120, y, { width: 120, align: 'right' });
-    doc.moveTo(MARGIN, doc.y + 2).lineTo(COLUMNS.amountRight, doc.y + 2).stroke();
+    doc
+      .moveTo(MARGIN, doc.y + 2)
+      .lineTo(COLUMNS.amountRight, doc.y + 2)
+      .stroke();
     doc.y += 6;
     doc.font('body');
   };
@@ -90,10 +93,14 @@ export function renderInvoicePdf(inv: InvoiceDocument): Promise<Buffer> {
   if (inv.lines.length === 0) doc.text('No charges in this period.', COLUMNS.description, doc.y);
   const unlisted = inv.line_item_count - inv.lines.length;
   if (unlisted > 0) {
-    doc.moveDown(0.5).text(
-      `… and ${unlisted} more line items, included in the totals below (GET /bills/${inv.bill.bill_id}/line-items lists them all).`,
-      MARGIN, doc.y, { width: COLUMNS.amountRight - MARGIN },
-    );
+    doc
+      .moveDown(0.5)
+      .text(
+        `… and ${unlisted} more line items, included in the totals below (GET /bills/${inv.bill.bill_id}/line-items lists them all).`,
+        MARGIN,
+        doc.y,
+        { width: COLUMNS.amountRight - MARGIN },
+      );
   }
 
   if (doc.y + 40 + 16 * inv.totals.length > bottom()) doc.addPage();
@@ -103,8 +110,14 @@ export function renderInvoicePdf(inv: InvoiceDocument): Promise<Buffer> {
   for (const t of inv.totals) {
     const y = doc.y;
     doc.font('bold').fontSize(11).text(`Total ${t.currency}`, COLUMNS.description, y);
-    doc.font('body').fontSize(9).text(`${t.count} line item${t.count === 1 ? '' : 's'}`, COLUMNS.description + 110, y + 2);
-    doc.font('bold').fontSize(11).text(formatMinorUnits(t.amount, t.currency), COLUMNS.amountRight - 160, y, { width: 160, align: 'right' });
+    doc
+      .font('body')
+      .fontSize(9)
+      .text(`${t.count} line item${t.count === 1 ? '' : 's'}`, COLUMNS.description + 110, y + 2);
+    doc
+      .font('bold')
+      .fontSize(11)
+      .text(formatMinorUnits(t.amount, t.currency), COLUMNS.amountRight - 160, y, { width: 160, align: 'right' });
     doc.moveDown(0.4);
   }
 

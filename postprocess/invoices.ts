@@ -4,15 +4,14 @@
  */
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
-import { AppError, notFound } from '../core/errors';
+import { AppError, billNotFound, notFound } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
+import { toAppError, withDeadline } from '../core/temporal';
 import { parseId } from '../core/validate';
-import { toAppError, withDeadline } from '../temporal/client';
-import { postProcessWorkflowId } from '../temporal/shared';
-import { closedBillPostProcessWorkflow } from '../temporal/workflows';
-import { findBill } from '../bills/store';
+import { postProcessWorkflowId } from './messages';
 import { findInvoice, reopenFailed } from './store';
-import type { RetryInvoiceResponse } from './types';
+import type { InvoiceSummary, RetryInvoiceResponse } from './types';
+import { closedBillPostProcessWorkflow } from './workflow';
 
 export interface InvoicePdf {
   invoice_number: string;
@@ -22,7 +21,7 @@ export interface InvoicePdf {
 export async function getInvoicePdf(deps: Deps, billIdParam: unknown): Promise<InvoicePdf> {
   const billId = parseId(billIdParam, 'billId');
   const found = await findInvoice(deps.db, billId, true);
-  if (!found) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  if (!found) throw billNotFound(billId);
   if (found.bill_status !== 'closed') {
     throw notFound(`bill ${billId} is open: its invoice is issued once it closes`, { bill_id: billId, bill_status: found.bill_status });
   }
@@ -30,7 +29,8 @@ export async function getInvoicePdf(deps: Deps, billIdParam: unknown): Promise<I
     // It exists soon (or after a retry): a conflict with the bill's current state, not a missing thing.
     const status = found.status ?? 'pending';
     throw new AppError('aborted', `the invoice of bill ${billId} is not generated yet (status ${status})`, {
-      bill_id: billId, invoice_status: status,
+      bill_id: billId,
+      invoice_status: status,
     });
   }
   return { invoice_number: found.invoice_number, pdf: found.pdf };
@@ -45,12 +45,18 @@ export async function retryInvoice(deps: Deps, billIdParam: unknown, key: Idempo
   const billId = parseId(billIdParam, 'billId');
   const operation = 'POST /bills/:billId/invoice/retry';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
-    const bill = await findBill(deps.db, billId);
-    if (!bill) throw notFound(`bill ${billId} not found`, { bill_id: billId });
-    if (bill.status !== 'closed' || !bill.invoice) {
+    const found = await findInvoice(deps.db, billId, false);
+    if (!found) throw billNotFound(billId);
+    if (found.bill_status !== 'closed') {
       throw new AppError('failed_precondition', `bill ${billId} is open: there is no invoice to retry`, { bill_id: billId });
     }
-    if (bill.invoice.status === 'sent' || bill.invoice.status === 'skipped') return { invoice: bill.invoice, restarted: false };
+    const invoice: InvoiceSummary = {
+      status: found.status ?? 'pending',
+      invoice_number: found.invoice_number,
+      sent_at: found.sent_at,
+      error: found.error,
+    };
+    if (invoice.status === 'sent' || invoice.status === 'skipped') return { invoice, restarted: false };
 
     // Only one concurrent retry wins this update. The winner replaces the failed run, which may
     // still be finishing; every other call joins whatever runs. Both are safe because each step
@@ -69,7 +75,6 @@ export async function retryInvoice(deps: Deps, billIdParam: unknown, key: Idempo
     } catch (err) {
       throw toAppError(err);
     }
-    const invoice = reopened ? { ...bill.invoice, status: reopened, error: null } : bill.invoice;
-    return { invoice, restarted: reopened !== null };
+    return { invoice: reopened ? { ...invoice, status: reopened, error: null } : invoice, restarted: reopened !== null };
   });
 }

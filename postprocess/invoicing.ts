@@ -11,8 +11,14 @@ import { AppError } from '../core/errors';
 import { renderInvoicePdf, utcMinute } from './invoice-pdf';
 import type { Mailer } from './mailer';
 import {
-  assignInvoiceNumber, loadInvoiceSource, lockDelivery, markGenerated, recordDeliveryError, recordSent,
-  recordSkipped, storeInvoicePdf,
+  assignInvoiceNumber,
+  loadInvoiceSource,
+  lockDelivery,
+  markGenerated,
+  recordDeliveryError,
+  recordSent,
+  recordSkipped,
+  storeInvoicePdf,
 } from './store';
 
 export interface InvoicingDeps {
@@ -41,7 +47,10 @@ export async function generateInvoice(deps: InvoicingDeps, billId: string): Prom
   if (!number.has_pdf) {
     const source = await loadInvoiceSource(deps.db, billId, max);
     const pdf = await renderInvoicePdf({
-      ...source, invoice_number: number.invoice_number, issued_at: number.issued_at, issuer: issuerName(deps.config.invoice.from),
+      ...source,
+      invoice_number: number.invoice_number,
+      issued_at: number.issued_at,
+      issuer: issuerName(deps.config.invoice.from),
     });
     await inTransaction(deps.db, async (tx) => {
       await storeInvoicePdf(tx, billId, pdf, sha256(pdf));
@@ -108,7 +117,10 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
         throw new SendFailure(err);
       });
       await recordSent(tx, billId, {
-        recipient: state.customer_email, smtp_message_id: sent.messageId, smtp_response: sent.response, sent_at: new Date(),
+        recipient: state.customer_email,
+        smtp_message_id: sent.messageId,
+        smtp_response: sent.response,
+        sent_at: new Date(),
       });
       return { status: 'sent' as const, smtp_message_id: sent.messageId };
     });

@@ -74,10 +74,13 @@ export async function assignInvoiceNumber(
   );
   const value = parseMinorUnits(rows[0].last_value);
   const invoiceNumber = `${sequence}-${String(value).padStart(6, '0')}`;
-  await tx.query(
-    `INSERT INTO invoices (bill_id, invoice_number, sequence, sequence_value, issued_at) VALUES ($1, $2, $3, $4, $5)`,
-    [billId, invoiceNumber, sequence, value, now],
-  );
+  await tx.query(`INSERT INTO invoices (bill_id, invoice_number, sequence, sequence_value, issued_at) VALUES ($1, $2, $3, $4, $5)`, [
+    billId,
+    invoiceNumber,
+    sequence,
+    value,
+    now,
+  ]);
   return { invoice_number: invoiceNumber, issued_at: now.toISOString(), has_pdf: false };
 }
 
@@ -123,7 +126,9 @@ export async function loadInvoiceSource(db: Queryable, billId: string, maxLines:
   ]);
   const b = bill.rows[0];
   const totalsList = totals.rows.map((t) => ({
-    currency: t.currency, amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.line_item_count),
+    currency: t.currency,
+    amount: parseMinorUnits(t.amount),
+    count: parseMinorUnits(t.line_item_count),
   }));
   return {
     bill: {
@@ -152,10 +157,9 @@ export async function storeInvoicePdf(db: Queryable, billId: string, pdf: Buffer
 }
 
 export async function markGenerated(db: Queryable, billId: string): Promise<void> {
-  await db.query(
-    `UPDATE bill_postprocess SET status = 'generated', updated_at = now() WHERE bill_id = $1 AND status = 'pending'`,
-    [billId],
-  );
+  await db.query(`UPDATE bill_postprocess SET status = 'generated', updated_at = now() WHERE bill_id = $1 AND status = 'pending'`, [
+    billId,
+  ]);
 }
 
 export interface DeliveryState {
@@ -229,16 +233,19 @@ export interface StoredInvoice {
   bill_status: 'open' | 'closed';
   status: InvoiceStatus | null;
   invoice_number: string | null;
+  sent_at: string | null;
+  error: string | null;
   pdf: Buffer | null;
 }
 
 /** The bill's invoice as the API serves it; null when the bill does not exist. */
 export async function findInvoice(db: Queryable, billId: string, withPdf: boolean): Promise<StoredInvoice | null> {
-  const { rows } = await db.query<StoredInvoice>(
-    `SELECT b.status AS bill_status, pp.status, i.invoice_number, ${withPdf ? 'i.pdf' : 'NULL::bytea AS pdf'}
+  const { rows } = await db.query<Omit<StoredInvoice, 'sent_at'> & { sent_at: Date | null }>(
+    `SELECT b.status AS bill_status, pp.status, i.invoice_number, pp.sent_at, pp.error, ${withPdf ? 'i.pdf' : 'NULL::bytea AS pdf'}
      FROM bills b LEFT JOIN bill_postprocess pp USING (bill_id) LEFT JOIN invoices i USING (bill_id)
      WHERE b.bill_id = $1`,
     [billId],
   );
-  return rows[0] ?? null;
+  const row = rows[0];
+  return row ? { ...row, sent_at: row.sent_at ? row.sent_at.toISOString() : null } : null;
 }

@@ -1,6 +1,17 @@
 import { Service } from 'encore.dev/service';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
-import { startEncoreWorker } from '../core/encore';
+import { config, temporalAddress } from '../core/encore';
+import { createPool } from '../core/db';
+import { createWorker } from './worker';
+
+async function startEncoreWorker(database: SQLDatabase): Promise<void> {
+  const worker = await createWorker({
+    config,
+    address: temporalAddress(),
+    db: createPool(database.connectionString, config.dbPoolSize),
+  });
+  await worker.run();
+}
 
 // Under `encore run` the worker lives in this service, polling the same task queue as `npm run worker`.
 startEncoreWorker(SQLDatabase.named('fees')).catch((err) => {

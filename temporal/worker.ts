@@ -1,14 +1,21 @@
 /** Builds the worker that runs bill workflows and their activities on one task queue. */
 import path from 'node:path';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogEntry,
+  type WorkerOptions as SdkWorkerOptions,
+} from '@temporalio/worker';
 import type { Config } from '../core/config';
 import type { Db } from '../core/db';
 import { createLogger, type Logger } from '../core/log';
 import { createMailer, type Mailer } from '../postprocess/mailer';
 import { createActivities, type Activities } from './activities';
-import { connectionOptions } from './client';
+import { connectionOptions } from '../core/temporal';
 
-export const WORKFLOWS_PATH = path.join(__dirname, 'workflows', 'index.ts');
+export const WORKFLOWS_PATH = path.join(__dirname, 'workflows.ts');
 
 export interface WorkerOptions {
   config: Config;
@@ -24,7 +31,15 @@ export interface WorkerOptions {
   log?: Logger;
 }
 
-export async function createWorker({ config, address, db, workflowBundlePath, wrapActivities, mailer, log }: WorkerOptions): Promise<Worker> {
+export async function createWorker({
+  config,
+  address,
+  db,
+  workflowBundlePath,
+  wrapActivities,
+  mailer,
+  log,
+}: WorkerOptions): Promise<Worker> {
   const connection = await NativeConnection.connect(connectionOptions(config, address));
   return Worker.create({
     connection,
@@ -32,12 +47,14 @@ export async function createWorker({ config, address, db, workflowBundlePath, wr
     taskQueue: config.temporal.taskQueue,
     ...workerTuning(config.worker),
     ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: (wrapActivities ?? ((a) => a))(createActivities({
-      db,
-      config,
-      mailer: mailer ?? createMailer(config),
-      log: log ?? createLogger(config.logLevel, { component: 'worker' }),
-    })),
+    activities: (wrapActivities ?? ((a) => a))(
+      createActivities({
+        db,
+        config,
+        mailer: mailer ?? createMailer(config),
+        log: log ?? createLogger(config.logLevel, { component: 'worker' }),
+      }),
+    ),
   });
 }
 

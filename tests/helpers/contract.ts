@@ -11,7 +11,7 @@
  */
 import { OpenAPIBackend, type Operation } from 'openapi-backend';
 
-/** Served by the standalone host beside the API, and outside its contract (README, Observability). */
+/** Served by the standalone host beside the API, and outside its contract (docs/observability.md). */
 const OUTSIDE_THE_API = /^\/(healthz|readyz|metrics|openapi\.json|docs)(\/|$)/;
 
 const realFetch = globalThis.fetch;
@@ -36,7 +36,9 @@ function contractOf(origin: string): Promise<OpenAPIBackend> | undefined {
   let contract = contracts.get(origin);
   if (!contract) {
     contract = (async () => {
-      const definition = (await (await realFetch(`${origin}/openapi.json`)).json()) as ConstructorParameters<typeof OpenAPIBackend>[0]['definition'];
+      const definition = (await (await realFetch(`${origin}/openapi.json`)).json()) as ConstructorParameters<
+        typeof OpenAPIBackend
+      >[0]['definition'];
       // Quick: the document is OpenAPI 3.1, which the library's own document check does not know;
       // its schema validation of responses (ajv) is what is used here.
       const api = new OpenAPIBackend({ definition, quick: true, validate: true, ajvOpts: { strict: false, allErrors: true } });
@@ -50,7 +52,9 @@ function contractOf(origin: string): Promise<OpenAPIBackend> | undefined {
 
 class ContractViolation extends Error {
   constructor(what: string, method: string, url: URL, status: number, detail: unknown) {
-    super(`${method} ${url.pathname}${url.search} answered ${status}, which the OpenAPI document does not describe: ${what}\n${JSON.stringify(detail, null, 2)}`);
+    super(
+      `${method} ${url.pathname}${url.search} answered ${status}, which the OpenAPI document does not describe: ${what}\n${JSON.stringify(detail, null, 2)}`,
+    );
     this.name = 'ContractViolation';
   }
 }
@@ -63,8 +67,15 @@ async function check(api: OpenAPIBackend, method: string, url: URL, res: Respons
   const text = await res.text();
   const headers = Object.fromEntries(res.headers.entries());
   const type = headers['content-type']?.split(';')[0].trim();
-  const fail = (what: string, detail: unknown = null) => { throw new ContractViolation(what, method, url, status, detail); };
-  let operation = api.matchOperation({ method: method.toLowerCase(), path: url.pathname, query: Object.fromEntries(url.searchParams), headers });
+  const fail = (what: string, detail: unknown = null) => {
+    throw new ContractViolation(what, method, url, status, detail);
+  };
+  let operation = api.matchOperation({
+    method: method.toLowerCase(),
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers,
+  });
   if (!operation) {
     // No endpoint at this path: the answer must still be one any endpoint gives for a refusal.
     if (status < 400 || status >= 500) fail('a path no operation has, answered other than a 4xx');
@@ -75,9 +86,12 @@ async function check(api: OpenAPIBackend, method: string, url: URL, res: Respons
   if (!key) return fail(`status ${status} is not among ${Object.keys(responses).join(', ')}`);
   const documented = responses[key];
   const content = documented.content ?? {};
-  if (text.length > 0 && !(type && type in content)) fail(`content type ${type} (documented: ${Object.keys(content).join(', ') || 'none'})`);
+  if (text.length > 0 && !(type && type in content))
+    fail(`content type ${type} (documented: ${Object.keys(content).join(', ') || 'none'})`);
   if (text.length === 0 && Object.keys(content).length > 0 && method !== 'HEAD') fail('an empty body where the document has one');
-  const missing = Object.entries(documented.headers ?? {}).filter(([name, h]) => h.required && !(name.toLowerCase() in headers)).map(([n]) => n);
+  const missing = Object.entries(documented.headers ?? {})
+    .filter(([name, h]) => h.required && !(name.toLowerCase() in headers))
+    .map(([n]) => n);
   if (missing.length) fail(`required headers missing: ${missing.join(', ')}`, headers);
   const headerCheck = api.validateResponseHeaders(headers, operation, { statusCode: status, setMatchType: 'any' as never });
   if (headerCheck.errors) fail('headers', headerCheck.errors);

@@ -18,7 +18,13 @@ const die = (): Promise<never> => {
 
 function crashing(a: Activities): Activities {
   if (process.env.CRASH_AT === 'after-ledger-write') {
-    return { ...a, writeLineItems: async (input) => { await a.writeLineItems(input); return die(); } };
+    return {
+      ...a,
+      writeLineItems: async (input) => {
+        await a.writeLineItems(input);
+        return die();
+      },
+    };
   }
   return { ...a, deliverInvoice: die };
 }

@@ -85,9 +85,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       queue.length = 0;
       seen.length = 0;
     },
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

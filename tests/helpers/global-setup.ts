@@ -2,15 +2,18 @@
  * Once per test run: a fresh database on the machine's Postgres, the real Temporal dev server on a
  * free port, and one workflow bundle. Tests find them through FEES_TEST_* environment variables.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../../core/config';
 import { DEV_SERVER_ARGS, findTemporalCli } from '../../host/temporal-dev';
 import { WORKFLOWS_PATH } from '../../temporal/worker';
+import { runLogPath } from './run-logs';
 
 export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -36,31 +39,91 @@ export async function dropDatabase(name: string): Promise<void> {
   await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }
 
-export default async function globalSetup(): Promise<void> {
-  const dbName = `fees_test_${process.pid}_${Date.now()}`;
-  const url = await createDatabase(dbName);
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
-  const cli = findTemporalCli(loadConfig({}));
-  if (!cli) throw new Error('Tests need the Temporal CLI: see README (go install ...) or set TEMPORAL_CLI_PATH');
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: cli }, ip: '127.0.0.1', extraArgs: DEV_SERVER_ARGS },
+export interface DevServer {
+  address: string;
+  teardown: () => Promise<void>;
+}
+
+/**
+ * The Temporal CLI's dev server (in memory, no UI) with its output in the run's log file rather
+ * than the test output. Started here, not through the SDK's test environment, which lets the
+ * server write to our terminal.
+ */
+async function startDevServer(cli: string): Promise<DevServer> {
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const logFile = runLogPath('dev-server');
+  const out = openSync(logFile, 'a');
+  const child = spawn(cli, ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', ...DEV_SERVER_ARGS], {
+    stdio: ['ignore', out, out],
   });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const code = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]);
+    if (code !== undefined) throw new Error(`the Temporal dev server exited (${code}):\n${readFileSync(logFile, 'utf8').slice(-4000)}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.getSystemInfo({}));
+        break;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`the Temporal dev server did not answer at ${address} within 60 s: ${(err as Error).message}`);
+      }
+    }
+  }
+  return {
+    address,
+    teardown: async () => {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
 
+export default async function globalSetup(): Promise<void> {
   // Everything a run writes to disk goes in here; global teardown removes it (helpers/tmp.ts).
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fees-test-'));
   process.env.FEES_TEST_TMP = dir;
+
+  const dbName = `fees_test_${process.pid}_${Date.now()}`;
+  const url = await createDatabase(dbName);
+
+  const cli = findTemporalCli(loadConfig());
+  if (!cli) throw new Error('Tests need the Temporal CLI: see docs/development.md (go install ...) or set TEMPORAL_CLI_PATH');
+  const devServer = await startDevServer(cli);
+
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
   writeFileSync(bundlePath, code);
 
   process.env.FEES_TEST_DATABASE_URL = url;
   process.env.FEES_TEST_DATABASE_NAME = dbName;
-  process.env.FEES_TEST_TEMPORAL_ADDRESS = env.address;
+  process.env.FEES_TEST_TEMPORAL_ADDRESS = devServer.address;
   process.env.FEES_TEST_BUNDLE = bundlePath;
-  (globalThis as Record<string, unknown>).__feesTestEnv = env;
+  (globalThis as Record<string, unknown>).__feesTestEnv = devServer;
 }
 
 const quietLogger = {
-  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
-  warn: (m: string) => console.warn(m), error: (m: string) => console.error(m),
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m: string) => console.warn(m),
+  error: (m: string) => console.error(m),
 };

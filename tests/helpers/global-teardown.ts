@@ -1,9 +1,8 @@
 import { rmSync } from 'node:fs';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { dropDatabase } from './global-setup';
+import { dropDatabase, type DevServer } from './global-setup';
 
 export default async function globalTeardown(): Promise<void> {
-  const env = (globalThis as Record<string, unknown>).__feesTestEnv as TestWorkflowEnvironment | undefined;
+  const env = (globalThis as Record<string, unknown>).__feesTestEnv as DevServer | undefined;
   await env?.teardown();
   const dbName = process.env.FEES_TEST_DATABASE_NAME;
   if (dbName && !process.env.KEEP_TEST_DATABASE) await dropDatabase(dbName);

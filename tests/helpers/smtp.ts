@@ -66,7 +66,8 @@ export async function startSmtpPeer(port = 0, received: ReceivedMail[] = []): Pr
 export function pdfText(pdf: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(process.execPath, [path.join(__dirname, 'pdf-text.mjs')], (err, stdout) =>
-      err ? reject(err) : resolve(stdout));
+      err ? reject(err) : resolve(stdout),
+    );
     child.stdin!.end(pdf);
   });
 }

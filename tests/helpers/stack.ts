@@ -7,18 +7,20 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { openSync } from 'node:fs';
+import { Runtime, type Worker } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../core/config';
 import { createPool, migrate, type Db } from '../../core/db';
 import type { Deps } from '../../core/deps';
 import { buildServer } from '../../host/server';
-import { connectClient } from '../../temporal/client';
+import { connectClient } from '../../core/temporal';
 import { createLogger, type DestinationStream, type Logger } from '../../core/log';
 import { createMailer } from '../../postprocess/mailer';
 import { createActivities, type Activities } from '../../temporal/activities';
 import { createWorker } from '../../temporal/worker';
-import { billWorkflowId, getBillQuery, type LiveBill } from '../../temporal/shared';
+import { billWorkflowId, getBillQuery, type LiveBill } from '../../bills/messages';
 import { holdToContract } from './contract';
+import { runLogPath, runLogStream, sdkRunLogger } from './run-logs';
 import { testTempDir } from './tmp';
 
 export interface Stack {
@@ -35,7 +37,7 @@ export interface Stack {
 
 function quietSdk(): void {
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: sdkRunLogger() });
   } catch {
     // already installed by an earlier stack in this process
   }
@@ -65,7 +67,14 @@ export async function startStack(
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   const startWorker = async () => {
-    worker = await createWorker({ config, address: config.temporal.address!, db, workflowBundlePath: process.env.FEES_TEST_BUNDLE, wrapActivities, log: opts.log });
+    worker = await createWorker({
+      config,
+      address: config.temporal.address!,
+      db,
+      workflowBundlePath: process.env.FEES_TEST_BUNDLE,
+      wrapActivities,
+      log: opts.log ?? createLogger('warn', { component: 'worker' }, runLogStream('service')),
+    });
     running = worker.run();
   };
   const stopWorker = async () => {
@@ -75,7 +84,7 @@ export async function startStack(
   };
   await startWorker();
 
-  const app = buildServer(deps, { logLevel: opts.logStream ? 'info' : 'warn', logStream: opts.logStream });
+  const app = buildServer(deps, { logLevel: opts.logStream ? 'info' : 'warn', logStream: opts.logStream ?? runLogStream('service') });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   holdToContract(`http://127.0.0.1:${port}`);
@@ -108,7 +117,10 @@ export interface Reply<T = any> {
 /** A replay is the first answer byte for byte: status, content headers and the body's text. */
 export function expectReplayOf(replay: Reply, first: Reply): void {
   const wire = (r: Reply) => ({
-    status: r.status, type: r.headers.get('content-type'), length: r.headers.get('content-length'), raw: r.raw,
+    status: r.status,
+    type: r.headers.get('content-type'),
+    length: r.headers.get('content-length'),
+    raw: r.raw,
   });
   expect(wire(replay)).toEqual(wire(first));
 }
@@ -139,7 +151,10 @@ export async function call<T = any>(
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  const reply = { status: res.status, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text || undefined };
+  const reply = {
+    status: res.status,
+    body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text || undefined,
+  };
   // Not enumerable: replies compare equal by status and body (a replay has its own request id).
   Object.defineProperty(reply, 'raw', { value: text, enumerable: false });
   return Object.defineProperty(reply, 'headers', { value: res.headers, enumerable: false }) as Reply<T>;
@@ -161,7 +176,16 @@ export async function eventually<T>(fn: () => Promise<T | undefined | null | fal
 
 /** Rows in every table a request could write: a rejected request must leave these unchanged. */
 export async function tableCounts(db: Db): Promise<Record<string, number>> {
-  const tables = ['bills', 'line_items', 'bill_totals', 'idempotency_keys', 'line_item_batches', 'bill_postprocess', 'invoices', 'invoice_sequences'];
+  const tables = [
+    'bills',
+    'line_items',
+    'bill_totals',
+    'idempotency_keys',
+    'line_item_batches',
+    'bill_postprocess',
+    'invoices',
+    'invoice_sequences',
+  ];
   const counts: Record<string, number> = {};
   for (const t of tables) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
   return counts;
@@ -180,7 +204,10 @@ export async function mismatchReports(stack: Stack, billId: string): Promise<num
 
 /** The ledger's sums for a bill, straight from its rows. */
 export async function ledgerSums(stack: Stack, billId: string): Promise<{ n: number; total: string }> {
-  const { rows } = await stack.db.query('SELECT count(*)::int AS n, coalesce(sum(amount), 0)::text AS total FROM line_items WHERE bill_id = $1', [billId]);
+  const { rows } = await stack.db.query(
+    'SELECT count(*)::int AS n, coalesce(sum(amount), 0)::text AS total FROM line_items WHERE bill_id = $1',
+    [billId],
+  );
   return rows[0];
 }
 
@@ -190,16 +217,23 @@ export async function ledgerSums(stack: Stack, billId: string): Promise<{ n: num
  * it polls; stop the stack's own worker first.
  */
 export async function startCrashingWorker(
-  stack: Stack, crashAt: 'deliverInvoice' | 'after-ledger-write', env: Record<string, string> = {},
+  stack: Stack,
+  crashAt: 'deliverInvoice' | 'after-ledger-write',
+  env: Record<string, string> = {},
 ): Promise<{ exited: Promise<NodeJS.Signals | null> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'crashing-worker.ts')], {
     cwd: path.resolve(__dirname, '..', '..'),
     env: {
-      ...process.env, ...env, CRASH_AT: crashAt,
-      DATABASE_URL: stack.config.databaseUrl, TEMPORAL_ADDRESS: stack.config.temporal.address, TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
-      DATA_DIR: stack.config.dataDir, LOG_LEVEL: 'warn',
+      ...process.env,
+      ...env,
+      CRASH_AT: crashAt,
+      DATABASE_URL: stack.config.databaseUrl,
+      TEMPORAL_ADDRESS: stack.config.temporal.address,
+      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
+      DATA_DIR: stack.config.dataDir,
+      LOG_LEVEL: 'warn',
     } as NodeJS.ProcessEnv,
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', openSync(runLogPath('child-processes'), 'a')],
   });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
   await new Promise<void>((resolve, reject) => {

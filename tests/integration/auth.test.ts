@@ -95,18 +95,22 @@ describe('repeated failures', () => {
     await expect(auth.authenticate(good, 'client-a', 'bills:read')).resolves.toMatchObject({ scopes: ['bills:read'] });
     // Past the limit, failures from that address answer 429 with when to come back.
     await expect(auth.authenticate('Bearer fees_wrong', 'client-a', 'bills:read')).rejects.toMatchObject({
-      code: 'resource_exhausted', details: { retry_after_seconds: expect.any(Number) },
+      code: 'resource_exhausted',
+      details: { retry_after_seconds: expect.any(Number) },
     });
     await expect(auth.authenticate('Bearer fees_wrong', 'client-b', 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
     // Guessing one key's secret from many addresses is throttled by the key id presented, while
     // the key itself keeps working; made-up ids get no counter of their own.
     const real = await insertApiKey(stack.db, 'target', ['bills:read']);
     const guess = (c: string) => `Bearer fees_${real.key_id}_${c.repeat(43)}`;
-    for (let i = 0; i < 3; i++) await expect(auth.authenticate(guess('A'), `spread-${i}`, 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
+    for (let i = 0; i < 3; i++)
+      await expect(auth.authenticate(guess('A'), `spread-${i}`, 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
     await expect(auth.authenticate(guess('B'), 'spread-9', 'bills:read')).rejects.toMatchObject({ code: 'resource_exhausted' });
     await expect(auth.authenticate(`Bearer ${real.key}`, 'spread-9', 'bills:read')).resolves.toMatchObject({ key_id: real.key_id });
     for (let i = 0; i < 5; i++) {
-      await expect(auth.authenticate(`Bearer fees_abcdefghijklmnop_${'A'.repeat(43)}`, `made-up-${i}`, 'bills:read')).rejects.toMatchObject({ code: 'unauthenticated' });
+      await expect(auth.authenticate(`Bearer fees_abcdefghijklmnop_${'A'.repeat(43)}`, `made-up-${i}`, 'bills:read')).rejects.toMatchObject(
+        { code: 'unauthenticated' },
+      );
     }
   });
 

@@ -2,13 +2,24 @@
  * Batch ingestion: up to 1000 line items under one key, validated first, accepted or refused as a
  * whole in one update and one insert, with the single add's guarantees.
  */
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { lineItemId } from '../../lineitems/lineitems';
+import { lineItemId } from '../../lineitems/ids';
 import { stageBatch } from '../../lineitems/store';
 import { batchTotals } from '../../lineitems/validation';
 import type { Activities } from '../../temporal/activities';
-import { addLineItemsUpdate, billWorkflowId, type WriteLineItemsResult } from '../../temporal/shared';
-import { call, expectReplayOf, inSeconds, ledgerSums, liveTotals, mismatchReports, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+import { addLineItemsUpdate, billWorkflowId, type WriteLineItemsResult } from '../../bills/messages';
+import {
+  call,
+  expectReplayOf,
+  inSeconds,
+  ledgerSums,
+  liveTotals,
+  mismatchReports,
+  startStack,
+  tableCounts,
+  uid,
+  type Stack,
+} from '../helpers/stack';
+import { quietActivityEnvironment } from '../helpers/run-logs';
 
 let stack: Stack;
 let failNextBatchAfterCommit = false;
@@ -35,10 +46,12 @@ const openBill = async (extra: Record<string, unknown> = {}) => {
   return billId;
 };
 const stored = async (billId: string) =>
-  (await stack.db.query(
-    `SELECT currency, sum(amount)::bigint::int AS amount, count(*)::int AS n FROM line_items WHERE bill_id = $1 GROUP BY currency ORDER BY currency`,
-    [billId],
-  )).rows;
+  (
+    await stack.db.query(
+      `SELECT currency, sum(amount)::bigint::int AS amount, count(*)::int AS n FROM line_items WHERE bill_id = $1 GROUP BY currency ORDER BY currency`,
+      [billId],
+    )
+  ).rows;
 
 const CURRENCIES = ['USD', 'GEL', 'JPY', 'KWD'];
 const batchOf = (n: number, tag = 'x') =>
@@ -78,14 +91,21 @@ describe('POST /bills/:billId/line-items/batch', () => {
     const before = await tableCounts(stack.db);
     const items = batchOf(600).map((i) => ({ ...i, currency: 'USD' }));
 
-    const bad = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: items.map((it, n) => (n === 500 ? { ...it, amount: 0 } : it)) });
+    const bad = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, {
+      items: items.map((it, n) => (n === 500 ? { ...it, amount: 0 } : it)),
+    });
     expect(bad).toMatchObject({ status: 400, body: { code: 'invalid_argument', details: { field: 'items[500].amount' } } });
 
-    const wrongCurrency = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [...items, { amount: 1, currency: 'EUR', description: 'eur' }] });
+    const wrongCurrency = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, {
+      items: [...items, { amount: 1, currency: 'EUR', description: 'eur' }],
+    });
     expect(wrongCurrency).toMatchObject({ status: 400, body: { code: 'failed_precondition' } });
 
     for (const body of [{}, { items: [] }, { items: batchOf(1001) }, { items: 'x' }]) {
-      expect(await call(stack, 'POST', `/bills/${billId}/line-items/batch`, body)).toMatchObject({ status: 400, body: { details: { field: 'items' } } });
+      expect(await call(stack, 'POST', `/bills/${billId}/line-items/batch`, body)).toMatchObject({
+        status: 400,
+        body: { details: { field: 'items' } },
+      });
     }
     expect(await tableCounts(stack.db)).toEqual(before);
   });
@@ -124,7 +144,12 @@ describe('POST /bills/:billId/line-items/batch', () => {
 
 describe('staged batches (claim check)', () => {
   const staged = async (billId: string) =>
-    (await stack.db.query('SELECT batch_id, item_count, items IS NULL AS applied, applied_totals FROM line_item_batches WHERE bill_id = $1', [billId])).rows;
+    (
+      await stack.db.query(
+        'SELECT batch_id, item_count, items IS NULL AS applied, applied_totals FROM line_item_batches WHERE bill_id = $1',
+        [billId],
+      )
+    ).rows;
   const stage = async (billId: string, key: string) => {
     const items = batchOf(4).map((item) => ({ ...item, metadata: null }));
     const withIds = items.map((item, i) => ({ ...item, line_item_id: lineItemId(billId, `${key}\n#${i}`) }));
@@ -132,20 +157,34 @@ describe('staged batches (claim check)', () => {
     expect(await stageBatch(stack.db, { batch_id: batchId, bill_id: billId, request_fingerprint: key, items: withIds })).toBe('staged');
     return { batch_id: batchId, item_count: items.length, totals: batchTotals(items), bill_id: billId };
   };
-  const write = (activityId: string, input: { batch_id: string; item_count: number; totals: Record<string, { amount: number; count: number }>; bill_id: string }) => {
+  const write = (
+    activityId: string,
+    input: { batch_id: string; item_count: number; totals: Record<string, { amount: number; count: number }>; bill_id: string },
+  ) => {
     const { bill_id, ...batch } = input;
-    return new MockActivityEnvironment({ activityId }).run(stack.activities().writeLineItems, { bill_id, writes: [{ batch }] }) as Promise<WriteLineItemsResult>;
+    return quietActivityEnvironment({ activityId }).run(stack.activities().writeLineItems, {
+      bill_id,
+      writes: [{ batch }],
+    }) as Promise<WriteLineItemsResult>;
   };
 
   it('keeps an applied batch as a small record until the bill closes', async () => {
     const billId = await openBill();
     const reply = await call(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: batchOf(20) }, { 'Idempotency-Key': 'k1' });
     expect(reply.status).toBe(200);
-    expect(await staged(billId)).toEqual([{
-      batch_id: lineItemId(billId, 'k1'), item_count: 20, applied: true,
-      applied_totals: { USD: { amount: 1 + 5 + 9 + 13 + 17, count: 5 }, GEL: { amount: 2 + 6 + 10 + 14 + 18, count: 5 },
-        JPY: { amount: 3 + 7 + 11 + 15 + 19, count: 5 }, KWD: { amount: 4 + 8 + 12 + 16 + 20, count: 5 } },
-    }]);
+    expect(await staged(billId)).toEqual([
+      {
+        batch_id: lineItemId(billId, 'k1'),
+        item_count: 20,
+        applied: true,
+        applied_totals: {
+          USD: { amount: 1 + 5 + 9 + 13 + 17, count: 5 },
+          GEL: { amount: 2 + 6 + 10 + 14 + 18, count: 5 },
+          JPY: { amount: 3 + 7 + 11 + 15 + 19, count: 5 },
+          KWD: { amount: 4 + 8 + 12 + 16 + 20, count: 5 },
+        },
+      },
+    ]);
     await call(stack, 'POST', `/bills/${billId}/close`);
     expect(await staged(billId)).toEqual([]);
   });
@@ -181,8 +220,12 @@ describe('staged batches (claim check)', () => {
     const input = await stage(billId, 'late');
     await call(stack, 'POST', `/bills/${billId}/close`);
     // Nothing more is staged for it either.
-    expect(await stageBatch(stack.db, { batch_id: lineItemId(billId, 'later'), bill_id: billId, request_fingerprint: 'later', items: [] })).toBe('closed');
-    expect((await write('a1', input)).outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition' }) }]);
+    expect(
+      await stageBatch(stack.db, { batch_id: lineItemId(billId, 'later'), bill_id: billId, request_fingerprint: 'later', items: [] }),
+    ).toBe('closed');
+    expect((await write('a1', input)).outcomes).toEqual([
+      { status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition' }) },
+    ]);
     const open = await openBill();
     const never = await write('a1', { ...input, bill_id: open, batch_id: lineItemId(open, 'never') });
     expect(never.outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition' }) }]);

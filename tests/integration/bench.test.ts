@@ -38,11 +38,31 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
   const report = JSON.parse(readFileSync(results, 'utf8'));
   expect(report).toMatchObject({ quick: true, cores: os.cpus().length });
   expect(Object.keys(report.scenarios).sort()).toEqual([
-    'add_line_item', 'add_line_item_1_caller', 'add_line_item_hot_bill', 'add_line_items_batch', 'append_update_bare', 'append_update_bare_1', 'create_bill',
-    'list_open_bills', 'list_open_bills_8_callers', 'list_open_bills_live',
-    'one_bill_1m_items', 'open_bills_10k', 'pg_insert_batch', 'pg_insert_single', 'reconcile',
-    'temporal_batch_bare', 'temporal_noop_start', 'temporal_noop_update', 'temporal_noop_update_1', 'temporal_noop_update_hot',
-    'temporal_query_bare', 'temporal_write_activity', 'temporal_write_eager', 'temporal_write_local', 'temporal_write_local_1',
+    'add_line_item',
+    'add_line_item_1_caller',
+    'add_line_item_hot_bill',
+    'add_line_items_batch',
+    'append_update_bare',
+    'append_update_bare_1',
+    'create_bill',
+    'list_open_bills',
+    'list_open_bills_8_callers',
+    'list_open_bills_live',
+    'one_bill_1m_items',
+    'open_bills_10k',
+    'pg_insert_batch',
+    'pg_insert_single',
+    'reconcile',
+    'temporal_batch_bare',
+    'temporal_noop_start',
+    'temporal_noop_update',
+    'temporal_noop_update_1',
+    'temporal_noop_update_hot',
+    'temporal_query_bare',
+    'temporal_write_activity',
+    'temporal_write_eager',
+    'temporal_write_local',
+    'temporal_write_local_1',
   ]);
   // Every target is checked against this run's own numbers (met or not: a quick run proves nothing).
   expect(report.targets).toHaveLength(10);

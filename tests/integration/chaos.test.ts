@@ -19,11 +19,21 @@ it('every drill passes: worker and API killed, Temporal restarted, Postgres down
     maxBuffer: 64 * 1024 * 1024,
   });
   const { stdout } = await run.catch((err) => {
-    throw new Error(`chaos --quick failed:\n${String(err.stdout).split('\n').filter((l) => !l.startsWith('{')).slice(-80).join('\n')}`);
+    throw new Error(
+      `chaos --quick failed:\n${String(err.stdout)
+        .split('\n')
+        .filter((l) => !l.startsWith('{'))
+        .slice(-80)
+        .join('\n')}`,
+    );
   });
   const report = JSON.parse(readFileSync(results, 'utf8'));
   expect(report.verdicts.map((v: { drill: string; ok: boolean }) => [v.drill, v.ok])).toEqual([
-    ['worker_kill', true], ['api_kill', true], ['temporal_restart', true], ['postgres_outage', true], ['close_races', true],
+    ['worker_kill', true],
+    ['api_kill', true],
+    ['temporal_restart', true],
+    ['postgres_outage', true],
+    ['close_races', true],
   ]);
   expect(stdout).toContain('| close_races | PASS |');
 }, 480_000);

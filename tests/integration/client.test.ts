@@ -38,7 +38,10 @@ async function rowsOf(billId: string): Promise<number> {
 
 /** The error a call fails with. */
 async function failure(p: Promise<unknown>): Promise<FeesApiError> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(FeesApiError);
   return err as FeesApiError;
 }
@@ -51,9 +54,17 @@ describe('the typed client, end to end', () => {
     expect(bill).toMatchObject({ bill_id: billId, status: 'open', totals: [] });
     const added = await client.addLineItem(billId, { amount: 1250, currency: 'USD', description: 'API calls' });
     expect(added.totals).toEqual([{ currency: 'USD', amount: 1250, line_item_count: 1, formatted: '12.50 USD' }]);
-    const batch = await client.addLineItems(billId, { items: [{ amount: 5, currency: 'EUR', description: 'a' }, { amount: 7, currency: 'EUR', description: 'b' }] });
+    const batch = await client.addLineItems(billId, {
+      items: [
+        { amount: 5, currency: 'EUR', description: 'a' },
+        { amount: 7, currency: 'EUR', description: 'b' },
+      ],
+    });
     expect(batch.line_item_ids).toHaveLength(2);
-    expect((await client.getBill(billId)).totals.map((t) => [t.currency, t.amount])).toEqual([['EUR', 12], ['USD', 1250]]);
+    expect((await client.getBill(billId)).totals.map((t) => [t.currency, t.amount])).toEqual([
+      ['EUR', 12],
+      ['USD', 1250],
+    ]);
     expect((await client.listLineItems(billId, { limit: 2 })).next_cursor).not.toBeNull();
     expect((await client.listBills({ status: 'open', limit: 100 })).bills.map((b) => b.bill_id)).toContain(billId);
 
@@ -86,10 +97,17 @@ describe('the typed client, end to end', () => {
 
   it('is importable as fees-api/client from the built package, with its type declarations', async () => {
     const root = path.resolve(__dirname, '..', '..');
-    const { stdout } = await promisify(execFile)(process.execPath, ['-e', `
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '-e',
+        `
       const { FeesClient, FeesApiError } = require('fees-api/client');
       console.log(typeof FeesClient, typeof FeesApiError, require.resolve('fees-api/client'));
-    `], { cwd: root });
+    `,
+      ],
+      { cwd: root },
+    );
     expect(stdout).toMatch(/^function function .*dist\/client\/index\.js/);
   });
 });
@@ -115,18 +133,20 @@ describe('the typed client through faults', () => {
 
   it('retries 503, 504, a reset connection and 409 aborted; honours Retry-After on 429', async () => {
     const billId = await bill();
-    proxy.inject(
-      { status: 503, body: { code: 'unavailable', message: 'injected', details: null } },
-      { status: 504 },
-      'reset',
-      { status: 409, body: { code: 'aborted', message: 'in flight', details: null } },
-    );
+    proxy.inject({ status: 503, body: { code: 'unavailable', message: 'injected', details: null } }, { status: 504 }, 'reset', {
+      status: 409,
+      body: { code: 'aborted', message: 'in flight', details: null },
+    });
     await viaProxy().addLineItem(billId, { amount: 1, currency: 'USD', description: 'x' });
     expect(proxy.seen.map((r) => r.fault)).toHaveLength(5);
     expect(await rowsOf(billId)).toBe(1);
 
     proxy.seen.length = 0;
-    proxy.inject({ status: 429, headers: { 'retry-after': '1' }, body: { code: 'resource_exhausted', message: 'slow down', details: null } });
+    proxy.inject({
+      status: 429,
+      headers: { 'retry-after': '1' },
+      body: { code: 'resource_exhausted', message: 'slow down', details: null },
+    });
     const t = Date.now();
     await viaProxy().addLineItem(billId, { amount: 2, currency: 'USD', description: 'y' });
     expect(Date.now() - t).toBeGreaterThanOrEqual(950);
@@ -157,7 +177,9 @@ describe('the typed client through faults', () => {
     const billId = await bill();
     proxy.inject({ delayMs: 2000 }, { delayMs: 2000 });
     const key = `order-${uid()}`;
-    const err = await failure(viaProxy().addLineItem(billId, { amount: 9, currency: 'USD', description: 'slow' }, { idempotencyKey: key, timeoutMs: 1000 }));
+    const err = await failure(
+      viaProxy().addLineItem(billId, { amount: 9, currency: 'USD', description: 'slow' }, { idempotencyKey: key, timeoutMs: 1000 }),
+    );
     expect(err).toMatchObject({ code: 'deadline_exceeded', status: 0 });
     // The service did act on it; the caller's retry with its key finds that.
     await eventually(async () => (await rowsOf(billId)) === 1);

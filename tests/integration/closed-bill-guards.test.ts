@@ -1,7 +1,7 @@
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
-import { billWorkflowId, getBillQuery, type WriteLineItemsResult } from '../../temporal/shared';
+import { billWorkflowId, getBillQuery, type WriteLineItemsResult } from '../../bills/messages';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+import { quietActivityEnvironment } from '../helpers/run-logs';
 
 let stack: Stack;
 /** Close steps the fault injection is holding, by bill id. */
@@ -51,7 +51,7 @@ describe('a bill that is closing or closed accepts no line items', () => {
     expect(acceptedAdds).toHaveLength(1);
 
     release(billId);
-    expect((await closing as { status: number }).status).toBe(200);
+    expect(((await closing) as { status: number }).status).toBe(200);
     const bill = (await call(stack, 'GET', `/bills/${billId}`)).body;
     expect(bill.totals).toEqual([{ currency: 'USD', amount: 10, line_item_count: 1, formatted: '0.10 USD' }]);
   });
@@ -76,24 +76,36 @@ describe('a bill that is closing or closed accepts no line items', () => {
     await expect(positioned).rejects.toMatchObject({ code: 'FE001' });
     await expect(stack.db.query('UPDATE line_items SET amount = 1 WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE001' });
     await expect(stack.db.query('DELETE FROM line_items WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE001' });
-    await expect(stack.db.query(`UPDATE bills SET status = 'open', closed_at = NULL WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE002' });
+    await expect(stack.db.query(`UPDATE bills SET status = 'open', closed_at = NULL WHERE bill_id = $1`, [billId])).rejects.toMatchObject({
+      code: 'FE002',
+    });
 
     // The ledger write answers the refusal for each write, with the ledger as it stands.
-    const late = await new MockActivityEnvironment().run(stack.activities().writeLineItems, {
+    const late = (await quietActivityEnvironment().run(stack.activities().writeLineItems, {
       bill_id: billId,
-      writes: [{ item: { line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e03', amount: 1, currency: 'USD', description: 'late', metadata: null } }],
-    }) as WriteLineItemsResult;
-    expect(late.outcomes).toEqual([{ status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition', details: { status: 'closed' } }) }]);
+      writes: [
+        { item: { line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e03', amount: 1, currency: 'USD', description: 'late', metadata: null } },
+      ],
+    })) as WriteLineItemsResult;
+    expect(late.outcomes).toEqual([
+      { status: 'refused', refusal: expect.objectContaining({ code: 'failed_precondition', details: { status: 'closed' } }) },
+    ]);
     expect(late.snapshot.totals).toEqual({ USD: { amount: 10, count: 1 } });
     // The activities of the previous release turn it into a non-retryable failed_precondition.
     const activity = stack.activities().persistLineItem;
-    const attempt = new MockActivityEnvironment().run(activity, {
-      bill_id: billId, line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e01', amount: 1, currency: 'USD', description: 'late', metadata: null,
+    const attempt = quietActivityEnvironment().run(activity, {
+      bill_id: billId,
+      line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e01',
+      amount: 1,
+      currency: 'USD',
+      description: 'late',
+      metadata: null,
     });
     await expect(attempt).rejects.toBeInstanceOf(ApplicationFailure);
     await expect(attempt).rejects.toMatchObject({ type: 'failed_precondition', nonRetryable: true });
-    const batch = new MockActivityEnvironment().run(stack.activities().persistLineItems, {
-      bill_id: billId, items: [{ line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e02', amount: 1, currency: 'USD', description: 'late', metadata: null }],
+    const batch = quietActivityEnvironment().run(stack.activities().persistLineItems, {
+      bill_id: billId,
+      items: [{ line_item_id: '0b8a3a46-05a4-4bb5-8c52-2f3b1a8f7e02', amount: 1, currency: 'USD', description: 'late', metadata: null }],
     });
     await expect(batch).rejects.toMatchObject({ type: 'failed_precondition', nonRetryable: true });
     const n = await stack.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [billId]);
@@ -105,11 +117,12 @@ describe('positions of line items', () => {
   it('must be reserved by the inserting transaction when given explicitly', async () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
-    const insertAt = (position: number) => stack.db.query(
-      `INSERT INTO line_items (line_item_id, bill_id, position, amount, currency, description, source_ref)
+    const insertAt = (position: number) =>
+      stack.db.query(
+        `INSERT INTO line_items (line_item_id, bill_id, position, amount, currency, description, source_ref)
        VALUES (gen_random_uuid(), $1, $2, 1, 'USD', 'unreserved', 'test')`,
-      [billId, position],
-    );
+        [billId, position],
+      );
     await expect(insertAt(1)).rejects.toMatchObject({ code: 'FE005' });
     // Reserved by an earlier transaction: the row lock is gone, so the reservation no longer counts.
     await stack.db.query('UPDATE bills SET line_item_seq = line_item_seq + 5 WHERE bill_id = $1', [billId]);
@@ -130,7 +143,8 @@ describe('positions of line items', () => {
     await expect(stack.db.query('UPDATE line_items SET amount = 1 WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE006' });
     await expect(stack.db.query('DELETE FROM line_items WHERE bill_id = $1', [billId])).rejects.toMatchObject({ code: 'FE006' });
     const totals = await stack.db.query(
-      'SELECT currency, amount::int, line_item_count::int FROM bill_totals WHERE bill_id = $1 ORDER BY currency', [billId],
+      'SELECT currency, amount::int, line_item_count::int FROM bill_totals WHERE bill_id = $1 ORDER BY currency',
+      [billId],
     );
     expect(totals.rows).toEqual([
       { currency: 'EUR', amount: 7, line_item_count: 1 },
@@ -164,14 +178,19 @@ describe('a bill whose close has begun changes no more', () => {
     const { billId, closing } = await billHeldInClosing();
     release(billId);
     await closing;
-    for (const change of ["description = 'edited'", 'cancelled_at = now()', "customer_email = 'x@example.com'", 'line_item_seq = line_item_seq + 1']) {
+    for (const change of [
+      "description = 'edited'",
+      'cancelled_at = now()',
+      "customer_email = 'x@example.com'",
+      'line_item_seq = line_item_seq + 1',
+    ]) {
       await expect(stack.db.query(`UPDATE bills SET ${change} WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE002' });
     }
     // Writing what is there already changes nothing, and passes (a retried no-op).
     await expect(stack.db.query('UPDATE bills SET description = description WHERE bill_id = $1', [billId])).resolves.toBeDefined();
     // A cancel that reaches the row after the close (accepted by a previous release while closing)
     // is too late, and says so once instead of retrying forever.
-    const late = new MockActivityEnvironment().run(stack.activities().cancelSeries, { bill_id: billId, at: new Date().toISOString() });
+    const late = quietActivityEnvironment().run(stack.activities().cancelSeries, { bill_id: billId, at: new Date().toISOString() });
     await expect(late).resolves.toBeNull();
   });
 });

@@ -1,6 +1,6 @@
 import { Worker } from '@temporalio/worker';
 import { formatMinorUnits } from '../../core/money';
-import { billWorkflowId, getBillQuery } from '../../temporal/shared';
+import { billWorkflowId, getBillQuery } from '../../bills/messages';
 import { call, inSeconds, liveTotals, mismatchReports, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
@@ -13,7 +13,8 @@ beforeAll(async () => {
 afterAll(() => stack.stop());
 
 const dbSum = async (billId: string) =>
-  (await stack.db.query('SELECT count(*)::int AS n, coalesce(sum(amount), 0)::text AS total FROM line_items WHERE bill_id = $1', [billId])).rows[0];
+  (await stack.db.query('SELECT count(*)::int AS n, coalesce(sum(amount), 0)::text AS total FROM line_items WHERE bill_id = $1', [billId]))
+    .rows[0];
 
 describe('concurrent adds', () => {
   it('keeps exact totals under 50 concurrent adds to one bill', async () => {
@@ -38,8 +39,17 @@ describe('concurrent adds', () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     const amounts = Array.from({ length: 64 }, (_, i) => 100 + i);
-    const replies = await Promise.all(amounts.map((amount, i) =>
-      call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'EUR', description: `hot ${i}` }, { 'Idempotency-Key': `${billId}-hot-${i}` })));
+    const replies = await Promise.all(
+      amounts.map((amount, i) =>
+        call(
+          stack,
+          'POST',
+          `/bills/${billId}/line-items`,
+          { amount, currency: 'EUR', description: `hot ${i}` },
+          { 'Idempotency-Key': `${billId}-hot-${i}` },
+        ),
+      ),
+    );
     expect(replies.map((r) => r.status)).toEqual(Array(64).fill(200));
     expect(new Set(replies.map((r) => r.body.line_item.line_item_id)).size).toBe(64);
     // Each caller's answer carries its own item and a snapshot that already counts it; the last
@@ -73,7 +83,13 @@ describe('concurrent adds', () => {
     }
     // Retry of an early key after several continue-as-new runs: the update id is new to this run.
     await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [`${billId}-0`]);
-    const retried = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 10, currency: 'JPY', description: 'item 0' }, { 'X-Idempotency-Key': `${billId}-0` });
+    const retried = await call(
+      stack,
+      'POST',
+      `/bills/${billId}/line-items`,
+      { amount: 10, currency: 'JPY', description: 'item 0' },
+      { 'X-Idempotency-Key': `${billId}-0` },
+    );
     expect(retried.status).toBe(200);
 
     const live = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).query(getBillQuery);

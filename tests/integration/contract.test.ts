@@ -17,10 +17,22 @@ const bill = { bill_id: 'b-1', status: 'open' }; // far from a whole Bill
 const answers: Record<string, { status: number; headers: Record<string, string>; body: string }> = {
   '/bills/b-1': { status: 200, headers: { 'x-request-id': 'r1', 'content-type': 'application/json' }, body: JSON.stringify(bill) },
   '/bills': { status: 201, headers: { 'x-request-id': 'r2', 'content-type': 'application/json' }, body: '{}' },
-  '/bills/b-2': { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'not_found', message: 'no', details: null }) },
+  '/bills/b-2': {
+    status: 404,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ code: 'not_found', message: 'no', details: null }),
+  },
   '/bills/b-3': { status: 404, headers: { 'x-request-id': 'r3', 'content-type': 'text/plain' }, body: 'not found' },
-  '/bills/b-4': { status: 400, headers: { 'x-request-id': 'r4', 'content-type': 'application/json' }, body: JSON.stringify({ code: 'teapot', message: 'x', details: null }) },
-  '/bills/b-5': { status: 404, headers: { 'x-request-id': 'r5', 'content-type': 'application/json' }, body: JSON.stringify({ code: 'not_found', message: 'no', details: null }) },
+  '/bills/b-4': {
+    status: 400,
+    headers: { 'x-request-id': 'r4', 'content-type': 'application/json' },
+    body: JSON.stringify({ code: 'teapot', message: 'x', details: null }),
+  },
+  '/bills/b-5': {
+    status: 404,
+    headers: { 'x-request-id': 'r5', 'content-type': 'application/json' },
+    body: JSON.stringify({ code: 'not_found', message: 'no', details: null }),
+  },
   '/bills/b-6': { status: 200, headers: { 'x-request-id': 'r6' }, body: '' },
 };
 

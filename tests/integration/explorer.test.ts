@@ -18,11 +18,16 @@ const SCREENSHOT = path.join(root, 'test-output', 'explorer-docs.png');
 function chromiumPath(): string {
   const candidates = process.env.CHROMIUM_PATH
     ? [process.env.CHROMIUM_PATH]
-    : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, 'chromium'));
+    : (process.env.PATH ?? '')
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, 'chromium'));
   const found = candidates.find((c) => existsSync(c));
   if (!found) {
-    throw new Error(`Chromium not found (looked for ${candidates.join(', ') || 'chromium on an empty PATH'}). The explorer test `
-      + 'needs Debian\'s chromium: apt-get install -y --no-install-recommends chromium (as .ci/run does), or set CHROMIUM_PATH.');
+    throw new Error(
+      `Chromium not found (looked for ${candidates.join(', ') || 'chromium on an empty PATH'}). The explorer test ` +
+        "needs Debian's chromium: apt-get install -y --no-install-recommends chromium (as .ci/run does), or set CHROMIUM_PATH.",
+    );
   }
   return found;
 }
@@ -89,7 +94,6 @@ describe('the explorer page', () => {
 
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await createBill.screenshot({ path: SCREENSHOT });
-    console.log(`explorer screenshot: ${SCREENSHOT}`);
 
     const billId = /"bill_id": "([^"]+)"/.exec(shown)?.[1];
     expect(billId).toBeDefined();

@@ -5,7 +5,7 @@
  * and a rejected request leaves the database exactly as it was. Authentication is on, and each
  * request comes as one of several principals (an admin, a writer, a reader, a revoked key, a
  * forged one, nobody); cursors are also built well-formed with hostile content, and headers
- * include forwarded addresses. FUZZ_SEED (printed) replays a run.
+ * include forwarded addresses. FUZZ_SEED (printed when the run fails) replays a run.
  *
  * Its own database, so that nothing but these requests writes to it. Bills exist for the
  * generated requests to aim at (open and closed), all with periods far in the future, so no
@@ -17,6 +17,7 @@ import { insertApiKey, type Scope } from '../../core/auth';
 import { encodeCursor } from '../../core/validate';
 import { createDatabase, dropDatabase } from '../helpers/global-setup';
 import { call, startStack, type Stack } from '../helpers/stack';
+import { noteForFailure } from '../helpers/run-logs';
 
 const dbName = `fees_fuzz_${process.pid}_${Date.now()}`;
 let stack: Stack;
@@ -37,7 +38,9 @@ beforeAll(async () => {
   const admin = { authorization: principals.admin };
   for (const id of [OPEN, CLOSED]) {
     expect((await call(stack, 'POST', '/bills', { bill_id: id, billing_period_end: FAR }, admin)).status).toBe(200);
-    expect((await call(stack, 'POST', `/bills/${id}/line-items`, { amount: 100, currency: 'USD', description: 'seed' }, admin)).status).toBe(200);
+    expect(
+      (await call(stack, 'POST', `/bills/${id}/line-items`, { amount: 100, currency: 'USD', description: 'seed' }, admin)).status,
+    ).toBe(200);
   }
   expect((await call(stack, 'POST', `/bills/${CLOSED}/close`, undefined, admin)).status).toBe(200);
   // The closed bill's invoice is written in the background: wait for it before comparing states.
@@ -50,22 +53,37 @@ afterAll(async () => {
 
 // Every table a request could write. api_keys without last_used_at, which a lookup stamps
 // whether the request is then refused or not.
-const TABLES = ['bills', 'line_items', 'bill_totals', 'idempotency_keys', 'line_item_batches', 'bill_postprocess', 'invoices', 'invoice_sequences',
-  '(SELECT key_id, name, secret_sha256, scopes, created_at, revoked_at FROM api_keys)'];
+const TABLES = [
+  'bills',
+  'line_items',
+  'bill_totals',
+  'idempotency_keys',
+  'line_item_batches',
+  'bill_postprocess',
+  'invoices',
+  'invoice_sequences',
+  '(SELECT key_id, name, secret_sha256, scopes, created_at, revoked_at FROM api_keys)',
+];
 
 /** Every row of every table the API writes, as one digest. */
 async function databaseState(): Promise<string> {
-  const parts = await Promise.all(TABLES.map(async (t) => {
-    const { rows } = await stack.db.query(`SELECT count(*)::int AS n, md5(COALESCE(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM ${t} x`);
-    return `${t.slice(0, 40)}:${rows[0].n}:${rows[0].h}`;
-  }));
+  const parts = await Promise.all(
+    TABLES.map(async (t) => {
+      const { rows } = await stack.db.query(
+        `SELECT count(*)::int AS n, md5(COALESCE(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM ${t} x`,
+      );
+      return `${t.slice(0, 40)}:${rows[0].n}:${rows[0].h}`;
+    }),
+  );
   return parts.join(' ');
 }
 
 async function waitForQuiet(): Promise<void> {
   let last = '';
   for (let i = 0; i < 100; i++) {
-    const { rows } = await stack.db.query(`SELECT count(*)::int AS n FROM bill_postprocess WHERE status NOT IN ('sent', 'skipped', 'failed')`);
+    const { rows } = await stack.db.query(
+      `SELECT count(*)::int AS n FROM bill_postprocess WHERE status NOT IN ('sent', 'skipped', 'failed')`,
+    );
     const now = await databaseState();
     if (rows[0].n === 0 && now === last) return;
     last = now;
@@ -96,7 +114,13 @@ function send(req: Req): Promise<Res> {
     const r = http.request({ host: '127.0.0.1', port, method: req.method, path: req.path, headers: req.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode!,
+          contentType: String(res.headers['content-type'] ?? ''),
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
     });
     r.on('error', reject);
     if (req.body !== undefined) r.write(req.body);
@@ -108,13 +132,21 @@ function send(req: Req): Promise<Res> {
 // Generators
 
 const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 80 });
-const anyText = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }), printable);
+const anyText = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: 'grapheme', maxLength: 40 }),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  printable,
+);
 
 /** Path segments: real ids, ids of the wrong shape, traversal, encodings, huge ones. */
 const segment = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(OPEN, CLOSED, 'no-such-bill') },
   { weight: 3, arbitrary: anyText.map(encodeURIComponent) },
-  { weight: 1, arbitrary: fc.constantFrom('..', '.', '%00', '%ZZ', '%2F', '%2e%2e', ';', '$', '~', '', '%C0%AF', 'a'.repeat(65), 'x'.repeat(5000)) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('..', '.', '%00', '%ZZ', '%2F', '%2e%2e', ';', '$', '~', '', '%C0%AF', 'a'.repeat(65), 'x'.repeat(5000)),
+  },
 );
 const pathTemplate = fc.constantFrom(
   (s: string) => `/bills/${s}`,
@@ -128,40 +160,77 @@ const pathTemplate = fc.constantFrom(
   (s: string) => `/${s}`,
   (s: string) => `/bills/${s}/${s}`,
 );
-const queryKey = fc.oneof(fc.constantFrom('status', 'limit', 'cursor', 'invoice_status', 'bill_id', 'policy', 'limit[]', '__proto__', 'constructor'), anyText);
+const queryKey = fc.oneof(
+  fc.constantFrom('status', 'limit', 'cursor', 'invoice_status', 'bill_id', 'policy', 'limit[]', '__proto__', 'constructor'),
+  anyText,
+);
 const queryValue = fc.oneof(
   fc.constantFrom('open', 'closed', 'failed', '0', '-1', '1e3', '101', '99999999999999999999', 'NaN', 'null', '', 'eyJ4IjoxfQ', '%'),
   anyText,
 );
 /** Cursors as the service encodes them, holding what it never writes there. */
 const hostileDate = fc.oneof(
-  fc.constantFrom('2024', '2024-W01-1', '2024-02-30T00:00:00.000Z', '2024-01-01', '2024-01-01T00:00:00Z', '+275760-09-13T00:00:00.000Z', FAR),
-  fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), anyText, fc.integer(),
+  fc.constantFrom(
+    '2024',
+    '2024-W01-1',
+    '2024-02-30T00:00:00.000Z',
+    '2024-01-01',
+    '2024-01-01T00:00:00Z',
+    '+275760-09-13T00:00:00.000Z',
+    FAR,
+  ),
+  fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+  anyText,
+  fc.integer(),
 );
 const hostileId = fc.oneof(fc.constantFrom(OPEN, 'a\u0000b', '', 'x'.repeat(65), "'; DROP TABLE bills; --"), anyText, fc.integer());
 const hostilePosition = fc.oneof(
   fc.constantFrom('9999999999999999999', '9223372036854775807', '9223372036854775808', '-1', '007', '1e3', '0x10', ' 1', '1.5'),
-  fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map(String), anyText, fc.integer(),
+  fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map(String),
+  anyText,
+  fc.integer(),
 );
-const structuredCursor = fc.oneof(
-  fc.tuple(hostileDate, hostileId), fc.tuple(hostilePosition), fc.array(fc.jsonValue(), { maxLength: 3 }),
-).map((position) => encodeCursor(position as unknown[]));
-const query = fc.array(fc.oneof({ weight: 3, arbitrary: fc.tuple(queryKey, queryValue) }, { weight: 1, arbitrary: fc.tuple(fc.constant('cursor'), structuredCursor) }), { maxLength: 4 }).map((pairs) =>
-  pairs.length ? `?${pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')}` : '',
-);
+const structuredCursor = fc
+  .oneof(fc.tuple(hostileDate, hostileId), fc.tuple(hostilePosition), fc.array(fc.jsonValue(), { maxLength: 3 }))
+  .map((position) => encodeCursor(position as unknown[]));
+const query = fc
+  .array(
+    fc.oneof(
+      { weight: 3, arbitrary: fc.tuple(queryKey, queryValue) },
+      { weight: 1, arbitrary: fc.tuple(fc.constant('cursor'), structuredCursor) },
+    ),
+    { maxLength: 4 },
+  )
+  .map((pairs) => (pairs.length ? `?${pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')}` : ''));
 
 /** JSON values that look like the API's inputs but are wrong in one or more ways. */
-const amount = fc.oneof(fc.integer(), fc.double(), fc.bigInt().map(String), fc.constantFrom(0, -1, 2 ** 53, 2 ** 63, 1.5, '100', null, true, [], {}));
+const amount = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.bigInt().map(String),
+  fc.constantFrom(0, -1, 2 ** 53, 2 ** 63, 1.5, '100', null, true, [], {}),
+);
 const currency = fc.oneof(fc.constantFrom('USD', 'usd', 'XXX', 'EUR', 'JPY', 'US', 'USDD', '', null, 1), anyText);
 const lineItem = fc.record(
-  { amount, currency, description: fc.oneof(anyText, fc.constantFrom('', 'x'.repeat(501)), fc.integer()), metadata: fc.oneof(fc.constant(null), fc.jsonValue(), fc.object()) },
+  {
+    amount,
+    currency,
+    description: fc.oneof(anyText, fc.constantFrom('', 'x'.repeat(501)), fc.integer()),
+    metadata: fc.oneof(fc.constant(null), fc.jsonValue(), fc.object()),
+  },
   { requiredKeys: [] },
 );
-const lineItemObject = fc.oneof(lineItem, fc.record({ amount: fc.integer({ min: 1, max: 1000 }), currency: fc.constant('USD'), description: anyText }));
+const lineItemObject = fc.oneof(
+  lineItem,
+  fc.record({ amount: fc.integer({ min: 1, max: 1000 }), currency: fc.constant('USD'), description: anyText }),
+);
 const billBody = fc.record(
   {
     bill_id: fc.oneof(anyText, fc.constantFrom(OPEN, CLOSED, 'a'.repeat(65))),
-    billing_period_end: fc.oneof(fc.constantFrom(FAR, '2000-01-01T00:00:00Z', 'tomorrow', '', '2100-13-40T00:00:00Z', null, 0), fc.date().map((d) => (Number.isNaN(d.getTime()) ? 'x' : d.toISOString()))),
+    billing_period_end: fc.oneof(
+      fc.constantFrom(FAR, '2000-01-01T00:00:00Z', 'tomorrow', '', '2100-13-40T00:00:00Z', null, 0),
+      fc.date().map((d) => (Number.isNaN(d.getTime()) ? 'x' : d.toISOString())),
+    ),
     currency,
     policy: fc.oneof(fc.constantFrom('usage_based', 'monthly', 'recurring', 'x'), anyText),
     customer_email: fc.oneof(fc.constantFrom('a@b.co', 'not-an-email', ''), anyText),
@@ -169,26 +238,50 @@ const billBody = fc.record(
   },
   { requiredKeys: [] },
 );
-const jsonBody = fc.oneof(
-  billBody,
-  lineItemObject,
-  fc.record({ items: fc.oneof(fc.array(lineItemObject, { maxLength: 5 }), fc.constant([]), fc.jsonValue()) }),
-  fc.jsonValue(),
-  fc.anything(),
-).map((v) => {
-  try {
-    return JSON.stringify(v) ?? 'null';
-  } catch {
-    return '{}';
-  }
-});
+const jsonBody = fc
+  .oneof(
+    billBody,
+    lineItemObject,
+    fc.record({ items: fc.oneof(fc.array(lineItemObject, { maxLength: 5 }), fc.constant([]), fc.jsonValue()) }),
+    fc.jsonValue(),
+    fc.anything(),
+  )
+  .map((v) => {
+    try {
+      return JSON.stringify(v) ?? 'null';
+    } catch {
+      return '{}';
+    }
+  });
 const body = fc.oneof(
   { weight: 6, arbitrary: jsonBody },
   { weight: 1, arbitrary: anyText },
-  { weight: 1, arbitrary: fc.constantFrom('{', '{"amount":', '[]', 'null', '"x"', '{"__proto__":{"x":1}}', '{"a":1,"a":2}', '\u0000', 'x'.repeat(2 * 1024 * 1024)) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '{',
+      '{"amount":',
+      '[]',
+      'null',
+      '"x"',
+      '{"__proto__":{"x":1}}',
+      '{"a":1,"a":2}',
+      '\u0000',
+      'x'.repeat(2 * 1024 * 1024),
+    ),
+  },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)) },
 );
-const contentType = fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', 'application/json; charset=latin1', undefined);
+const contentType = fc.constantFrom(
+  'application/json',
+  'application/json; charset=utf-8',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/octet-stream',
+  'application/json; charset=latin1',
+  undefined,
+);
 const headers = fc.record(
   {
     'idempotency-key': fc.oneof(printable, fc.constant('k'.repeat(300)), fc.uuid()),
@@ -202,7 +295,10 @@ const headers = fc.record(
 
 const request = fc
   .record({
-    method: fc.oneof({ weight: 8, arbitrary: fc.constantFrom('GET', 'POST') }, { weight: 2, arbitrary: fc.constantFrom('PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS') }),
+    method: fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom('GET', 'POST') },
+      { weight: 2, arbitrary: fc.constantFrom('PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS') },
+    ),
     template: pathTemplate,
     segment,
     query,
@@ -220,18 +316,38 @@ const request = fc
   .map(({ method, template, segment: s, query: q, headers: h, principal: p, contentType: ct, body: b }): Req => ({
     method,
     path: template(s) + q,
-    headers: { ...h, ...(p === undefined ? {} : { authorization: p in principals ? principals[p as keyof typeof principals] : p }), ...(ct ? { 'content-type': ct } : {}) },
+    headers: {
+      ...h,
+      ...(p === undefined ? {} : { authorization: p in principals ? principals[p as keyof typeof principals] : p }),
+      ...(ct ? { 'content-type': ct } : {}),
+    },
     body: method === 'GET' || method === 'HEAD' ? undefined : b,
   }));
 
 // ---------------------------------------------------------------------------------------------
 
-const ERROR_CODES = ['invalid_argument', 'failed_precondition', 'not_found', 'already_exists', 'aborted', 'unauthenticated',
-  'permission_denied', 'resource_exhausted', 'unavailable', 'deadline_exceeded', 'internal', 'unimplemented', 'out_of_range', 'canceled', 'unknown', 'data_loss'];
+const ERROR_CODES = [
+  'invalid_argument',
+  'failed_precondition',
+  'not_found',
+  'already_exists',
+  'aborted',
+  'unauthenticated',
+  'permission_denied',
+  'resource_exhausted',
+  'unavailable',
+  'deadline_exceeded',
+  'internal',
+  'unimplemented',
+  'out_of_range',
+  'canceled',
+  'unknown',
+  'data_loss',
+];
 
 it('answers thousands of generated requests without a 5xx, with the error shape, changing nothing when it refuses', async () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
-  process.stdout.write(`FUZZ_SEED=${seed}\n`);
+  noteForFailure(`FUZZ_SEED=${seed}`);
   const statuses = new Map<number, number>();
   let before = await databaseState();
   await fc.assert(

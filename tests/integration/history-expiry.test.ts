@@ -5,7 +5,8 @@
 import { requestedBill } from '../../bills/bills';
 import { parseCreateBill } from '../../bills/validation';
 import { fingerprint } from '../../core/idempotency';
-import { billWorkflowId, postProcessWorkflowId } from '../../temporal/shared';
+import { billWorkflowId } from '../../bills/messages';
+import { postProcessWorkflowId } from '../../postprocess/messages';
 import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
@@ -21,8 +22,15 @@ async function billWithoutWorkflow(body: Record<string, unknown>, status: 'open'
   await stack.db.query(
     `INSERT INTO bills (bill_id, status, policy, currency, billing_period_start, billing_period_end, created_at, closed_at, request_fingerprint)
      VALUES ($1, $2, 'usage_based', $3, $4, $5, $4, $6, $7)`,
-    [input.bill_id, status, input.currency, created, input.billing_period_end, status === 'closed' ? created : null,
-      fp ?? fingerprint('bill', requestedBill(input))],
+    [
+      input.bill_id,
+      status,
+      input.currency,
+      created,
+      input.billing_period_end,
+      status === 'closed' ? created : null,
+      fp ?? fingerprint('bill', requestedBill(input)),
+    ],
   );
 }
 

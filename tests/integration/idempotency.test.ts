@@ -52,8 +52,20 @@ describe('idempotency keys', () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     const key = uid('key');
-    await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 1, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
-    const other = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 2, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
+    await call(
+      stack,
+      'POST',
+      `/bills/${billId}/line-items`,
+      { amount: 1, currency: 'USD', description: 'a' },
+      { 'X-Idempotency-Key': key },
+    );
+    const other = await call(
+      stack,
+      'POST',
+      `/bills/${billId}/line-items`,
+      { amount: 2, currency: 'USD', description: 'a' },
+      { 'X-Idempotency-Key': key },
+    );
     expect(other.status).toBe(400);
     expect(other.body).toMatchObject({ code: 'invalid_argument', details: { field: 'X-Idempotency-Key' } });
     expect(await lineItemCount(billId)).toBe(1);
@@ -63,10 +75,22 @@ describe('idempotency keys', () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     const key = uid('key');
-    await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 1, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
+    await call(
+      stack,
+      'POST',
+      `/bills/${billId}/line-items`,
+      { amount: 1, currency: 'USD', description: 'a' },
+      { 'X-Idempotency-Key': key },
+    );
     // As if the key had expired: only the line item id, derived from the key, remembers it.
     await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
-    const other = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 2, currency: 'USD', description: 'a' }, { 'X-Idempotency-Key': key });
+    const other = await call(
+      stack,
+      'POST',
+      `/bills/${billId}/line-items`,
+      { amount: 2, currency: 'USD', description: 'a' },
+      { 'X-Idempotency-Key': key },
+    );
     expect(other.status).toBe(400);
     expect(other.body).toMatchObject({ code: 'invalid_argument', details: { field: 'idempotency_key' } });
     expect(await lineItemCount(billId)).toBe(1);
@@ -157,11 +181,23 @@ describe('idempotency keys belong to a caller and an operation', () => {
     expectReplayOf(await call(authed, 'POST', '/bills', body, { ...b, ...key }), fromB);
   });
 
-  it("lets another caller use the same key for a different request, and derives other line item ids", async () => {
+  it('lets another caller use the same key for a different request, and derives other line item ids', async () => {
     const bill = (await call(authed, 'POST', '/bills', { billing_period_end: inSeconds(3600) }, a)).body.bill_id;
     const key = { 'X-Idempotency-Key': uid('n') };
-    const fromA = await call(authed, 'POST', `/bills/${bill}/line-items`, { amount: 1, currency: 'USD', description: 'a' }, { ...a, ...key });
-    const fromB = await call(authed, 'POST', `/bills/${bill}/line-items`, { amount: 2, currency: 'USD', description: 'b' }, { ...b, ...key });
+    const fromA = await call(
+      authed,
+      'POST',
+      `/bills/${bill}/line-items`,
+      { amount: 1, currency: 'USD', description: 'a' },
+      { ...a, ...key },
+    );
+    const fromB = await call(
+      authed,
+      'POST',
+      `/bills/${bill}/line-items`,
+      { amount: 2, currency: 'USD', description: 'b' },
+      { ...b, ...key },
+    );
     expect([fromA.status, fromB.status]).toEqual([200, 200]);
     expect(fromB.body.line_item.line_item_id).not.toBe(fromA.body.line_item.line_item_id);
     expect(Number((await authed.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [bill])).rows[0].count)).toBe(2);
@@ -170,7 +206,13 @@ describe('idempotency keys belong to a caller and an operation', () => {
   it('takes the same key on another endpoint as another request', async () => {
     const key = { 'X-Idempotency-Key': uid('k') };
     const created = await call(authed, 'POST', '/bills', { billing_period_end: inSeconds(3600) }, { ...a, ...key });
-    const added = await call(authed, 'POST', `/bills/${created.body.bill_id}/line-items`, { amount: 5, currency: 'EUR', description: 'x' }, { ...a, ...key });
+    const added = await call(
+      authed,
+      'POST',
+      `/bills/${created.body.bill_id}/line-items`,
+      { amount: 5, currency: 'EUR', description: 'x' },
+      { ...a, ...key },
+    );
     expect([created.status, added.status]).toEqual([200, 200]);
   });
 
@@ -178,20 +220,42 @@ describe('idempotency keys belong to a caller and an operation', () => {
     // Sent before the upgrade (ids from the bare key, the shared lane still derives so), and its
     // record deleted as a failed attempt's is; the effects had landed all the same.
     const key = uid('lost');
-    const created = await call(stack, 'POST', '/bills', { billing_period_end: inSeconds(3600), description: 'before' }, { 'X-Idempotency-Key': key });
+    const created = await call(
+      stack,
+      'POST',
+      '/bills',
+      { billing_period_end: inSeconds(3600), description: 'before' },
+      { 'X-Idempotency-Key': key },
+    );
     const item = { amount: 3, currency: 'USD', description: 'landed' };
     const added = await call(stack, 'POST', `/bills/${created.body.bill_id}/line-items`, item, { 'X-Idempotency-Key': key });
-    const batch = { items: [{ amount: 1, currency: 'USD', description: 'b1' }, { amount: 2, currency: 'USD', description: 'b2' }] };
+    const batch = {
+      items: [
+        { amount: 1, currency: 'USD', description: 'b1' },
+        { amount: 2, currency: 'USD', description: 'b2' },
+      ],
+    };
     const batched = await call(stack, 'POST', `/bills/${created.body.bill_id}/line-items/batch`, batch, { 'X-Idempotency-Key': key });
     await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
     // Retried by a caller with an API key after the upgrade: the same bill, item and batch.
-    const again = await call(authed, 'POST', '/bills', { billing_period_end: created.body.billing_period_end, description: 'before' }, { ...a, 'X-Idempotency-Key': key });
+    const again = await call(
+      authed,
+      'POST',
+      '/bills',
+      { billing_period_end: created.body.billing_period_end, description: 'before' },
+      { ...a, 'X-Idempotency-Key': key },
+    );
     expect(again.body.bill_id).toBe(created.body.bill_id);
     const addedAgain = await call(authed, 'POST', `/bills/${created.body.bill_id}/line-items`, item, { ...a, 'X-Idempotency-Key': key });
     expect(addedAgain.body.line_item.line_item_id).toBe(added.body.line_item.line_item_id);
-    const batchedAgain = await call(authed, 'POST', `/bills/${created.body.bill_id}/line-items/batch`, batch, { ...a, 'X-Idempotency-Key': key });
+    const batchedAgain = await call(authed, 'POST', `/bills/${created.body.bill_id}/line-items/batch`, batch, {
+      ...a,
+      'X-Idempotency-Key': key,
+    });
     expect(batchedAgain.body.line_item_ids).toEqual(batched.body.line_item_ids);
-    expect(Number((await authed.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [created.body.bill_id])).rows[0].count)).toBe(3);
+    expect(
+      Number((await authed.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [created.body.bill_id])).rows[0].count),
+    ).toBe(3);
   });
 
   it('keeps answering a request sent before keys had lanes (a row of migration 7), with its ids', async () => {
@@ -208,7 +272,10 @@ describe('idempotency keys belong to a caller and an operation', () => {
     try {
       expectReplayOf(await call(upgraded, 'POST', `/bills/${billId}/line-items`, item, { ...b, 'X-Idempotency-Key': key }), first);
       // In flight when the old process died: taken over, and the retry derives the first attempt's id.
-      await authed.db.query(`UPDATE idempotency_keys SET state = 'in_flight', response_body = NULL, locked_until = now() - interval '1 s' WHERE key = $1`, [key]);
+      await authed.db.query(
+        `UPDATE idempotency_keys SET state = 'in_flight', response_body = NULL, locked_until = now() - interval '1 s' WHERE key = $1`,
+        [key],
+      );
       const retried = await call(upgraded, 'POST', `/bills/${billId}/line-items`, item, { ...a, 'X-Idempotency-Key': key });
       expect(retried.body.line_item.line_item_id).toBe(first.body.line_item.line_item_id);
     } finally {

@@ -3,7 +3,6 @@
  * on loopback, exactly once, through SMTP outages, a killed worker and concurrent closes.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { inTransaction } from '../../core/db';
 import { createLogger } from '../../core/log';
@@ -11,6 +10,7 @@ import { invoiceFailures } from '../../core/metrics';
 import { assignInvoiceNumber } from '../../postprocess/store';
 import { call, eventually, expectReplayOf, inSeconds, logSink, startCrashingWorker, startStack, uid, type Stack } from '../helpers/stack';
 import { pdfText, startSmtpPeer, type ReceivedMail, type SmtpPeer } from '../helpers/smtp';
+import { quietActivityEnvironment } from '../helpers/run-logs';
 
 const received: ReceivedMail[] = [];
 let logLines: Record<string, unknown>[] = [];
@@ -47,7 +47,10 @@ async function closedBill(opts: { email?: string | null; items?: { amount: numbe
   const billId = uid();
   const email = opts.email === undefined ? `${billId}@example.com` : opts.email;
   const created = await call(stack, 'POST', '/bills', {
-    bill_id: billId, billing_period_end: inSeconds(3600), ...(email ? { customer_email: email } : {}), description: 'API usage',
+    bill_id: billId,
+    billing_period_end: inSeconds(3600),
+    ...(email ? { customer_email: email } : {}),
+    description: 'API usage',
   });
   expect(created.status).toBe(200);
   for (const item of opts.items ?? [{ amount: 1999, currency: 'USD', description: 'calls' }]) {
@@ -119,8 +122,9 @@ describe('a closed bill gets its invoice', () => {
     expect(pdf.body.equals(attachment.content)).toBe(true);
     await expect(stack.db.query(`UPDATE invoices SET pdf = 'x' WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE003' });
     await expect(stack.db.query(`DELETE FROM invoices WHERE bill_id = $1`, [billId])).rejects.toMatchObject({ code: 'FE003' });
-    await expect(stack.db.query(`UPDATE bill_postprocess SET status = 'generated' WHERE bill_id = $1`, [billId]))
-      .rejects.toMatchObject({ code: 'FE004' });
+    await expect(stack.db.query(`UPDATE bill_postprocess SET status = 'generated' WHERE bill_id = $1`, [billId])).rejects.toMatchObject({
+      code: 'FE004',
+    });
 
     await replay(stack.deps.temporal.workflow.getHandle(`bill-${billId}-postprocess`));
 
@@ -193,7 +197,10 @@ describe('SMTP down', () => {
       down = false;
       const retry = await call(stack, 'POST', `/bills/${billId}/invoice/retry`, undefined, { 'Idempotency-Key': `${billId}-retry` });
       expect(retry.status).toBe(200);
-      expect(retry.body).toMatchObject({ restarted: true, invoice: { status: 'generated', invoice_number: failed.invoice_number, error: null } });
+      expect(retry.body).toMatchObject({
+        restarted: true,
+        invoice: { status: 'generated', invoice_number: failed.invoice_number, error: null },
+      });
       const again = await call(stack, 'POST', `/bills/${billId}/invoice/retry`, undefined, { 'Idempotency-Key': `${billId}-retry` });
       expectReplayOf(again, retry); // replayed from the idempotency store, byte for byte
 
@@ -230,7 +237,7 @@ describe('a worker killed between "PDF stored" and "email sent"', () => {
     // Two delivery attempts racing (say the retry of the lost attempt and an operator's): each
     // locks the delivery row, so the second finds the first one's record. One email.
     const deliver = stack.activities().deliverInvoice;
-    const results = await Promise.all([1, 2].map(() => new MockActivityEnvironment().run(deliver, { bill_id: billId })));
+    const results = await Promise.all([1, 2].map(() => quietActivityEnvironment().run(deliver, { bill_id: billId })));
     expect(results.map((r) => (r as { status: string }).status)).toEqual(['sent', 'sent']);
     expect(mailsFor(billId)).toHaveLength(1);
 
@@ -250,12 +257,14 @@ describe('a worker killed between "PDF stored" and "email sent"', () => {
 
 describe('invoice numbers', () => {
   it('gives bills closing at the same moment distinct numbers, and every sequence stays gap-free', async () => {
-    const billIds = await Promise.all(Array.from({ length: 8 }, async () => {
-      const billId = uid();
-      await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
-      await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 100, currency: 'EUR', description: 'x' });
-      return billId;
-    }));
+    const billIds = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const billId = uid();
+        await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+        await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 100, currency: 'EUR', description: 'x' });
+        return billId;
+      }),
+    );
     const closes = await Promise.all(billIds.map((id) => call(stack, 'POST', `/bills/${id}/close`)));
     expect(closes.map((c) => c.status)).toEqual(Array(8).fill(200));
     const numbers = await Promise.all(billIds.map(async (id) => (await invoiceIs(id, 'skipped')).invoice_number));

@@ -1,5 +1,5 @@
 import { Worker } from '@temporalio/worker';
-import { billWorkflowId } from '../../temporal/shared';
+import { billWorkflowId } from '../../bills/messages';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
@@ -12,10 +12,20 @@ describe('the life of a bill over HTTP', () => {
   it('creates a bill, adds USD, GEL and JPY items, shows live totals, closes with stored totals', async () => {
     const billId = uid();
     const created = await call(stack, 'POST', '/bills', {
-      bill_id: billId, billing_period_end: inSeconds(3600), customer_email: 'ana@example.com', description: 'API usage',
+      bill_id: billId,
+      billing_period_end: inSeconds(3600),
+      customer_email: 'ana@example.com',
+      description: 'API usage',
     });
     expect(created.status).toBe(200);
-    expect(created.body).toMatchObject({ bill_id: billId, status: 'open', policy: 'usage_based', currency: null, totals: [], totals_source: 'live' });
+    expect(created.body).toMatchObject({
+      bill_id: billId,
+      status: 'open',
+      policy: 'usage_based',
+      currency: null,
+      totals: [],
+      totals_source: 'live',
+    });
 
     // Right after a 2xx create the bill is readable.
     expect((await call(stack, 'GET', `/bills/${billId}`)).status).toBe(200);
@@ -49,8 +59,13 @@ describe('the life of a bill over HTTP', () => {
 
     const after = await call(stack, 'GET', `/bills/${billId}`);
     expect(after.body).toMatchObject({ status: 'closed', totals: expected, totals_source: 'stored' });
-    const stored = await stack.db.query('SELECT currency, amount::text, line_item_count::int FROM bill_totals WHERE bill_id = $1 ORDER BY currency', [billId]);
-    expect(stored.rows).toEqual(expected.map(({ currency, amount, line_item_count }) => ({ currency, amount: String(amount), line_item_count })));
+    const stored = await stack.db.query(
+      'SELECT currency, amount::text, line_item_count::int FROM bill_totals WHERE bill_id = $1 ORDER BY currency',
+      [billId],
+    );
+    expect(stored.rows).toEqual(
+      expected.map(({ currency, amount, line_item_count }) => ({ currency, amount: String(amount), line_item_count })),
+    );
   });
 
   it('closing a closed bill returns the same final bill', async () => {
@@ -68,8 +83,9 @@ describe('the life of a bill over HTTP', () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     await call(stack, 'POST', `/bills/${billId}/close`);
-    const row = await eventually(async () =>
-      (await stack.db.query('SELECT workflow_id FROM bill_postprocess WHERE bill_id = $1', [billId])).rows[0]);
+    const row = await eventually(
+      async () => (await stack.db.query('SELECT workflow_id FROM bill_postprocess WHERE bill_id = $1', [billId])).rows[0],
+    );
     expect(row.workflow_id).toBe(`bill-${billId}-postprocess`);
   });
 

@@ -65,7 +65,7 @@ describe('listing bills', () => {
     expect(mine).toHaveLength(5);
   });
 
-  it('pages a bill\'s line items oldest first', async () => {
+  it("pages a bill's line items oldest first", async () => {
     const billId = uid('items');
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     for (let i = 0; i < 7; i++) {
@@ -75,7 +75,11 @@ describe('listing bills', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const r: { status: number; body: any } = await call(stack, 'GET', `/bills/${billId}/line-items?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      const r: { status: number; body: any } = await call(
+        stack,
+        'GET',
+        `/bills/${billId}/line-items?limit=3${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(r.status).toBe(200);
       descriptions.push(...r.body.line_items.map((li: { description: string }) => li.description));
       cursor = r.body.next_cursor;

@@ -4,6 +4,7 @@
  */
 import { createLogger } from '../../core/log';
 import { buildServer } from '../../host/server';
+import { runLogStream } from '../helpers/run-logs';
 import { call, inSeconds, logSink, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
@@ -20,7 +21,7 @@ const metricValue = (text: string, name: string, labels = '') => {
 };
 
 describe('logs', () => {
-  it('carry the request id (a caller\'s X-Request-Id is kept) and the bill id on every line of a request', async () => {
+  it("carry the request id (a caller's X-Request-Id is kept) and the bill id on every line of a request", async () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     const reply = await call(stack, 'GET', `/bills/${billId}`, undefined, { 'x-request-id': 'trace-abc.1' });
@@ -64,11 +65,18 @@ describe('metrics', () => {
     expect(delta('fees_idempotent_replays_total')).toBe(1);
     expect(delta('fees_bills_opened_total')).toBe(1);
     expect(delta('fees_bills_closed_total')).toBe(1);
-    expect(after).toMatch(/fees_http_request_duration_seconds_count\{method="POST",route="\/bills\/:billId\/line-items",status="400"\} \d+/);
+    expect(after).toMatch(
+      /fees_http_request_duration_seconds_count\{method="POST",route="\/bills\/:billId\/line-items",status="400"\} \d+/,
+    );
     expect(after).toMatch(/fees_http_request_duration_seconds_bucket\{le="0\.1",method="GET",route="\/metrics",status="200"\} \d+/);
     const open = Number((await stack.db.query(`SELECT count(*) FROM bills WHERE status = 'open'`)).rows[0].count);
     expect(metricValue(after, 'fees_open_bills')).toBe(open);
-    for (const name of ['fees_totals_fallbacks_total', 'fees_invoice_failures_total', 'fees_process_resident_memory_bytes', 'fees_nodejs_eventloop_lag_seconds']) {
+    for (const name of [
+      'fees_totals_fallbacks_total',
+      'fees_invoice_failures_total',
+      'fees_process_resident_memory_bytes',
+      'fees_nodejs_eventloop_lag_seconds',
+    ]) {
       expect(after).toContain(`# TYPE ${name}`);
     }
   });
@@ -78,18 +86,20 @@ describe('probes', () => {
   it('/healthz says the process is up; /readyz checks Postgres, Temporal and a polling worker', async () => {
     expect(await call(stack, 'GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
     expect(await call(stack, 'GET', '/readyz')).toMatchObject({
-      status: 200, body: { status: 'ready', checks: { postgres: 'ok', temporal: 'ok', worker: 'ok' } },
+      status: 200,
+      body: { status: 'ready', checks: { postgres: 'ok', temporal: 'ok', worker: 'ok' } },
     });
   });
 
   it('/readyz answers 503 with the failing check when no worker polls the task queue', async () => {
     const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue: `nobody-${uid()}` } };
-    const app = buildServer({ ...stack.deps, config }, { logLevel: 'silent' });
+    const app = buildServer({ ...stack.deps, config }, { logLevel: 'silent', logStream: runLogStream('service') });
     try {
       const res = await app.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(503);
       expect(res.json()).toMatchObject({
-        code: 'unavailable', message: 'not ready: worker',
+        code: 'unavailable',
+        message: 'not ready: worker',
         details: { checks: { postgres: 'ok', temporal: 'ok', worker: expect.stringContaining('no worker polls') } },
       });
     } finally {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { reconcile } from '../../bills/reconcile';
 import { insertApiKey } from '../../core/auth';
-import { billWorkflowId } from '../../temporal/shared';
+import { billWorkflowId } from '../../bills/messages';
 import { createDatabase, dropDatabase } from '../helpers/global-setup';
 import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
@@ -30,7 +30,9 @@ async function openBillWithItems(amounts: number[]): Promise<string> {
   const billId = uid();
   expect((await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) }, admin)).status).toBe(200);
   for (const amount of amounts) {
-    expect((await call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'USD', description: 'x' }, admin)).status).toBe(200);
+    expect((await call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'USD', description: 'x' }, admin)).status).toBe(
+      200,
+    );
   }
   return billId;
 }
@@ -99,7 +101,10 @@ describe('reconciliation', () => {
     for (const id of [behindBack, tampered, orphan]) expect(out).toContain(id);
     // One bill at a time: a healthy one still passes.
     const healthy = await openBillWithItems([1]);
-    expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${healthy}`, undefined, admin)).body).toMatchObject({ ok: true, bills_checked: 1 });
+    expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${healthy}`, undefined, admin)).body).toMatchObject({
+      ok: true,
+      bills_checked: 1,
+    });
   });
 
   it('tells a workflow that does not answer within its deadline from one that disagrees', async () => {

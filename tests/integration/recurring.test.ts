@@ -34,9 +34,22 @@ const closedBill = (billId: string, timeoutMs = 30_000) =>
 describe('a recurring bill', () => {
   it('runs consecutive periods, each with one fee and its usage, until its series is cancelled', async () => {
     const first = uid('series');
-    const created = await call(stack, 'POST', '/bills', { bill_id: first, policy: 'recurring', interval: 'PT6S', recurring_fee: FEE, customer_email: 'ap@example.com' });
+    const created = await call(stack, 'POST', '/bills', {
+      bill_id: first,
+      policy: 'recurring',
+      interval: 'PT6S',
+      recurring_fee: FEE,
+      customer_email: 'ap@example.com',
+    });
     expect(created.status).toBe(200);
-    expect(created.body).toMatchObject({ policy: 'recurring', interval: 'PT6S', series_id: first, previous_bill_id: null, recurring_fee: FEE, cancelled_at: null });
+    expect(created.body).toMatchObject({
+      policy: 'recurring',
+      interval: 'PT6S',
+      series_id: first,
+      previous_bill_id: null,
+      recurring_fee: FEE,
+      cancelled_at: null,
+    });
     // No end given: a full first period.
     expect(Date.parse(created.body.billing_period_end) - Date.parse(created.body.billing_period_start)).toBe(6000);
 
@@ -67,10 +80,15 @@ describe('a recurring bill', () => {
       const fees = items.filter((li) => li.metadata?.recurring_fee === true);
       expect(fees).toHaveLength(1);
       expect(fees[0]).toMatchObject({ amount: 500, currency: 'USD', description: 'Platform fee' });
-      const usageAmounts = items.filter((li) => !li.metadata?.recurring_fee).map((li) => li.amount).sort();
+      const usageAmounts = items
+        .filter((li) => !li.metadata?.recurring_fee)
+        .map((li) => li.amount)
+        .sort();
       expect(usageAmounts).toEqual(usage.get(bill.bill_id)!.sort());
       const total = 500 + usageAmounts.reduce((a: number, b: number) => a + b, 0);
-      expect(bill.totals).toEqual([{ currency: 'USD', amount: total, line_item_count: 1 + usageAmounts.length, formatted: expect.any(String) }]);
+      expect(bill.totals).toEqual([
+        { currency: 'USD', amount: total, line_item_count: 1 + usageAmounts.length, formatted: expect.any(String) },
+      ]);
     }
     expect(bills[1].previous_bill_id).toBe(first);
     expect((await call(stack, 'GET', `/bills/${first}`)).body.next_bill_id).toBe(bills[1].bill_id);
@@ -81,15 +99,31 @@ describe('a recurring bill', () => {
     const series = (await call(stack, 'GET', `/bills?series_id=${first}&limit=100`)).body.bills;
     expect(series.map((b: { bill_id: string }) => b.bill_id).sort()).toEqual(bills.map((b) => b.bill_id).sort());
     // Cancelling again answers the same bill; its invoice went out like any other.
-    expect((await call(stack, 'POST', `/bills/${bills[2].bill_id}/cancel`, {})).body).toMatchObject({ bill_id: bills[2].bill_id, cancelled_at: expect.any(String) });
+    expect((await call(stack, 'POST', `/bills/${bills[2].bill_id}/cancel`, {})).body).toMatchObject({
+      bill_id: bills[2].bill_id,
+      cancelled_at: expect.any(String),
+    });
     await eventually(async () => (await call(stack, 'GET', `/bills/${bills[0].bill_id}`)).body.invoice?.status === 'sent');
   }, 120_000);
 
   it('prorates the fee of a partial first period, and closes now when cancelled with close_now', async () => {
     const first = uid('series');
     const end = inSeconds(30);
-    const created = (await call(stack, 'POST', '/bills', { bill_id: first, policy: 'recurring', interval: 'PT1M', recurring_fee: { ...FEE, amount: 6001 }, billing_period_end: end })).body;
-    const expected = prorateFee(6001, new Date(created.billing_period_start), new Date(created.billing_period_end), parseInterval('PT1M') as Interval);
+    const created = (
+      await call(stack, 'POST', '/bills', {
+        bill_id: first,
+        policy: 'recurring',
+        interval: 'PT1M',
+        recurring_fee: { ...FEE, amount: 6001 },
+        billing_period_end: end,
+      })
+    ).body;
+    const expected = prorateFee(
+      6001,
+      new Date(created.billing_period_start),
+      new Date(created.billing_period_end),
+      parseInterval('PT1M') as Interval,
+    );
     expect(expected).toBeGreaterThan(2900);
     expect(expected).toBeLessThan(3100);
     // The answer to the create already counts the fee.
@@ -147,12 +181,18 @@ describe('a recurring bill', () => {
     expect(again.body.bill_id).toBe(sub.body.bill_id);
     const named = uid('series');
     expect((await call(stack, 'POST', '/bills', { bill_id: named, policy: 'monthly' })).status).toBe(200);
-    expect((await call(stack, 'POST', '/bills', { bill_id: named, policy: 'monthly' })).body).toMatchObject({ bill_id: named, policy: 'monthly' });
+    expect((await call(stack, 'POST', '/bills', { bill_id: named, policy: 'monthly' })).body).toMatchObject({
+      bill_id: named,
+      policy: 'monthly',
+    });
 
     // A usage-based bill has no series to cancel.
     const usage = uid();
     await call(stack, 'POST', '/bills', { bill_id: usage, billing_period_end: inSeconds(600) });
     expect((await call(stack, 'POST', `/bills/${usage}/cancel`, {})).body).toMatchObject({ code: 'failed_precondition' });
-    expect((await call(stack, 'POST', `/bills/${usage}/cancel`, { close_now: 'yes' })).body).toMatchObject({ code: 'invalid_argument', details: { field: 'close_now' } });
+    expect((await call(stack, 'POST', `/bills/${usage}/cancel`, { close_now: 'yes' })).body).toMatchObject({
+      code: 'invalid_argument',
+      details: { field: 'close_now' },
+    });
   });
 });

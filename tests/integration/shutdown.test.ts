@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { lineItemId } from '../../lineitems/lineitems';
+import { lineItemId } from '../../lineitems/ids';
 import { call, eventually, inSeconds, liveTotals, mismatchReports, startStack, uid, type Stack } from '../helpers/stack';
 import { holdToContract } from '../helpers/contract';
 import { testTempDir } from '../helpers/tmp';
@@ -33,9 +33,14 @@ function runService(mode: 'all' | 'worker', env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'host/main.ts', mode], {
     cwd: root,
     env: {
-      PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env,
-      DATABASE_URL: stack.config.databaseUrl, TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue, DATA_DIR: testTempDir(`${mode}-`),
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LOG_LEVEL: 'warn',
+      ...env,
+      DATABASE_URL: stack.config.databaseUrl,
+      TEMPORAL_ADDRESS: stack.config.temporal.address,
+      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
+      DATA_DIR: testTempDir(`${mode}-`),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -53,13 +58,19 @@ function runService(mode: 'all' | 'worker', env: Record<string, string>) {
  */
 function postOnNewConnection(url: string, body: unknown, key: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'idempotency-key': key },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode!));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify(body));
   });
@@ -76,7 +87,9 @@ it('drains on SIGTERM: every acknowledged line item is stored exactly once', asy
 
   const billId = uid();
   const created = await fetch(`${api}/bills`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bill_id: billId, billing_period_end: inSeconds(3600) }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ bill_id: billId, billing_period_end: inSeconds(3600) }),
   });
   expect(created.status).toBe(200);
 
@@ -91,7 +104,11 @@ it('drains on SIGTERM: every acknowledged line item is stored exactly once', asy
     for (let i = 0; !stopped; i++) {
       const key = `${billId}-${c}-${i}`;
       try {
-        const status = await postOnNewConnection(`${api}/bills/${billId}/line-items`, { amount: 100 + c, currency: 'USD', description: key }, key);
+        const status = await postOnNewConnection(
+          `${api}/bills/${billId}/line-items`,
+          { amount: 100 + c, currency: 'USD', description: key },
+          key,
+        );
         count(String(status));
         if (status === 200) acknowledged.push(key);
         else unanswered.set(key, 100 + c);
@@ -129,17 +146,25 @@ it('drains on SIGTERM: every acknowledged line item is stored exactly once', asy
   // as a client would: each lands once. Updates the server still held are applied meanwhile.
   await stack.startWorker();
   for (const [key, amount] of unanswered) {
-    const retry = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency: 'USD', description: key }, { 'idempotency-key': key });
+    const retry = await call(
+      stack,
+      'POST',
+      `/bills/${billId}/line-items`,
+      { amount, currency: 'USD', description: key },
+      { 'idempotency-key': key },
+    );
     expect(retry.status).toBe(200);
   }
   // Every add sent is stored exactly once, acknowledged the first time or on its retry, and
   // nothing else is (the description is the key: a second row for one key would show twice).
   const byKey = await stack.db.query<{ description: string; n: number }>(
-    'SELECT description, count(*)::int AS n FROM line_items WHERE bill_id = $1 GROUP BY description', [billId],
+    'SELECT description, count(*)::int AS n FROM line_items WHERE bill_id = $1 GROUP BY description',
+    [billId],
   );
   expect(byKey.rows.filter((r) => r.n !== 1)).toEqual([]);
   expect(byKey.rows.map((r) => r.description).sort()).toEqual([...acknowledged, ...unanswered.keys()].sort());
-  const rows = async () => (await stack.db.query('SELECT sum(amount)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [billId])).rows[0];
+  const rows = async () =>
+    (await stack.db.query('SELECT sum(amount)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [billId])).rows[0];
   const expected = async () => {
     const sum = await rows();
     return [expect.objectContaining({ currency: 'USD', amount: Number(sum.s), line_item_count: sum.n })];

@@ -61,7 +61,9 @@ function crash({ child }: Started): void {
 
 function devServersOn(port: number): string[] {
   try {
-    return execFileSync('pgrep', ['-f', `start-dev --port ${port}`], { encoding: 'utf8' }).trim().split('\n');
+    return execFileSync('pgrep', ['-f', `start-dev --port ${port}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }

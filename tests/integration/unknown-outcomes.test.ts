@@ -5,7 +5,17 @@
  */
 import { ServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { call, inSeconds, ledgerSums, liveTotals, mismatchReports, startCrashingWorker, startStack, uid, type Stack } from '../helpers/stack';
+import {
+  call,
+  inSeconds,
+  ledgerSums,
+  liveTotals,
+  mismatchReports,
+  startCrashingWorker,
+  startStack,
+  uid,
+  type Stack,
+} from '../helpers/stack';
 
 let stack: Stack;
 
@@ -64,14 +74,20 @@ const grpcFailure = (code: number, details: string) => () =>
 
 const FAULTS: Record<string, Fault> = {
   'UnprocessedUpdate (not applied)': {
-    when: 'before', error: serverFailure('UnprocessedUpdate', "Workflow Update is rejected because it wasn't processed by worker"),
+    when: 'before',
+    error: serverFailure('UnprocessedUpdate', "Workflow Update is rejected because it wasn't processed by worker"),
   },
   'AcceptedUpdateCompletedWorkflow (applied)': {
-    when: 'after', error: serverFailure('AcceptedUpdateCompletedWorkflow', 'Workflow Update failed because the Workflow completed before the Update completed'),
+    when: 'after',
+    error: serverFailure(
+      'AcceptedUpdateCompletedWorkflow',
+      'Workflow Update failed because the Workflow completed before the Update completed',
+    ),
   },
   'WorkflowNotReady (not applied)': { when: 'before', error: grpcFailure(9, 'Workflow is not ready to handle the request') },
   'the update deadline (applied)': {
-    when: 'after', error: () => new WorkflowUpdateRPCTimeoutOrCancelledError('Timed out waiting for the update', { cause: new Error('deadline') }),
+    when: 'after',
+    error: () => new WorkflowUpdateRPCTimeoutOrCancelledError('Timed out waiting for the update', { cause: new Error('deadline') }),
   },
   'a lost connection (not applied)': { when: 'before', error: grpcFailure(14, 'connection reset') },
 };
@@ -116,7 +132,10 @@ describe.each(Object.entries(FAULTS))('an update that fails with %s', (_name, fa
 
   it('answers a batch once, applied once', async () => {
     const billId = await openBill();
-    const items = [{ amount: 1, currency: 'EUR', description: 'a' }, { amount: 2, currency: 'EUR', description: 'b' }];
+    const items = [
+      { amount: 1, currency: 'EUR', description: 'a' },
+      { amount: 2, currency: 'EUR', description: 'b' },
+    ];
     const faults = [fault];
     const restore = injectUpdateFaults(faults);
     try {

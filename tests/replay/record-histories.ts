@@ -2,7 +2,7 @@
  * Records the workflow histories that tests/replay/replay.test.ts replays on every run, so a
  * workflow change that would break bills already running fails CI. Run it when the workflows gain
  * behaviour worth covering (new fixtures are added; existing ones are kept, as running bills keep
- * their old histories): `npm run record-histories [-- --only a,b] [-- --force]`.
+ * their old histories): `npm run record-histories -- [--only a,b] [--force]`.
  *
  * Each scenario runs against a real stack (the test Postgres and a Temporal dev server of its own).
  */
@@ -18,7 +18,8 @@ import { historyToFile } from './history-file';
 import globalTeardown from '../helpers/global-teardown';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 import { testTempDir } from '../helpers/tmp';
-import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId, postProcessWorkflowId } from '../../temporal/shared';
+import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId } from '../../bills/messages';
+import { postProcessWorkflowId } from '../../postprocess/messages';
 
 /** The last release before ledger snapshots (migration 7): bills it started must keep working. */
 const PREVIOUS_RELEASE = '9c99ff69e0b49fb3f857e3f4a5bb7ab9ef7a4660';
@@ -113,16 +114,21 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
   /** Updates the workflow accepts and then rejects (an id reused for other data, single and batch). */
   async 'rejected-updates'(stack) {
     const billId = uid();
-    const added = await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), currency: 'USD' })
-      .then(() => ok(stack, 'POST', `/bills/${billId}/line-items`, item(100)));
+    const added = await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), currency: 'USD' }).then(() =>
+      ok(stack, 'POST', `/bills/${billId}/line-items`, item(100)),
+    );
     const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
     const reused = { ...item(999), metadata: null, line_item_id: added.line_item.line_item_id };
     await handle.executeUpdate(addLineItemUpdate, { args: [reused], updateId: `${reused.line_item_id}-again` }).then(
-      () => { throw new Error('expected a rejection'); },
+      () => {
+        throw new Error('expected a rejection');
+      },
       () => undefined,
     );
     await handle.executeUpdate(addLineItemsUpdate, { args: [{ items: [reused] }], updateId: `${reused.line_item_id}-batch` }).then(
-      () => { throw new Error('expected a rejection'); },
+      () => {
+        throw new Error('expected a rejection');
+      },
       () => undefined,
     );
     await ok(stack, 'POST', `/bills/${billId}/close`);
@@ -183,7 +189,10 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
     const legacy = { ...item(9), metadata: null, line_item_id: randomUUID() };
     await handle.executeUpdate(addLineItemUpdate, { args: [legacy], updateId: 'legacy-single' });
-    await handle.executeUpdate(addLineItemsUpdate, { args: [{ items: [legacy, { ...legacy, line_item_id: randomUUID() }] }], updateId: 'legacy-batch' });
+    await handle.executeUpdate(addLineItemsUpdate, {
+      args: [{ items: [legacy, { ...legacy, line_item_id: randomUUID() }] }],
+      updateId: 'legacy-batch',
+    });
     const bill = (await ok(stack, 'POST', `/bills/${billId}/close`)).bill;
     if (countOf(bill) !== 10) throw new Error(`expected 10 line items, the bill counted ${countOf(bill)}`);
     await save('ledger-adds', handle);
@@ -194,7 +203,11 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     const billId = uid();
     await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
     const first = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).describe();
-    await together(stack, billId, Array.from({ length: 8 }, (_, i) => item(i + 1)));
+    await together(
+      stack,
+      billId,
+      Array.from({ length: 8 }, (_, i) => item(i + 1)),
+    );
     for (let i = 9; i <= 11; i++) await ok(stack, 'POST', `/bills/${billId}/line-items`, item(i));
     const bill = (await ok(stack, 'POST', `/bills/${billId}/close`)).bill;
     if (countOf(bill) !== 11) throw new Error(`expected 11 line items, the bill counted ${countOf(bill)}`);
@@ -250,7 +263,10 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
       await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
       const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
       // The previous release's API sent one update per add.
-      await handle.executeUpdate(addLineItemUpdate, { args: [{ ...item(100), metadata: null, line_item_id: randomUUID() }], updateId: 'before-1' });
+      await handle.executeUpdate(addLineItemUpdate, {
+        args: [{ ...item(100), metadata: null, line_item_id: randomUUID() }],
+        updateId: 'before-1',
+      });
       await ok(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [item(1), item(2)] });
       await stack.stopWorker();
     } finally {
@@ -330,7 +346,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(0), (err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

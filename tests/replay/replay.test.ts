@@ -5,28 +5,56 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
+import { sdkRunLogger } from '../helpers/run-logs';
 import { historyFromFile } from './history-file';
 
 const DIR = path.join(__dirname, 'histories');
-const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 it('has the recorded scenarios', () => {
-  expect(files.map((f) => f.replace(/\.json$/, ''))).toEqual(expect.arrayContaining([
-    'close-by-request', 'close-by-timer', 'continue-as-new-first-run', 'continue-as-new-last-run',
-    'post-process-delivered', 'post-process-failed', 'recurring-cancelled', 'recurring-renewed', 'rejected-updates',
-    'staged-batches-first-run', 'staged-batches-last-run',
-    'totals-mismatch-at-close', 'totals-mismatch-reported',
-    // Ledger snapshots (migration 7), and a bill of the previous release taken over by this one.
-    'ledger-adds', 'ledger-continue-as-new-first-run', 'ledger-continue-as-new-last-run',
-    'ledger-recurring-renewed', 'ledger-recurring-cancelled', 'ledger-totals-mismatch', 'upgrade-mid-bill',
-    // With the history cap and the close waiting for a cancel (migration 9).
-    'series-close-after-cancel-renewed', 'series-close-after-cancel-cancelled',
-  ]));
+  expect(files.map((f) => f.replace(/\.json$/, ''))).toEqual(
+    expect.arrayContaining([
+      'close-by-request',
+      'close-by-timer',
+      'continue-as-new-first-run',
+      'continue-as-new-last-run',
+      'post-process-delivered',
+      'post-process-failed',
+      'recurring-cancelled',
+      'recurring-renewed',
+      'rejected-updates',
+      'staged-batches-first-run',
+      'staged-batches-last-run',
+      'totals-mismatch-at-close',
+      'totals-mismatch-reported',
+      // Ledger snapshots (migration 7), and a bill of the previous release taken over by this one.
+      'ledger-adds',
+      'ledger-continue-as-new-first-run',
+      'ledger-continue-as-new-last-run',
+      'ledger-recurring-renewed',
+      'ledger-recurring-cancelled',
+      'ledger-totals-mismatch',
+      'upgrade-mid-bill',
+      // With the history cap and the close waiting for a cancel (migration 9).
+      'series-close-after-cancel-renewed',
+      'series-close-after-cancel-cancelled',
+    ]),
+  );
 });
 
 it('replays every recorded history with the current workflow code', async () => {
-  const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromFile(readFileSync(path.join(DIR, f), 'utf8')) }));
+  try {
+    Runtime.install({ logger: sdkRunLogger() });
+  } catch {
+    // installed by an earlier test in this process
+  }
+  const histories = files.map((f) => ({
+    workflowId: f.replace(/\.json$/, ''),
+    history: historyFromFile(readFileSync(path.join(DIR, f), 'utf8')),
+  }));
   const outcomes: [string, string | undefined][] = [];
   for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, histories)) {
     outcomes.push([r.workflowId, r.error ? String(r.error) : undefined]);

@@ -4,7 +4,11 @@ import { ConfigError, loadConfig } from '../../core/config';
 describe('configuration', () => {
   it('has working defaults for a fresh machine', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 4000, databaseUrl: undefined, temporal: { address: undefined, namespace: 'default', taskQueue: 'fees' } });
+    expect(c).toMatchObject({
+      port: 4000,
+      databaseUrl: undefined,
+      temporal: { address: undefined, namespace: 'default', taskQueue: 'fees' },
+    });
     expect(c.idempotencyTtlHours).toBeGreaterThanOrEqual(24);
   });
 
@@ -49,7 +53,9 @@ describe('configuration', () => {
   it('requires authentication in production and refuses to start open there', () => {
     expect(loadConfig({}).auth.required).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production' }).auth.required).toBe(true);
-    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_REQUIRED: 'false' })).toThrow(/AUTH_REQUIRED=false is refused with NODE_ENV=production/);
+    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_REQUIRED: 'false' })).toThrow(
+      /AUTH_REQUIRED=false is refused with NODE_ENV=production/,
+    );
     expect(loadConfig({ AUTH_REQUIRED: 'true' }).auth).toMatchObject({ required: true, healthPublic: true, metricsPublic: true });
   });
 });

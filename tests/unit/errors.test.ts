@@ -7,15 +7,21 @@ describe('unexpected: what a failure becomes at the edge', () => {
   it('answers input Postgres refuses (data exceptions, CHECK) with a 400 naming the field', () => {
     expect(unexpected(pgError('22P02')).toBody()).toMatchObject({ code: 'invalid_argument', details: { reason: '22P02' } });
     expect(unexpected(pgError('22003')).status).toBe(400);
-    expect(unexpected(pgError('22007', { column: 'billing_period_end' })).toBody())
-      .toMatchObject({ code: 'invalid_argument', details: { field: 'billing_period_end', reason: '22007' } });
-    expect(unexpected(pgError('23514', { constraint: 'line_items_amount_check' })).toBody())
-      .toMatchObject({ code: 'invalid_argument', details: { field: 'amount' } });
+    expect(unexpected(pgError('22007', { column: 'billing_period_end' })).toBody()).toMatchObject({
+      code: 'invalid_argument',
+      details: { field: 'billing_period_end', reason: '22007' },
+    });
+    expect(unexpected(pgError('23514', { constraint: 'line_items_amount_check' })).toBody()).toMatchObject({
+      code: 'invalid_argument',
+      details: { field: 'amount' },
+    });
   });
 
   it('answers a total past the exact range as a failed precondition of the bill', () => {
-    expect(unexpected(pgError('23514', { constraint: 'bill_totals_exact_check' })).toBody())
-      .toMatchObject({ code: 'failed_precondition', details: { field: 'amount' } });
+    expect(unexpected(pgError('23514', { constraint: 'bill_totals_exact_check' })).toBody()).toMatchObject({
+      code: 'failed_precondition',
+      details: { field: 'amount' },
+    });
   });
 
   it('keeps outages a 503 and anything else a 500 (a NOT NULL violation is our bug)', () => {

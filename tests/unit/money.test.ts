@@ -2,7 +2,14 @@ import { canAdd, currencyExponent, formatMinorUnits, isValidAmount, parseMinorUn
 
 describe('currencies', () => {
   it.each([
-    ['USD', 2], ['GEL', 2], ['EUR', 2], ['JPY', 0], ['KRW', 0], ['KWD', 3], ['BHD', 3], ['CLF', 4],
+    ['USD', 2],
+    ['GEL', 2],
+    ['EUR', 2],
+    ['JPY', 0],
+    ['KRW', 0],
+    ['KWD', 3],
+    ['BHD', 3],
+    ['CLF', 4],
   ])('knows the ISO 4217 exponent of %s is %i', (code, exponent) => {
     expect(currencyExponent(code)).toBe(exponent);
   });
@@ -30,8 +37,13 @@ describe('amounts', () => {
 
 describe('formatting', () => {
   it.each([
-    [1234, 'USD', '12.34 USD'], [5, 'USD', '0.05 USD'], [100, 'GEL', '1.00 GEL'], [1500, 'JPY', '1500 JPY'],
-    [1005, 'KWD', '1.005 KWD'], [7, 'KWD', '0.007 KWD'], [-250, 'USD', '-2.50 USD'],
+    [1234, 'USD', '12.34 USD'],
+    [5, 'USD', '0.05 USD'],
+    [100, 'GEL', '1.00 GEL'],
+    [1500, 'JPY', '1500 JPY'],
+    [1005, 'KWD', '1.005 KWD'],
+    [7, 'KWD', '0.007 KWD'],
+    [-250, 'USD', '-2.50 USD'],
     [Number.MAX_SAFE_INTEGER, 'USD', '90071992547409.91 USD'],
   ])('formats %p %s as %p', (amount, currency, text) => {
     expect(formatMinorUnits(amount as number, currency as string)).toBe(text);

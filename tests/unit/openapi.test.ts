@@ -22,16 +22,21 @@ beforeAll(() => {
 const openApiPath = (route: Pick<Route, 'path'>) => route.path.replace(/:(\w+)/g, '{$1}');
 const operationOf = (method: Route['method'], routePath: string): Operation | undefined =>
   doc.paths[openApiPath({ path: routePath })]?.[method.toLowerCase() as 'get' | 'post'];
-const paramsIn = (op: Operation | undefined, where: string) =>
-  (op?.parameters ?? []).filter((p) => p.in === where).map((p) => p.name);
+const paramsIn = (op: Operation | undefined, where: string) => (op?.parameters ?? []).filter((p) => p.in === where).map((p) => p.name);
 
 /** The schema a `$ref` points at, e.g. `#/components/schemas/Bill`. */
 function resolve(ref: string): unknown {
   if (!ref.startsWith('#/')) return undefined;
-  return ref.slice(2).split('/').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], doc);
+  return ref
+    .slice(2)
+    .split('/')
+    .reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], doc);
 }
 const bodySchema = (op: Operation | undefined) =>
-  resolve(String(op?.requestBody?.content['application/json'].schema.$ref)) as Schema & { properties: Record<string, Schema>; required?: string[] };
+  resolve(String(op?.requestBody?.content['application/json'].schema.$ref)) as Schema & {
+    properties: Record<string, Schema>;
+    required?: string[];
+  };
 
 describe('the generated OpenAPI document', () => {
   it('is an OpenAPI 3.1.0 document with bearer auth and the Encore error body as shared components', () => {
@@ -100,14 +105,16 @@ describe('the generated OpenAPI document', () => {
     // Requests with only a path parameter and headers have no body at all.
     expect(operationOf('POST', '/bills/:billId/close')!.requestBody).toBeUndefined();
 
-    const bodies = Object.values(doc.paths).flatMap((item) => Object.values(item)).flatMap((op) => (op.requestBody ? [bodySchema(op)] : []));
+    const bodies = Object.values(doc.paths)
+      .flatMap((item) => Object.values(item))
+      .flatMap((op) => (op.requestBody ? [bodySchema(op)] : []));
     for (const body of bodies) {
       expect(Object.keys(body.properties)).not.toContain('billId');
       expect(Object.keys(body.properties).filter((k) => /idempotency/i.test(k))).toEqual([]);
     }
   });
 
-  it('describes each answer with the handler\'s response type, and the invoice as a PDF', () => {
+  it("describes each answer with the handler's response type, and the invoice as a PDF", () => {
     expect(operationOf('GET', '/bills/:billId')!.responses[200]).toMatchObject({
       content: { 'application/json': { schema: { $ref: '#/components/schemas/Bill' } } },
     });
@@ -142,9 +149,14 @@ describe('the contract as a third party reads it', () => {
       const file = path.join(dir, 'openapi.json');
       writeFileSync(file, JSON.stringify(doc));
       const result = spawnSync(path.join(root, 'node_modules', '.bin', 'redocly'), ['lint', file, '--format=json'], {
-        cwd: root, encoding: 'utf8', env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
       });
-      const report = JSON.parse(result.stdout) as { totals: { errors: number; warnings: number }; problems: { ruleId: string; message: string }[] };
+      const report = JSON.parse(result.stdout) as {
+        totals: { errors: number; warnings: number };
+        problems: { ruleId: string; message: string }[];
+      };
       expect(report.problems.map((p) => `${p.ruleId}: ${p.message}`)).toEqual([]);
       expect(report.totals).toMatchObject({ errors: 0, warnings: 0 });
     } finally {

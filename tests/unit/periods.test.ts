@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { addInterval, fullPeriodStart, isBoundary, parseInterval, periodEnd, prorateFee, type Interval } from '../../bills/periods';
+import { addInterval, fullPeriodStart, parseInterval, periodEnd, prorateFee, type Interval } from '../../bills/periods';
 
 const at = (iso: string) => new Date(iso);
 const iso = (d: Date) => d.toISOString().replace('.000Z', 'Z');
@@ -30,8 +30,15 @@ describe('parseInterval', () => {
   });
 
   it.each([
-    ['', 'ISO 8601'], ['P', 'ISO 8601'], ['1M', 'ISO 8601'], ['P1X', 'ISO 8601'], ['monthly', 'ISO 8601'],
-    ['P1M2D', 'not both'], ['PT0.5S', 'whole numbers'], ['P0D', 'at least one second'], ['PT0S', 'at least one second'],
+    ['', 'ISO 8601'],
+    ['P', 'ISO 8601'],
+    ['1M', 'ISO 8601'],
+    ['P1X', 'ISO 8601'],
+    ['monthly', 'ISO 8601'],
+    ['P1M2D', 'not both'],
+    ['PT0.5S', 'whole numbers'],
+    ['P0D', 'at least one second'],
+    ['PT0S', 'at least one second'],
   ])('refuses %j', (text, reason) => {
     expect(parseInterval(text)).toEqual({ error: expect.stringContaining(reason) });
   });
@@ -40,9 +47,18 @@ describe('parseInterval', () => {
 describe('periodEnd: calendar months', () => {
   it('gives a year of calendar months from the first of January', () => {
     expect(ends('2026-01-01T00:00:00Z', 12, MONTH)).toEqual([
-      '2026-02-01T00:00:00Z', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', '2026-05-01T00:00:00Z',
-      '2026-06-01T00:00:00Z', '2026-07-01T00:00:00Z', '2026-08-01T00:00:00Z', '2026-09-01T00:00:00Z',
-      '2026-10-01T00:00:00Z', '2026-11-01T00:00:00Z', '2026-12-01T00:00:00Z', '2027-01-01T00:00:00Z',
+      '2026-02-01T00:00:00Z',
+      '2026-03-01T00:00:00Z',
+      '2026-04-01T00:00:00Z',
+      '2026-05-01T00:00:00Z',
+      '2026-06-01T00:00:00Z',
+      '2026-07-01T00:00:00Z',
+      '2026-08-01T00:00:00Z',
+      '2026-09-01T00:00:00Z',
+      '2026-10-01T00:00:00Z',
+      '2026-11-01T00:00:00Z',
+      '2026-12-01T00:00:00Z',
+      '2027-01-01T00:00:00Z',
     ]);
   });
 
@@ -52,9 +68,18 @@ describe('periodEnd: calendar months', () => {
 
   it('keeps an anchor on the 31st at each month end, and returns to the 31st after short months', () => {
     expect(ends('2026-01-31T00:00:00Z', 12, MONTH, 31)).toEqual([
-      '2026-02-28T00:00:00Z', '2026-03-31T00:00:00Z', '2026-04-30T00:00:00Z', '2026-05-31T00:00:00Z',
-      '2026-06-30T00:00:00Z', '2026-07-31T00:00:00Z', '2026-08-31T00:00:00Z', '2026-09-30T00:00:00Z',
-      '2026-10-31T00:00:00Z', '2026-11-30T00:00:00Z', '2026-12-31T00:00:00Z', '2027-01-31T00:00:00Z',
+      '2026-02-28T00:00:00Z',
+      '2026-03-31T00:00:00Z',
+      '2026-04-30T00:00:00Z',
+      '2026-05-31T00:00:00Z',
+      '2026-06-30T00:00:00Z',
+      '2026-07-31T00:00:00Z',
+      '2026-08-31T00:00:00Z',
+      '2026-09-30T00:00:00Z',
+      '2026-10-31T00:00:00Z',
+      '2026-11-30T00:00:00Z',
+      '2026-12-31T00:00:00Z',
+      '2027-01-31T00:00:00Z',
     ]);
   });
 
@@ -70,13 +95,20 @@ describe('periodEnd: calendar months', () => {
     expect(ends('2000-01-29T00:00:00Z', 1, MONTH, 29)).toEqual(['2000-02-29T00:00:00Z']); // a leap year
     // A yearly period from a leap day ends on the anchor, clamped, then returns to it.
     expect(ends('2028-02-29T00:00:00Z', 5, interval('P1Y'), 29)).toEqual([
-      '2029-02-28T00:00:00Z', '2030-02-28T00:00:00Z', '2031-02-28T00:00:00Z', '2032-02-29T00:00:00Z', '2033-02-28T00:00:00Z',
+      '2029-02-28T00:00:00Z',
+      '2030-02-28T00:00:00Z',
+      '2031-02-28T00:00:00Z',
+      '2032-02-29T00:00:00Z',
+      '2033-02-28T00:00:00Z',
     ]);
   });
 
   it('runs quarters from the anchor', () => {
     expect(ends('2026-01-15T00:00:00Z', 4, interval('P3M'), 15)).toEqual([
-      '2026-04-15T00:00:00Z', '2026-07-15T00:00:00Z', '2026-10-15T00:00:00Z', '2027-01-15T00:00:00Z',
+      '2026-04-15T00:00:00Z',
+      '2026-07-15T00:00:00Z',
+      '2026-10-15T00:00:00Z',
+      '2027-01-15T00:00:00Z',
     ]);
   });
 
@@ -93,7 +125,9 @@ describe('periodEnd: calendar months', () => {
         boundary: [isBoundary(new Date('2026-04-30T00:00:00Z'), 31), isBoundary(new Date('2026-04-30T00:00:01Z'), 31)],
       }));`;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
-      cwd: path.resolve(__dirname, '..', '..'), env: { ...process.env, TZ: 'Pacific/Kiritimati' }, encoding: 'utf8',
+      cwd: path.resolve(__dirname, '..', '..'),
+      env: { ...process.env, TZ: 'Pacific/Kiritimati' },
+      encoding: 'utf8',
     });
     expect(JSON.parse(out)).toEqual({
       offset: -14 * 60, // the child really ran fourteen hours ahead of UTC
@@ -107,7 +141,11 @@ describe('periodEnd: fixed lengths', () => {
   it('adds exact lengths of time (a UTC day is always 24 hours)', () => {
     expect(ends('2026-03-28T12:00:00Z', 2, interval('P1D'))).toEqual(['2026-03-29T12:00:00Z', '2026-03-30T12:00:00Z']);
     expect(ends('2026-11-21T10:00:00Z', 1, interval('P1W'))).toEqual(['2026-11-28T10:00:00Z']);
-    expect(ends('2026-11-21T10:00:00Z', 3, interval('PT5S'))).toEqual(['2026-11-21T10:00:05Z', '2026-11-21T10:00:10Z', '2026-11-21T10:00:15Z']);
+    expect(ends('2026-11-21T10:00:00Z', 3, interval('PT5S'))).toEqual([
+      '2026-11-21T10:00:05Z',
+      '2026-11-21T10:00:10Z',
+      '2026-11-21T10:00:15Z',
+    ]);
   });
 });
 

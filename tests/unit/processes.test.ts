@@ -4,7 +4,9 @@ import { isAlive, stopProcess } from '../../host/processes';
 
 function stubbornChild() {
   // Ignores SIGTERM, like a server stuck in its shutdown.
-  const child = spawn(process.execPath, ['-e', "process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1000)"], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, ['-e', "process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1000)"], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   return new Promise<number>((resolve) => child.stdout.once('data', () => resolve(child.pid!)));
 }
 

@@ -121,8 +121,7 @@ describe('module boundaries', () => {
     }
   };
   walk(root);
-  const importsOf = (file: string) =>
-    [...readFileSync(path.join(root, file), 'utf8').matchAll(/from '([^']+)'/g)].map((m) => m[1]);
+  const importsOf = (file: string) => [...readFileSync(path.join(root, file), 'utf8').matchAll(/from '([^']+)'/g)].map((m) => m[1]);
 
   it('imports encore.dev only from the Encore layer files', () => {
     const encoreLayer = /^(\w+\/encore\.service\.ts|\w+\/api\.ts|bills\/(db|gateway)\.ts|core\/encore\.ts)$/;
@@ -131,7 +130,11 @@ describe('module boundaries', () => {
   });
 
   it('keeps domain modules free of framework imports', () => {
-    const domain = files.filter((f) => /^(core\/(money|errors|validate|canonical-json)|bills\/(validation|types|store)|lineitems\/(validation|types|store)|postprocess\/(store|types|invoicing))\.ts$/.test(f));
+    const domain = files.filter((f) =>
+      /^(core\/(money|errors|validate|canonical-json)|bills\/(validation|types|store)|lineitems\/(validation|types|store)|postprocess\/(store|types|invoicing))\.ts$/.test(
+        f,
+      ),
+    );
     expect(domain.length).toBeGreaterThanOrEqual(12);
     const frameworks = /^(encore\.dev|fastify|@temporalio)/;
     expect(domain.filter((f) => importsOf(f).some((m) => frameworks.test(m)))).toEqual([]);

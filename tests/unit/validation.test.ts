@@ -2,8 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { v5 as uuidv5 } from 'uuid';
 import { AppError } from '../../core/errors';
 import { parseCreateBill, parseListBills } from '../../bills/validation';
-import { lineItemId } from '../../lineitems/lineitems';
-import { batchTotals, checkBatchFitsBill, checkLineItemFitsBill, checkStagedBatchFitsBill, parseNewLineItem } from '../../lineitems/validation';
+import { lineItemId } from '../../lineitems/ids';
+import {
+  batchTotals,
+  checkBatchFitsBill,
+  checkLineItemFitsBill,
+  checkStagedBatchFitsBill,
+  parseNewLineItem,
+} from '../../lineitems/validation';
 import { encodeCursor } from '../../core/validate';
 
 const now = new Date('2026-11-21T12:00:00Z');
@@ -21,8 +27,15 @@ function rejection(fn: () => unknown): AppError {
 describe('parseCreateBill', () => {
   it('normalises the period end to UTC and fills defaults', () => {
     expect(parseCreateBill({ billing_period_end: '2026-12-01T04:00:00+04:00' }, now)).toEqual({
-      bill_id: null, billing_period_end: '2026-12-01T00:00:00.000Z', currency: null, policy: 'usage_based',
-      customer_email: null, description: null, interval: null, billing_anchor_day: null, recurring_fee: null,
+      bill_id: null,
+      billing_period_end: '2026-12-01T00:00:00.000Z',
+      currency: null,
+      policy: 'usage_based',
+      customer_email: null,
+      description: null,
+      interval: null,
+      billing_anchor_day: null,
+      recurring_fee: null,
       requested_period_end: '2026-12-01T00:00:00.000Z',
     });
   });
@@ -54,7 +67,10 @@ describe('parseCreateBill', () => {
 describe('parseNewLineItem', () => {
   it('accepts a valid item and keeps metadata', () => {
     expect(parseNewLineItem({ amount: 1, currency: 'KWD', description: 'x', metadata: { a: 1 } })).toEqual({
-      amount: 1, currency: 'KWD', description: 'x', metadata: { a: 1 },
+      amount: 1,
+      currency: 'KWD',
+      description: 'x',
+      metadata: { a: 1 },
     });
   });
 
@@ -105,8 +121,9 @@ describe('staged batches', () => {
     expect(rejection(() => checkStagedBatchFitsBill(ref, { ...bill, status: 'closing' })).code).toBe('failed_precondition');
     const nearlyFull = { JPY: { amount: Number.MAX_SAFE_INTEGER - 7, count: 1 } };
     expect(() => checkStagedBatchFitsBill(ref, { ...bill, totals: nearlyFull })).not.toThrow();
-    expect(rejection(() => checkStagedBatchFitsBill(ref, { ...bill, totals: nearlyFull, pending: { JPY: { amount: 1, count: 1 } } })).code)
-      .toBe('failed_precondition');
+    expect(
+      rejection(() => checkStagedBatchFitsBill(ref, { ...bill, totals: nearlyFull, pending: { JPY: { amount: 1, count: 1 } } })).code,
+    ).toBe('failed_precondition');
   });
 
   it('checks a batch carried in the update (the previous release) the same way', () => {
@@ -114,8 +131,9 @@ describe('staged batches', () => {
     expect(rejection(() => checkBatchFitsBill(items, { ...bill, currency: 'USD' })).code).toBe('failed_precondition');
     const nearlyFull = { USD: { amount: Number.MAX_SAFE_INTEGER - 16, count: 1 } };
     expect(() => checkBatchFitsBill(items, { ...bill, totals: nearlyFull })).not.toThrow();
-    expect(rejection(() => checkBatchFitsBill(items, { ...bill, totals: nearlyFull, pending: { USD: { amount: 1, count: 1 } } })).code)
-      .toBe('failed_precondition');
+    expect(
+      rejection(() => checkBatchFitsBill(items, { ...bill, totals: nearlyFull, pending: { USD: { amount: 1, count: 1 } } })).code,
+    ).toBe('failed_precondition');
   });
 
   it.each([
@@ -133,11 +151,25 @@ describe('staged batches', () => {
 describe('parseListBills', () => {
   it('defaults and round-trips a cursor', () => {
     const cursor = encodeCursor(['2026-11-21T12:00:00.000Z', 'b-1']);
-    expect(parseListBills({ cursor })).toEqual({ status: null, invoice_status: null, series_id: null, limit: 20, after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' }, live: false });
+    expect(parseListBills({ cursor })).toEqual({
+      status: null,
+      invoice_status: null,
+      series_id: null,
+      limit: 20,
+      after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' },
+      live: false,
+    });
     expect(parseListBills({ totals: 'live' }).live).toBe(true);
   });
 
-  it.each([{ limit: '1.5' }, { limit: '-1' }, { status: 'OPEN' }, { invoice_status: 'lost' }, { cursor: encodeCursor([1, 2]) }, { totals: 'LIVE' }])('refuses %j', (q) => {
+  it.each([
+    { limit: '1.5' },
+    { limit: '-1' },
+    { status: 'OPEN' },
+    { invoice_status: 'lost' },
+    { cursor: encodeCursor([1, 2]) },
+    { totals: 'LIVE' },
+  ])('refuses %j', (q) => {
     expect(rejection(() => parseListBills(q)).code).toBe('invalid_argument');
   });
 });

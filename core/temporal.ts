@@ -3,16 +3,24 @@
  * one place that turns Temporal failures into API errors.
  */
 import { readFileSync } from 'node:fs';
-import { Client, Connection, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, isGrpcServiceError } from '@temporalio/client';
-import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Config } from '../core/config';
-import { AppError, isErrCode, unexpected, type ErrDetails } from '../core/errors';
+import {
+  Client,
+  Connection,
+  ServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  isGrpcServiceError,
+} from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Config } from './config';
+import { AppError, unexpected } from './errors';
+import { refusalIn } from './refusals';
 
 export function connectionOptions(config: Config, address: string) {
   const t = config.temporal;
-  const mtls = t.tlsCertPath && t.tlsKeyPath
-    ? { clientCertPair: { crt: readFileSync(t.tlsCertPath), key: readFileSync(t.tlsKeyPath) } }
-    : undefined;
+  const mtls =
+    t.tlsCertPath && t.tlsKeyPath ? { clientCertPair: { crt: readFileSync(t.tlsCertPath), key: readFileSync(t.tlsKeyPath) } } : undefined;
   return {
     address,
     // Temporal Cloud with an API key always uses TLS.
@@ -51,9 +59,9 @@ export type UpdateFailure =
 
 export function classifyUpdateFailure(err: unknown): UpdateFailure {
   if (err instanceof WorkflowUpdateFailedError) {
-    const rejection = rejectionOf(err);
-    if (rejection?.type === 'unavailable') return { kind: 'retry' };
-    if (rejection) return { kind: 'refused', error: toAppError(err) };
+    const refusal = refusalIn(err);
+    if (refusal?.code === 'unavailable') return { kind: 'retry' };
+    if (refusal) return { kind: 'refused', error: toAppError(err) };
     return { kind: 'unknown' };
   }
   if (isWorkflowGone(err)) return { kind: 'gone' };
@@ -131,24 +139,11 @@ export function isWorkflowGone(err: unknown): boolean {
   return code === GRPC_NOT_FOUND || /workflow execution already completed/i.test(String((err as Error)?.message));
 }
 
-/**
- * The typed rejection behind a failed update: raised by a validator directly, or by an activity
- * (then wrapped in an ActivityFailure).
- */
-function rejectionOf(err: WorkflowUpdateFailedError): ApplicationFailure | undefined {
-  for (let e: unknown = err.cause; e instanceof Error; e = e.cause) {
-    if (e instanceof ApplicationFailure && isErrCode(e.type)) return e;
-  }
-  return undefined;
-}
-
 /** Maps a failure from a workflow call to the API error a client should see. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  const rejection = err instanceof WorkflowUpdateFailedError ? rejectionOf(err) : undefined;
-  if (rejection && isErrCode(rejection.type)) {
-    return new AppError(rejection.type, rejection.message, (rejection.details?.[0] as ErrDetails | null | undefined) ?? null);
-  }
+  const refusal = err instanceof WorkflowUpdateFailedError ? refusalIn(err) : undefined;
+  if (refusal) return new AppError(refusal.code, refusal.message, refusal.details);
   // The server's own update failures (not our codes) leave the outcome unknown: retry, never a 500.
   if (err instanceof WorkflowUpdateFailedError) return unknownOutcome();
   if (err instanceof WorkflowExecutionAlreadyStartedError) return new AppError('already_exists', 'the bill already exists');

@@ -4,7 +4,7 @@
  * workflow added to its totals itself. Live executions never take them. Once no bill started
  * before that release is running, the patch is deprecated and this file goes.
  */
-import type { TotalsByCurrency } from '../../core/money';
+import type { TotalsByCurrency } from '../core/money';
 import { addAll, adjust, type BillState } from './bill-state';
 
 /**
@@ -19,7 +19,10 @@ function countLegacy(state: BillState, count: () => void): void {
 
 /** One line item's amount counted if the activity says it stored it (its isNew). */
 export async function legacyAddOne<T extends { isNew: boolean }>(
-  state: BillState, currency: string, amount: number, persist: () => Promise<T>,
+  state: BillState,
+  currency: string,
+  amount: number,
+  persist: () => Promise<T>,
 ): Promise<T> {
   adjust(state.pending, currency, amount, 1);
   state.legacyInflight++;
@@ -38,7 +41,9 @@ export async function legacyAddOne<T extends { isNew: boolean }>(
 
 /** A batch's sums counted as the activity reports what it added. */
 export async function legacyAddBatch(
-  state: BillState, reserve: TotalsByCurrency, persist: () => Promise<{ added: TotalsByCurrency; count: number }>,
+  state: BillState,
+  reserve: TotalsByCurrency,
+  persist: () => Promise<{ added: TotalsByCurrency; count: number }>,
 ): Promise<{ count: number }> {
   addAll(state.pending, reserve, 1);
   state.legacyInflight++;

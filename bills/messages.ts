@@ -1,17 +1,18 @@
 /**
- * The one place that names workflow messages: the workflow registers these handlers and the
- * endpoints call them, so a name can never drift between the two. Each registered name equals
- * its constant's name.
+ * The one place that names the bill workflow's messages: the workflow registers these handlers and
+ * the use cases call them, so a name can never drift between the two. Each registered name equals
+ * its constant's name, and none may change: running bills and recorded histories use them.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { ErrCode, ErrDetails } from '../core/errors';
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
-import type { BillHeader, BillStatus } from '../bills/types';
-import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from '../lineitems/types';
+import type { Refusal } from '../core/refusals';
+import type { AddedLineItem, LedgerSnapshot, NewLineItem, StagedBatchRef } from '../lineitems/types';
+import type { BillHeader, BillStatus } from './types';
+
+export type { Refusal } from '../core/refusals';
 
 /** Business ids are workflow ids: at most one lifecycle per bill, ever. */
 export const billWorkflowId = (billId: string) => `bill-${billId}`;
-export const postProcessWorkflowId = (billId: string) => `bill-${billId}-postprocess`;
 
 export interface BillWorkflowInput {
   bill: BillHeader;
@@ -61,7 +62,7 @@ export interface LiveBill {
 }
 
 export interface AddLineItemInput extends NewLineItem {
-  /** Derived from (bill, idempotency key); also the update id. */
+  /** Derived from (bill, idempotency key): a resend names the same line item (lineitems/ids.ts). */
   line_item_id: string;
 }
 
@@ -78,18 +79,6 @@ export interface AddLineItemsResult {
   totals: CurrencyTotal[];
   /** The ledger version of `totals` (absent from results of releases before migration 7). */
   version?: number;
-}
-
-export interface AddLineItemResult {
-  line_item: LineItem;
-  totals: CurrencyTotal[];
-}
-
-/** Why the workflow refused one write (an API error code); `unavailable` asks the caller to resend. */
-export interface Refusal {
-  code: ErrCode;
-  message: string;
-  details: ErrDetails | null;
 }
 
 /** Items of one appendLineItemsUpdate: the API groups up to this many concurrent adds. */
@@ -117,10 +106,7 @@ export type LedgerWrite =
   | { recurring_fee: NewLineItem }
   | { batch: StagedBatchRef };
 
-export type WriteOutcome =
-  | { status: 'stored'; created_at: string }
-  | { status: 'applied' }
-  | { status: 'refused'; refusal: Refusal };
+export type WriteOutcome = { status: 'stored'; created_at: string } | { status: 'applied' } | { status: 'refused'; refusal: Refusal };
 
 export interface WriteLineItemsInput {
   bill_id: string;
@@ -140,7 +126,7 @@ export const openBillUpdate = defineUpdate<LiveBill>('openBillUpdate');
  */
 export const appendLineItemsUpdate = defineUpdate<AppendLineItemsResult, [AppendLineItemsInput]>('appendLineItemsUpdate');
 /** Adds a line item; the result is confirmed (persisted and counted). The API of the previous release sends it. */
-export const addLineItemUpdate = defineUpdate<AddLineItemResult, [AddLineItemInput]>('addLineItemUpdate');
+export const addLineItemUpdate = defineUpdate<AddedLineItem, [AddLineItemInput]>('addLineItemUpdate');
 /**
  * Up to MAX_BATCH_ITEMS line items accepted or rejected as a whole, in one update and one insert:
  * the items are staged in Postgres and the update carries a reference with their sums.
@@ -157,6 +143,3 @@ export const closeBillUpdate = defineUpdate<LiveBill>('closeBillUpdate');
 /** Stops a recurring bill's renewal (and closes it now when asked). Idempotent. */
 export const cancelSeriesUpdate = defineUpdate<LiveBill, [CancelSeriesInput]>('cancelSeriesUpdate');
 export const getBillQuery = defineQuery<LiveBill>('getBillQuery');
-
-/** ApplicationFailure types raised by the workflow; each is an API error code. */
-export type FailureType = 'failed_precondition' | 'invalid_argument' | 'already_exists';

@@ -1,21 +1,15 @@
-import {
-  ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, workflowInfo,
-} from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { InvoiceStatus, PostProcessStep } from '../../postprocess/types';
+import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import type { PostProcessActivities } from './activities';
+import type { PostProcessInput, PostProcessResult } from './messages';
+import type { PostProcessStep } from './types';
 
-const { postProcessSettings } = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds' });
+const { postProcessSettings } = proxyLocalActivities<PostProcessActivities>({ startToCloseTimeout: '10 seconds' });
 
 // Bookkeeping in Postgres: retried until the database answers, like the bill's own writes.
-const bookkeeping = proxyActivities<Activities>({
+const bookkeeping = proxyActivities<PostProcessActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
-
-export interface PostProcessResult {
-  status: InvoiceStatus;
-  invoice_number: string | null;
-}
 
 /**
  * Runs after a bill closed, as an abandoned child with its own id, so closing never waits for it:
@@ -23,11 +17,11 @@ export interface PostProcessResult {
  * runs out of attempts the invoice is marked `failed` and `POST /bills/:billId/invoice/retry`
  * starts this workflow again, which resumes at the step that failed.
  */
-export async function closedBillPostProcessWorkflow(input: { bill_id: string }): Promise<PostProcessResult> {
+export async function closedBillPostProcessWorkflow(input: PostProcessInput): Promise<PostProcessResult> {
   const { bill_id } = input;
   // Read once and recorded in history: replays see the same policy, new runs the current one.
   const settings = await postProcessSettings();
-  const steps = proxyActivities<Activities>({
+  const steps = proxyActivities<PostProcessActivities>({
     startToCloseTimeout: settings.activityTimeoutMs,
     retry: {
       initialInterval: settings.retryInitialMs,

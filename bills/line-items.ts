@@ -1,41 +1,39 @@
-/** Line item use cases, shared by the Encore endpoints and the standalone host. */
-import { hash } from 'node:crypto';
-import { parse as uuidParse, stringify as uuidStringify, v4 as uuidv4 } from 'uuid';
+/**
+ * Line item use cases, shared by the Encore endpoints and the standalone host. A line item only
+ * ever joins a bill through its workflow, so these belong to the bill.
+ */
+import { v4 as uuidv4 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
-import { AppError, failedPrecondition, invalidArgument, notFound, unexpected } from '../core/errors';
+import { AppError, billNotFound, failedPrecondition, invalidArgument, unexpected } from '../core/errors';
 import { lineItems as lineItemsMetric } from '../core/metrics';
 import { fingerprint, type IdempotencyKey, type Seeds } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
+import { sendUpdate, unknownOutcome, type UpdateFailure } from '../core/temporal';
 import { decodeCursor, encodeCursor, intParam, isPosition, parseId } from '../core/validate';
-import { findBill } from '../bills/store';
-import { sendUpdate, unknownOutcome, type UpdateFailure } from '../temporal/client';
-import {
-  MAX_GROUP_ITEMS, addStagedLineItemsUpdate, appendLineItemsUpdate, billWorkflowId,
-  type AddLineItemInput, type AppendLineItemsResult,
-} from '../temporal/shared';
+import { lineItemId } from '../lineitems/ids';
+import { dropStagedBatch, findLineItems, ledgerSnapshot, selectLineItemsPage, stageBatch } from '../lineitems/store';
+import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from '../lineitems/types';
+import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from '../lineitems/validation';
 import { GroupCommitter, type GroupEntry } from './group-commit';
-import { dropStagedBatch, findLineItems, ledgerSnapshot, listLineItems as listLineItemRows, stageBatch } from './store';
-import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from './types';
-import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from './validation';
-
-// Fixed namespace for line item ids: uuidv5(bill + key) is the same on every retry, anywhere.
-const LINE_ITEM_NAMESPACE = Buffer.from(uuidParse('6f1b2c1e-4a57-4d1e-9a44-5b1f0c2e7d10'));
-
-/**
- * The RFC 9562 UUIDv5 of `bill \n key` in our namespace, as `uuid`'s v5 derives it (a unit test
- * holds the two equal). One-shot `crypto.hash` instead of v5's hash object: a batch derives 1,000
- * of these, and they were 12% of the API's CPU in the batch profile (docs/performance.md).
- */
-export function lineItemId(billId: string, idempotencyKey: string): string {
-  const sha1 = hash('sha1', Buffer.concat([LINE_ITEM_NAMESPACE, Buffer.from(`${billId}\n${idempotencyKey}`, 'utf8')]), 'buffer');
-  sha1[6] = (sha1[6] & 0x0f) | 0x50; // version 5
-  sha1[8] = (sha1[8] & 0x3f) | 0x80; // RFC variant
-  return uuidStringify(sha1.subarray(0, 16));
-}
+import { requireBill } from './lookup';
+import {
+  MAX_GROUP_ITEMS,
+  addStagedLineItemsUpdate,
+  appendLineItemsUpdate,
+  type AddLineItemInput,
+  type AppendLineItemsResult,
+} from './messages';
+import { findBill } from './store';
+import { billWorkflow } from './workflow-client';
 
 /** Counts every add: accepted, or rejected with its reason (`invalid_argument:amount`, ...). */
-export async function addLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<AddedLineItem> {
+export async function addLineItem(
+  deps: Deps,
+  billIdParam: unknown,
+  body: unknown,
+  key: IdempotencyKey | undefined,
+): Promise<AddedLineItem> {
   try {
     const added = await addOneLineItem(deps, billIdParam, body, key);
     lineItemsMetric.inc({ result: 'accepted', reason: '' });
@@ -59,7 +57,11 @@ async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, k
       if (earlier && !(earlier instanceof AppError)) return earlier;
     }
     // Without a key the request is new by definition.
-    return groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, seeds?.seed ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs);
+    return groupsOf(deps).add(
+      billId,
+      { ...item, line_item_id: lineItemId(billId, seeds?.seed ?? uuidv4()) },
+      Date.now() + deps.config.updateTimeoutMs,
+    );
   });
 }
 
@@ -89,7 +91,7 @@ function groupsOf(deps: Deps): Groups {
  */
 async function sendGroup(deps: Deps, billId: string, entries: GroupEntry<AddLineItemInput, AddedLineItem>[]): Promise<void> {
   const items = entries.map((e) => e.item);
-  const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+  const handle = billWorkflow(deps, billId);
   const updateId = uuidv4();
   const answers = await sendUpdate<ItemAnswer[]>(
     deps.temporal,
@@ -115,7 +117,10 @@ function answersOf(billId: string, items: AddLineItemInput[], result: AppendLine
     const r = result.results[i];
     if ('refused' in r) return new AppError(r.refused.code, r.refused.message, r.refused.details);
     const { line_item_id, amount, currency, description, metadata } = item;
-    return { line_item: { line_item_id, bill_id: billId, amount, currency, description, metadata, created_at: r.created_at }, totals: result.totals };
+    return {
+      line_item: { line_item_id, bill_id: billId, amount, currency, description, metadata, created_at: r.created_at },
+      totals: result.totals,
+    };
   });
 }
 
@@ -124,7 +129,10 @@ function answersOf(billId: string, items: AddLineItemInput[], result: AppendLine
  * when it holds other content (the key was used for another item), null when it is not stored.
  */
 async function storedItems(deps: Deps, billId: string, items: AddLineItemInput[]): Promise<(LineItem | AppError | null)[]> {
-  const rows = await findLineItems(deps.db, items.map((i) => i.line_item_id));
+  const rows = await findLineItems(
+    deps.db,
+    items.map((i) => i.line_item_id),
+  );
   const byId = new Map(rows.map((r) => [r.item.line_item_id, r.item]));
   return items.map((item) => {
     const stored = byId.get(item.line_item_id);
@@ -152,7 +160,7 @@ async function standingError(deps: Deps, billId: string, failure: UpdateFailure)
   if (failure.kind === 'refused') return failure.error;
   if (failure.kind !== 'gone') return unknownOutcome();
   const bill = await findBill(deps.db, billId);
-  if (!bill) return notFound(`bill ${billId} not found`, { bill_id: billId });
+  if (!bill) return billNotFound(billId);
   if (bill.status === 'open') return unknownOutcome();
   return failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
 }
@@ -165,7 +173,12 @@ async function storedTotalsOf(deps: Deps, billId: string): Promise<CurrencyTotal
  * A batch of up to MAX_BATCH_ITEMS line items under one idempotency key: all validated first,
  * then accepted or refused as a whole, in one update and one multi-row insert.
  */
-export async function addLineItems(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<AddedLineItems> {
+export async function addLineItems(
+  deps: Deps,
+  billIdParam: unknown,
+  body: unknown,
+  key: IdempotencyKey | undefined,
+): Promise<AddedLineItems> {
   const billId = parseId(billIdParam, 'billId');
   let items: NewLineItem[];
   try {
@@ -200,7 +213,9 @@ async function appliedBatch(deps: Deps, billId: string, withIds: AddLineItemInpu
   if (stored.some((s) => s instanceof AppError)) {
     throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
   }
-  return stored.every((s) => s !== null) ? { line_item_ids: withIds.map((i) => i.line_item_id), totals: await storedTotalsOf(deps, billId) } : null;
+  return stored.every((s) => s !== null)
+    ? { line_item_ids: withIds.map((i) => i.line_item_id), totals: await storedTotalsOf(deps, billId) }
+    : null;
 }
 
 /**
@@ -210,7 +225,13 @@ async function appliedBatch(deps: Deps, billId: string, withIds: AddLineItemInpu
  * The staged batch is dropped only when the workflow refused it for good; a batch already applied
  * (by an earlier attempt of this request) is answered whatever the workflow says now.
  */
-async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], seeds: Seeds | undefined, fp: string): Promise<AddedLineItems> {
+async function addStagedBatch(
+  deps: Deps,
+  billId: string,
+  items: NewLineItem[],
+  seeds: Seeds | undefined,
+  fp: string,
+): Promise<AddedLineItems> {
   const totals = batchTotals(items);
   // A retry of a batch sent before keys had lanes finds the rows that one stored.
   if (seeds?.unscoped) {
@@ -220,7 +241,7 @@ async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], 
   const { batchId, withIds } = batchWithIds(billId, seeds?.seed ?? uuidv4(), items);
   const ids = withIds.map((i) => i.line_item_id);
   const staged = await stageBatch(deps.db, { batch_id: batchId, bill_id: billId, request_fingerprint: fp, items: withIds });
-  if (staged === 'no_bill') throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  if (staged === 'no_bill') throw billNotFound(billId);
   if (staged === 'other_request') {
     throw invalidArgument('this idempotency key was already used for a different batch', { field: 'idempotency_key' });
   }
@@ -231,7 +252,7 @@ async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], 
     if (answer) return answer;
     throw failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
   }
-  const handle = deps.temporal.workflow.getHandle(billWorkflowId(billId));
+  const handle = billWorkflow(deps, billId);
   return sendUpdate<AddedLineItems>(
     deps.temporal,
     Date.now() + deps.config.updateTimeoutMs,
@@ -258,7 +279,7 @@ async function addStagedBatch(deps: Deps, billId: string, items: NewLineItem[], 
 }
 
 export async function listLineItemsPage(deps: Deps, billId: string, limit: number, afterPosition: string | null): Promise<LineItemPage> {
-  const rows = await listLineItemRows(deps.db, billId, limit + 1, afterPosition);
+  const rows = await selectLineItemsPage(deps.db, billId, limit + 1, afterPosition);
   const page = rows.slice(0, limit);
   return {
     line_items: page.map((r) => r.item),
@@ -266,14 +287,16 @@ export async function listLineItemsPage(deps: Deps, billId: string, limit: numbe
   };
 }
 
-export async function listLineItems(
-  deps: Deps,
-  billIdParam: unknown,
-  query: { limit?: unknown; cursor?: unknown },
-): Promise<LineItemPage> {
+export async function listLineItems(deps: Deps, billIdParam: unknown, query: { limit?: unknown; cursor?: unknown }): Promise<LineItemPage> {
   const billId = parseId(billIdParam, 'billId');
-  const limit = intParam(query.limit, 'limit', Math.min(100, deps.config.listing.lineItemsMaxLimit), 1, deps.config.listing.lineItemsMaxLimit);
+  const limit = intParam(
+    query.limit,
+    'limit',
+    Math.min(100, deps.config.listing.lineItemsMaxLimit),
+    1,
+    deps.config.listing.lineItemsMaxLimit,
+  );
   const cursor = decodeCursor(query.cursor, (p) => p.length === 1 && isPosition(p[0]));
-  if (!(await findBill(deps.db, billId))) throw notFound(`bill ${billId} not found`, { bill_id: billId });
+  await requireBill(deps.db, billId);
   return listLineItemsPage(deps, billId, limit, cursor ? (cursor[0] as string) : null);
 }

@@ -1,0 +1,53 @@
+/**
+ * Import boundaries (`npm run lint`). The folders are layers, each importing only those below it:
+ *   core < lineitems < postprocess < bills < temporal < host
+ * core is plumbing; lineitems the line-item rules, SQL and types; postprocess the invoice; bills the
+ * bill aggregate with its workflow and use cases; temporal the worker's composition root; host the
+ * standalone process. client, bench and tests sit on top. A cycle, between modules or folders,
+ * fails the build.
+ */
+const LAYERS = ['core', 'lineitems', 'postprocess', 'bills', 'temporal', 'host'];
+const ON_TOP = ['client', 'bench', 'tests'];
+
+const upward = LAYERS.slice(0, -1).map((layer, i) => ({
+  name: `${layer}-imports-nothing-above-it`,
+  comment: `${layer}/ may import only ${LAYERS.slice(0, i).join(', ') || 'packages'}; the layers above depend on it, not the other way round.`,
+  severity: 'error',
+  from: { path: `^${layer}/` },
+  to: { path: `^(${[...LAYERS.slice(i + 1), ...ON_TOP].join('|')})/` },
+}));
+
+module.exports = {
+  forbidden: [
+    ...upward,
+    {
+      name: 'no-circular',
+      comment: 'A module cycle: split the shared part into a module both can import.',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'client-imports-only-types',
+      comment: 'The typed client ships alone (dist/client): from the service it takes types and the error shape only.',
+      severity: 'error',
+      from: { path: '^client/' },
+      to: { path: '^(bills|lineitems|postprocess|core)/', pathNot: '^(bills|lineitems|postprocess)/types\\.ts$|^core/errors\\.ts$' },
+    },
+    {
+      name: 'not-to-tests-or-bench',
+      comment: 'Service code never depends on tests or benchmarks.',
+      severity: 'error',
+      from: { pathNot: '^(tests|bench)/' },
+      to: { path: '^(tests|bench)/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(node_modules|dist|\\.data|\\.scratch)/' },
+    // Type-only imports count: a type from a layer above is a dependency on it all the same.
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs', '.cjs', '.json'] },
+  },
+};

@@ -1,0 +1,266 @@
+/**
+ * The bill's activities: one database effect each, keyed so that a retry (or a duplicate update
+ * after continue-as-new) changes nothing. They are thin on purpose; the SQL lives in the stores.
+ */
+import { activityLogContext, currentSourceRef } from '../core/activity-context';
+import { inTransaction, type Db } from '../core/db';
+import { databaseRefusal } from '../core/errors';
+import type { Logger } from '../core/log';
+import { billsClosed, billsOpened, closeTotalsMismatches } from '../core/metrics';
+import type { TotalsByCurrency } from '../core/money';
+import { failureOf, refuseAsFailureAsync, type Refusal } from '../core/refusals';
+import { lineItemId } from '../lineitems/ids';
+import {
+  BILL_CLOSED_SQLSTATE,
+  BILL_MISSING_SQLSTATE,
+  appendLineItems,
+  applyStagedBatch,
+  insertLineItem,
+  insertLineItems,
+  ledgerSnapshot,
+  type LedgerItem,
+} from '../lineitems/store';
+import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from '../lineitems/types';
+import { isSameLineItem } from '../lineitems/validation';
+import type {
+  AddLineItemInput,
+  AddLineItemsInput,
+  AddStagedLineItemsInput,
+  LedgerWrite,
+  WriteLineItemsInput,
+  WriteLineItemsResult,
+  WriteOutcome,
+} from './messages';
+import { insertBill, markClosed, markSeriesCancelled, type InsertBillOutcome } from './store';
+import type { BillHeader } from './types';
+
+/** The idempotency key of a bill's recurring fee: a newline, which no client key may contain. */
+const RECURRING_FEE_KEY = '\nrecurring-fee';
+
+const refusal = (code: Refusal['code'], message: string, details: Refusal['details'] = null) => failureOf({ code, message, details });
+
+/** Line item inserts the database refuses for good become non-retryable rejections. */
+async function insertOrRefuse<T>(insert: () => Promise<T>): Promise<T> {
+  try {
+    return await insert();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === BILL_CLOSED_SQLSTATE) {
+      throw refusal('failed_precondition', 'bill is closed: it accepts no more line items', { status: 'closed' });
+    }
+    // Data the database refuses (class 22: data exception) will be refused on every retry.
+    if (code?.startsWith('22')) throw refusal('invalid_argument', `the database refused this line item (${code})`);
+    throw err;
+  }
+}
+
+const refused = (refusal: Refusal): WriteOutcome => ({ status: 'refused', refusal });
+const closedRefusal: Refusal = {
+  code: 'failed_precondition',
+  message: 'bill is closed: it accepts no more line items',
+  details: { status: 'closed' },
+};
+
+/** Postgres refused the data itself (see databaseRefusal): the same write would be refused on every retry. */
+function refusalOfData(err: unknown): Refusal | null {
+  const e = databaseRefusal(err);
+  return e && { code: e.code, message: e.message, details: e.details };
+}
+
+/** The writes of a group as the store takes them: items (the fee with its derived id) and batches, and where each went. */
+function splitWrites(billId: string, writes: LedgerWrite[]) {
+  const items: LedgerItem[] = [];
+  const batches: StagedBatchRef[] = [];
+  const slots = writes.map((w) => {
+    if ('batch' in w) return { batch: batches.push(w.batch) - 1 };
+    const item = 'item' in w ? w.item : { ...w.recurring_fee, line_item_id: lineItemId(billId, RECURRING_FEE_KEY) };
+    return { item: items.push(item) - 1, fee: 'recurring_fee' in w };
+  });
+  return { items, batches, slots };
+}
+
+export interface BillActivityDeps {
+  db: Db;
+  log: Logger;
+}
+
+export function createBillActivities({ db, log }: BillActivityDeps) {
+  /** One group in one transaction; what became of each write, in order, and the snapshot it left. */
+  async function writeGroup(billId: string, writes: LedgerWrite[], sourceRef: string): Promise<WriteLineItemsResult> {
+    const { items, batches, slots } = splitWrites(billId, writes);
+    const written = await appendLineItems(db, billId, items, batches, sourceRef);
+    const outcomes = slots.map((slot): WriteOutcome => {
+      if ('batch' in slot) {
+        const b = written.batches[slot.batch!];
+        if (b.status === 'applied') return { status: 'applied' };
+        if (b.status === 'missing')
+          return refused({ code: 'failed_precondition', message: `batch ${b.batch_id} is not staged for this bill`, details: null });
+        return refused({
+          code: 'invalid_argument',
+          message: 'the staged batch does not match its declared sums',
+          details: { field: 'items' },
+        });
+      }
+      const i = written.items[slot.item!];
+      // The period's fee is charged once, whatever a first attempt stored for it.
+      if (i.same || slot.fee) return { status: 'stored', created_at: i.created_at };
+      return refused({
+        code: 'invalid_argument',
+        message: 'this idempotency key was already used for a different line item',
+        details: { field: 'idempotency_key' },
+      });
+    });
+    return { snapshot: written.snapshot, outcomes };
+  }
+
+  /** Refusals that stand for a whole group: a closed or missing bill, answered with the ledger as it is. */
+  async function refuseGroup(billId: string, writes: LedgerWrite[], refusal: Refusal): Promise<WriteLineItemsResult> {
+    const snapshot: LedgerSnapshot = (await ledgerSnapshot(db, billId)) ?? { version: 0, totals: {} };
+    return { snapshot, outcomes: writes.map(() => refused(refusal)) };
+  }
+
+  const activities = {
+    /**
+     * A group of line-item writes for one bill, run as a local activity from its workflow: one
+     * transaction, one position reservation, one snapshot. Idempotent by line item and batch id, so
+     * any retry, resent update or late duplicate converges on the same rows; the snapshot it returns
+     * is the ledger's, never a sum the workflow keeps. Only a passing outage throws (and retries).
+     */
+    async writeLineItems(input: WriteLineItemsInput): Promise<WriteLineItemsResult> {
+      const { bill_id: billId, writes } = input;
+      const sourceRef = currentSourceRef();
+      try {
+        return await writeGroup(billId, writes, sourceRef);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === BILL_CLOSED_SQLSTATE) return refuseGroup(billId, writes, closedRefusal);
+        if (code === BILL_MISSING_SQLSTATE)
+          return refuseGroup(billId, writes, { code: 'not_found', message: `bill ${billId} not found`, details: { bill_id: billId } });
+        const refusal = refusalOfData(err);
+        if (!refusal) throw err;
+        if (writes.length === 1) return refuseGroup(billId, writes, refusal);
+        // Which write the database refused is not said: each again on its own, so one bad write
+        // refuses only itself.
+        const outcomes: WriteOutcome[] = [];
+        let snapshot: LedgerSnapshot = { version: 0, totals: {} };
+        for (const w of writes) {
+          const r = await activities.writeLineItems({ bill_id: billId, writes: [w] });
+          outcomes.push(r.outcomes[0]);
+          if (r.snapshot.version >= snapshot.version) snapshot = r.snapshot;
+        }
+        return { snapshot, outcomes };
+      }
+    },
+
+    async persistBill(bill: BillHeader): Promise<InsertBillOutcome> {
+      const outcome = await insertBill(db, bill);
+      if (outcome === 'created') billsOpened.inc();
+      return outcome;
+    },
+
+    // The previous release's writes (before migration 7), each a regular activity whose result the
+    // workflow counted itself. Kept while bills it started may still have one scheduled; only the
+    // paths of bills/workflow-legacy.ts call them.
+
+    /**
+     * `isNew` is true when this activity (any attempt of it) inserted the row: only then may the
+     * workflow add the amount to its totals. A row left by another update is returned as it is.
+     */
+    async persistLineItem(input: AddLineItemInput & { bill_id: string }): Promise<{ isNew: boolean; line_item: LineItem }> {
+      const sourceRef = currentSourceRef();
+      const result = await insertOrRefuse(() => insertLineItem(db, { ...input, source_ref: sourceRef }));
+      const { item, source_ref } = result.stored;
+      const isNew = result.inserted || source_ref === sourceRef;
+      if (!isNew && !isSameLineItem(item, input)) {
+        throw refusal('invalid_argument', 'this idempotency key was already used for a different line item', { field: 'idempotency_key' });
+      }
+      return { isNew, line_item: item };
+    },
+
+    /**
+     * The recurring fee of a bill's period, at most one per bill: its id is derived from the bill
+     * alone (with a key no client can send), so any retry or later run finds the same row.
+     */
+    async chargeRecurringFee(input: NewLineItem & { bill_id: string }): Promise<{ isNew: boolean; line_item: LineItem }> {
+      return activities.persistLineItem({ ...input, line_item_id: lineItemId(input.bill_id, RECURRING_FEE_KEY) });
+    },
+
+    /** Marks the bill's series cancelled: it will not renew. */
+    async cancelSeries(input: { bill_id: string; at: string }): Promise<string | null> {
+      const outcome = await markSeriesCancelled(db, input.bill_id, input.at);
+      if (outcome === null) throw new Error(`bill ${input.bill_id} does not exist`);
+      // Closed first (a cancel accepted by a previous release during the close): too late, and
+      // retrying would never change that.
+      if ('closed' in outcome)
+        log.warn(
+          { event: 'cancel_after_close', bill_id: input.bill_id, ...activityLogContext() },
+          'the bill closed before its cancel was written',
+        );
+      return outcome.cancelled_at;
+    },
+
+    /**
+     * The batch in one insert. Counted as added: rows inserted now or by an earlier attempt of
+     * this same activity; rows another update stored first are not counted again.
+     */
+    async persistLineItems(input: AddLineItemsInput & { bill_id: string }): Promise<{ added: TotalsByCurrency; count: number }> {
+      const sourceRef = currentSourceRef();
+      const result = await insertOrRefuse(() => insertLineItems(db, input.bill_id, input.items, sourceRef));
+      const mine = new Set([
+        ...result.inserted,
+        ...result.existing.filter((e) => e.source_ref === sourceRef).map((e) => e.item.line_item_id),
+      ]);
+      const byId = new Map(result.existing.map((e) => [e.item.line_item_id, e.item]));
+      const added: TotalsByCurrency = {};
+      for (const item of input.items) {
+        const stored = byId.get(item.line_item_id);
+        if (!mine.has(item.line_item_id) && stored && !isSameLineItem(stored, item)) {
+          throw refusal('invalid_argument', 'this idempotency key was already used for a different batch', { field: 'idempotency_key' });
+        }
+        if (!mine.has(item.line_item_id)) continue;
+        const entry = (added[item.currency] ??= { amount: 0, count: 0 });
+        entry.amount += item.amount;
+        entry.count += 1;
+      }
+      return { added, count: mine.size };
+    },
+
+    /**
+     * A staged batch into line_items (claim check). Counted as added: what this activity (any
+     * attempt of it) inserted; a batch another update applied first counts nothing again.
+     */
+    async persistStagedLineItems(
+      input: AddStagedLineItemsInput & { bill_id: string },
+    ): Promise<{ added: TotalsByCurrency; count: number }> {
+      const outcome = await insertOrRefuse(() => refuseAsFailureAsync(() => applyStagedBatch(db, input, currentSourceRef())));
+      // Staged before the update is sent, dropped only once refused or closed: a bug if missing.
+      if (outcome.status === 'missing') throw refusal('failed_precondition', `batch ${input.batch_id} is not staged for this bill`);
+      return { added: outcome.added, count: outcome.count };
+    },
+
+    /** Marks the bill closed in Postgres and answers its final totals (the activity keeps its recorded name). */
+    async closeBill(input: {
+      bill_id: string;
+      closed_at: string;
+    }): Promise<{ closed_at: string; totals: TotalsByCurrency; version: number }> {
+      const { closed_now, ...closed } = await inTransaction(db, (tx) => markClosed(tx, input.bill_id, input.closed_at));
+      if (closed_now) billsClosed.inc();
+      return closed;
+    },
+
+    /**
+     * A bill closed with live totals other than its stored line items. The stored ones were used;
+     * this is the alert: one error line and a counter, from the worker rather than workflow code.
+     */
+    async reportTotalsMismatch(input: { bill_id: string; live: TotalsByCurrency; stored: TotalsByCurrency }): Promise<void> {
+      closeTotalsMismatches.inc();
+      log.error(
+        { event: 'totals_mismatch', bill_id: input.bill_id, live: input.live, stored: input.stored, ...activityLogContext() },
+        'live totals differed from the stored line items at close; the stored totals were used',
+      );
+    },
+  };
+  return activities;
+}
+
+export type BillActivities = ReturnType<typeof createBillActivities>;

@@ -1,0 +1,61 @@
+/**
+ * The post-process's activities: each step idempotent, so a retry or a restarted run resumes
+ * where the last one stopped. Thin on purpose: the steps live in invoicing.ts, the SQL in store.ts.
+ */
+import { activityLogContext } from '../core/activity-context';
+import type { Config } from '../core/config';
+import type { Db } from '../core/db';
+import type { Logger } from '../core/log';
+import { invoiceFailures } from '../core/metrics';
+import { refuseAsFailureAsync } from '../core/refusals';
+import { deliverInvoice, generateInvoice, type Delivery } from './invoicing';
+import type { Mailer } from './mailer';
+import { beginPostProcess, recordFailure } from './store';
+import type { InvoiceStatus, PostProcessStep } from './types';
+
+/** The workflow reads these at its start (a local activity), so retries follow the configuration. */
+export type PostProcessSettings = Config['postProcess'];
+
+export interface PostProcessActivityDeps {
+  db: Db;
+  config: Config;
+  mailer: Mailer;
+  log: Logger;
+}
+
+export function createPostProcessActivities({ db, config, mailer, log }: PostProcessActivityDeps) {
+  return {
+    async postProcessSettings(): Promise<PostProcessSettings> {
+      return { ...config.postProcess };
+    },
+
+    async beginPostProcess(input: { bill_id: string; workflow_id: string }): Promise<InvoiceStatus> {
+      return beginPostProcess(db, input.bill_id, input.workflow_id);
+    },
+
+    async generateInvoice(input: { bill_id: string }): Promise<{ invoice_number: string }> {
+      const result = await refuseAsFailureAsync(() => generateInvoice({ db, config, mailer }, input.bill_id));
+      log.info({ ...activityLogContext(), bill_id: input.bill_id, invoice_number: result.invoice_number }, 'invoice generated');
+      return result;
+    },
+
+    async deliverInvoice(input: { bill_id: string }): Promise<Delivery> {
+      const result = await refuseAsFailureAsync(() => deliverInvoice({ db, config, mailer }, input.bill_id));
+      log.info({ ...activityLogContext(), bill_id: input.bill_id, ...result }, `invoice ${result.status}`);
+      return result;
+    },
+
+    /** Retries are exhausted: make it visible (status, log line, counter) for an operator to retry. */
+    async recordPostProcessFailure(input: { bill_id: string; step: PostProcessStep; error: string }): Promise<void> {
+      const recorded = await recordFailure(db, input.bill_id, input.step, input.error);
+      if (!recorded) return; // delivered meanwhile (a racing attempt): nothing failed
+      invoiceFailures.inc({ step: input.step });
+      log.error(
+        { ...activityLogContext(), bill_id: input.bill_id, step: input.step, error: input.error, event: 'invoice_failed' },
+        'invoice post-process failed; retry with POST /bills/:billId/invoice/retry',
+      );
+    },
+  };
+}
+
+export type PostProcessActivities = ReturnType<typeof createPostProcessActivities>;

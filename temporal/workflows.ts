@@ -1,0 +1,3 @@
+// The worker's workflow bundle entry point: every workflow type the task queue serves.
+export { billLifecycleWorkflow } from '../bills/workflow';
+export { closedBillPostProcessWorkflow } from '../postprocess/workflow';

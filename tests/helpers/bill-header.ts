@@ -1,0 +1,32 @@
+/** A bill header as a workflow receives it, for tests that drive the workflow or its state directly. */
+import type { BillHeader } from '../../bills/types';
+
+export function billHeader(over: Partial<BillHeader> = {}): BillHeader {
+  const now = new Date();
+  return {
+    bill_id: 'b-1',
+    policy: 'usage_based',
+    currency: null,
+    customer_email: null,
+    description: null,
+    billing_period_start: now.toISOString(),
+    billing_period_end: new Date(now.getTime() + 3_600_000).toISOString(),
+    created_at: now.toISOString(),
+    interval: null,
+    billing_anchor_day: null,
+    recurring_fee: null,
+    series_id: null,
+    previous_bill_id: null,
+    request_fingerprint: 'fp',
+    ...over,
+  };
+}
+
+/** One line item to add, with its id. */
+export const lineItem = (id: string, amount: number, currency = 'USD') => ({
+  line_item_id: id,
+  amount,
+  currency,
+  description: `item ${id}`,
+  metadata: null,
+});
