@@ -17,6 +17,7 @@ import { encodeCursor, parseId } from '../core/validate';
 import { listLineItemsPage } from './line-items';
 import { requireBill } from './lookup';
 import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, openBillUpdate, type LiveBill } from './messages';
+import { billSearchAttributes, billSummary } from './search-attributes';
 import { findBill, selectBillsPage, type BillRow } from './store';
 import type { Bill, BillHeader, BillPage, ClosedBill } from './types';
 import { parseCancelBill, parseCreateBill, parseListBills, type CreateBillInput } from './validation';
@@ -117,6 +118,8 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
       args: [{ bill: header, continueAsNewAfterItems: deps.config.continueAsNewAfterItems, activitySettings: deps.config.billActivities }],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: billSearchAttributes(header),
+      staticSummary: billSummary(header),
     });
     try {
       const live = await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>

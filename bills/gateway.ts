@@ -3,6 +3,7 @@ import { Gateway, type Header } from 'encore.dev/api';
 import { authHandler } from 'encore.dev/auth';
 import { clientFromForwardedFor } from '../core/auth';
 import { identify, trustedHops, type AuthData } from '../core/encore';
+import { database } from './db';
 
 interface AuthParams {
   authorization: Header<'Authorization'>;
@@ -13,7 +14,9 @@ interface AuthParams {
   forwardedFor?: Header<'X-Forwarded-For'>;
 }
 
-export const auth = authHandler<AuthParams, AuthData>(async (params) => identify(params.authorization, clientOf(params.forwardedFor)));
+export const auth = authHandler<AuthParams, AuthData>(async (params) =>
+  identify(database, params.authorization, clientOf(params.forwardedFor)),
+);
 
 /** The caller's address as the trusted proxies wrote it; one shared bucket when none is trusted. */
 function clientOf(forwardedFor: string | undefined): string {

@@ -20,15 +20,16 @@ import {
   proxyLocalActivities,
   setHandler,
   startChild,
+  upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type SearchAttributeUpdatePair } from '@temporalio/common';
 import { sameTotals, totalsList } from '../core/money';
 import { failureOf, refuseAsFailure, refusalIn, type Refusal } from '../core/refusals';
 import type { AddedLineItem } from '../lineitems/types';
 import { batchTotals } from '../lineitems/validation';
-import { postProcessWorkflowId } from '../postprocess/messages';
+import { InvoiceStatusKey, postProcessSummary, postProcessWorkflowId } from '../postprocess/messages';
 import { closedBillPostProcessWorkflow } from '../postprocess/workflow';
 import type { BillActivities } from './activities';
 import { BillState } from './bill-state';
@@ -56,6 +57,7 @@ import {
   type WriteOutcome,
 } from './messages';
 import { parseInterval, periodEnd, prorateFee, type Interval } from './periods';
+import { BillCurrenciesKey, BillStatusKey, billSearchAttributes, billSummary } from './search-attributes';
 import type { BillHeader } from './types';
 import { legacyAddBatch, legacyAddOne } from './workflow-legacy';
 
@@ -87,6 +89,30 @@ const MAX_HISTORY_EVENTS = 2_000;
 
 /** The close waits for an accepted cancel's write to the bill row (migration 9). */
 export const CLOSE_AFTER_CANCEL = 'close-after-cancel';
+
+/**
+ * Search attributes (bills/search-attributes.ts) kept current as the bill moves: its status, the
+ * currencies it holds; a bill started by the previous release gets the full set with its first
+ * upsert. Children (the next period, the invoice) start with theirs and a summary. Histories
+ * recorded before this replay without any of it.
+ */
+export const SEARCH_ATTRIBUTES = 'search-attributes';
+
+/** Upserts `pairs`; on a bill of the previous release, which has none yet, the full set instead. */
+function show(bill: BillState, pairs: () => SearchAttributeUpdatePair[]): void {
+  if (!patched(SEARCH_ATTRIBUTES)) return;
+  const hasSet = workflowInfo().typedSearchAttributes.get(BillStatusKey) !== undefined;
+  upsertSearchAttributes(hasSet ? pairs() : billSearchAttributes(bill.bill, bill.status, Object.keys(bill.totals)));
+}
+
+const showStatus = (bill: BillState) => show(bill, () => [{ key: BillStatusKey, value: bill.status }]);
+
+/** A currency the bill did not hold before: the list grows (a bill restricted to one has it from the start). */
+function showCurrencies(bill: BillState, before: string[]): void {
+  const now = Object.keys(bill.totals).sort();
+  if (bill.currency || now.every((c) => before.includes(c))) return;
+  show(bill, () => [{ key: BillCurrenciesKey, value: now }]);
+}
 
 // For bills started before the settings travelled in the input.
 const DEFAULT_ACTIVITY_SETTINGS: BillActivitySettings = { timeoutMs: 30_000, retryInitialMs: 200, retryMaxIntervalMs: 10_000 };
@@ -120,12 +146,6 @@ function settled(outcome: WriteOutcome): Exclude<WriteOutcome, { status: 'refuse
   return outcome;
 }
 
-/** Waits until the bill row is written (or found to be another bill's), then refuses if it is not ours. */
-async function rowWritten(bill: BillState): Promise<void> {
-  await condition(() => bill.persisted || bill.conflict);
-  refuseAsFailure(() => bill.checkOurs());
-}
-
 /**
  * The only writer of line items: waits for writes, sends everything queued as one group, adopts
  * the snapshot. Runs for the life of the run; it awaits nothing when nothing is queued, so a
@@ -152,11 +172,17 @@ async function runLedgerWriter(bill: BillState, ledger: LedgerActivities): Promi
           : { code: 'aborted', message: 'the line items could not be written; retry with the same idempotency key', details: null };
       result = { snapshot: { version: 0, totals: {} }, outcomes: writes.map(() => ({ status: 'refused', refusal })) };
     }
+    const before = Object.keys(bill.totals);
     bill.settleGroup(group, result);
+    showCurrencies(bill, before);
   }
 }
 
 // --- Handlers: each update's effect; the rules they check are BillState's ---
+//
+// Those that write wait for the bill row inline (`await condition(...)`, then checkOurs), never
+// through a helper: one more await would move their activity after a CancelTimer of the same
+// workflow task, and histories recorded before would no longer replay.
 
 async function onOpenBill(bill: BillState): Promise<LiveBill> {
   // A new recurring bill answers with its period's fee already counted.
@@ -181,7 +207,8 @@ async function onAddLineItem(bill: BillState, db: DatabaseActivities, item: AddL
   const billId = bill.bill.bill_id;
   if (!patched(LEDGER_SNAPSHOTS)) {
     const { line_item } = await legacyAddOne(bill, item.currency, item.amount, async () => {
-      await rowWritten(bill);
+      await condition(() => bill.persisted || bill.conflict);
+      refuseAsFailure(() => bill.checkOurs());
       return db.persistLineItem({ ...item, bill_id: billId });
     });
     return { line_item, totals: bill.live().totals };
@@ -198,7 +225,8 @@ async function onAddLineItem(bill: BillState, db: DatabaseActivities, item: AddL
 async function onAddStagedLineItems(bill: BillState, db: DatabaseActivities, ref: AddStagedLineItemsInput): Promise<AddLineItemsResult> {
   if (!patched(LEDGER_SNAPSHOTS)) {
     const { count } = await legacyAddBatch(bill, ref.totals, async () => {
-      await rowWritten(bill);
+      await condition(() => bill.persisted || bill.conflict);
+      refuseAsFailure(() => bill.checkOurs());
       return db.persistStagedLineItems({ ...ref, bill_id: bill.bill.bill_id });
     });
     return { added: count, totals: bill.live().totals };
@@ -210,7 +238,8 @@ async function onAddStagedLineItems(bill: BillState, db: DatabaseActivities, ref
 async function onAddLineItems(bill: BillState, db: DatabaseActivities, { items }: AddLineItemsInput): Promise<AddLineItemsResult> {
   if (!patched(LEDGER_SNAPSHOTS)) {
     const { count } = await legacyAddBatch(bill, batchTotals(items), async () => {
-      await rowWritten(bill);
+      await condition(() => bill.persisted || bill.conflict);
+      refuseAsFailure(() => bill.checkOurs());
       return db.persistLineItems({ items, bill_id: bill.bill.bill_id });
     });
     return { added: count, totals: bill.live().totals };
@@ -236,7 +265,8 @@ async function onCancelSeries(bill: BillState, db: DatabaseActivities, { close_n
   bill.cancelled = true;
   bill.cancelling++;
   try {
-    await rowWritten(bill);
+    await condition(() => bill.persisted || bill.conflict);
+    refuseAsFailure(() => bill.checkOurs());
     await db.cancelSeries({ bill_id: bill.bill.bill_id, at: new Date(Date.now()).toISOString() });
   } finally {
     bill.cancelling--;
@@ -312,11 +342,13 @@ async function renew(input: BillWorkflowInput, bill: BillState): Promise<void> {
     request_fingerprint: `renewal of ${header.bill_id}`,
   };
   bill.nextBillId = next.bill_id;
+  const shown = patched(SEARCH_ATTRIBUTES) ? { typedSearchAttributes: billSearchAttributes(next), staticSummary: billSummary(next) } : {};
   try {
     await startChild(billLifecycleWorkflow, {
       workflowId: billWorkflowId(next.bill_id),
       args: [{ bill: next, continueAsNewAfterItems: input.continueAsNewAfterItems, activitySettings: input.activitySettings }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      ...shown,
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -333,6 +365,8 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
   const ledger = ledgerActivities(input.activitySettings);
   registerHandlers(bill, db);
   void runLedgerWriter(bill, ledger);
+  // A run of a bill of the previous release (started without them) gets them at its start.
+  if (!workflowInfo().typedSearchAttributes.get(BillStatusKey)) show(bill, () => []);
 
   if (!bill.persisted) {
     // By local activity: with Update-with-Start, the row, the update's acceptance and its answer
@@ -342,7 +376,10 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
     if (outcome === 'conflict' || outcome === 'already_closed') {
       // Not this workflow's bill to run: answer the waiting handlers and stop, running nothing twice.
       if (outcome === 'conflict') bill.conflict = true;
-      else Object.assign(bill, { status: 'closed', persisted: true });
+      else {
+        Object.assign(bill, { status: 'closed', persisted: true });
+        showStatus(bill);
+      }
       await condition(() => bill.idle() && allHandlersFinished());
       return bill.live();
     }
@@ -384,6 +421,7 @@ async function close(bill: BillState, input: BillWorkflowInput, db: DatabaseActi
   const billId = input.bill.bill_id;
   const waitsForCancel = patched(CLOSE_AFTER_CANCEL);
   bill.status = 'closing';
+  showStatus(bill);
   // A cancel accepted before the close writes to the bill row first (the database refuses any
   // change to a closed bill since migration 9). Histories from before this wait replay without it.
   await condition(() => bill.idle() && (bill.cancelling === 0 || !waitsForCancel));
@@ -398,16 +436,21 @@ async function close(bill: BillState, input: BillWorkflowInput, db: DatabaseActi
     }
   }
   bill.closedWith(stored);
+  const shown = patched(SEARCH_ATTRIBUTES)
+    ? { typedSearchAttributes: [{ key: InvoiceStatusKey, value: 'pending' }], staticSummary: postProcessSummary(billId) }
+    : {};
   try {
     await startChild(closedBillPostProcessWorkflow, {
       workflowId: postProcessWorkflowId(billId),
       args: [{ bill_id: billId }],
       // The invoice must not depend on this workflow staying around, nor delay its completion.
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      ...shown,
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   if (input.bill.interval && !bill.cancelled) await renew(input, bill);
   bill.status = 'closed';
+  showStatus(bill);
 }

@@ -6,11 +6,12 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { appRoot } from './app-root';
 
 export type Db = pg.Pool;
 export type Queryable = pg.Pool | pg.PoolClient;
 
-export const MIGRATIONS_DIR = path.resolve(__dirname, '..', 'migrations');
+export const MIGRATIONS_DIR = path.join(appRoot(), 'migrations');
 
 // Any fixed 64-bit number works; it only has to be the same for every process of this service.
 const MIGRATION_LOCK_ID = 727_001_4242;

@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import { APIError, ErrCode } from 'encore.dev/api';
 import { getAuthData } from 'encore.dev/internal/codegen/auth';
-import { SQLDatabase } from 'encore.dev/storage/sqldb';
+import type { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { ANONYMOUS, Authenticator, requireScope, type Principal, type Scope } from './auth';
 import { loadConfig } from './config';
 import { createPool } from './db';
@@ -60,8 +60,8 @@ export const trustedHops = (): number | undefined =>
  * The auth handler's rules are the standalone host's: a valid, unrevoked key (401 otherwise, and
  * 429 after repeated failures from one client). Scopes are checked per endpoint by `run`.
  */
-export async function identify(authorization: string | undefined, client: string): Promise<AuthData> {
-  const { db } = await encoreDeps(SQLDatabase.named('fees'));
+export async function identify(database: SQLDatabase, authorization: string | undefined, client: string): Promise<AuthData> {
+  const { db } = await encoreDeps(database);
   authenticator ??= new Authenticator(db, config.auth);
   try {
     const principal = await authenticator.identify(authorization, client);

@@ -9,6 +9,7 @@ import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../core/config';
 import { stopProcess } from './processes';
+import { devServerSearchAttributeArgs } from '../temporal/search-attributes';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 
@@ -26,6 +27,8 @@ export const DEV_SERVER_ARGS = [
   'system.enableActivityEagerExecution=true',
   '--sqlite-pragma',
   'journal_mode=wal',
+  // The search attributes the workflows set (temporal/search-attributes.ts).
+  ...devServerSearchAttributeArgs(),
 ];
 
 const HOW_TO_INSTALL = `No Temporal CLI found. The service needs the Temporal dev server (part of the Temporal CLI).

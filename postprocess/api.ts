@@ -7,7 +7,9 @@ import { idempotencyKeyOf } from '../core/idempotency';
 import { getInvoicePdf, retryInvoice } from './invoices';
 import type { RetryInvoiceResponse } from './types';
 
-const deps = () => encoreDeps(SQLDatabase.named('fees'));
+// Bound once, at the top: Encore's parser binds a database handle to the const it initialises.
+const database = SQLDatabase.named('fees');
+const deps = () => encoreDeps(database);
 
 /** The invoice PDF of a closed bill, once generated (404 while the bill is open, 409 before). */
 export const invoicePdf = api.raw(

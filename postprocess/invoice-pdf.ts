@@ -3,7 +3,10 @@
  * emails may hold any script, which the PDF standard fonts cannot show.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import PDFDocument from 'pdfkit';
+import { appRoot } from '../core/app-root';
 import { formatMinorUnits } from '../core/money';
 import type { InvoiceSource } from './store';
 
@@ -15,8 +18,10 @@ export interface InvoiceDocument extends InvoiceSource {
 }
 
 // Read once per process; pdfkit embeds only the glyphs a document uses.
-const FONT = readFileSync(require.resolve('dejavu-fonts-ttf/ttf/DejaVuSans.ttf'));
-const FONT_BOLD = readFileSync(require.resolve('dejavu-fonts-ttf/ttf/DejaVuSans-Bold.ttf'));
+// Resolved from the project root: the bundle Encore runs is an ES module, without `require`.
+const fromRoot = createRequire(path.join(appRoot(), 'package.json'));
+const FONT = readFileSync(fromRoot.resolve('dejavu-fonts-ttf/ttf/DejaVuSans.ttf'));
+const FONT_BOLD = readFileSync(fromRoot.resolve('dejavu-fonts-ttf/ttf/DejaVuSans-Bold.ttf'));
 
 const MARGIN = 50;
 const COLUMNS = { index: 50, date: 90, description: 200, amountRight: 545 };

@@ -8,7 +8,7 @@ import { AppError, billNotFound, notFound } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { toAppError, withDeadline } from '../core/temporal';
 import { parseId } from '../core/validate';
-import { postProcessWorkflowId } from './messages';
+import { InvoiceStatusKey, postProcessSummary, postProcessWorkflowId } from './messages';
 import { findInvoice, reopenFailed } from './store';
 import type { InvoiceSummary, RetryInvoiceResponse } from './types';
 import { closedBillPostProcessWorkflow } from './workflow';
@@ -70,6 +70,8 @@ export async function retryInvoice(deps: Deps, billIdParam: unknown, key: Idempo
           args: [{ bill_id: billId }],
           workflowIdConflictPolicy: reopened ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+          typedSearchAttributes: [{ key: InvoiceStatusKey, value: reopened ?? invoice.status }],
+          staticSummary: postProcessSummary(billId),
         }),
       );
     } catch (err) {

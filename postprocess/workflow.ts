@@ -1,7 +1,25 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { PostProcessActivities } from './activities';
-import type { PostProcessInput, PostProcessResult } from './messages';
-import type { PostProcessStep } from './types';
+import { InvoiceStatusKey, type PostProcessInput, type PostProcessResult } from './messages';
+import type { InvoiceStatus, PostProcessStep } from './types';
+
+/**
+ * The InvoiceStatus search attribute follows the invoice (patched: histories recorded before it
+ * replay without the upserts). Its first value, pending, comes with the start.
+ */
+export const INVOICE_SEARCH_ATTRIBUTE = 'invoice-search-attribute';
+
+function showStatus(status: InvoiceStatus): void {
+  if (patched(INVOICE_SEARCH_ATTRIBUTE)) upsertSearchAttributes([{ key: InvoiceStatusKey, value: status }]);
+}
 
 const { postProcessSettings } = proxyLocalActivities<PostProcessActivities>({ startToCloseTimeout: '10 seconds' });
 
@@ -32,18 +50,22 @@ export async function closedBillPostProcessWorkflow(input: PostProcessInput): Pr
   });
 
   const begun = await bookkeeping.beginPostProcess({ bill_id, workflow_id: workflowInfo().workflowId });
+  showStatus(begun);
   if (begun === 'sent' || begun === 'skipped') return { status: begun, invoice_number: null };
 
   let step: PostProcessStep = 'generate';
   try {
     const { invoice_number } = await steps.generateInvoice({ bill_id });
+    showStatus('generated');
     step = 'deliver';
     const delivery = await steps.deliverInvoice({ bill_id });
+    showStatus(delivery.status);
     return { status: delivery.status, invoice_number };
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const reason = err.cause?.message ?? err.message;
     await bookkeeping.recordPostProcessFailure({ bill_id, step, error: reason });
+    showStatus('failed');
     // Failed in Temporal's UI too, with the reason, where an operator looks first.
     throw ApplicationFailure.nonRetryable(`invoice ${step} failed: ${reason}`, 'invoice_failed');
   }

@@ -13,8 +13,11 @@ async function startEncoreWorker(database: SQLDatabase): Promise<void> {
   await worker.run();
 }
 
+// Bound once, at the top: Encore's parser binds a database handle to the const it initialises.
+const database = SQLDatabase.named('fees');
+
 // Under `encore run` the worker lives in this service, polling the same task queue as `npm run worker`.
-startEncoreWorker(SQLDatabase.named('fees')).catch((err) => {
+startEncoreWorker(database).catch((err) => {
   console.error('Temporal worker stopped:', err);
   process.exit(1);
 });

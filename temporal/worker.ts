@@ -13,9 +13,11 @@ import type { Db } from '../core/db';
 import { createLogger, type Logger } from '../core/log';
 import { createMailer, type Mailer } from '../postprocess/mailer';
 import { createActivities, type Activities } from './activities';
+import { appRoot } from '../core/app-root';
 import { connectionOptions } from '../core/temporal';
+import { missingSearchAttributes } from './search-attributes';
 
-export const WORKFLOWS_PATH = path.join(__dirname, 'workflows.ts');
+export const WORKFLOWS_PATH = path.join(appRoot(), 'temporal', 'workflows.ts');
 
 export interface WorkerOptions {
   config: Config;
@@ -41,6 +43,8 @@ export async function createWorker({
   log,
 }: WorkerOptions): Promise<Worker> {
   const connection = await NativeConnection.connect(connectionOptions(config, address));
+  const logger = log ?? createLogger(config.logLevel, { component: 'worker' });
+  await requireSearchAttributes(connection, config.temporal.namespace, logger);
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -52,7 +56,7 @@ export async function createWorker({
         db,
         config,
         mailer: mailer ?? createMailer(config),
-        log: log ?? createLogger(config.logLevel, { component: 'worker' }),
+        log: logger,
       }),
     ),
   });
@@ -87,4 +91,20 @@ export function installSdkRuntime(config: Config, log: Logger, metricsAddress?: 
     logger: new DefaultLogger(config.temporalLogLevel, write),
     ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
   });
+}
+
+/**
+ * Starting a bill sets search attributes the namespace must know, or the start fails: say so at
+ * the worker's start, with the commands that add them, rather than at the first bill.
+ */
+async function requireSearchAttributes(connection: NativeConnection, namespace: string, log: Logger): Promise<void> {
+  const missing = await missingSearchAttributes(connection, namespace);
+  if (missing === undefined) {
+    log.warn({ namespace }, "could not list the namespace's search attributes; bills need those of docs/operations.md");
+    return;
+  }
+  if (missing.length > 0) {
+    await connection.close();
+    throw new Error(`namespace ${namespace} lacks search attributes the workflows set; add them with:\n  ${missing.join('\n  ')}`);
+  }
 }

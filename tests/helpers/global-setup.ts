@@ -62,9 +62,25 @@ async function startDevServer(cli: string): Promise<DevServer> {
   const address = `127.0.0.1:${port}`;
   const logFile = runLogPath('dev-server');
   const out = openSync(logFile, 'a');
-  const child = spawn(cli, ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', ...DEV_SERVER_ARGS], {
-    stdio: ['ignore', out, out],
-  });
+  const child = spawn(
+    cli,
+    [
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--headless',
+      // As the SDK's test environment does: no call home for a version check.
+      '--dynamic-config-value',
+      'frontend.enableServerVersionCheck=false',
+      ...DEV_SERVER_ARGS,
+    ],
+    {
+      stdio: ['ignore', out, out],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   const deadline = Date.now() + 60_000;
   for (;;) {

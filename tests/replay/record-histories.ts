@@ -18,11 +18,15 @@ import { historyToFile } from './history-file';
 import globalTeardown from '../helpers/global-teardown';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 import { testTempDir } from '../helpers/tmp';
-import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId } from '../../bills/messages';
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId, openBillUpdate } from '../../bills/messages';
+import { billHeader } from '../helpers/bill-header';
 import { postProcessWorkflowId } from '../../postprocess/messages';
 
 /** The last release before ledger snapshots (migration 7): bills it started must keep working. */
 const PREVIOUS_RELEASE = '9c99ff69e0b49fb3f857e3f4a5bb7ab9ef7a4660';
+/** The last release before search attributes: its bills start without them. */
+const BEFORE_SEARCH_ATTRIBUTES = 'dc4a07c316b178b7727cc902b956632a367fa46c';
 
 export const FIXTURES_DIR = path.join(__dirname, 'histories');
 
@@ -253,7 +257,7 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
       console.log('kept     upgrade-mid-bill (exists; --force records it again)');
       return;
     }
-    const previous = await previousReleaseBundle();
+    const previous = await previousReleaseBundle(PREVIOUS_RELEASE);
     const current = process.env.FEES_TEST_BUNDLE;
     await stack.stopWorker();
     process.env.FEES_TEST_BUNDLE = previous;
@@ -281,26 +285,100 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     await save('upgrade-mid-bill', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
   },
 
+  /**
+   * Search attributes: set at the start, kept current as currencies join and the bill closes; the
+   * invoice starts with its own and follows its status.
+   */
+  async 'search-attributes'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), customer_email: 'ops@example.com' });
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(100));
+    await together(stack, billId, [item(5, 'EUR'), item(7, 'GBP')]);
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(9, 'EUR'));
+    await ok(stack, 'POST', `/bills/${billId}/close`);
+    await save('search-attributes-close', stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)));
+    const postProcess = stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId));
+    await postProcess.result();
+    await save('search-attributes-invoice', postProcess);
+  },
+
+  /** A series with search attributes: the next period's bill starts with its own. */
+  async 'search-attributes-series'(stack) {
+    await recurringSeries(stack, 'search-attributes-series');
+  },
+
+  /**
+   * A bill started as the release before search attributes started them (none at its start), run by
+   * that release's workflow code, then taken over by this one: it gets the full set with its first
+   * upsert, and closes.
+   */
+  async 'search-attributes-upgrade'(stack) {
+    const file = path.join(FIXTURES_DIR, 'search-attributes-upgrade.json');
+    if (existsSync(file) && !args.force) {
+      console.log('kept     search-attributes-upgrade (exists; --force records it again)');
+      return;
+    }
+    const previous = await previousReleaseBundle(BEFORE_SEARCH_ATTRIBUTES);
+    const current = process.env.FEES_TEST_BUNDLE;
+    await stack.stopWorker();
+    process.env.FEES_TEST_BUNDLE = previous;
+    const bill = billHeader({ bill_id: uid(), customer_email: 'upgrade@example.com' });
+    try {
+      await stack.startWorker();
+      const startWorkflowOperation = new WithStartWorkflowOperation('billLifecycleWorkflow', {
+        workflowId: billWorkflowId(bill.bill_id),
+        taskQueue: stack.config.temporal.taskQueue,
+        args: [{ bill, activitySettings: stack.config.billActivities }],
+        workflowIdConflictPolicy: 'FAIL',
+      });
+      await stack.deps.temporal.workflow.executeUpdateWithStart(openBillUpdate, { startWorkflowOperation });
+      await ok(stack, 'POST', `/bills/${bill.bill_id}/line-items`, item(100));
+      await stack.stopWorker();
+    } finally {
+      process.env.FEES_TEST_BUNDLE = current;
+    }
+    await stack.startWorker();
+    await ok(stack, 'POST', `/bills/${bill.bill_id}/line-items`, item(5, 'EUR'));
+    const closedBill = (await ok(stack, 'POST', `/bills/${bill.bill_id}/close`)).bill;
+    if (countOf(closedBill) !== 2) throw new Error(`expected 2 line items, got ${JSON.stringify(closedBill.totals)}`);
+    const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(bill.bill_id));
+    const shown = (await handle.describe()).searchAttributes;
+    if (!shown.BillStatus || !shown.BillCustomer) throw new Error(`search attributes missing after the upgrade: ${JSON.stringify(shown)}`);
+    await save('search-attributes-upgrade', handle);
+  },
+
+  /** A failed invoice with search attributes: its status ends as failed. */
+  async 'search-attributes-invoice-failed'(stack) {
+    await failedInvoice(stack, 'search-attributes-invoice-failed');
+  },
+
   /** The invoice cannot be delivered (no SMTP server) and its workflow fails after one attempt. */
   async 'post-process-failed'(stack) {
-    const billId = uid();
-    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), customer_email: 'ap@example.com' });
-    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(100));
-    await ok(stack, 'POST', `/bills/${billId}/close`);
-    const handle = stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId));
-    await handle.result().catch(() => undefined);
-    await save('post-process-failed', handle);
+    await failedInvoice(stack, 'post-process-failed');
   },
 };
 
-/** The previous release's workflow bundle, built from its commit in a temporary worktree. */
-async function previousReleaseBundle(): Promise<string> {
+/** A bill closed at once whose invoice fails (on the stack whose SMTP server is missing). */
+async function failedInvoice(stack: Stack, name: string): Promise<void> {
+  const billId = uid();
+  await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), customer_email: 'ap@example.com' });
+  await ok(stack, 'POST', `/bills/${billId}/line-items`, item(100));
+  await ok(stack, 'POST', `/bills/${billId}/close`);
+  const handle = stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId));
+  await handle.result().catch(() => undefined);
+  await save(name, handle);
+}
+
+/** A previous release's workflow bundle, built from its commit in a temporary worktree. */
+async function previousReleaseBundle(commit: string): Promise<string> {
   const root = path.resolve(__dirname, '..', '..');
   const dir = path.join(testTempDir('previous-release-'), 'tree');
-  execFileSync('git', ['worktree', 'add', '--detach', dir, PREVIOUS_RELEASE], { cwd: root, stdio: 'ignore' });
+  execFileSync('git', ['worktree', 'add', '--detach', dir, commit], { cwd: root, stdio: 'ignore' });
   try {
     symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-    const { code } = await bundleWorkflowCode({ workflowsPath: path.join(dir, 'temporal', 'workflows', 'index.ts') });
+    // The bundle's entry point moved with the structure change (temporal/workflows.ts).
+    const entry = ['temporal/workflows.ts', 'temporal/workflows/index.ts'].map((f) => path.join(dir, f)).find((f) => existsSync(f))!;
+    const { code } = await bundleWorkflowCode({ workflowsPath: entry });
     const bundle = path.join(path.dirname(dir), 'previous-bundle.js');
     writeFileSync(bundle, code);
     return bundle;
@@ -322,7 +400,17 @@ async function recurringSeries(stack: Stack, name: string): Promise<void> {
   await save(`${name}-cancelled`, stack.deps.temporal.workflow.getHandle(billWorkflowId(next)));
 }
 
-const ONE_RUN = new Set(['ledger-adds', 'ledger-recurring', 'ledger-totals-mismatch', 'upgrade-mid-bill', 'series-close-after-cancel']);
+const ONE_RUN = new Set([
+  'ledger-adds',
+  'ledger-recurring',
+  'ledger-totals-mismatch',
+  'upgrade-mid-bill',
+  'series-close-after-cancel',
+  'search-attributes',
+  'search-attributes-series',
+  'search-attributes-upgrade',
+]);
+const FAILING = new Set(['post-process-failed', 'search-attributes-invoice-failed']);
 
 async function main(): Promise<void> {
   mkdirSync(FIXTURES_DIR, { recursive: true });
@@ -333,7 +421,7 @@ async function main(): Promise<void> {
     const oneRun = await startStack();
     // Delivery to a port nobody listens on, one attempt: the failed post-process.
     const failing = await startStack({ SMTP_URL: 'smtp://127.0.0.1:9', POSTPROCESS_MAX_ATTEMPTS: '1' });
-    const stackFor = (name: string) => (name === 'post-process-failed' ? failing : ONE_RUN.has(name) ? oneRun : stack);
+    const stackFor = (name: string) => (FAILING.has(name) ? failing : ONE_RUN.has(name) ? oneRun : stack);
     try {
       for (const [name, run] of Object.entries(scenarios)) if (!only || only.has(name)) await run(stackFor(name));
     } finally {

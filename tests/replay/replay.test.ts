@@ -40,6 +40,13 @@ it('has the recorded scenarios', () => {
       'upgrade-mid-bill',
       // With the history cap and the close waiting for a cancel (migration 9).
       'series-close-after-cancel-renewed',
+      // Search attributes: kept current, on the invoice too, and given to a bill of the release before.
+      'search-attributes-close',
+      'search-attributes-invoice',
+      'search-attributes-invoice-failed',
+      'search-attributes-series-renewed',
+      'search-attributes-series-cancelled',
+      'search-attributes-upgrade',
       'series-close-after-cancel-cancelled',
     ]),
   );

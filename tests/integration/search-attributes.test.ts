@@ -1,0 +1,133 @@
+/**
+ * Operators find bills in Temporal's own tools: the queries of docs/operations.md ("Finding bills
+ * in Temporal"), through the client's workflow.list and through the Temporal CLI as typed there,
+ * against the run's dev server (started with the --search-attribute flags of `npm start`).
+ */
+import { execFileSync } from 'node:child_process';
+import { loadConfig } from '../../core/config';
+import { billWorkflowId } from '../../bills/messages';
+import { BillStatusKey } from '../../bills/search-attributes';
+import { postProcessWorkflowId } from '../../postprocess/messages';
+import { findTemporalCli } from '../../host/temporal-dev';
+import { createWorker } from '../../temporal/worker';
+import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
+
+let stack: Stack;
+const since = new Date().toISOString();
+
+beforeAll(async () => {
+  // Invoices go to a port nobody listens on, one attempt: they fail, as an operator would find them.
+  stack = await startStack({ SMTP_URL: 'smtp://127.0.0.1:9', POSTPROCESS_MAX_ATTEMPTS: '1' });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function ok(method: string, path: string, body?: unknown): Promise<any> {
+  const r = await call(stack, method, path, body);
+  expect(r.status).toBe(200);
+  return r.body;
+}
+
+async function count(query: string): Promise<number> {
+  let n = 0;
+  for await (const _ of stack.deps.temporal.workflow.list({ query })) n++;
+  return n;
+}
+
+/** Visibility follows a moment behind the workflows: wait for the count the query should reach. */
+async function expectCount(query: string, expected: number): Promise<void> {
+  await eventually(async () => (await count(query)) === expected, 15_000).catch(async () => {
+    throw new Error(`${query}: ${await count(query)} workflows, expected ${expected}`);
+  });
+}
+
+/** The same query with the Temporal CLI, as docs/operations.md types it. */
+function cliCount(query: string): number {
+  const cli = findTemporalCli(loadConfig())!;
+  const out = execFileSync(cli, ['workflow', 'list', '--address', stack.config.temporal.address!, '--query', query, '--output', 'json'], {
+    encoding: 'utf8',
+  });
+  return out.trim() === '' ? 0 : (JSON.parse(out) as unknown[]).length;
+}
+
+it("finds one customer's bills by status and currency, and the failed invoices", async () => {
+  const customer = `ops-${uid()}@example.com`;
+  const closed = uid();
+  await ok('POST', '/bills', { bill_id: closed, billing_period_end: inSeconds(3600), customer_email: customer });
+  await ok('POST', `/bills/${closed}/line-items`, { amount: 100, currency: 'USD', description: 'a' });
+  await ok('POST', `/bills/${closed}/line-items`, { amount: 5, currency: 'EUR', description: 'b' });
+  await ok('POST', `/bills/${closed}/close`);
+  const gbp = uid();
+  await ok('POST', '/bills', { bill_id: gbp, billing_period_end: inSeconds(3600), customer_email: customer, currency: 'GBP' });
+  await ok('POST', `/bills/${gbp}/line-items`, { amount: 7, currency: 'GBP', description: 'c' });
+  const usd = uid();
+  await ok('POST', '/bills', { bill_id: usd, billing_period_end: inSeconds(3600), customer_email: customer });
+  await ok('POST', `/bills/${usd}/line-items`, { amount: 1, currency: 'USD', description: 'd' });
+  await stack.deps.temporal.workflow
+    .getHandle(postProcessWorkflowId(closed))
+    .result()
+    .catch(() => undefined);
+
+  const ofCustomer = `BillCustomer="${customer}"`;
+  await expectCount(ofCustomer, 3);
+  await expectCount(`${ofCustomer} AND BillStatus="open"`, 2);
+  await expectCount(`${ofCustomer} AND BillStatus="closed"`, 1);
+  await expectCount(`${ofCustomer} AND BillCurrencies="EUR"`, 1);
+  await expectCount(`${ofCustomer} AND BillCurrencies="USD"`, 2);
+  await expectCount(`${ofCustomer} AND BillCurrencies="GBP" AND BillPolicy="usage_based"`, 1);
+  const failed = `WorkflowType="closedBillPostProcessWorkflow" AND InvoiceStatus="failed" AND StartTime > "${since}"`;
+  await expectCount(failed, 1);
+
+  // The CLI reads the same, with the queries as the docs type them.
+  expect(cliCount(ofCustomer)).toBe(3);
+  expect(cliCount(failed)).toBe(1);
+
+  // Each row says what it is.
+  const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(usd));
+  const description = await handle.describe();
+  expect(await description.staticSummary()).toBe(
+    `bill ${usd} for ${customer}, ${description.startTime.toISOString().slice(0, 10)} to ${inSeconds(3600).slice(0, 10)}`,
+  );
+  expect(description.typedSearchAttributes.get(BillStatusKey)).toBe('open');
+  expect(await (await stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(closed)).describe()).staticSummary()).toContain(closed);
+});
+
+it('finds an open bill past its period end: a timer that no worker has fired', async () => {
+  const customer = `stuck-${uid()}@example.com`;
+  const billId = uid();
+  await ok('POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3), customer_email: customer });
+  await stack.stopWorker();
+  try {
+    await new Promise((r) => setTimeout(r, 4_000));
+    const stuck = `BillStatus="open" AND BillPeriodEnd < "${new Date().toISOString()}" AND BillCustomer="${customer}"`;
+    await expectCount(stuck, 1);
+    expect(cliCount(stuck)).toBe(1);
+  } finally {
+    await stack.startWorker();
+  }
+  // The worker is back: the timer fires, the bill closes and leaves the query.
+  await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.status === 'closed', 30_000);
+  await expectCount(`BillStatus="open" AND BillCustomer="${customer}"`, 0);
+  await expectCount(`BillStatus="closed" AND BillCustomer="${customer}"`, 1);
+});
+
+it('refuses to start a worker on a namespace without them, naming the commands that add them', async () => {
+  const namespace = `bare-${uid()}`;
+  execFileSync(findTemporalCli(loadConfig())!, [
+    'operator',
+    'namespace',
+    'create',
+    '--address',
+    stack.config.temporal.address!,
+    '--namespace',
+    namespace,
+  ]);
+  const config = { ...stack.config, temporal: { ...stack.config.temporal, namespace } };
+  await expect(createWorker({ config, address: config.temporal.address!, db: stack.db })).rejects.toThrow(
+    new RegExp(
+      `namespace ${namespace} lacks search attributes[^]*temporal operator search-attribute create --namespace ${namespace} --name BillStatus --type Keyword[^]*--name BillCurrencies --type KeywordList[^]*--name InvoiceStatus --type Keyword`,
+    ),
+  );
+});

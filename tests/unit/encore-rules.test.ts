@@ -1,0 +1,238 @@
+/**
+ * The Encore layer against the rules of Encore's own parser, which reads the app statically before
+ * `encore run` starts it and refuses constructs TypeScript accepts. Each rule names the lines of
+ * encoredev/encore it encodes, read at tag v1.58.2 (5d7021ef), the newest tag the mirror had for our
+ * `encore.dev` 1.58.6 pin: its runtimes/js/encore.dev sources are byte-identical to the package's,
+ * and the parser ships in the Encore CLI, so check these again when either moves. Each rule is also
+ * run against the code as it was before it held (BEFORE below), to show it would have caught it.
+ * Running under `encore run` is not verified here: Encore's runtime cannot be installed here.
+ */
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+
+const root = path.resolve(__dirname, '..', '..');
+const rel = (file: string) => path.relative(root, file);
+
+/** The files Encore parses as the app's services: every folder with an encore.service.ts. */
+const SERVICES = readdirSync(root).filter((d) => existsSync(path.join(root, d, 'encore.service.ts')));
+const serviceFiles = SERVICES.flatMap((d) =>
+  readdirSync(path.join(root, d))
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => path.join(root, d, f)),
+);
+
+const parse = (file: string, text = readFileSync(file, 'utf8')) => ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
+
+function walk(node: ts.Node, visit: (n: ts.Node) => void): void {
+  visit(node);
+  node.forEachChild((child) => walk(child, visit));
+}
+
+const isCallTo = (n: ts.Node, callee: string): n is ts.CallExpression | ts.NewExpression =>
+  (ts.isCallExpression(n) || ts.isNewExpression(n)) && n.expression.getText() === callee;
+
+/**
+ * Rule 1: the `migrations` option is a LocalRelPath (tsparser/litparser/src/lib.rs:225-234: only
+ * `.` and plain names, so no `..` and no root), joined to the declaring file's directory
+ * (tsparser/src/parser/resources/infra/sqldb.rs:119-120). The directory is read with read_dir and
+ * is_dir, which follow symlinks (sqldb.rs:212-230; the daemon reads each file with os.ReadFile,
+ * cli/daemon/sqldb/migrate.go:39-41), and each .sql file must match sqldb.rs:235-236.
+ */
+function migrationPathViolations(source: ts.SourceFile): string[] {
+  const found: string[] = [];
+  walk(source, (n) => {
+    if (!ts.isNewExpression(n) || n.expression.getText() !== 'SQLDatabase') return;
+    const options = n.arguments?.[1];
+    if (!options || !ts.isObjectLiteralExpression(options)) return;
+    for (const p of options.properties) {
+      if (!ts.isPropertyAssignment(p) || p.name.getText() !== 'migrations') continue;
+      if (!ts.isStringLiteral(p.initializer)) {
+        found.push(`${rel(source.fileName)}: migrations must be a string literal`);
+        continue;
+      }
+      const dir = p.initializer.text;
+      if (path.isAbsolute(dir) || dir.split(/[\\/]/).includes('..')) {
+        found.push(`${rel(source.fileName)}: migrations path ${dir} leaves the service`);
+        continue;
+      }
+      const full = path.join(path.dirname(source.fileName), dir);
+      const files = existsSync(full) && statSync(full).isDirectory() ? readdirSync(full) : [];
+      const sql = files.filter((f) => f.endsWith('.sql'));
+      if (sql.length === 0) found.push(`${rel(source.fileName)}: no migrations in ${dir}`);
+      for (const f of sql)
+        if (!/^(\d+)_([^.]+)\.(up|down)\.sql$/.test(f)) found.push(`${rel(source.fileName)}: migration ${f} is not named N_name.up.sql`);
+    }
+  });
+  return found;
+}
+
+/**
+ * Rule 2: a resource is bound to the nearest enclosing variable declaration
+ * (tsparser/src/parser/resources/parseutil.rs:297-320, extract_bind_name): a destructuring is
+ * "expected identifier as bind name", and `const deps = () => encoreDeps(SQLDatabase.named(...))`
+ * makes `deps` the database, so calling it is "invalid use of database resource"
+ * (tsparser/src/parser/resources/infra/sqldb.rs:512-526; passing the bound const as an argument or
+ * reading a field of it is allowed). Our rule: the call is the whole initialiser of a top-level
+ * `const name`, which can be imported and passed along.
+ */
+function bindingViolations(source: ts.SourceFile): string[] {
+  const found: string[] = [];
+  walk(source, (n) => {
+    if (!isCallTo(n, 'SQLDatabase.named') && !(ts.isNewExpression(n) && n.expression.getText() === 'SQLDatabase')) return;
+    const decl = n.parent;
+    const ok =
+      ts.isVariableDeclaration(decl) &&
+      decl.initializer === n &&
+      ts.isIdentifier(decl.name) &&
+      ts.isVariableDeclarationList(decl.parent) &&
+      (decl.parent.flags & ts.NodeFlags.Const) !== 0 &&
+      ts.isVariableStatement(decl.parent.parent) &&
+      ts.isSourceFile(decl.parent.parent.parent);
+    if (!ok) {
+      const { line } = source.getLineAndCharacterOfPosition(n.getStart());
+      found.push(`${rel(source.fileName)}:${line + 1}: ${n.getText()} is not bound to a top-level const`);
+    }
+  });
+  return found;
+}
+
+/**
+ * Rule 3: Encore bundles the app as ES modules (cli/cmd/tsbundler-encore/main.go:112-113,
+ * `Format: api.FormatESModule`, run as main.mjs), where `__dirname`, `__filename` and `require` do
+ * not exist. None may appear in a module the Encore layer loads.
+ */
+function commonJsViolations(source: ts.SourceFile): string[] {
+  const found: string[] = [];
+  walk(source, (n) => {
+    if (!ts.isIdentifier(n) || !['__dirname', '__filename', 'require'].includes(n.text)) return;
+    // A property named so (obj.require) is not the global.
+    if (ts.isPropertyAccessExpression(n.parent) && n.parent.name === n) return;
+    const { line } = source.getLineAndCharacterOfPosition(n.getStart());
+    found.push(`${rel(source.fileName)}:${line + 1}: ${n.text}`);
+  });
+  return found;
+}
+
+/** Every module the service files load, following relative imports. */
+function loadedModules(): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    const real = realpathSync(file);
+    if (seen.has(real)) return;
+    seen.add(real);
+    for (const s of parse(real).statements) {
+      if (!(ts.isImportDeclaration(s) || ts.isExportDeclaration(s)) || !s.moduleSpecifier) continue;
+      if ((ts.isImportDeclaration(s) && s.importClause?.isTypeOnly) || (ts.isExportDeclaration(s) && s.isTypeOnly)) continue;
+      const spec = (s.moduleSpecifier as ts.StringLiteral).text;
+      if (!spec.startsWith('.')) continue;
+      const target = path.resolve(path.dirname(real), spec);
+      const candidates = [`${target}.ts`, path.join(target, 'index.ts'), target];
+      const hit = candidates.find((c) => existsSync(c) && statSync(c).isFile());
+      if (hit) visit(hit);
+    }
+  };
+  serviceFiles.forEach(visit);
+  return [...seen];
+}
+
+/**
+ * Rule 4: request and response types must be interfaces, and "type index is not supported in
+ * schema types" (tsparser/src/app/mod.rs:215-233); `extends` is resolved
+ * (tsparser/src/parser/types/type_resolve.rs:1342-1376). Encore would also take a named object
+ * type alias; we keep to interfaces.
+ */
+function endpointTypeViolations(files: string[]): string[] {
+  const program = ts.createProgram(files, {
+    strict: true,
+    skipLibCheck: true,
+    noEmit: true,
+    module: ts.ModuleKind.Preserve,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+  });
+  const checker = program.getTypeChecker();
+  const found: string[] = [];
+  const check = (file: ts.SourceFile, what: string, type: ts.TypeNode | undefined) => {
+    if (!type || !ts.isTypeReferenceNode(type)) return found.push(`${rel(file.fileName)}: ${what} is not a named type`);
+    let symbol = checker.getSymbolAtLocation(type.typeName);
+    if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+    const decl = symbol?.declarations?.[0];
+    if (!decl || !ts.isInterfaceDeclaration(decl))
+      return found.push(`${rel(file.fileName)}: ${what} ${type.getText()} is not an interface`);
+    if (decl.members.some(ts.isIndexSignatureDeclaration))
+      found.push(`${rel(file.fileName)}: ${what} ${decl.name.text} has a top-level index signature`);
+  };
+  for (const fileName of files.filter((f) => f.endsWith('api.ts'))) {
+    const file = program.getSourceFile(fileName)!;
+    walk(file, (n) => {
+      if (!ts.isCallExpression(n) || n.expression.getText() !== 'api') return;
+      const handler = n.arguments[1];
+      if (!handler || !ts.isArrowFunction(handler)) return;
+      const param = handler.parameters[0];
+      if (param) check(file, 'request', param.type);
+      const ret = handler.type;
+      if (ret && ts.isTypeReferenceNode(ret) && ret.typeName.getText() === 'Promise') check(file, 'response', ret.typeArguments?.[0]);
+      else if (ret) found.push(`${rel(file.fileName)}: response is not Promise<Interface>`);
+    });
+  }
+  return found;
+}
+
+/** The Encore layer as it was before these rules held (copied from the code, to show each rule catches it). */
+const BEFORE = {
+  db: `export const database = new SQLDatabase('fees', { migrations: '../migrations' });`,
+  encoreGlue: `export async function identify(authorization: string | undefined, client: string): Promise<AuthData> {
+  const { db } = await encoreDeps(SQLDatabase.named('fees'));
+  return authenticate(db, authorization, client);
+}`,
+  api: `const deps = () => encoreDeps(SQLDatabase.named('fees'));`,
+  worker: `export const WORKFLOWS_PATH = path.join(__dirname, 'workflows.ts');`,
+  pdf: `const FONT = readFileSync(require.resolve('dejavu-fonts-ttf/ttf/DejaVuSans.ttf'));`,
+};
+
+describe("the Encore layer follows Encore's parser rules", () => {
+  const sources = serviceFiles.map((f) => parse(f));
+
+  it('finds the services and their files', () => {
+    expect(SERVICES.sort()).toEqual(['bills', 'postprocess', 'temporal']);
+    expect(serviceFiles.map(rel)).toEqual(
+      expect.arrayContaining(['bills/api.ts', 'bills/db.ts', 'bills/gateway.ts', 'postprocess/api.ts']),
+    );
+  });
+
+  it('rule 1: the migrations path stays inside its service and reaches the migrations', () => {
+    expect(sources.flatMap(migrationPathViolations)).toEqual([]);
+    expect(migrationPathViolations(parse(path.join(root, 'bills', 'db.ts'), BEFORE.db))).toEqual([
+      'bills/db.ts: migrations path ../migrations leaves the service',
+    ]);
+    // The path Encore reads is the project's migrations folder itself (a committed symlink).
+    expect(realpathSync(path.join(root, 'bills', 'migrations'))).toBe(realpathSync(path.join(root, 'migrations')));
+  });
+
+  it('rule 2: every database handle is bound to a top-level const', () => {
+    const loaded = loadedModules().map((f) => parse(f));
+    expect(loaded.flatMap(bindingViolations)).toEqual([]);
+    expect(bindingViolations(parse(path.join(root, 'core', 'encore.ts'), BEFORE.encoreGlue))).toHaveLength(1);
+    expect(bindingViolations(parse(path.join(root, 'postprocess', 'api.ts'), BEFORE.api))).toHaveLength(1);
+  });
+
+  it('rule 3: no __dirname, __filename or require in any module the Encore layer loads', () => {
+    const loaded = loadedModules();
+    // The worker's composition root and the invoice PDF are among them (through temporal/encore.service.ts).
+    expect(loaded.map(rel)).toEqual(expect.arrayContaining(['temporal/worker.ts', 'core/db.ts', 'postprocess/invoice-pdf.ts']));
+    expect(loaded.map((f) => parse(f)).flatMap(commonJsViolations)).toEqual([]);
+    expect(commonJsViolations(parse(path.join(root, 'temporal', 'worker.ts'), BEFORE.worker))).toEqual(['temporal/worker.ts:1: __dirname']);
+    expect(commonJsViolations(parse(path.join(root, 'postprocess', 'invoice-pdf.ts'), BEFORE.pdf))).toEqual([
+      'postprocess/invoice-pdf.ts:1: require',
+    ]);
+  });
+
+  it('rule 4: endpoint request and response types are interfaces without a top-level index signature', () => {
+    expect(endpointTypeViolations(serviceFiles)).toEqual([]);
+    const bad = path.join(root, 'tests', 'unit', 'fixtures', 'encore-bad-api.ts');
+    expect(endpointTypeViolations([bad])).toEqual([
+      'tests/unit/fixtures/encore-bad-api.ts: request AliasRequest is not an interface',
+      'tests/unit/fixtures/encore-bad-api.ts: response Indexed has a top-level index signature',
+    ]);
+  });
+});
