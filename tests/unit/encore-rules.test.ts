@@ -178,6 +178,57 @@ function endpointTypeViolations(files: string[]): string[] {
   return found;
 }
 
+/**
+ * What else Encore's parser checks, which holds today and must keep holding: one gateway and one
+ * auth handler, bound to consts, inside a service (tsparser/src/legacymeta/mod.rs:484-556,
+ * tsparser/src/parser/apis/authhandler.rs:128-129); each encore.service.ts default-exports one
+ * unbound `new Service(...)` (tsparser/src/parser/apis/service.rs:47-59, 107-123); `Header<...>`
+ * is Encore's, imported from encore.dev/api (tsparser/src/parser/types/type_resolve.rs:1058-1066).
+ */
+function layoutViolations(sources: ts.SourceFile[]): string[] {
+  const found: string[] = [];
+  const calls = (callee: string) =>
+    sources.flatMap((file) => {
+      const hits: ts.Node[] = [];
+      walk(file, (n) => {
+        if (isCallTo(n, callee)) hits.push(n);
+      });
+      return hits;
+    });
+  const boundToConst = (n: ts.Node) => ts.isVariableDeclaration(n.parent) && ts.isIdentifier(n.parent.name);
+  const gateways = calls('Gateway');
+  const handlers = calls('authHandler');
+  if (gateways.length !== 1) found.push(`${gateways.length} gateways`);
+  if (handlers.length !== 1) found.push(`${handlers.length} auth handlers`);
+  for (const n of [...gateways, ...handlers])
+    if (!boundToConst(n)) found.push(`${rel(n.getSourceFile().fileName)}: ${n.getText().slice(0, 30)} is not bound to a const`);
+  for (const file of sources.filter((f) => f.fileName.endsWith('encore.service.ts'))) {
+    const services = calls('Service').filter((n) => n.getSourceFile() === file);
+    const exported = file.statements.some(
+      (st) =>
+        ts.isExportAssignment(st) &&
+        !st.isExportEquals &&
+        ts.isNewExpression(st.expression) &&
+        st.expression.expression.getText() === 'Service',
+    );
+    if (services.length !== 1 || !exported) found.push(`${rel(file.fileName)}: must default-export one new Service(...)`);
+  }
+  for (const file of sources) {
+    let usesHeader = false;
+    walk(file, (n) => {
+      if (ts.isTypeReferenceNode(n) && n.typeName.getText() === 'Header') usesHeader = true;
+    });
+    const imported = file.statements.some(
+      (st) =>
+        ts.isImportDeclaration(st) &&
+        (st.moduleSpecifier as ts.StringLiteral).text === 'encore.dev/api' &&
+        /\bHeader\b/.test(st.importClause?.getText() ?? ''),
+    );
+    if (usesHeader && !imported) found.push(`${rel(file.fileName)}: Header<...> is not imported from encore.dev/api`);
+  }
+  return found;
+}
+
 /** The Encore layer as it was before these rules held (copied from the code, to show each rule catches it). */
 const BEFORE = {
   db: `export const database = new SQLDatabase('fees', { migrations: '../migrations' });`,
@@ -224,6 +275,14 @@ describe("the Encore layer follows Encore's parser rules", () => {
     expect(commonJsViolations(parse(path.join(root, 'temporal', 'worker.ts'), BEFORE.worker))).toEqual(['temporal/worker.ts:1: __dirname']);
     expect(commonJsViolations(parse(path.join(root, 'postprocess', 'invoice-pdf.ts'), BEFORE.pdf))).toEqual([
       'postprocess/invoice-pdf.ts:1: require',
+    ]);
+  });
+
+  it('the rest holds: one gateway and auth handler, services default-exported, Header from encore.dev/api', () => {
+    expect(layoutViolations(sources)).toEqual([]);
+    const twoServices = parse(path.join(root, 'bills', 'encore.service.ts'), `const s = new Service('bills');\nexport default s;`);
+    expect(layoutViolations([...sources.filter((f) => !f.fileName.endsWith('bills/encore.service.ts')), twoServices])).toEqual([
+      'bills/encore.service.ts: must default-export one new Service(...)',
     ]);
   });
 
