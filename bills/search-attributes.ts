@@ -32,9 +32,12 @@ export function billSearchAttributes(bill: BillHeader, status: BillStatus = 'ope
   return pairs;
 }
 
+/** Temporal renders summaries as markdown: the caller's text shows as written, never as markup. */
+const literal = (text: string) => text.replace(/[\\`*_{}[\]()<>#+!|~]/g, '\\$&');
+
 /** The row of the bill's workflow in the UI and `temporal workflow describe`. */
 export function billSummary(bill: BillHeader): string {
   const period = `${bill.billing_period_start.slice(0, 10)} to ${bill.billing_period_end.slice(0, 10)}`;
   const what = bill.interval ? `recurring bill (${bill.interval})` : 'bill';
-  return `${what} ${bill.bill_id} for ${bill.customer_email ?? 'no customer email'}, ${period}`;
+  return `${what} ${literal(bill.bill_id)} for ${bill.customer_email ? literal(bill.customer_email) : 'no customer email'}, ${period}`;
 }

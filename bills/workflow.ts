@@ -18,6 +18,7 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -57,7 +58,7 @@ import {
   type WriteOutcome,
 } from './messages';
 import { parseInterval, periodEnd, prorateFee, type Interval } from './periods';
-import { BillCurrenciesKey, BillStatusKey, billSearchAttributes, billSummary } from './search-attributes';
+import { BILL_SEARCH_ATTRIBUTES, BillCurrenciesKey, BillStatusKey, billSearchAttributes, billSummary } from './search-attributes';
 import type { BillHeader } from './types';
 import { legacyAddBatch, legacyAddOne } from './workflow-legacy';
 
@@ -365,8 +366,11 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
   const ledger = ledgerActivities(input.activitySettings);
   registerHandlers(bill, db);
   void runLedgerWriter(bill, ledger);
-  // A run of a bill of the previous release (started without them) gets them at its start.
+  // A run of a bill of the previous release (started without them) gets them at its start, and so
+  // does every run after a continue-as-new, which starts without them. The summary comes with the
+  // first run's start only: every run also shows it as its current details (not a command).
   if (!workflowInfo().typedSearchAttributes.get(BillStatusKey)) show(bill, () => []);
+  setCurrentDetails(billSummary(input.bill));
 
   if (!bill.persisted) {
     // By local activity: with Update-with-Start, the row, the update's acceptance and its answer
@@ -375,8 +379,12 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
     const outcome = await persist(input.bill);
     if (outcome === 'conflict' || outcome === 'already_closed') {
       // Not this workflow's bill to run: answer the waiting handlers and stop, running nothing twice.
-      if (outcome === 'conflict') bill.conflict = true;
-      else {
+      if (outcome === 'conflict') {
+        bill.conflict = true;
+        // The attributes describe a request for a bill that is not this one: drop them.
+        if (patched(SEARCH_ATTRIBUTES))
+          upsertSearchAttributes(BILL_SEARCH_ATTRIBUTES.map((key) => ({ key, value: null }) as SearchAttributeUpdatePair));
+      } else {
         Object.assign(bill, { status: 'closed', persisted: true });
         showStatus(bill);
       }

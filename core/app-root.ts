@@ -4,15 +4,27 @@
  * `import.meta`, which the CommonJS of tsx and jest does not: from the working directory (npm
  * scripts, `encore run` and the tests all run in the root) or else the started script's directory.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+
+/** This project's root: encore.app beside a package.json that names this package (not another app's). */
+function isOurRoot(dir: string): boolean {
+  if (!existsSync(path.join(dir, 'encore.app')) || !existsSync(path.join(dir, 'package.json'))) return false;
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === PACKAGE_NAME;
+  } catch {
+    return false;
+  }
+}
 
 function findUp(from: string): string | undefined {
   for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'encore.app'))) return dir;
+    if (isOurRoot(dir)) return dir;
     if (path.dirname(dir) === dir) return undefined;
   }
 }
+
+const PACKAGE_NAME = 'fees-api';
 
 let root: string | undefined;
 

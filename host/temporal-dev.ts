@@ -9,7 +9,7 @@ import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../core/config';
 import { stopProcess } from './processes';
-import { devServerSearchAttributeArgs } from '../temporal/search-attributes';
+import { addMissingSearchAttributes, devServerSearchAttributeArgs } from '../temporal/search-attributes';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 
@@ -119,6 +119,20 @@ async function temporalAnswers(address: string): Promise<boolean> {
   }
 }
 
+/**
+ * The dev server registers its --search-attribute flags only when it creates the namespace: a state
+ * file from a release before them, or a server left running by one, gets them added here.
+ */
+async function registerSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const added = await addMissingSearchAttributes(connection, namespace);
+    if (added.length > 0) console.log(`Registered search attributes on the dev server: ${added.join(', ')}.`);
+  } finally {
+    await connection.close();
+  }
+}
+
 export async function startTemporalDevServer(config: Config): Promise<RunningTemporal> {
   const { devServerPort: port, devServerUiPort: uiPort, namespace } = config.temporal;
   const address = `127.0.0.1:${port}`;
@@ -127,6 +141,7 @@ export async function startTemporalDevServer(config: Config): Promise<RunningTem
     // Adopt it, as we adopt a Postgres left running: if it holds our state file a second one could
     // not start anyway, and then it stops with us.
     console.log(`A Temporal server already listens at ${address}: using it.`);
+    await registerSearchAttributes(address, namespace);
     return { address, uiUrl: `http://127.0.0.1:${uiPort}`, stop: () => stopOrphanedDevServer(dbFilename) };
   }
   const cli = findTemporalCli(config);
@@ -149,6 +164,7 @@ export async function startTemporalDevServer(config: Config): Promise<RunningTem
     if (cli) throw err;
     throw new Error(`${HOW_TO_INSTALL}\n(The SDK's download failed: ${(err as Error).message})`);
   }
+  await registerSearchAttributes(address, namespace);
   return {
     address,
     uiUrl: `http://127.0.0.1:${uiPort}`,

@@ -44,7 +44,7 @@ export async function createWorker({
 }: WorkerOptions): Promise<Worker> {
   const connection = await NativeConnection.connect(connectionOptions(config, address));
   const logger = log ?? createLogger(config.logLevel, { component: 'worker' });
-  await requireSearchAttributes(connection, config.temporal.namespace, logger);
+  await requireSearchAttributes(connection, config.temporal.namespace, address, logger);
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -97,10 +97,19 @@ export function installSdkRuntime(config: Config, log: Logger, metricsAddress?: 
  * Starting a bill sets search attributes the namespace must know, or the start fails: say so at
  * the worker's start, with the commands that add them, rather than at the first bill.
  */
-async function requireSearchAttributes(connection: NativeConnection, namespace: string, log: Logger): Promise<void> {
-  const missing = await missingSearchAttributes(connection, namespace);
+async function requireSearchAttributes(connection: NativeConnection, namespace: string, address: string, log: Logger): Promise<void> {
+  let missing: string[] | undefined;
+  try {
+    missing = await missingSearchAttributes(connection, namespace, address);
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
   if (missing === undefined) {
-    log.warn({ namespace }, "could not list the namespace's search attributes; bills need those of docs/operations.md");
+    log.warn(
+      { namespace },
+      'the server does not let the worker list search attributes (Temporal Cloud): bills need those of docs/operations.md',
+    );
     return;
   }
   if (missing.length > 0) {

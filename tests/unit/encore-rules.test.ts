@@ -142,7 +142,7 @@ function loadedModules(): string[] {
  * (tsparser/src/parser/types/type_resolve.rs:1342-1376). Encore would also take a named object
  * type alias; we keep to interfaces.
  */
-function endpointTypeViolations(files: string[]): string[] {
+function endpointTypeViolations(files: string[]): { checked: number; found: string[] } {
   const program = ts.createProgram(files, {
     strict: true,
     skipLibCheck: true,
@@ -162,20 +162,23 @@ function endpointTypeViolations(files: string[]): string[] {
     if (decl.members.some(ts.isIndexSignatureDeclaration))
       found.push(`${rel(file.fileName)}: ${what} ${decl.name.text} has a top-level index signature`);
   };
+  let checked = 0;
   for (const fileName of files.filter((f) => f.endsWith('api.ts'))) {
     const file = program.getSourceFile(fileName)!;
     walk(file, (n) => {
       if (!ts.isCallExpression(n) || n.expression.getText() !== 'api') return;
+      checked++;
       const handler = n.arguments[1];
-      if (!handler || !ts.isArrowFunction(handler)) return;
+      // Only a declared type can be checked here: an endpoint must state its own.
+      if (!handler || !ts.isArrowFunction(handler)) return found.push(`${rel(file.fileName)}: handler is not an arrow function`);
       const param = handler.parameters[0];
       if (param) check(file, 'request', param.type);
       const ret = handler.type;
       if (ret && ts.isTypeReferenceNode(ret) && ret.typeName.getText() === 'Promise') check(file, 'response', ret.typeArguments?.[0]);
-      else if (ret) found.push(`${rel(file.fileName)}: response is not Promise<Interface>`);
+      else found.push(`${rel(file.fileName)}: response is not declared as Promise<Interface>`);
     });
   }
-  return found;
+  return { checked, found };
 }
 
 /**
@@ -280,18 +283,34 @@ describe("the Encore layer follows Encore's parser rules", () => {
 
   it('the rest holds: one gateway and auth handler, services default-exported, Header from encore.dev/api', () => {
     expect(layoutViolations(sources)).toEqual([]);
-    const twoServices = parse(path.join(root, 'bills', 'encore.service.ts'), `const s = new Service('bills');\nexport default s;`);
-    expect(layoutViolations([...sources.filter((f) => !f.fileName.endsWith('bills/encore.service.ts')), twoServices])).toEqual([
+    const replacing = (file: string, text: string) => [
+      ...sources.filter((f) => !f.fileName.endsWith(file)),
+      parse(path.join(root, file), text),
+    ];
+    expect(layoutViolations(replacing('bills/encore.service.ts', `const s = new Service('bills');\nexport default s;`))).toEqual([
       'bills/encore.service.ts: must default-export one new Service(...)',
+    ]);
+    const gateway = readFileSync(path.join(root, 'bills', 'gateway.ts'), 'utf8');
+    expect(
+      layoutViolations(replacing('bills/gateway.ts', `${gateway}\nexport const second = new Gateway({ authHandler: auth });`)),
+    ).toEqual(['2 gateways']);
+    expect(
+      layoutViolations(replacing('bills/gateway.ts', gateway.replace('export const auth = authHandler', 'export default authHandler'))),
+    ).toEqual(expect.arrayContaining([expect.stringMatching(/authHandler.* is not bound to a const/)]));
+    expect(layoutViolations(replacing('bills/gateway.ts', gateway.replace(', type Header', '')))).toEqual([
+      'bills/gateway.ts: Header<...> is not imported from encore.dev/api',
     ]);
   });
 
   it('rule 4: endpoint request and response types are interfaces without a top-level index signature', () => {
-    expect(endpointTypeViolations(serviceFiles)).toEqual([]);
+    const ours = endpointTypeViolations(serviceFiles);
+    expect(ours.found).toEqual([]);
+    expect(ours.checked).toBeGreaterThanOrEqual(10);
     const bad = path.join(root, 'tests', 'unit', 'fixtures', 'encore-bad-api.ts');
-    expect(endpointTypeViolations([bad])).toEqual([
+    expect(endpointTypeViolations([bad]).found).toEqual([
       'tests/unit/fixtures/encore-bad-api.ts: request AliasRequest is not an interface',
       'tests/unit/fixtures/encore-bad-api.ts: response Indexed has a top-level index signature',
+      'tests/unit/fixtures/encore-bad-api.ts: response is not declared as Promise<Interface>',
     ]);
   });
 });
