@@ -53,8 +53,10 @@ function runService(mode: 'all' | 'worker', env: Record<string, string>) {
 /**
  * One request on a connection of its own. On a reused keep-alive connection, a request written
  * just as the server closes that idle connection fails in a way no server can prevent (the client
- * retries it); a connection per request leaves only the failures that say something: refused
- * (the server no longer listens) or reset mid-request (the drain did not finish it).
+ * retries it); a connection per request leaves refused (the server no longer listens) and reset.
+ * A reset says nothing by itself: a connection the kernel had queued but the server never accepted
+ * is reset when the server stops listening, and no server can prevent that either. The server's
+ * own request log tells it apart from a request the drain failed to finish (below).
  */
 function postOnNewConnection(url: string, body: unknown, key: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -80,7 +82,8 @@ it('drains on SIGTERM: every acknowledged line item is stored exactly once', asy
   const port = await freePort();
   const api = `http://127.0.0.1:${port}`;
   holdToContract(api);
-  const service = runService('all', { PORT: String(port), WORKER_PORT: '0' });
+  // Request logs on: every request the server took up must have its answer logged.
+  const service = runService('all', { PORT: String(port), WORKER_PORT: '0', LOG_LEVEL: 'info' });
   const { child, exited } = service;
   const out = () => service.out;
   await eventually(async () => out().includes('is up'), 60_000);
@@ -116,7 +119,7 @@ it('drains on SIGTERM: every acknowledged line item is stored exactly once', asy
         // The server is gone: the only acceptable way to fail is a refused connection. A request
         // reset mid-flight would be one the drain failed to finish.
         const code = (err as { code?: string }).code ?? String(err);
-        count(code === 'ECONNREFUSED' ? 'connection refused' : `failed: ${code}`);
+        count(code === 'ECONNREFUSED' ? 'connection refused' : code === 'ECONNRESET' ? 'connection reset' : `failed: ${code}`);
         unanswered.set(key, 100 + c);
         return;
       }
@@ -135,7 +138,17 @@ it('drains on SIGTERM: every acknowledged line item is stored exactly once', asy
   const order = [...out().matchAll(/^stopped (.+) \(\d+ ms\)$/gm)].map((m) => m[1]);
   expect(order).toEqual(['HTTP server', 'Temporal client', 'worker', 'database pool']);
   // Only answers a client can act on: success, or 503 (retry with the same key), or no connection.
-  expect([...outcomes.keys()].filter((k) => !['200', '503', 'connection refused'].includes(k))).toEqual([]);
+  expect([...outcomes.keys()].filter((k) => !['200', '503', 'connection refused', 'connection reset'].includes(k))).toEqual([]);
+  // And no reset was a request the server had taken up: each one it logged, it answered.
+  const requestLog = out()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { msg?: string; request_id?: string });
+  const answered = new Set(requestLog.filter((l) => l.msg === 'request completed').map((l) => l.request_id));
+  const taken = requestLog.filter((l) => l.msg === 'incoming request').map((l) => l.request_id);
+  expect(taken.length).toBeGreaterThan(40);
+  expect(taken.every((id) => typeof id === 'string')).toBe(true);
+  expect(taken.filter((id) => !answered.has(id))).toEqual([]);
 
   const stored = await stack.db.query<{ line_item_id: string }>('SELECT line_item_id FROM line_items WHERE bill_id = $1', [billId]);
   const ids = new Set(stored.rows.map((r) => r.line_item_id));
