@@ -31,24 +31,23 @@ export function refusalOf(check: () => void): Refusal | null {
   }
 }
 
+/** An AppError as the failure that carries it; anything else as it is. */
+const asFailure = (err: unknown) => (err instanceof AppError ? failureOf(err) : err);
+
 /** Runs `fn`; an AppError it throws leaves as its failure (for validators and activities). */
 export function refuseAsFailure<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof AppError) throw failureOf(err);
-    throw err;
+    throw asFailure(err);
   }
 }
 
 /** Async `refuseAsFailure`: a domain refusal fails the activity without a retry. */
-export async function refuseAsFailureAsync<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof AppError) throw failureOf(err);
-    throw err;
-  }
+export function refuseAsFailureAsync<T>(fn: () => Promise<T>): Promise<T> {
+  return fn().catch((err: unknown) => {
+    throw asFailure(err);
+  });
 }
 
 /**

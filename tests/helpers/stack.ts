@@ -174,20 +174,22 @@ export async function eventually<T>(fn: () => Promise<T | undefined | null | fal
   }
 }
 
+/** Every table a request could write. */
+export const WRITABLE_TABLES = [
+  'bills',
+  'line_items',
+  'bill_totals',
+  'idempotency_keys',
+  'line_item_batches',
+  'bill_postprocess',
+  'invoices',
+  'invoice_sequences',
+];
+
 /** Rows in every table a request could write: a rejected request must leave these unchanged. */
 export async function tableCounts(db: Db): Promise<Record<string, number>> {
-  const tables = [
-    'bills',
-    'line_items',
-    'bill_totals',
-    'idempotency_keys',
-    'line_item_batches',
-    'bill_postprocess',
-    'invoices',
-    'invoice_sequences',
-  ];
   const counts: Record<string, number> = {};
-  for (const t of tables) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
+  for (const t of WRITABLE_TABLES) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
   return counts;
 }
 

@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { insertApiKey, type Scope } from '../../core/auth';
 import { encodeCursor } from '../../core/validate';
 import { createDatabase, dropDatabase } from '../helpers/global-setup';
-import { call, startStack, type Stack } from '../helpers/stack';
+import { call, startStack, WRITABLE_TABLES, type Stack } from '../helpers/stack';
 import { noteForFailure } from '../helpers/run-logs';
 
 const dbName = `fees_fuzz_${process.pid}_${Date.now()}`;
@@ -51,19 +51,9 @@ afterAll(async () => {
   await dropDatabase(dbName);
 });
 
-// Every table a request could write. api_keys without last_used_at, which a lookup stamps
+// Every table a request could write, and api_keys without last_used_at, which a lookup stamps
 // whether the request is then refused or not.
-const TABLES = [
-  'bills',
-  'line_items',
-  'bill_totals',
-  'idempotency_keys',
-  'line_item_batches',
-  'bill_postprocess',
-  'invoices',
-  'invoice_sequences',
-  '(SELECT key_id, name, secret_sha256, scopes, created_at, revoked_at FROM api_keys)',
-];
+const TABLES = [...WRITABLE_TABLES, '(SELECT key_id, name, secret_sha256, scopes, created_at, revoked_at FROM api_keys)'];
 
 /** Every row of every table the API writes, as one digest. */
 async function databaseState(): Promise<string> {

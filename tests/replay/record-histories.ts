@@ -36,12 +36,8 @@ const { values: args } = parseArgs({ options: { force: { type: 'boolean', defaul
 const only = args.only ? new Set(args.only.split(',')) : null;
 
 async function save(name: string, handle: WorkflowHandle): Promise<void> {
-  const file = path.join(FIXTURES_DIR, `${name}.json`);
-  if (existsSync(file) && !args.force) {
-    console.log(`kept     ${name} (exists; --force records it again)`);
-    return;
-  }
-  writeFileSync(file, historyToFile(await handle.fetchHistory()));
+  if (kept(name)) return;
+  writeFileSync(path.join(FIXTURES_DIR, `${name}.json`), historyToFile(await handle.fetchHistory()));
   console.log(`recorded ${name}`);
 }
 
@@ -252,18 +248,9 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
    * totals must come out exact, and the history must replay with this release's code.
    */
   async 'upgrade-mid-bill'(stack) {
-    const file = path.join(FIXTURES_DIR, 'upgrade-mid-bill.json');
-    if (existsSync(file) && !args.force) {
-      console.log('kept     upgrade-mid-bill (exists; --force records it again)');
-      return;
-    }
-    const previous = await previousReleaseBundle(PREVIOUS_RELEASE);
-    const current = process.env.FEES_TEST_BUNDLE;
-    await stack.stopWorker();
-    process.env.FEES_TEST_BUNDLE = previous;
+    if (kept('upgrade-mid-bill')) return;
     const billId = uid();
-    try {
-      await stack.startWorker();
+    await onPreviousRelease(stack, PREVIOUS_RELEASE, async () => {
       await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
       const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
       // The previous release's API sent one update per add.
@@ -272,11 +259,7 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
         updateId: 'before-1',
       });
       await ok(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [item(1), item(2)] });
-      await stack.stopWorker();
-    } finally {
-      process.env.FEES_TEST_BUNDLE = current;
-    }
-    await stack.startWorker();
+    });
     await together(stack, billId, [item(10), item(20)]);
     await ok(stack, 'POST', `/bills/${billId}/line-items/batch`, { items: [item(3)] });
     const bill = (await ok(stack, 'POST', `/bills/${billId}/close`)).bill;
@@ -313,18 +296,9 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
    * upsert, and closes.
    */
   async 'search-attributes-upgrade'(stack) {
-    const file = path.join(FIXTURES_DIR, 'search-attributes-upgrade.json');
-    if (existsSync(file) && !args.force) {
-      console.log('kept     search-attributes-upgrade (exists; --force records it again)');
-      return;
-    }
-    const previous = await previousReleaseBundle(BEFORE_SEARCH_ATTRIBUTES);
-    const current = process.env.FEES_TEST_BUNDLE;
-    await stack.stopWorker();
-    process.env.FEES_TEST_BUNDLE = previous;
+    if (kept('search-attributes-upgrade')) return;
     const bill = billHeader({ bill_id: uid(), customer_email: 'upgrade@example.com' });
-    try {
-      await stack.startWorker();
+    await onPreviousRelease(stack, BEFORE_SEARCH_ATTRIBUTES, async () => {
       const startWorkflowOperation = new WithStartWorkflowOperation('billLifecycleWorkflow', {
         workflowId: billWorkflowId(bill.bill_id),
         taskQueue: stack.config.temporal.taskQueue,
@@ -333,11 +307,7 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
       });
       await stack.deps.temporal.workflow.executeUpdateWithStart(openBillUpdate, { startWorkflowOperation });
       await ok(stack, 'POST', `/bills/${bill.bill_id}/line-items`, item(100));
-      await stack.stopWorker();
-    } finally {
-      process.env.FEES_TEST_BUNDLE = current;
-    }
-    await stack.startWorker();
+    });
     await ok(stack, 'POST', `/bills/${bill.bill_id}/line-items`, item(5, 'EUR'));
     const closedBill = (await ok(stack, 'POST', `/bills/${bill.bill_id}/close`)).bill;
     if (countOf(closedBill) !== 2) throw new Error(`expected 2 line items, got ${JSON.stringify(closedBill.totals)}`);
@@ -357,6 +327,32 @@ const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
     await failedInvoice(stack, 'post-process-failed');
   },
 };
+
+/** True (and says so) when the fixture exists and --force does not ask for it again. */
+function kept(name: string): boolean {
+  if (!existsSync(path.join(FIXTURES_DIR, `${name}.json`)) || args.force) return false;
+  console.log(`kept     ${name} (exists; --force records it again)`);
+  return true;
+}
+
+/**
+ * Runs `fn` with the stack's worker on the workflow code of a previous release (built from its
+ * commit), then puts this release's worker back: what `fn` started, this release takes over.
+ */
+async function onPreviousRelease(stack: Stack, commit: string, fn: () => Promise<void>): Promise<void> {
+  const previous = await previousReleaseBundle(commit);
+  const current = process.env.FEES_TEST_BUNDLE;
+  await stack.stopWorker();
+  process.env.FEES_TEST_BUNDLE = previous;
+  try {
+    await stack.startWorker();
+    await fn();
+    await stack.stopWorker();
+  } finally {
+    process.env.FEES_TEST_BUNDLE = current;
+  }
+  await stack.startWorker();
+}
 
 /** A bill closed at once whose invoice fails (on the stack whose SMTP server is missing). */
 async function failedInvoice(stack: Stack, name: string): Promise<void> {
