@@ -1,12 +1,13 @@
 /**
  * Import boundaries (`npm run lint`). The folders are layers, each importing only those below it:
- *   core < lineitems < postprocess < bills < temporal < host
- * core is plumbing; lineitems the line-item rules, SQL and types; postprocess the invoice; bills the
+ *   core < webhooks < lineitems < postprocess < bills < temporal < host
+ * core is plumbing; webhooks the outbox the features write events to, with its endpoints and
+ * delivery workflow; lineitems the line-item rules, SQL and types; postprocess the invoice; bills the
  * bill aggregate with its workflow and use cases; temporal the worker's composition root; host the
  * standalone process. client, bench and tests sit on top. A cycle, between modules or folders,
  * fails the build.
  */
-const LAYERS = ['core', 'lineitems', 'postprocess', 'bills', 'temporal', 'host'];
+const LAYERS = ['core', 'webhooks', 'lineitems', 'postprocess', 'bills', 'temporal', 'host'];
 const ON_TOP = ['client', 'bench', 'tests'];
 
 const upward = LAYERS.slice(0, -1).map((layer, i) => ({
@@ -32,7 +33,10 @@ module.exports = {
       comment: 'The typed client ships alone (dist/client): from the service it takes types and the error shape only.',
       severity: 'error',
       from: { path: '^client/' },
-      to: { path: '^(bills|lineitems|postprocess|core)/', pathNot: '^(bills|lineitems|postprocess)/types\\.ts$|^core/errors\\.ts$' },
+      to: {
+        path: '^(bills|lineitems|postprocess|webhooks|core)/',
+        pathNot: '^(bills|lineitems|postprocess|webhooks)/types\\.ts$|^core/errors\\.ts$',
+      },
     },
     {
       name: 'not-to-tests-or-bench',

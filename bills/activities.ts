@@ -31,7 +31,9 @@ import type {
   WriteLineItemsResult,
   WriteOutcome,
 } from './messages';
-import { insertBill, markClosed, markSeriesCancelled, type InsertBillOutcome } from './store';
+import { emitEvent } from '../webhooks/events';
+import { newBillRow, toBill } from './resource';
+import { findBill, insertBill, markClosed, markSeriesCancelled, type InsertBillOutcome } from './store';
 import type { BillHeader } from './types';
 
 /** The idempotency key of a bill's recurring fee: a newline, which no client key may contain. */
@@ -152,8 +154,11 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
       }
     },
 
+    /** Stores the bill's row with its events (bill.created, and bill.renewed for a series' next bill). */
     async persistBill(bill: BillHeader): Promise<InsertBillOutcome> {
-      const outcome = await insertBill(db, bill);
+      const data = toBill(newBillRow(bill), null);
+      const events = [{ type: 'bill.created' as const, data }, ...(bill.previous_bill_id ? [{ type: 'bill.renewed' as const, data }] : [])];
+      const outcome = await insertBill(db, bill, events);
       if (outcome === 'created') billsOpened.inc();
       return outcome;
     },
@@ -187,7 +192,12 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
 
     /** Marks the bill's series cancelled: it will not renew. */
     async cancelSeries(input: { bill_id: string; at: string }): Promise<string | null> {
-      const outcome = await markSeriesCancelled(db, input.bill_id, input.at);
+      const outcome = await inTransaction(db, async (tx) => {
+        const marked = await markSeriesCancelled(tx, input.bill_id, input.at);
+        if (marked && 'newly' in marked && marked.newly)
+          await emitEvent(tx, 'series.cancelled', toBill((await findBill(tx, input.bill_id))!, null));
+        return marked;
+      });
       if (outcome === null) throw new Error(`bill ${input.bill_id} does not exist`);
       // Closed first (a cancel accepted by a previous release during the close): too late, and
       // retrying would never change that.
@@ -243,7 +253,12 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
       bill_id: string;
       closed_at: string;
     }): Promise<{ closed_at: string; totals: TotalsByCurrency; version: number }> {
-      const { closed_now, ...closed } = await inTransaction(db, (tx) => markClosed(tx, input.bill_id, input.closed_at));
+      const { closed_now, ...closed } = await inTransaction(db, async (tx) => {
+        const marked = await markClosed(tx, input.bill_id, input.closed_at);
+        // The event carries the final bill, written in the transaction that closes it.
+        if (marked.closed_now) await emitEvent(tx, 'bill.closed', toBill((await findBill(tx, input.bill_id))!, null));
+        return marked;
+      });
       if (closed_now) billsClosed.inc();
       return closed;
     },

@@ -11,13 +11,13 @@ import { idempotently } from '../core/deps';
 import { AppError, failedPrecondition } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
-import { totalsList } from '../core/money';
 import { toAppError, withDeadline } from '../core/temporal';
 import { encodeCursor, parseId } from '../core/validate';
 import { listLineItemsPage } from './line-items';
 import { requireBill } from './lookup';
 import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, openBillUpdate, type LiveBill } from './messages';
 import { billSearchAttributes, billSummary } from './search-attributes';
+import { newBillRow, toBill } from './resource';
 import { findBill, selectBillsPage, type BillRow } from './store';
 import type { Bill, BillHeader, BillPage, ClosedBill } from './types';
 import { parseCancelBill, parseCreateBill, parseListBills, type CreateBillInput } from './validation';
@@ -28,35 +28,6 @@ export type { BillPage, ClosedBill } from './types';
 
 // Fixed namespace: a bill id generated from an idempotency key is the same on every retry.
 const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
-
-export function toBill(row: BillRow, live: LiveBill | null): Bill {
-  const status = live?.status ?? row.status;
-  return {
-    bill_id: row.bill_id,
-    status,
-    policy: row.policy,
-    currency: row.currency,
-    customer_email: row.customer_email,
-    description: row.description,
-    billing_period_start: row.billing_period_start,
-    billing_period_end: row.billing_period_end,
-    created_at: row.created_at,
-    interval: row.interval,
-    billing_anchor_day: row.billing_anchor_day,
-    recurring_fee: row.recurring_fee,
-    series_id: row.series_id,
-    previous_bill_id: row.previous_bill_id,
-    cancelled_at: row.cancelled_at,
-    next_bill_id: row.next_bill_id,
-    closed_at: live?.closed_at ?? row.closed_at,
-    totals: live ? live.totals : totalsList(row.totals),
-    totals_source: live ? 'live' : 'stored',
-    // A workflow of the previous release knows no version: the stored one stands in.
-    version: live?.version ?? row.version,
-    // Closed a moment ago (the workflow says so before our row was read): its invoice is pending.
-    invoice: row.invoice ?? (status === 'closed' ? { status: 'pending', invoice_number: null, sent_at: null, error: null } : null),
-  };
-}
 
 /** Live totals for open bills in parallel, each within `timeoutMs`; the row's stored totals otherwise. */
 async function withLiveTotals(deps: Deps, rows: BillRow[], timeoutMs: number): Promise<Bill[]> {
@@ -127,10 +98,7 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
       );
       // A bill closed long ago whose workflow history has expired: answer from Postgres.
       if (live.status === 'closed') return getBill(deps, billId);
-      return toBill(
-        { ...header, status: 'open', closed_at: null, invoice: null, cancelled_at: null, next_bill_id: null, version: 0, totals: {} },
-        live,
-      );
+      return toBill(newBillRow(header), live);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw toAppError(err);
       // The id is taken. A retry of the very same request gets the bill; anything else conflicts.

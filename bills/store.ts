@@ -3,7 +3,15 @@ import type { Queryable } from '../core/db';
 import { parseMinorUnits, type TotalsByCurrency } from '../core/money';
 import { dropBatchesOfBill } from '../lineitems/store';
 import type { InvoiceStatus, InvoiceSummary } from '../postprocess/types';
+import { emitSql } from '../webhooks/events';
+import type { EventType } from '../webhooks/types';
 import type { BillHeader, BillingPolicy, TotalsText } from './types';
+
+/** An event to record with a change, in its transaction. */
+export interface OutboxEvent {
+  type: EventType;
+  data: unknown;
+}
 
 export interface BillRow extends BillHeader {
   status: 'open' | 'closed';
@@ -105,33 +113,38 @@ export type InsertBillOutcome = 'created' | 'same_request' | 'already_closed' | 
 
 /**
  * Idempotent: a second insert of the same bill (same request fingerprint) is not a conflict. Any
- * other unique clash is one, including a second bill for the same period of a series.
+ * other unique clash is one, including a second bill for the same period of a series. `events`
+ * are recorded in the outbox by the same statement, only when the row is new.
  */
-export async function insertBill(db: Queryable, b: BillHeader): Promise<InsertBillOutcome> {
+export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEvent[] = []): Promise<InsertBillOutcome> {
+  const params: unknown[] = [
+    b.bill_id,
+    b.policy,
+    b.currency,
+    b.customer_email,
+    b.description,
+    b.billing_period_start,
+    b.billing_period_end,
+    b.created_at,
+    b.request_fingerprint,
+    b.interval,
+    b.billing_anchor_day,
+    b.recurring_fee?.amount ?? null,
+    b.recurring_fee?.currency ?? null,
+    b.recurring_fee?.description ?? null,
+    b.series_id,
+    b.previous_bill_id,
+  ];
+  const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data))));
   const inserted = await db.query(
-    `INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
-       billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
-       recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-     ON CONFLICT DO NOTHING`,
-    [
-      b.bill_id,
-      b.policy,
-      b.currency,
-      b.customer_email,
-      b.description,
-      b.billing_period_start,
-      b.billing_period_end,
-      b.created_at,
-      b.request_fingerprint,
-      b.interval,
-      b.billing_anchor_day,
-      b.recurring_fee?.amount ?? null,
-      b.recurring_fee?.currency ?? null,
-      b.recurring_fee?.description ?? null,
-      b.series_id,
-      b.previous_bill_id,
-    ],
+    `WITH created AS (
+       INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
+         billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
+         recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+       ON CONFLICT DO NOTHING RETURNING 1)
+     SELECT ${['1', ...emits].join(', ')} FROM created`,
+    params,
   );
   if (inserted.rowCount === 1) return 'created';
   const existing = await findBill(db, b.bill_id);
@@ -240,26 +253,28 @@ export async function markClosed(
 }
 
 /**
- * Marks an open bill's series cancelled (idempotent: the first time stays). A closed bill changes
- * no more (migration 9): a cancel that reaches it too late is `closed`, with what the row says.
+ * Marks an open bill's series cancelled (idempotent: the first time stays; `newly` says this call
+ * set it). A closed bill changes no more (migration 9): a cancel that reaches it too late is
+ * `closed`, with what the row says.
  */
 export async function markSeriesCancelled(
   db: Queryable,
   billId: string,
   at: string,
-): Promise<{ cancelled_at: string } | { closed: true; cancelled_at: string | null } | null> {
-  const { rows } = await db.query<{ cancelled_at: Date | null; open: boolean }>(
-    `WITH cancelled AS (
+): Promise<{ cancelled_at: string; newly: boolean } | { closed: true; cancelled_at: string | null } | null> {
+  const { rows } = await db.query<{ cancelled_at: Date | null; open: boolean; newly: boolean }>(
+    `WITH earlier AS (SELECT cancelled_at FROM bills WHERE bill_id = $1 FOR UPDATE),
+     cancelled AS (
        UPDATE bills SET cancelled_at = COALESCE(cancelled_at, $2) WHERE bill_id = $1 AND status = 'open' RETURNING cancelled_at)
-     SELECT cancelled_at, true AS open FROM cancelled
+     SELECT cancelled_at, true AS open, (SELECT cancelled_at FROM earlier) IS NULL AS newly FROM cancelled
      UNION ALL
-     SELECT cancelled_at, false FROM bills WHERE bill_id = $1 AND NOT EXISTS (SELECT 1 FROM cancelled)`,
+     SELECT cancelled_at, false, false FROM bills WHERE bill_id = $1 AND NOT EXISTS (SELECT 1 FROM cancelled)`,
     [billId, at],
   );
   const row = rows[0];
   if (!row) return null;
   const cancelledAt = row.cancelled_at ? row.cancelled_at.toISOString() : null;
-  return row.open ? { cancelled_at: cancelledAt! } : { closed: true, cancelled_at: cancelledAt };
+  return row.open ? { cancelled_at: cancelledAt!, newly: row.newly } : { closed: true, cancelled_at: cancelledAt };
 }
 
 /** A bill as reconciliation reads it: its ledger's sums and its stored totals, both as text. */

@@ -29,6 +29,18 @@ import type {
   ListLineItemsQuery,
 } from '../lineitems/types';
 import type { RetryInvoiceResponse } from '../postprocess/types';
+import type {
+  CreateWebhookBody,
+  DeletedWebhook,
+  ListDeliveriesQuery,
+  ListWebhooksQuery,
+  UpdateWebhookBody,
+  Webhook,
+  WebhookDelivery,
+  WebhookDeliveryPage,
+  WebhookPage,
+  WebhookWithSecret,
+} from '../webhooks/types';
 
 export type {
   AddLineItemBody,
@@ -49,6 +61,8 @@ export type {
   ReconcileReport,
   RetryInvoiceResponse,
 };
+// Everything a webhook receiver or manager needs: events, endpoints, deliveries.
+export type * from '../webhooks/types';
 
 /** What went wrong, as the service said it; or `deadline_exceeded` / `unavailable` from the client. */
 export class FeesApiError extends Error {
@@ -101,7 +115,7 @@ export interface CallOptions {
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 6, initialDelayMs: 100, maxDelayMs: 5000 };
 
 interface Request {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   query?: object;
   body?: unknown;
@@ -167,13 +181,54 @@ export class FeesClient {
     return this.call({ method: 'GET', path: '/admin/reconcile', query }, opts);
   }
 
+  // Webhooks: these need the `webhooks:manage` scope (or `admin`).
+
+  /** Registers a receiver; the answer's `secret` is shown this once. */
+  createWebhook(body: CreateWebhookBody, opts?: CallOptions): Promise<WebhookWithSecret> {
+    return this.call({ method: 'POST', path: '/webhooks', body }, opts);
+  }
+
+  listWebhooks(query: ListWebhooksQuery = {}, opts?: CallOptions): Promise<WebhookPage> {
+    return this.call({ method: 'GET', path: '/webhooks', query }, opts);
+  }
+
+  getWebhook(webhookId: string, opts?: CallOptions): Promise<Webhook> {
+    return this.call({ method: 'GET', path: `/webhooks/${enc(webhookId)}` }, opts);
+  }
+
+  updateWebhook(webhookId: string, body: UpdateWebhookBody, opts?: CallOptions): Promise<Webhook> {
+    return this.call({ method: 'PATCH', path: `/webhooks/${enc(webhookId)}`, body }, opts);
+  }
+
+  deleteWebhook(webhookId: string, opts?: CallOptions): Promise<DeletedWebhook> {
+    return this.call({ method: 'DELETE', path: `/webhooks/${enc(webhookId)}` }, opts);
+  }
+
+  /** A new secret, shown this once; the previous one keeps signing alongside it for 24 hours. */
+  rotateWebhookSecret(webhookId: string, opts?: CallOptions): Promise<WebhookWithSecret> {
+    return this.call({ method: 'POST', path: `/webhooks/${enc(webhookId)}/rotate-secret` }, opts);
+  }
+
+  listWebhookDeliveries(webhookId: string, query: ListDeliveriesQuery = {}, opts?: CallOptions): Promise<WebhookDeliveryPage> {
+    return this.call({ method: 'GET', path: `/webhooks/${enc(webhookId)}/deliveries`, query }, opts);
+  }
+
+  retryWebhookDelivery(webhookId: string, deliveryId: string, opts?: CallOptions): Promise<WebhookDelivery> {
+    return this.call({ method: 'POST', path: `/webhooks/${enc(webhookId)}/deliveries/${enc(deliveryId)}/retry` }, opts);
+  }
+
+  /** Sends a `ping` event to this webhook alone. */
+  testWebhook(webhookId: string, opts?: CallOptions): Promise<WebhookDelivery> {
+    return this.call({ method: 'POST', path: `/webhooks/${enc(webhookId)}/test` }, opts);
+  }
+
   private async call<T>(req: Request, opts: CallOptions = {}): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs ?? 30_000;
     const deadlineAt = Date.now() + timeoutMs;
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
     // One key per logical operation: every retry of it sends the same one.
-    const key = req.method === 'POST' ? (opts.idempotencyKey ?? randomUUID()) : undefined;
+    const key = req.method !== 'GET' ? (opts.idempotencyKey ?? randomUUID()) : undefined;
     const url = this.baseUrl + req.path + queryString(req.query);
     let last: FeesApiError | null = null;
     for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {

@@ -9,8 +9,8 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Queryable } from './db';
 import { AppError } from './errors';
 
-export type Scope = 'bills:read' | 'bills:write' | 'admin';
-export const SCOPES: readonly Scope[] = ['bills:read', 'bills:write', 'admin'];
+export type Scope = 'bills:read' | 'bills:write' | 'webhooks:manage' | 'admin';
+export const SCOPES: readonly Scope[] = ['bills:read', 'bills:write', 'webhooks:manage', 'admin'];
 
 export interface Principal {
   key_id: string;

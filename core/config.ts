@@ -103,6 +103,31 @@ export interface Config {
     url: string | undefined;
     timeoutMs: number;
   };
+  webhooks: {
+    /**
+     * WEBHOOK_SECRETS_KEY (32 bytes, base64): encrypts signing secrets at rest. Required in
+     * production; in development a key is generated once into `${dataDir}/webhook-secrets.key`.
+     */
+    secretsKey: string | undefined;
+    /** Receivers on loopback, private, link-local or metadata addresses (never by default in production). */
+    allowPrivate: boolean;
+    /** One delivery attempt: connect, send and answer. */
+    timeoutMs: number;
+    retryInitialMs: number;
+    retryMaxIntervalMs: number;
+    /** A delivery is retried for this long, then marked failed. */
+    retryForMs: number;
+    /** An endpoint whose attempts have all failed for this long is disabled. */
+    disableAfterMs: number;
+    /** After a rotation the previous secret signs alongside the new one for this long. */
+    secretOverlapMs: number;
+    /** Bytes of a receiver's answer kept with the delivery. */
+    responseBodyLimit: number;
+    /** The relay starts waiting deliveries on a notification from Postgres, and at least this often. */
+    relaySweepMs: number;
+    /** Events (and their delivery records) are kept this long once nothing is pending for them. */
+    eventRetentionDays: number;
+  };
   logLevel: string;
   /** Level of the Temporal SDK's own log lines (worker state, bundling). */
   temporalLogLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -269,6 +294,19 @@ export function loadConfig(env: Env = process.env): Config {
       url: r.url('SMTP_URL', ['smtp:', 'smtps:']),
       timeoutMs: r.int('SMTP_TIMEOUT_MS', 30_000, 100, 600_000),
     },
+    webhooks: {
+      secretsKey: r.optional('WEBHOOK_SECRETS_KEY'),
+      allowPrivate: r.bool('WEBHOOK_ALLOW_PRIVATE', !production),
+      timeoutMs: r.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+      retryInitialMs: r.int('WEBHOOK_RETRY_INITIAL_MS', 5_000, 10, 3_600_000),
+      retryMaxIntervalMs: r.int('WEBHOOK_RETRY_MAX_INTERVAL_MS', 4 * 3_600_000, 10, 86_400_000),
+      retryForMs: r.int('WEBHOOK_RETRY_FOR_MS', 3 * 86_400_000, 1_000, 30 * 86_400_000),
+      disableAfterMs: r.int('WEBHOOK_DISABLE_AFTER_MS', 3 * 86_400_000, 1_000, 30 * 86_400_000),
+      secretOverlapMs: r.int('WEBHOOK_SECRET_OVERLAP_MS', 86_400_000, 0, 30 * 86_400_000),
+      responseBodyLimit: r.int('WEBHOOK_RESPONSE_BODY_LIMIT', 1_024, 0, 65_536),
+      relaySweepMs: r.int('WEBHOOK_RELAY_SWEEP_MS', 5_000, 50, 600_000),
+      eventRetentionDays: r.int('WEBHOOK_EVENT_RETENTION_DAYS', 30, 1, 3_650),
+    },
     logLevel: r.str('LOG_LEVEL', 'info'),
     temporalLogLevel: r.str('TEMPORAL_LOG_LEVEL', 'WARN').toUpperCase() as Config['temporalLogLevel'],
   };
@@ -309,6 +347,16 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push(
       `SMTP_TIMEOUT_MS (${config.smtp.timeoutMs}) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS (${config.postProcess.activityTimeoutMs})`,
     );
+  }
+  const secretsKey = config.webhooks.secretsKey;
+  if (secretsKey !== undefined && Buffer.from(secretsKey, 'base64').length !== 32) {
+    r.problems.push('WEBHOOK_SECRETS_KEY must be 32 bytes in base64 (openssl rand -base64 32)');
+  }
+  if (production && secretsKey === undefined) {
+    r.problems.push('WEBHOOK_SECRETS_KEY is required with NODE_ENV=production: it encrypts webhook signing secrets at rest');
+  }
+  if (config.webhooks.retryMaxIntervalMs < config.webhooks.retryInitialMs) {
+    r.problems.push('WEBHOOK_RETRY_MAX_INTERVAL_MS must not be below WEBHOOK_RETRY_INITIAL_MS');
   }
   if ((config.temporal.tlsCertPath === undefined) !== (config.temporal.tlsKeyPath === undefined)) {
     r.problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');

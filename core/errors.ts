@@ -67,8 +67,9 @@ export const notFound = (message: string, details: ErrDetails | null = null) => 
 /** The 404 of every endpoint that names a bill that does not exist. */
 export const billNotFound = (billId: string) => notFound(`bill ${billId} not found`, { bill_id: billId });
 
-// Postgres or network failures that say "try again", not "this request is wrong".
-const TRANSIENT = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|57P0[123]|08...|53300)$/;
+// Postgres or network failures that say "try again", not "this request is wrong" (a deadlock or a
+// serialization failure among them: the same request succeeds when retried).
+const TRANSIENT = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|57P0[123]|08...|53300|40001|40P01)$/;
 
 /**
  * Postgres refusing the input itself: a data exception (class 22: a number out of range, text it

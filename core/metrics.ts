@@ -60,6 +60,28 @@ export const invoiceFailures = new Counter({
   registers: [registry],
 });
 
+export const webhookDeliveries = new Counter({
+  name: 'fees_webhook_deliveries_total',
+  help: 'Webhook delivery attempts by result: success (2xx), http_error (another status), timeout, refused (a non-public address), network',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+export const webhookAttemptDuration = new Histogram({
+  name: 'fees_webhook_attempt_duration_seconds',
+  help: 'Webhook delivery attempts: time until the receiver answered (or the attempt failed), by result',
+  labelNames: ['result'] as const,
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const webhookDeliveryLatency = new Histogram({
+  name: 'fees_webhook_delivery_latency_seconds',
+  help: 'Webhook deliveries that succeeded: time from the event to its successful attempt, retries included',
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400],
+  registers: [registry],
+});
+
 /** The open-bill gauge reads Postgres at scrape time, so it is right whichever process scrapes. */
 export function registerOpenBillsGauge(db: Queryable): void {
   registry.removeSingleMetric('fees_open_bills');

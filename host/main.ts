@@ -12,6 +12,7 @@ import net from 'node:net';
 import { config as loadDotEnv } from 'dotenv';
 import type { FastifyInstance } from 'fastify';
 import type { Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { Authenticator } from '../core/auth';
 import { ConfigError, embeddedDatabaseUrl, loadConfig, type Config } from '../core/config';
 import { createPool, migrate, type Db } from '../core/db';
@@ -20,6 +21,7 @@ import { createLogger } from '../core/log';
 import { createMailer } from '../postprocess/mailer';
 import { connectClient } from '../core/temporal';
 import { createWorker, installSdkRuntime } from '../temporal/worker';
+import { startWebhookRelay } from '../webhooks/relay';
 import { warmUpExplorer } from './explorer';
 import { postgresCheck, registerOps } from './ops';
 import { startEmbeddedPostgres } from './postgres';
@@ -97,6 +99,16 @@ async function main(mode: Mode, config: Config): Promise<void> {
     if (applied.length) report.push(`Migrations   applied ${applied.join(', ')}`);
   }
 
+  // One Temporal client per process, for the API and the webhook relay.
+  let client: Client | undefined;
+  const temporalClient = async () => {
+    if (!client) {
+      client = await connectClient(config, temporalAddress);
+      onStop('Temporal client', () => client!.connection.close());
+    }
+    return client;
+  };
+
   let worker: Worker | undefined;
   let workerDone: Promise<void> | undefined;
   if (runsWorker) {
@@ -111,6 +123,18 @@ async function main(mode: Mode, config: Config): Promise<void> {
       `Worker       polling task queue "${config.temporal.taskQueue}"; caches up to ${worker.options.maxCachedWorkflows} bill workflows (heap limit ${heapLimitMb()} MB)`,
     );
     report.push(`Invoices     ${mailer.target}${config.smtp.url ? '' : ' (set SMTP_URL to send real email)'}`);
+    // Beside the worker: it hands the outbox's webhook deliveries to Temporal.
+    const relay = startWebhookRelay({
+      db: db!,
+      temporal: await temporalClient(),
+      config,
+      log: createLogger(config.logLevel, { component: 'webhook-relay' }),
+    });
+    onStop('webhook relay', relay.stop);
+    report.push(
+      `Webhooks     relay running; receivers on private addresses ${config.webhooks.allowPrivate ? 'allowed' : 'refused'}` +
+        (config.webhooks.secretsKey ? '' : ` (signing secrets sealed with ${config.dataDir}/webhook-secrets.key)`),
+    );
     if (mode === 'worker' && config.workerPort > 0) {
       // The worker alone has no API server: a small one for its probes and metrics.
       const ops = createApp(config, 'worker');
@@ -134,8 +158,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
 
   let app: FastifyInstance | undefined;
   if (mode === 'all' || mode === 'api') {
-    const temporal = await connectClient(config, temporalAddress);
-    onStop('Temporal client', () => temporal.connection.close());
+    const temporal = await temporalClient();
     app = buildServer({ db: db!, temporal, config }, { temporalMetricsUrl });
     const pruner = setInterval(() => void pruneExpiredKeys(db!).catch(() => undefined), 60 * 60 * 1000);
     pruner.unref();

@@ -42,7 +42,7 @@ export interface OpenApiDocument {
   info: { title: string; version: string; description: string; license: { name: string; identifier: string } };
   servers: { url: string; description: string }[];
   tags: { name: string; description: string }[];
-  paths: Record<string, Partial<Record<'get' | 'post', Operation>>>;
+  paths: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', Operation>>>;
   components: {
     schemas: Record<string, Schema>;
     responses: Record<string, unknown>;
@@ -98,7 +98,12 @@ export function buildOpenApiDocument(routes: readonly Route[], root: string): Op
     const endpoint = endpoints.find((e) => e.method === route.method && e.path === route.path);
     if (!endpoint) throw new Error(`no Encore api() declares ${route.method} ${route.path}`);
     const item = (doc.paths[route.path.replace(/:(\w+)/g, '{$1}')] ??= {});
-    item[route.method.toLowerCase() as 'get' | 'post'] = toOperation(route, endpoint, schemaOf, doc.components.schemas);
+    item[route.method.toLowerCase() as 'get' | 'post' | 'patch' | 'delete'] = toOperation(
+      route,
+      endpoint,
+      schemaOf,
+      doc.components.schemas,
+    );
     if (!doc.tags.some((t) => t.name === endpoint.service)) {
       doc.tags.push({ name: endpoint.service, description: SERVICE_DESCRIPTIONS[endpoint.service] ?? `The ${endpoint.service} service.` });
     }
@@ -112,6 +117,8 @@ const SERVICE_DESCRIPTIONS: Record<string, string> = {
   bills:
     'Bills and their line items: create, read, list, close and cancel bills; add line items one by one or up to 1,000 at once, list them; reconciliation for operators.',
   postprocess: 'What happens after a bill closes: its invoice PDF and its delivery.',
+  webhooks:
+    'Receivers of signed events (bill.created, bill.closed, bill.renewed, series.cancelled, invoice.sent, invoice.failed): register, change, rotate secrets, remove; list and retry deliveries.',
 };
 
 function skeleton(root: string): OpenApiDocument {

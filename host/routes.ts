@@ -9,6 +9,7 @@ import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, idempotencyKeyOf, type IdempotencyKey } from '../core/idempotency';
 import { addLineItem, addLineItems, listLineItems } from '../bills/line-items';
 import { getInvoicePdf, retryInvoice } from '../postprocess/invoices';
+import * as webhooks from '../webhooks/webhooks';
 
 export interface RouteRequest {
   params: Record<string, string>;
@@ -20,7 +21,7 @@ export interface RouteRequest {
 }
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   /** What an API key needs to call it (`admin` may call everything). */
   scope: Scope;
@@ -105,4 +106,61 @@ export const routes: Route[] = [
     handle: (d, r) => retryInvoice(d, r.params.billId, idempotencyKey(r)),
   },
   { method: 'GET', path: '/admin/reconcile', scope: 'admin', headers: [], handle: (d, r) => reconcileBills(d, r.query) },
+  {
+    method: 'POST',
+    path: '/webhooks',
+    scope: 'webhooks:manage',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => webhooks.createWebhook(d, r.body, idempotencyKey(r)),
+  },
+  { method: 'GET', path: '/webhooks', scope: 'webhooks:manage', headers: [], handle: (d, r) => webhooks.listWebhooks(d, r.query) },
+  {
+    method: 'GET',
+    path: '/webhooks/:webhookId',
+    scope: 'webhooks:manage',
+    headers: [],
+    handle: (d, r) => webhooks.getWebhook(d, r.params.webhookId),
+  },
+  {
+    method: 'PATCH',
+    path: '/webhooks/:webhookId',
+    scope: 'webhooks:manage',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => webhooks.updateWebhook(d, r.params.webhookId, r.body, idempotencyKey(r)),
+  },
+  {
+    method: 'DELETE',
+    path: '/webhooks/:webhookId',
+    scope: 'webhooks:manage',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => webhooks.deleteWebhook(d, r.params.webhookId, idempotencyKey(r)),
+  },
+  {
+    method: 'POST',
+    path: '/webhooks/:webhookId/rotate-secret',
+    scope: 'webhooks:manage',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => webhooks.rotateWebhookSecret(d, r.params.webhookId, idempotencyKey(r)),
+  },
+  {
+    method: 'GET',
+    path: '/webhooks/:webhookId/deliveries',
+    scope: 'webhooks:manage',
+    headers: [],
+    handle: (d, r) => webhooks.listDeliveries(d, r.params.webhookId, r.query),
+  },
+  {
+    method: 'POST',
+    path: '/webhooks/:webhookId/deliveries/:deliveryId/retry',
+    scope: 'webhooks:manage',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => webhooks.retryDelivery(d, r.params.webhookId, r.params.deliveryId, idempotencyKey(r)),
+  },
+  {
+    method: 'POST',
+    path: '/webhooks/:webhookId/test',
+    scope: 'webhooks:manage',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => webhooks.testWebhook(d, r.params.webhookId, idempotencyKey(r)),
+  },
 ];

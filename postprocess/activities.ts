@@ -4,10 +4,12 @@
  */
 import { activityLogContext } from '../core/activity-context';
 import type { Config } from '../core/config';
-import type { Db } from '../core/db';
+import { inTransaction, type Db } from '../core/db';
 import type { Logger } from '../core/log';
 import { invoiceFailures } from '../core/metrics';
 import { refuseAsFailureAsync } from '../core/refusals';
+import { emitEvent } from '../webhooks/events';
+import type { InvoiceEventData } from '../webhooks/types';
 import { deliverInvoice, generateInvoice, type Delivery } from './invoicing';
 import type { Mailer } from './mailer';
 import { beginPostProcess, recordFailure } from './store';
@@ -47,8 +49,24 @@ export function createPostProcessActivities({ db, config, mailer, log }: PostPro
 
     /** Retries are exhausted: make it visible (status, log line, counter) for an operator to retry. */
     async recordPostProcessFailure(input: { bill_id: string; step: PostProcessStep; error: string }): Promise<void> {
-      const recorded = await recordFailure(db, input.bill_id, input.step, input.error);
-      if (!recorded) return; // delivered meanwhile (a racing attempt): nothing failed
+      const recorded = await inTransaction(db, async (tx) => {
+        const failed = await recordFailure(tx, input.bill_id, input.step, input.error);
+        if (failed) {
+          const event: InvoiceEventData = {
+            bill_id: input.bill_id,
+            invoice_number: failed.invoice_number,
+            status: 'failed',
+            recipient: null,
+            sent_at: null,
+            failed_step: input.step,
+            error: input.error,
+          };
+          await emitEvent(tx, 'invoice.failed', event);
+        }
+        return failed;
+      });
+      // Delivered meanwhile (a racing attempt), or recorded by an earlier try of this activity.
+      if (!recorded) return;
       invoiceFailures.inc({ step: input.step });
       log.error(
         { ...activityLogContext(), bill_id: input.bill_id, step: input.step, error: input.error, event: 'invoice_failed' },

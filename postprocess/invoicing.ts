@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import type { Config } from '../core/config';
 import { inTransaction, type Db } from '../core/db';
 import { AppError } from '../core/errors';
+import { emitEvent } from '../webhooks/events';
+import type { InvoiceEventData } from '../webhooks/types';
 import { renderInvoicePdf, utcMinute } from './invoice-pdf';
 import type { Mailer } from './mailer';
 import {
@@ -116,12 +118,23 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
       const sent = await deps.mailer.send(email).catch((err: unknown) => {
         throw new SendFailure(err);
       });
+      const sentAt = new Date();
       await recordSent(tx, billId, {
         recipient: state.customer_email,
         smtp_message_id: sent.messageId,
         smtp_response: sent.response,
-        sent_at: new Date(),
+        sent_at: sentAt,
       });
+      const event: InvoiceEventData = {
+        bill_id: billId,
+        invoice_number: state.invoice_number,
+        status: 'sent',
+        recipient: state.customer_email,
+        sent_at: sentAt.toISOString(),
+        failed_step: null,
+        error: null,
+      };
+      await emitEvent(tx, 'invoice.sent', event);
       return { status: 'sent' as const, smtp_message_id: sent.messageId };
     });
   } catch (err) {

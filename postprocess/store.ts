@@ -219,14 +219,24 @@ export async function recordDeliveryError(db: Queryable, billId: string, error: 
   );
 }
 
-/** Retries are exhausted (or the failure is permanent): the invoice waits for an operator. */
-export async function recordFailure(db: Queryable, billId: string, step: PostProcessStep, error: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE bill_postprocess SET status = 'failed', failed_step = $2, error = $3, updated_at = now()
-     WHERE bill_id = $1 AND status NOT IN ('sent', 'skipped')`,
+/**
+ * Retries are exhausted (or the failure is permanent): the invoice waits for an operator. The
+ * invoice as it now stands, or null when nothing changed (delivered meanwhile, or already
+ * recorded by an earlier try of the same step).
+ */
+export async function recordFailure(
+  db: Queryable,
+  billId: string,
+  step: PostProcessStep,
+  error: string,
+): Promise<{ invoice_number: string | null } | null> {
+  const { rows } = await db.query<{ invoice_number: string | null }>(
+    `UPDATE bill_postprocess pp SET status = 'failed', failed_step = $2, error = $3, updated_at = now()
+     WHERE bill_id = $1 AND status NOT IN ('sent', 'skipped', 'failed')
+     RETURNING (SELECT invoice_number FROM invoices i WHERE i.bill_id = pp.bill_id)`,
     [billId, step, error],
   );
-  return rowCount === 1;
+  return rows[0] ?? null;
 }
 
 export interface StoredInvoice {

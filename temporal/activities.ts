@@ -5,6 +5,7 @@ import type { Logger } from '../core/log';
 import { createBillActivities } from '../bills/activities';
 import { createPostProcessActivities } from '../postprocess/activities';
 import type { Mailer } from '../postprocess/mailer';
+import { createWebhookActivities } from '../webhooks/activities';
 
 export interface ActivityDeps {
   db: Db;
@@ -14,7 +15,7 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...createBillActivities(deps), ...createPostProcessActivities(deps) };
+  return { ...createBillActivities(deps), ...createPostProcessActivities(deps), ...createWebhookActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -2,13 +2,20 @@ import { Service } from 'encore.dev/service';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { config, temporalAddress } from '../core/encore';
 import { createPool } from '../core/db';
+import { createLogger } from '../core/log';
+import { connectClient } from '../core/temporal';
+import { startWebhookRelay } from '../webhooks/relay';
 import { createWorker } from './worker';
 
 async function startEncoreWorker(database: SQLDatabase): Promise<void> {
-  const worker = await createWorker({
+  const db = createPool(database.connectionString, config.dbPoolSize);
+  const worker = await createWorker({ config, address: temporalAddress(), db });
+  // The outbox relay runs beside the worker, as under `npm start`.
+  startWebhookRelay({
+    db,
+    temporal: await connectClient(config, temporalAddress()),
     config,
-    address: temporalAddress(),
-    db: createPool(database.connectionString, config.dbPoolSize),
+    log: createLogger(config.logLevel, { component: 'webhook-relay' }),
   });
   await worker.run();
 }

@@ -3,7 +3,8 @@
  * - `deliverInvoice` (default): the moment it is asked to email an invoice, after the PDF is
  *   stored and before anything is sent;
  * - `after-ledger-write`: right after a line-item write committed, before its workflow task
- *   completes (the local activity's result never reaches the server).
+ *   completes (the local activity's result never reaches the server);
+ * - `when-killed`: nowhere by itself; the test kills it (SIGKILL) when it chooses.
  * Configured from the environment like `npm run worker`; prints "ready" once it polls.
  */
 import { loadConfig } from '../../core/config';
@@ -17,6 +18,7 @@ const die = (): Promise<never> => {
 };
 
 function crashing(a: Activities): Activities {
+  if (process.env.CRASH_AT === 'when-killed') return a;
   if (process.env.CRASH_AT === 'after-ledger-write') {
     return {
       ...a,

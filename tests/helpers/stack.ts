@@ -22,6 +22,7 @@ import { billWorkflowId, getBillQuery, type LiveBill } from '../../bills/message
 import { holdToContract } from './contract';
 import { runLogPath, runLogStream, sdkRunLogger } from './run-logs';
 import { testTempDir } from './tmp';
+import { startWebhookRelay, type Relay } from '../../webhooks/relay';
 
 export interface Stack {
   url: string;
@@ -32,8 +33,12 @@ export interface Stack {
   activities: () => Activities;
   startWorker: () => Promise<void>;
   stopWorker: () => Promise<void>;
+  /** The stack's webhook relay (it runs whether or not the worker does). */
+  relay: Relay;
   stop: () => Promise<void>;
 }
+
+export const TEST_WEBHOOK_SECRETS_KEY = Buffer.alloc(32, 7).toString('base64');
 
 function quietSdk(): void {
   try {
@@ -57,6 +62,8 @@ export async function startStack(
     // The invoice outbox (no SMTP_URL) and anything else written to disk stay out of the repository.
     DATA_DIR: testTempDir('stack-'),
     DB_POOL_SIZE: '20',
+    // One key for every process of a test (its crashing workers too), so sealed secrets open anywhere.
+    WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY,
     ...env,
   });
   const db = createPool(config.databaseUrl!, config.dbPoolSize);
@@ -83,6 +90,12 @@ export async function startStack(
     worker = undefined;
   };
   await startWorker();
+  const relay = startWebhookRelay({
+    db,
+    temporal,
+    config,
+    log: opts.log ?? createLogger('warn', { component: 'webhook-relay' }, runLogStream('service')),
+  });
 
   const app = buildServer(deps, { logLevel: opts.logStream ? 'info' : 'warn', logStream: opts.logStream ?? runLogStream('service') });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -97,8 +110,10 @@ export async function startStack(
     activities: () => createActivities({ db, config, mailer: createMailer(config), log: createLogger('silent') }),
     startWorker,
     stopWorker,
+    relay,
     stop: async () => {
       await app.close();
+      await relay.stop();
       await stopWorker();
       await temporal.connection.close();
       await db.end();
@@ -184,6 +199,9 @@ export const WRITABLE_TABLES = [
   'bill_postprocess',
   'invoices',
   'invoice_sequences',
+  'webhook_endpoints',
+  'webhook_events',
+  'webhook_deliveries',
 ];
 
 /** Rows in every table a request could write: a rejected request must leave these unchanged. */
@@ -220,9 +238,9 @@ export async function ledgerSums(stack: Stack, billId: string): Promise<{ n: num
  */
 export async function startCrashingWorker(
   stack: Stack,
-  crashAt: 'deliverInvoice' | 'after-ledger-write',
+  crashAt: 'deliverInvoice' | 'after-ledger-write' | 'when-killed',
   env: Record<string, string> = {},
-): Promise<{ exited: Promise<NodeJS.Signals | null> }> {
+): Promise<{ exited: Promise<NodeJS.Signals | null>; kill: () => void }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'crashing-worker.ts')], {
     cwd: path.resolve(__dirname, '..', '..'),
     env: {
@@ -233,6 +251,7 @@ export async function startCrashingWorker(
       TEMPORAL_ADDRESS: stack.config.temporal.address,
       TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
       DATA_DIR: stack.config.dataDir,
+      WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY,
       LOG_LEVEL: 'warn',
     } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', openSync(runLogPath('child-processes'), 'a')],
@@ -242,5 +261,5 @@ export async function startCrashingWorker(
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
     child.on('exit', () => reject(new Error('crashing worker exited before it was ready')));
   });
-  return { exited };
+  return { exited, kill: () => child.kill('SIGKILL') };
 }

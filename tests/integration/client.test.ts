@@ -84,6 +84,27 @@ describe('the typed client, end to end', () => {
     expect(cancelled).toMatchObject({ status: 'closed', cancelled_at: expect.any(String) });
   });
 
+  it('manages webhooks with a webhooks:manage key', async () => {
+    const manager = (await insertApiKey(stack.db, 'integrations', ['webhooks:manage'])).key;
+    const client = new FeesClient({ baseUrl: stack.url, token: manager, retry: { initialDelayMs: 20, maxDelayMs: 200 } });
+    const created = await client.createWebhook({ url: 'http://127.0.0.1:9/hooks', events: ['bill.closed'] });
+    expect(created.secret).toMatch(/^whsec_/);
+    const { webhook_id } = created;
+    // PATCH and DELETE carry an idempotency key like every write: a replay answers the same.
+    const patched = await client.updateWebhook(webhook_id, { events: ['*'], description: 'all events' }, { idempotencyKey: uid('k') });
+    expect(patched).toMatchObject({ events: ['*'], description: 'all events', enabled: true });
+    expect((await client.listWebhooks()).webhooks.map((w) => w.webhook_id)).toContain(webhook_id);
+    expect(await client.getWebhook(webhook_id)).toEqual(patched);
+    expect((await client.rotateWebhookSecret(webhook_id)).secret).not.toBe(created.secret);
+    const ping = await client.testWebhook(webhook_id);
+    expect(ping).toMatchObject({ event: { type: 'ping' }, status: 'pending' });
+    expect((await client.listWebhookDeliveries(webhook_id)).deliveries.map((d) => d.delivery_id)).toEqual([ping.delivery_id]);
+    expect(await client.retryWebhookDelivery(webhook_id, ping.delivery_id)).toMatchObject({ delivery_id: ping.delivery_id });
+    expect(await client.deleteWebhook(webhook_id)).toEqual({ webhook_id, deleted: true });
+    expect(await failure(client.getWebhook(webhook_id))).toMatchObject({ code: 'not_found', status: 404 });
+    expect(await failure(direct().listWebhooks())).toMatchObject({ code: 'permission_denied', status: 403 });
+  });
+
   it('raises the typed error with the service code, message and details, and sends the bearer token', async () => {
     const err = await failure(direct().addLineItem('no-such-bill', { amount: 1, currency: 'USD', description: 'x' }));
     expect(err).toMatchObject({ code: 'not_found', status: 404, attempts: 1, details: { bill_id: 'no-such-bill' } });

@@ -134,9 +134,9 @@ it('drains on SIGTERM: every acknowledged line item is stored exactly once', asy
 
   expect({ code, out: code === 0 ? '' : out() }).toEqual({ code: 0, out: '' });
   expect(out()).toContain('SIGTERM: shutting down');
-  // In order: no new requests and in-flight ones answered, then the worker, then the pool.
+  // In order: no new requests and in-flight ones answered, then the webhook relay, then the worker, then the pool.
   const order = [...out().matchAll(/^stopped (.+) \(\d+ ms\)$/gm)].map((m) => m[1]);
-  expect(order).toEqual(['HTTP server', 'Temporal client', 'worker', 'database pool']);
+  expect(order).toEqual(['HTTP server', 'webhook relay', 'Temporal client', 'worker', 'database pool']);
   // Only answers a client can act on: success, or 503 (retry with the same key), or no connection.
   expect([...outcomes.keys()].filter((k) => !['200', '503', 'connection refused', 'connection reset'].includes(k))).toEqual([]);
   // And no reset was a request the server had taken up: each one it logged, it answered.

@@ -22,6 +22,8 @@ import { WithStartWorkflowOperation } from '@temporalio/client';
 import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId, openBillUpdate } from '../../bills/messages';
 import { billHeader } from '../helpers/bill-header';
 import { postProcessWorkflowId } from '../../postprocess/messages';
+import { deliveryWorkflowId } from '../../webhooks/messages';
+import { startReceiver } from '../helpers/webhook-receiver';
 
 /** The last release before ledger snapshots (migration 7): bills it started must keep working. */
 const PREVIOUS_RELEASE = '9c99ff69e0b49fb3f857e3f4a5bb7ab9ef7a4660';
@@ -60,6 +62,24 @@ const closed = (stack: Stack, billId: string) =>
   eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.status === 'closed', 30_000);
 
 const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
+  /** A webhook delivery answered 500 twice, then 200: two timers between three attempts. */
+  async 'webhook-delivery-retried'(stack) {
+    const receiver = await startReceiver();
+    try {
+      const hook = await ok(stack, 'POST', '/webhooks', { url: receiver.url('/hook'), events: ['bill.created'] });
+      receiver.route('/hook', [hook.secret], (n) => (n <= 2 ? 500 : 200));
+      await ok(stack, 'POST', '/bills', { bill_id: uid(), billing_period_end: inSeconds(3600) });
+      await eventually(async () => receiver.at('/hook').some((r) => r.answered === 200), 30_000);
+      const [delivery] = (await ok(stack, 'GET', `/webhooks/${hook.webhook_id}/deliveries`)).deliveries;
+      const handle = stack.deps.temporal.workflow.getHandle(deliveryWorkflowId(delivery.delivery_id, 0));
+      await handle.result();
+      await save('webhook-delivery-retried', handle);
+      await ok(stack, 'DELETE', `/webhooks/${hook.webhook_id}`);
+    } finally {
+      await receiver.stop();
+    }
+  },
+
   /** Items in two currencies, an idempotent retry, a batch, then a close on request; and its invoice. */
   async 'close-by-request'(stack) {
     const billId = uid();
@@ -412,7 +432,7 @@ async function main(): Promise<void> {
   mkdirSync(FIXTURES_DIR, { recursive: true });
   await globalSetup();
   try {
-    const stack = await startStack({ BILL_CONTINUE_AS_NEW_AFTER: '3' });
+    const stack = await startStack({ BILL_CONTINUE_AS_NEW_AFTER: '3', WEBHOOK_RETRY_INITIAL_MS: '200' });
     // One run per bill, so its history holds all of it (an upgrade half-way, every kind of add).
     const oneRun = await startStack();
     // Delivery to a port nobody listens on, one attempt: the failed post-process.

@@ -48,6 +48,8 @@ it('has the recorded scenarios', () => {
       'search-attributes-series-cancelled',
       'search-attributes-upgrade',
       'series-close-after-cancel-cancelled',
+      // A webhook delivery retried twice with durable timers in between.
+      'webhook-delivery-retried',
     ]),
   );
 });

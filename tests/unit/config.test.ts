@@ -52,11 +52,31 @@ describe('configuration', () => {
 
   it('requires authentication in production and refuses to start open there', () => {
     expect(loadConfig({}).auth.required).toBe(false);
-    expect(loadConfig({ NODE_ENV: 'production' }).auth.required).toBe(true);
-    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_REQUIRED: 'false' })).toThrow(
+    const key = Buffer.alloc(32, 1).toString('base64');
+    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key }).auth.required).toBe(true);
+    expect(() => loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key, AUTH_REQUIRED: 'false' })).toThrow(
       /AUTH_REQUIRED=false is refused with NODE_ENV=production/,
     );
     expect(loadConfig({ AUTH_REQUIRED: 'true' }).auth).toMatchObject({ required: true, healthPublic: true, metricsPublic: true });
+  });
+});
+
+describe('webhooks', () => {
+  it('need a secrets key in production, refuse receivers on private addresses there and allow them elsewhere', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/WEBHOOK_SECRETS_KEY is required with NODE_ENV=production/);
+    expect(() => loadConfig({ WEBHOOK_SECRETS_KEY: 'c2hvcnQ=' })).toThrow(/WEBHOOK_SECRETS_KEY must be 32 bytes in base64/);
+    const key = Buffer.alloc(32, 1).toString('base64');
+    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key }).webhooks).toMatchObject({
+      allowPrivate: false,
+      timeoutMs: 10_000,
+      retryForMs: 3 * 86_400_000,
+      disableAfterMs: 3 * 86_400_000,
+      secretOverlapMs: 86_400_000,
+    });
+    expect(loadConfig({}).webhooks.allowPrivate).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key, WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate).toBe(
+      true,
+    );
   });
 });
 

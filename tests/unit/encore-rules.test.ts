@@ -248,9 +248,9 @@ describe("the Encore layer follows Encore's parser rules", () => {
   const sources = serviceFiles.map((f) => parse(f));
 
   it('finds the services and their files', () => {
-    expect(SERVICES.sort()).toEqual(['bills', 'postprocess', 'temporal']);
+    expect(SERVICES.sort()).toEqual(['bills', 'postprocess', 'temporal', 'webhooks']);
     expect(serviceFiles.map(rel)).toEqual(
-      expect.arrayContaining(['bills/api.ts', 'bills/db.ts', 'bills/gateway.ts', 'postprocess/api.ts']),
+      expect.arrayContaining(['bills/api.ts', 'bills/db.ts', 'bills/gateway.ts', 'postprocess/api.ts', 'webhooks/api.ts']),
     );
   });
 

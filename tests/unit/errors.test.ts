@@ -26,6 +26,9 @@ describe('unexpected: what a failure becomes at the edge', () => {
 
   it('keeps outages a 503 and anything else a 500 (a NOT NULL violation is our bug)', () => {
     expect(unexpected(pgError('57P01')).status).toBe(503);
+    // A deadlock or serialization failure: the same request goes through when retried.
+    expect(unexpected(pgError('40P01')).toBody()).toMatchObject({ code: 'unavailable' });
+    expect(unexpected(pgError('40001')).status).toBe(503);
     expect(unexpected(pgError('23502', { column: 'bill_id' })).status).toBe(500);
     expect(unexpected(pgError('23505')).status).toBe(500);
     expect(unexpected(new Error('bug')).status).toBe(500);

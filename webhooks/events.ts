@@ -1,0 +1,20 @@
+/**
+ * The outbox: the features that change bills and invoices record their events here, inside the
+ * transaction of the change (so a rolled-back change emits nothing and a committed one cannot
+ * lose its event). webhook_emit() (migration 10) writes the event and one delivery per
+ * subscribed, enabled endpoint; the relay hands each delivery to Temporal.
+ */
+import type { Queryable } from '../core/db';
+import type { EventType } from './types';
+
+/** Records `type` with `data` (the resource as it is now) in the caller's transaction; returns the event id. */
+export async function emitEvent(tx: Queryable, type: EventType, data: unknown): Promise<string> {
+  const { rows } = await tx.query<{ id: string }>('SELECT webhook_emit($1, $2::json) AS id', [type, JSON.stringify(data)]);
+  return rows[0].id;
+}
+
+/**
+ * The same as an SQL expression, for a statement that makes its change and records the event in
+ * one round trip: `emitSql(typeParam, dataParam)` with the numbers of the statement's parameters.
+ */
+export const emitSql = (typeParam: number, dataParam: number) => `webhook_emit($${typeParam}, $${dataParam}::json)`;
