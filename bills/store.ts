@@ -255,26 +255,25 @@ export async function markClosed(
 /**
  * Marks an open bill's series cancelled (idempotent: the first time stays; `newly` says this call
  * set it). A closed bill changes no more (migration 9): a cancel that reaches it too late is
- * `closed`, with what the row says.
+ * `closed`, with what the row says. Run it in a transaction: the row stays locked until its end,
+ * so of two cancels exactly one is `newly`.
  */
 export async function markSeriesCancelled(
-  db: Queryable,
+  tx: Queryable,
   billId: string,
   at: string,
 ): Promise<{ cancelled_at: string; newly: boolean } | { closed: true; cancelled_at: string | null } | null> {
-  const { rows } = await db.query<{ cancelled_at: Date | null; open: boolean; newly: boolean }>(
-    `WITH earlier AS (SELECT cancelled_at FROM bills WHERE bill_id = $1 FOR UPDATE),
-     cancelled AS (
-       UPDATE bills SET cancelled_at = COALESCE(cancelled_at, $2) WHERE bill_id = $1 AND status = 'open' RETURNING cancelled_at)
-     SELECT cancelled_at, true AS open, (SELECT cancelled_at FROM earlier) IS NULL AS newly FROM cancelled
-     UNION ALL
-     SELECT cancelled_at, false, false FROM bills WHERE bill_id = $1 AND NOT EXISTS (SELECT 1 FROM cancelled)`,
-    [billId, at],
+  const { rows } = await tx.query<{ status: 'open' | 'closed'; cancelled_at: Date | null }>(
+    'SELECT status, cancelled_at FROM bills WHERE bill_id = $1 FOR UPDATE',
+    [billId],
   );
   const row = rows[0];
   if (!row) return null;
   const cancelledAt = row.cancelled_at ? row.cancelled_at.toISOString() : null;
-  return row.open ? { cancelled_at: cancelledAt!, newly: row.newly } : { closed: true, cancelled_at: cancelledAt };
+  if (row.status !== 'open') return { closed: true, cancelled_at: cancelledAt };
+  if (cancelledAt) return { cancelled_at: cancelledAt, newly: false };
+  await tx.query('UPDATE bills SET cancelled_at = $2 WHERE bill_id = $1', [billId, at]);
+  return { cancelled_at: new Date(at).toISOString(), newly: true };
 }
 
 /** A bill as reconciliation reads it: its ledger's sums and its stored totals, both as text. */

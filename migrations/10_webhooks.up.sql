@@ -21,11 +21,14 @@ CREATE TABLE webhook_endpoints (
     -- After a rotation the old secret signs alongside the new one until it expires.
     previous_secret_ciphertext TEXT,
     previous_secret_expires_at TIMESTAMPTZ,
-    -- The first failed attempt since the last success; an endpoint failing for long is disabled.
+    -- The first failed attempt since the last success (or since a pause in failures longer than
+    -- any retry interval); an endpoint failing for long is disabled.
     failing_since       TIMESTAMPTZ,
+    last_failure_at     TIMESTAMPTZ,
     -- What the creating request asked for: its retry with the same idempotency key is no conflict.
     request_fingerprint TEXT NOT NULL,
-    created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- Milliseconds, as the API writes times: a page cursor holds exactly this value.
+    created_at          TIMESTAMPTZ NOT NULL DEFAULT date_trunc('milliseconds', now()),
     updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
     CHECK (enabled = (disabled_at IS NULL)),
     CHECK ((previous_secret_ciphertext IS NULL) = (previous_secret_expires_at IS NULL))
@@ -49,6 +52,8 @@ CREATE TABLE webhook_deliveries (
     status             TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'succeeded', 'failed', 'cancelled')),
     -- Attempts claimed so far: one may have reached the receiver without its outcome being recorded.
     attempts           INT NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    -- Attempts whose outcome is recorded; fewer than `attempts` while one is in flight (or was lost).
+    settled_attempts   INT NOT NULL DEFAULT 0 CHECK (settled_attempts <= attempts),
     -- A manual retry starts the delivery again under a new workflow: one generation each.
     generation         INT NOT NULL DEFAULT 0,
     -- When the relay started this generation's workflow; NULL: still to start.
@@ -63,7 +68,7 @@ CREATE TABLE webhook_deliveries (
     last_response_body TEXT,
     last_duration_ms   INT,
     delivered_at       TIMESTAMPTZ,
-    created_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
+    created_at         TIMESTAMPTZ NOT NULL DEFAULT date_trunc('milliseconds', now()),
     UNIQUE (webhook_id, event_id),
     CHECK ((status = 'succeeded') = (delivered_at IS NOT NULL))
 );
@@ -76,19 +81,22 @@ CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
 CREATE FUNCTION webhook_emit(p_type TEXT, p_data JSON, p_webhook_id TEXT DEFAULT NULL) RETURNS TEXT AS $$
 DECLARE
     v_id TEXT := 'evt_' || replace(gen_random_uuid()::text, '-', '');
-    v_at TIMESTAMPTZ := clock_timestamp();
+    -- Milliseconds, as the API writes times: a page cursor holds exactly this value.
+    v_at TIMESTAMPTZ := date_trunc('milliseconds', clock_timestamp());
 BEGIN
     INSERT INTO webhook_events (event_id, type, created_at, payload)
-    VALUES (v_id, p_type, v_at, json_build_object(
-        'id', v_id,
-        'type', p_type,
-        'created_at', to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        'data', p_data));
+    -- Written out rather than json_build_object, which puts spaces around every colon.
+    VALUES (v_id, p_type, v_at, ('{"id":' || to_json(v_id) || ',"type":' || to_json(p_type)
+        || ',"created_at":' || to_json(to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+        || ',"data":' || p_data || '}')::json);
+    -- FOR KEY SHARE: an endpoint being deleted meanwhile is waited for and then skipped, instead
+    -- of failing this transaction (the change it reports with it) on the delivery's foreign key.
     INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, created_at, retrying_since)
     SELECT gen_random_uuid(), webhook_id, v_id, v_at, v_at
-      FROM webhook_endpoints
-     WHERE CASE WHEN p_webhook_id IS NULL THEN enabled AND (p_type = ANY (events) OR '*' = ANY (events))
-                ELSE webhook_id = p_webhook_id END;
+      FROM (SELECT webhook_id FROM webhook_endpoints
+             WHERE CASE WHEN p_webhook_id IS NULL THEN enabled AND (p_type = ANY (events) OR '*' = ANY (events))
+                        ELSE webhook_id = p_webhook_id END
+               FOR KEY SHARE) subscribed;
     RETURN v_id;
 END;
 $$ LANGUAGE plpgsql;

@@ -115,16 +115,9 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
         messageId,
         attachment: { filename: `${state.invoice_number}.pdf`, content: state.pdf },
       };
-      const sent = await deps.mailer.send(email).catch((err: unknown) => {
-        throw new SendFailure(err);
-      });
+      // The event first, in this transaction: whatever could fail in writing it fails before the
+      // email goes out, so a retry never sends the invoice twice for the sake of its event.
       const sentAt = new Date();
-      await recordSent(tx, billId, {
-        recipient: state.customer_email,
-        smtp_message_id: sent.messageId,
-        smtp_response: sent.response,
-        sent_at: sentAt,
-      });
       const event: InvoiceEventData = {
         bill_id: billId,
         invoice_number: state.invoice_number,
@@ -135,6 +128,15 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
         error: null,
       };
       await emitEvent(tx, 'invoice.sent', event);
+      const sent = await deps.mailer.send(email).catch((err: unknown) => {
+        throw new SendFailure(err);
+      });
+      await recordSent(tx, billId, {
+        recipient: state.customer_email,
+        smtp_message_id: sent.messageId,
+        smtp_response: sent.response,
+        sent_at: sentAt,
+      });
       return { status: 'sent' as const, smtp_message_id: sent.messageId };
     });
   } catch (err) {

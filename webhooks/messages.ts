@@ -5,6 +5,8 @@ export const deliveryWorkflowId = (deliveryId: string, generation: number) => `w
 
 export interface DeliveryWorkflowInput {
   delivery_id: string;
+  /** Which run of the delivery: a manual retry starts the next one. */
+  generation: number;
   /** The number of its first attempt: attempts already made count on. */
   first_attempt: number;
   /** An attempt's activity timeout: the HTTP deadline and room for its bookkeeping. */

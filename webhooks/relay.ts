@@ -8,7 +8,7 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { PoolClient } from 'pg';
 import type { Config } from '../core/config';
-import { inTransaction, type Db } from '../core/db';
+import type { Db } from '../core/db';
 import type { Logger } from '../core/log';
 import { deliveryWorkflowId } from './messages';
 import { webhookDeliveryWorkflow } from './workflow';
@@ -29,34 +29,56 @@ export interface Relay {
   stop: () => Promise<void>;
 }
 
-/** Starts the workflows of one batch of waiting deliveries; how many there were. */
-async function dispatchBatch({ db, temporal, config }: RelayDeps): Promise<number> {
-  return inTransaction(db, async (tx) => {
-    const { rows } = await tx.query<{ delivery_id: string; generation: number; attempts: number }>(
-      `SELECT delivery_id, generation, attempts FROM webhook_deliveries
-        WHERE status = 'pending' AND dispatched_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      [BATCH],
+/**
+ * Starts the workflows of one batch of waiting deliveries, then marks those dispatched; how many
+ * it started. No row is locked while Temporal is called: a workflow id is started at most once, so
+ * two relays racing for a row start it once, and a row Temporal refuses stays for the next sweep
+ * without holding up the others.
+ */
+async function dispatchBatch({ db, temporal, config, log }: RelayDeps): Promise<{ waiting: number; started: number }> {
+  const { rows } = await db.query<{ delivery_id: string; generation: number; attempts: number }>(
+    `SELECT delivery_id, generation, attempts FROM webhook_deliveries
+      WHERE status = 'pending' AND dispatched_at IS NULL ORDER BY created_at LIMIT $1`,
+    [BATCH],
+  );
+  const outcomes = await Promise.allSettled(
+    rows.map(async (d) => {
+      try {
+        await temporal.workflow.start(webhookDeliveryWorkflow, {
+          workflowId: deliveryWorkflowId(d.delivery_id, d.generation),
+          taskQueue: config.temporal.taskQueue,
+          args: [
+            {
+              delivery_id: d.delivery_id,
+              generation: d.generation,
+              first_attempt: d.attempts + 1,
+              attempt_timeout_ms: config.webhooks.timeoutMs + 10_000,
+            },
+          ],
+          staticSummary: `Webhook delivery ${d.delivery_id}`,
+          // Once per id, even after the first run ended: a relay with an older view starts nothing.
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        });
+      } catch (err) {
+        // Started by another relay, or by this one before it died unmarked: that workflow delivers it.
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+      return d;
+    }),
+  );
+  const started = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+  const failed = outcomes.find((o) => o.status === 'rejected');
+  if (failed)
+    log.warn({ event: 'webhook_relay_failed', err: failed.reason }, 'the webhook relay could not start a delivery; it will retry');
+  if (started.length) {
+    // This generation only: a manual retry since then is dispatched as its own.
+    await db.query(
+      `UPDATE webhook_deliveries d SET dispatched_at = now() FROM unnest($1::uuid[], $2::int[]) AS s(delivery_id, generation)
+        WHERE d.delivery_id = s.delivery_id AND d.generation = s.generation AND d.dispatched_at IS NULL`,
+      [started.map((d) => d.delivery_id), started.map((d) => d.generation)],
     );
-    await Promise.all(
-      rows.map(async (d) => {
-        try {
-          await temporal.workflow.start(webhookDeliveryWorkflow, {
-            workflowId: deliveryWorkflowId(d.delivery_id, d.generation),
-            taskQueue: config.temporal.taskQueue,
-            args: [{ delivery_id: d.delivery_id, first_attempt: d.attempts + 1, attempt_timeout_ms: config.webhooks.timeoutMs + 10_000 }],
-            staticSummary: `Webhook delivery ${d.delivery_id}`,
-          });
-        } catch (err) {
-          // Started by an earlier relay that died before marking it: that workflow delivers it.
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        }
-      }),
-    );
-    if (rows.length) {
-      await tx.query('UPDATE webhook_deliveries SET dispatched_at = now() WHERE delivery_id = ANY($1)', [rows.map((r) => r.delivery_id)]);
-    }
-    return rows.length;
-  });
+  }
+  return { waiting: rows.length, started: started.length };
 }
 
 /** Events older than the retention, with nothing pending, go with their delivery records. */
@@ -88,7 +110,12 @@ export function startWebhookRelay(deps: RelayDeps): Relay {
       let total = 0;
       do {
         again = false;
-        for (let n = BATCH; n === BATCH && !stopped; total += n) n = await dispatchBatch(deps);
+        for (;;) {
+          const { waiting, started } = await dispatchBatch(deps);
+          total += started;
+          // A full batch all started: more may wait. Anything less waits for the next wake-up.
+          if (stopped || waiting < BATCH || started < waiting) break;
+        }
       } while (again && !stopped);
       return total;
     })().finally(() => {
@@ -107,6 +134,10 @@ export function startWebhookRelay(deps: RelayDeps): Relay {
     if (stopped) return;
     try {
       const client = await db.connect();
+      if (stopped) {
+        client.release();
+        return;
+      }
       listener = client;
       client.on('notification', kick);
       client.on('error', () => {

@@ -7,6 +7,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { checkHost, publicOnlyLookup } from './addresses';
 
+/** How long the body of an answer is read for, once its status is in. */
+const BODY_GRACE_MS = 1_000;
+
 export interface SendResult {
   /** The HTTP status; null when no answer came. */
   status: number | null;
@@ -56,6 +59,10 @@ export async function send(o: SendOptions): Promise<SendResult> {
         ...(o.allowPrivate ? {} : { lookup: publicOnlyLookup }),
       },
       (res) => {
+        // The status decides the attempt: once it is in, the body gets a short while more (what
+        // has come by then is kept), so a slow body never turns an answered 2xx into a timeout.
+        clearTimeout(timer);
+        setTimeout(() => res.destroy(), BODY_GRACE_MS).unref();
         const chunks: Buffer[] = [];
         let kept = 0;
         res.on('data', (chunk: Buffer) => {
@@ -78,7 +85,7 @@ export async function send(o: SendOptions): Promise<SendResult> {
         res.on('error', answered);
       },
     );
-    // The whole attempt, connection included, within the deadline.
+    // Connecting, sending and the answer's status, within the deadline.
     const timer = setTimeout(() => {
       req.destroy();
       finish({ status: null, body: null, error: `no answer within ${o.timeoutMs} ms`, failure: 'timeout' });

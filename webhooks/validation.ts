@@ -1,5 +1,15 @@
 /** Request parsing for the webhook endpoints: every refusal is a 400 naming its field. */
-import { asBody, decodeCursor, fieldError, intParam, isId, isStorableText, optionalString, type Body } from '../core/validate';
+import {
+  asBody,
+  decodeCursor,
+  fieldError,
+  intParam,
+  isId,
+  isIsoInstant,
+  isStorableText,
+  optionalString,
+  type Body,
+} from '../core/validate';
 import { EVENT_TYPES, DELIVERY_STATUSES, type DeliveryStatus } from './types';
 
 export interface UrlRules {
@@ -94,12 +104,13 @@ export interface Paging {
   after: [string, string] | null;
 }
 
-const isCursor = (p: unknown[]) => p.length === 2 && typeof p[0] === 'string' && !Number.isNaN(Date.parse(p[0])) && isId(p[1]);
+const cursorOf = (isKey: (v: unknown) => boolean) => (p: unknown[]) => p.length === 2 && isIsoInstant(p[0]) && isKey(p[1]);
 
-export function parsePaging(query: { limit?: unknown; cursor?: unknown }, fallback: number): Paging {
+/** A page of webhooks: their cursor holds (created_at, webhook_id). */
+export function parsePaging(query: { limit?: unknown; cursor?: unknown }): Paging {
   return {
-    limit: intParam(query.limit, 'limit', fallback, 1, 100),
-    after: decodeCursor(query.cursor, isCursor) as [string, string] | null,
+    limit: intParam(query.limit, 'limit', 100, 1, 100),
+    after: decodeCursor(query.cursor, cursorOf(isId)) as [string, string] | null,
   };
 }
 
@@ -112,5 +123,13 @@ export function parseDeliveryQuery(query: {
   if (status !== null && !(DELIVERY_STATUSES as readonly unknown[]).includes(status)) {
     throw fieldError('status', `must be one of ${DELIVERY_STATUSES.join(', ')}`);
   }
-  return { ...parsePaging(query, 50), status: status as DeliveryStatus | null };
+  return {
+    limit: intParam(query.limit, 'limit', 50, 1, 100),
+    // (created_at, delivery_id): a forged id that is not a UUID is refused here, not by Postgres.
+    after: decodeCursor(
+      query.cursor,
+      cursorOf((v) => typeof v === 'string' && UUID.test(v)),
+    ) as [string, string] | null,
+    status: status as DeliveryStatus | null,
+  };
 }

@@ -100,7 +100,7 @@ export async function createWebhook(deps: Deps, body: unknown, key: IdempotencyK
 }
 
 export async function listWebhooks(deps: Deps, query: { limit?: unknown; cursor?: unknown }): Promise<WebhookPage> {
-  const paging = parsePaging(query, 100);
+  const paging = parsePaging(query);
   const rows = await selectEndpointsPage(deps.db, paging.limit + 1, paging.after);
   const page = rows.slice(0, paging.limit);
   const last = page[page.length - 1];

@@ -17,7 +17,7 @@ export async function webhookDeliveryWorkflow(input: DeliveryWorkflowInput): Pro
   });
   let attempt = input.first_attempt;
   for (;;) {
-    const result = await attemptWebhookDelivery({ delivery_id: input.delivery_id, attempt });
+    const result = await attemptWebhookDelivery({ delivery_id: input.delivery_id, generation: input.generation, attempt });
     if (result.done) return result;
     attempt = result.next_attempt;
     if (result.retry_in_ms > 0) await sleep(result.retry_in_ms);

@@ -25,10 +25,14 @@ let stack: Stack;
 const principals: Record<'admin' | 'writer' | 'reader' | 'revoked', string> = { admin: '', writer: '', reader: '', revoked: '' };
 const OPEN = 'fuzz-open';
 const CLOSED = 'fuzz-closed';
+let WEBHOOK = 'set-in-beforeAll';
 const FAR = new Date(Date.now() + 4 * 365 * 24 * 3600 * 1000).toISOString();
 
 beforeAll(async () => {
   stack = await startStack({ DATABASE_URL: await createDatabase(dbName), AUTH_REQUIRED: 'true', AUTH_MAX_FAILURES: '1000000' });
+  // No relay: deliveries are written by requests but never sent, so nothing but a request changes
+  // the webhook tables (a generated request may well subscribe a receiver to every event).
+  await stack.relay.stop();
   const keyOf = async (name: string, scopes: Scope[]) => `Bearer ${(await insertApiKey(stack.db, name, scopes)).key}`;
   principals.admin = await keyOf('admin', ['admin']);
   principals.writer = await keyOf('writer', ['bills:write']);
@@ -43,6 +47,8 @@ beforeAll(async () => {
     ).toBe(200);
   }
   expect((await call(stack, 'POST', `/bills/${CLOSED}/close`, undefined, admin)).status).toBe(200);
+  expect((await call(stack, 'POST', '/webhooks', { url: 'http://127.0.0.1:9/hook', events: ['bill.renewed'] }, admin)).status).toBe(200);
+  WEBHOOK = (await stack.db.query('SELECT webhook_id FROM webhook_endpoints')).rows[0].webhook_id;
   // The closed bill's invoice is written in the background: wait for it before comparing states.
   await waitForQuiet();
 }, 60_000);
@@ -131,7 +137,13 @@ const anyText = fc.oneof(
 
 /** Path segments: real ids, ids of the wrong shape, traversal, encodings, huge ones. */
 const segment = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom(OPEN, CLOSED, 'no-such-bill') },
+  {
+    weight: 4,
+    arbitrary: fc.oneof(
+      fc.constantFrom(OPEN, CLOSED, 'no-such-bill'),
+      fc.constant(0).map(() => WEBHOOK),
+    ),
+  },
   { weight: 3, arbitrary: anyText.map(encodeURIComponent) },
   {
     weight: 1,
@@ -147,6 +159,12 @@ const pathTemplate = fc.constantFrom(
   (s: string) => `/bills/${s}/invoice/retry`,
   () => '/bills',
   () => '/admin/reconcile',
+  () => '/webhooks',
+  (s: string) => `/webhooks/${s}`,
+  (s: string) => `/webhooks/${s}/rotate-secret`,
+  (s: string) => `/webhooks/${s}/deliveries`,
+  (s: string) => `/webhooks/${s}/deliveries/${s}/retry`,
+  (s: string) => `/webhooks/${s}/test`,
   (s: string) => `/${s}`,
   (s: string) => `/bills/${s}/${s}`,
 );

@@ -140,6 +140,9 @@ describe('events', () => {
     for (const r of [...receiver.at('/all'), ...receiver.at('/closes')]) {
       expect(r.verifiedWith).toHaveLength(1);
       expect(r.id).toBe(r.event.id);
+      // { id, type, created_at, data } in that order, compact, as a receiver would log it.
+      expect(Object.keys(r.event)).toEqual(['id', 'type', 'created_at', 'data']);
+      expect(r.body).toBe(JSON.stringify(r.event));
       expect(r.event.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     }
     // One event, the same id, for every endpoint it went to.
@@ -366,6 +369,50 @@ describe('the API', () => {
   });
 });
 
+describe('outbox', () => {
+  it('records series.cancelled once, however often the cancel is written again', async () => {
+    const series = await openBill({ policy: 'recurring', interval: 'PT1H', billing_period_end: undefined });
+    const { cancelSeries } = stack.activities();
+    const at = new Date().toISOString();
+    expect(await cancelSeries({ bill_id: series.bill_id, at })).toBe(at);
+    // A retried activity, or a second cancel request: the first time stays, and so does its one event.
+    expect(await cancelSeries({ bill_id: series.bill_id, at: new Date(Date.now() + 5000).toISOString() })).toBe(at);
+    const { rows } = await stack.db.query(
+      `SELECT count(*)::int AS n FROM webhook_events WHERE type = 'series.cancelled' AND payload->'data'->>'bill_id' = $1`,
+      [series.bill_id],
+    );
+    expect(rows[0].n).toBe(1);
+    await call(stack, 'POST', `/bills/${series.bill_id}/cancel`, { close_now: true });
+  });
+
+  it('pages deliveries and webhooks without skipping rows made within one millisecond', async () => {
+    const hook = await register('/paged', ['bill.renewed']);
+    const pings = [];
+    for (let i = 0; i < 5; i++) pings.push((await call(stack, 'POST', `/webhooks/${hook.webhook_id}/test`)).body.delivery_id);
+    const seen: string[] = [];
+    for (let cursor = ''; ;) {
+      const page = (await call(stack, 'GET', `/webhooks/${hook.webhook_id}/deliveries?limit=2${cursor}`)).body;
+      seen.push(...page.deliveries.map((d: { delivery_id: string }) => d.delivery_id));
+      if (!page.next_cursor) break;
+      cursor = `&cursor=${page.next_cursor}`;
+    }
+    expect(seen.sort()).toEqual(pings.sort());
+    const forged = Buffer.from(JSON.stringify([new Date().toISOString(), 'not-a-uuid'])).toString('base64url');
+    const refused = await call(stack, 'GET', `/webhooks/${hook.webhook_id}/deliveries?cursor=${forged}`);
+    expect([refused.status, refused.body.details?.field]).toEqual([400, 'cursor']);
+
+    const listed: string[] = [];
+    for (let cursor = ''; ;) {
+      const page = (await call(stack, 'GET', `/webhooks?limit=1${cursor}`)).body;
+      listed.push(...page.webhooks.map((w: { webhook_id: string }) => w.webhook_id));
+      if (!page.next_cursor) break;
+      cursor = `&cursor=${page.next_cursor}`;
+    }
+    expect(listed).toEqual(expect.arrayContaining(registered));
+    expect(new Set(listed).size).toBe(listed.length);
+  });
+});
+
 describe('production mode', () => {
   it('refuses receivers on private addresses and needs the webhooks:manage scope', async () => {
     const config = loadConfig({
@@ -433,7 +480,7 @@ describe('production mode', () => {
     const config = loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY, ...ENV });
     const result = await attemptDelivery(
       { db: stack.db, config, secrets: new SecretBox(Buffer.from(TEST_WEBHOOK_SECRETS_KEY, 'base64')), log: createLogger('silent') },
-      { delivery_id: deliveryId, attempt: 1 },
+      { delivery_id: deliveryId, generation: 0, attempt: 1 },
     );
     expect(result).toMatchObject({ done: false, next_attempt: 2 });
     const [delivery] = await deliveries(hook.webhook_id);
