@@ -3,13 +3,18 @@
  * Temporal dev server, the API and the worker as separate processes), one fault per drill, then
  * the invariants: every acknowledged line item stored exactly once, nothing else stored, and per
  * bill the workflow's totals, the stored totals and the sum of the line items agree
- * (reconciliation). Each drill prints what it did and its verdict; the exit code is 1 if one fails.
+ * (reconciliation). The webhooks drill closes bills for a flaky receiver with the worker killed
+ * midway: every event delivered at least once, signed, and a copy only ever under its own id.
+ * Each drill prints what it did and its verdict; the exit code is 1 if one fails.
  *
- *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races]
+ *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races,webhooks]
  */
 import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { Webhook } from 'standardwebhooks';
 import { reconcile } from '../bills/reconcile';
 import { FeesApiError, FeesClient } from '../client';
 import { createPool, type Db } from '../core/db';
@@ -18,7 +23,7 @@ import { startTemporalDevServer } from '../host/temporal-dev';
 import { connectClient } from '../core/temporal';
 import { sleep, spawnHost, startSplitStack, stopSplitStack, type SplitStack } from './launch';
 
-const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races'] as const;
+const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races', 'webhooks'] as const;
 type Drill = (typeof DRILLS)[number];
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
@@ -33,6 +38,7 @@ const SIZE = {
   postgresDownMs: quick ? 4000 : 10_000,
   raceRounds: quick ? 5 : 20,
   raceAdds: 20,
+  closes: quick ? 100 : 1000,
 };
 /** A client keeps retrying an unacknowledged request this long (same idempotency key). */
 const RETRY_FOR_MS = 180_000;
@@ -52,6 +58,12 @@ async function startStack(): Promise<Stack> {
     // killed API free up sooner, at twice that), so the client's retries come round faster.
     // Activities lost with a killed worker are retried after their timeout (BILL_ACTIVITY_TIMEOUT_MS).
     ...(quick ? { UPDATE_TIMEOUT_MS: '4000', BILL_ACTIVITY_TIMEOUT_MS: '5000' } : {}),
+    // Webhook retries within seconds rather than hours, so every 500 is retried within the drill.
+    // An attempt lost with a killed worker is retried after this timeout and 10 s; the receiver
+    // answers within 200 ms. None of it touches what the other drills measure.
+    WEBHOOK_RETRY_INITIAL_MS: '200',
+    WEBHOOK_RETRY_MAX_INTERVAL_MS: '2000',
+    WEBHOOK_TIMEOUT_MS: '3000',
   });
   return { ...stack, db: createPool(stack.postgres.url, 4) };
 }
@@ -79,9 +91,13 @@ const showSeen = (seen: Seen) =>
     .map(([k, n]) => `${k}×${n}`)
     .join(' ');
 
-/** One answer, no retry (the reads during an outage). */
-async function request(url: string, method: string, p: string): Promise<Reply> {
-  const res = await fetch(url + p, { method, signal: AbortSignal.timeout(30_000) });
+/** One answer, no retry (the reads during an outage, the webhook calls the client lacks). */
+async function request(url: string, method: string, p: string, body?: unknown): Promise<Reply> {
+  const res = await fetch(url + p, {
+    method,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    signal: AbortSignal.timeout(30_000),
+  });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
@@ -189,6 +205,78 @@ let client: Awaited<ReturnType<typeof connectClient>> | undefined;
 async function temporalClient(s: Stack) {
   client ??= await connectClient(s.config, s.temporal.address);
   return client;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A flaky webhook receiver
+
+/** One request the receiver got. */
+interface Received {
+  /** webhook-id */
+  id: string;
+  type: string;
+  /** The bill its data names. */
+  bill: string | undefined;
+  body: string;
+  /** 200, 500 (the flaky three in ten) or 401 (its signature did not verify). */
+  answered: number;
+  at: number;
+}
+
+interface Receiver {
+  url: string;
+  /** The endpoint's signing secret, known once it is registered. */
+  secret: string;
+  received: Received[];
+  /** Requests that were not a signed event. */
+  problems: string[];
+  close: () => Promise<void>;
+}
+
+const FLAKY_RATE = 0.3;
+const MAX_DELAY_MS = 200;
+
+const flatHeaders = (h: IncomingHttpHeaders): Record<string, string> =>
+  Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]));
+
+/** Checks each request's signature, takes 0-200 ms, then fails three requests in ten with a 500. */
+async function startReceiver(): Promise<Receiver> {
+  const r: Receiver = { url: '', secret: '', received: [], problems: [], close: async () => undefined };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const id = String(req.headers['webhook-id'] ?? '');
+      let verified = true;
+      try {
+        new Webhook(r.secret).verify(body, flatHeaders(req.headers));
+      } catch (err) {
+        verified = false;
+        r.problems.push(`a request with webhook-id ${id || '(none)'} did not verify: ${(err as Error).message}`);
+      }
+      let event: { id?: string; type?: string; data?: { bill_id?: string } } = {};
+      try {
+        event = JSON.parse(body);
+      } catch {
+        r.problems.push(`a request with webhook-id ${id || '(none)'} is not JSON`);
+      }
+      if (event.id !== id) r.problems.push(`webhook-id ${id} carries a body with id ${event.id}`);
+      setTimeout(() => {
+        const answered = !verified ? 401 : Math.random() < FLAKY_RATE ? 500 : 200;
+        r.received.push({ id, type: event.type ?? '', bill: event.data?.bill_id, body, answered, at: Date.now() });
+        res.writeHead(answered, { 'content-type': 'text/plain' }).end(answered === 200 ? 'ok' : 'flaky');
+      }, Math.random() * MAX_DELAY_MS);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+  r.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +434,152 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
       summary: `${SIZE.raceRounds} rounds of ${SIZE.raceAdds} adds racing a close: ${before} landed before the close, ${after} refused as closed`,
       problems,
     };
+  },
+
+  async webhooks(s, c) {
+    const problems: string[] = [];
+    const types = ['bill.created', 'bill.closed'];
+    const receiver = await startReceiver();
+    let hook: { webhook_id: string; secret: string } | undefined;
+    try {
+      const created = await request(s.url, 'POST', '/webhooks', {
+        url: receiver.url,
+        events: types,
+        description: 'chaos: a flaky receiver',
+      });
+      if (created.status !== 201 && created.status !== 200)
+        throw new Error(`POST /webhooks answered ${created.status}: ${JSON.stringify(created.body)}`);
+      hook = created.body as { webhook_id: string; secret: string };
+      receiver.secret = hook.secret;
+      const webhookId = hook.webhook_id;
+
+      // Each bill created then closed, by `concurrency` clients; the worker is killed halfway. A
+      // refused create or close is a problem, and the events are checked for what did happen.
+      const bills: string[] = [];
+      const progress = { done: 0 };
+      const end = new Date(Date.now() + 24 * 3600 * 1000).toISOString();
+      const began = Date.now();
+      let next = 0;
+      const load = Promise.all(
+        Array.from({ length: SIZE.concurrency }, async () => {
+          while (next < SIZE.closes) {
+            next++;
+            let bill: string | undefined;
+            try {
+              bill = (await c.createBill({ billing_period_end: end })).bill_id;
+              bills.push(bill);
+              await c.closeBill(bill);
+            } catch (err) {
+              const e = err as FeesApiError;
+              problems.push(`${bill ? `closing ${bill}` : 'creating a bill'} failed: ${e.status ?? ''} ${e.code ?? ''} ${e.message}`);
+            }
+            progress.done++;
+          }
+        }),
+      );
+      let settled = false;
+      void load.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // A close is a workflow update, an invoice PDF and two deliveries: a few per second on a small machine.
+      await until('half the closes', () => settled || progress.done >= SIZE.closes / 2, SIZE.closes * 1000);
+      const killedAt = Date.now();
+      const what = settled ? 'the closes ended before the worker could be killed' : await killAndRestart(s, 'worker');
+      await load;
+      const closedAt = Date.now();
+      const closed = (
+        await s.db.query<{ bill_id: string }>(`SELECT bill_id FROM bills WHERE bill_id = ANY($1) AND status = 'closed'`, [bills])
+      ).rows.map((r) => r.bill_id);
+
+      const expected: Record<string, string[]> = { 'bill.created': bills, 'bill.closed': closed };
+      const okBills = (type: string) => new Set(receiver.received.filter((x) => x.answered === 200 && x.type === type).map((x) => x.bill));
+      const missing = () =>
+        types.flatMap((t) => {
+          const got = okBills(t);
+          return expected[t].filter((b) => !got.has(b)).map((b) => `${t} of ${b}`);
+        });
+      await until('every event answered 2xx by the receiver', () => missing().length === 0, 180_000).catch(() => {
+        const lost = missing();
+        problems.push(`${lost.length} events never answered 2xx, e.g. ${lost.slice(0, 5).join(', ')}`);
+      });
+      const lastOk = Math.max(closedAt, ...receiver.received.filter((x) => x.answered === 200).map((x) => x.at));
+      // A 2xx is recorded after it is answered; a delivery whose answer came too late is retried.
+      const pending = async () =>
+        (
+          await s.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'pending'`,
+            [webhookId],
+          )
+        ).rows[0].n;
+      await until('no delivery pending', async () => (await pending()) === 0, 60_000).catch(async () =>
+        problems.push(`${await pending()} deliveries still pending`),
+      );
+      const listed = await request(s.url, 'GET', `/webhooks/${webhookId}/deliveries?status=pending&limit=1`);
+      if (listed.status !== 200 || listed.body.deliveries.length !== 0)
+        problems.push(`GET deliveries?status=pending answered ${listed.status} ${JSON.stringify(listed.body).slice(0, 200)}`);
+
+      // What the receiver got: signed events of the drill's bills, one id per bill and type,
+      // every copy of an id the same bytes.
+      problems.push(...new Set(receiver.problems));
+      const ours = Object.fromEntries(types.map((t) => [t, new Set(expected[t])]));
+      const byId = new Map<string, Received[]>();
+      for (const x of receiver.received) {
+        if (!types.includes(x.type)) problems.push(`event ${x.id} of type ${x.type}, not subscribed`);
+        else if (!x.bill || !ours[x.type].has(x.bill))
+          problems.push(`${x.type} ${x.id} names ${x.bill}, which the drill did not ${x.type.slice(5, -1)}`);
+        byId.set(x.id, [...(byId.get(x.id) ?? []), x]);
+      }
+      const idsOf = new Map<string, Set<string>>();
+      // A copy after a 2xx is expected where the worker died between the answer and recording it.
+      let duplicates = 0;
+      let nearKill = 0;
+      for (const [id, copies] of byId) {
+        if (copies.some((x) => x.body !== copies[0].body)) problems.push(`event ${id} arrived with different bodies`);
+        const firstOk = copies.find((x) => x.answered === 200);
+        const later = firstOk ? copies.filter((x) => x.at > firstOk.at).length : 0;
+        duplicates += later;
+        if (firstOk && Math.abs(firstOk.at - killedAt) < 3000) nearKill += later;
+        const key = `${copies[0].type} of ${copies[0].bill}`;
+        idsOf.set(key, new Set([...(idsOf.get(key) ?? []), id]));
+      }
+      for (const [key, ids] of idsOf) if (ids.size > 1) problems.push(`${key} arrived under ${ids.size} event ids: ${[...ids].join(', ')}`);
+
+      // What Postgres says: one delivery per event, each succeeded, and at least as many attempts
+      // claimed as requests arrived (a request with no claim would be a send the claims missed).
+      const { rows } = await s.db.query<{ event_id: string; status: string; attempts: number }>(
+        'SELECT event_id, status, attempts FROM webhook_deliveries WHERE webhook_id = $1',
+        [webhookId],
+      );
+      const statuses: Seen = new Map();
+      for (const d of rows) {
+        see(statuses, d.status);
+        const arrived = byId.get(d.event_id)?.length ?? 0;
+        if (arrived > d.attempts) problems.push(`event ${d.event_id} arrived ${arrived} times, ${d.attempts} attempts recorded`);
+      }
+      if (statuses.size !== 1 || !statuses.has('succeeded')) problems.push(`deliveries: ${showSeen(statuses)}, not all succeeded`);
+      if (rows.length !== byId.size) problems.push(`${rows.length} deliveries for ${byId.size} distinct events received`);
+      if (rows.length !== bills.length + closed.length)
+        problems.push(`${rows.length} deliveries for ${bills.length} bills created and ${closed.length} closed`);
+      const stored = new Set(rows.map((d) => d.event_id));
+      for (const id of byId.keys()) if (!stored.has(id)) problems.push(`event ${id} was received but has no delivery`);
+
+      const answered: Seen = new Map();
+      for (const x of receiver.received) see(answered, String(x.answered));
+      return {
+        summary:
+          `${bills.length} bills created, ${closed.length} closed at concurrency ${SIZE.concurrency} in ${((closedAt - began) / 1000).toFixed(1)} s; ${what}; ` +
+          `${byId.size} events (${types.join(', ')}) for a receiver failing ${FLAKY_RATE * 100}% with 0-${MAX_DELAY_MS} ms delays: ` +
+          `${receiver.received.length} requests (${showSeen(answered)}), ${duplicates} duplicates after a 2xx (${nearKill} of them answered within 3 s of the kill), ` +
+          `at most ${Math.max(0, ...rows.map((d) => d.attempts))} attempts for one delivery; ` +
+          `the last delivered ${((lastOk - closedAt) / 1000).toFixed(1)} s after the last close (${((lastOk - began) / 1000).toFixed(1)} s after the first)`,
+        problems,
+      };
+    } finally {
+      // Later drills (and a rerun) are not slowed by deliveries to a receiver that is gone.
+      if (hook) await request(s.url, 'DELETE', `/webhooks/${hook.webhook_id}`).catch(() => undefined);
+      await receiver.close();
+    }
   },
 };
 

@@ -154,5 +154,13 @@ export function toAppError(err: unknown): AppError {
   if (code === GRPC_RESOURCE_EXHAUSTED) {
     return new AppError('resource_exhausted', 'the billing workflow is busy; retry with the same idempotency key');
   }
+  // The call reached Temporal, which failed it on its side (cancelled under load, an internal or
+  // unknown error): whether an update was applied is unknown, and a retry with the same key is
+  // safe. Only answers that mean the request itself was wrong stay a 500 (a bug of ours).
+  // The original rides along as the cause, so the request's log line says what Temporal answered.
+  if (code !== undefined && TEMPORAL_SIDE_FAILURES.has(code)) return Object.assign(unknownOutcome(), { cause: err });
   return unexpected(err);
 }
+
+// CANCELLED, UNKNOWN, ABORTED, INTERNAL (DEADLINE_EXCEEDED and UNAVAILABLE are mapped above).
+const TEMPORAL_SIDE_FAILURES = new Set([1, 2, 10, 13]);

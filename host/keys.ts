@@ -8,12 +8,13 @@
  */
 import { parseArgs } from 'node:util';
 import { config as loadDotEnv } from 'dotenv';
-import { insertApiKey, listApiKeys, parseScopes, revokeApiKey } from '../core/auth';
+import { SCOPES, insertApiKey, listApiKeys, parseScopes, revokeApiKey } from '../core/auth';
 import { ConfigError, embeddedDatabaseUrl, loadConfig } from '../core/config';
 import { createPool, migrate } from '../core/db';
 
 const USAGE = `usage:
-  npm run keys -- create --scopes bills:read,bills:write[,admin] [--name NAME]
+  npm run keys -- create --scopes SCOPE[,SCOPE...] [--name NAME]
+  scopes: ${SCOPES.join(', ')}
   npm run keys -- list
   npm run keys -- revoke KEY_ID`;
 

@@ -1,7 +1,8 @@
 /**
  * The fault drills, reduced (`npm run chaos -- --quick`): each kills or stops a real part of its
  * own stack under load and checks that nothing acknowledged is lost or doubled and that every
- * bill reconciles. Their numbers are reported by `npm run chaos`, not asserted here.
+ * bill reconciles, and that every webhook event reaches a flaky receiver under its one id. Their
+ * numbers are reported by `npm run chaos`, not asserted here.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { testTempDir } from '../helpers/tmp';
 
 const root = path.resolve(__dirname, '..', '..');
 
-it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds', async () => {
+it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds, webhooks to a flaky receiver', async () => {
   const results = path.join(testTempDir('chaos-'), 'chaos.json');
   const run = promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'chaos.ts'), '--quick'], {
     cwd: root,
@@ -34,6 +35,7 @@ it('every drill passes: worker and API killed, Temporal restarted, Postgres down
     ['temporal_restart', true],
     ['postgres_outage', true],
     ['close_races', true],
+    ['webhooks', true],
   ]);
   expect(stdout).toContain('| close_races | PASS |');
 }, 480_000);

@@ -1,3 +1,4 @@
+import { toAppError } from '../../core/temporal';
 import { unexpected } from '../../core/errors';
 
 /** An error as node-postgres raises it. */
@@ -32,5 +33,19 @@ describe('unexpected: what a failure becomes at the edge', () => {
     expect(unexpected(pgError('23502', { column: 'bill_id' })).status).toBe(500);
     expect(unexpected(pgError('23505')).status).toBe(500);
     expect(unexpected(new Error('bug')).status).toBe(500);
+  });
+});
+
+describe('failures of calls to Temporal', () => {
+  const grpc = (code: number) => Object.assign(new Error(`grpc ${code}`), { code, details: 'server said so', metadata: {} });
+
+  it('answers 503 (retry with the same key) when Temporal failed the call on its side', () => {
+    // CANCELLED, UNKNOWN, DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNAVAILABLE: the outcome is unknown.
+    for (const code of [1, 2, 4, 10, 13, 14]) expect([code, toAppError(grpc(code)).toBody().code]).toEqual([code, 'unavailable']);
+    expect(toAppError(grpc(8)).status).toBe(429);
+  });
+
+  it('keeps a request Temporal calls malformed a 500: that is a bug of ours', () => {
+    for (const code of [3, 7, 9, 12]) expect([code, toAppError(grpc(code)).status]).toEqual([code, 500]);
   });
 });
