@@ -38,7 +38,7 @@ const SIZE = {
   postgresDownMs: quick ? 4000 : 10_000,
   raceRounds: quick ? 5 : 20,
   raceAdds: 20,
-  closes: quick ? 100 : 1000,
+  closes: quick ? 60 : 1000,
 };
 /** A client keeps retrying an unacknowledged request this long (same idempotency key). */
 const RETRY_FOR_MS = 180_000;
@@ -59,7 +59,7 @@ async function startStack(): Promise<Stack> {
     // Activities lost with a killed worker are retried after their timeout (BILL_ACTIVITY_TIMEOUT_MS).
     ...(quick ? { UPDATE_TIMEOUT_MS: '4000', BILL_ACTIVITY_TIMEOUT_MS: '5000' } : {}),
     // Webhook retries within seconds rather than hours, so every 500 is retried within the drill.
-    // An attempt lost with a killed worker is retried after this timeout and 10 s; the receiver
+    // An attempt lost with a killed worker is retried after this timeout and 5 s; the receiver
     // answers within 200 ms. None of it touches what the other drills measure.
     WEBHOOK_RETRY_INITIAL_MS: '200',
     WEBHOOK_RETRY_MAX_INTERVAL_MS: '2000',

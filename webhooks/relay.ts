@@ -52,7 +52,8 @@ async function dispatchBatch({ db, temporal, config, log }: RelayDeps): Promise<
               delivery_id: d.delivery_id,
               generation: d.generation,
               first_attempt: d.attempts + 1,
-              attempt_timeout_ms: config.webhooks.timeoutMs + 10_000,
+              // The HTTP deadline, the second a body may take after it, and the bookkeeping.
+              attempt_timeout_ms: config.webhooks.timeoutMs + 5_000,
             },
           ],
           staticSummary: `Webhook delivery ${d.delivery_id}`,
