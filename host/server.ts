@@ -43,8 +43,12 @@ function safeDecode(s: string): string {
  */
 function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  // A response already under way on this connection: writing ours would garble it (as Node's own handler checks).
-  if ((socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+  // A request on this connection is still being answered (the bytes that fail to parse came after
+  // it: a body sent without a length, say). Ours would come first, and the client would take a 400
+  // for a request that is being carried out: close instead, so the client sees no answer and
+  // retries with its idempotency key. (Writing into a response under way, or after one that said
+  // `Connection: close`, would garble it, too.)
+  if ((socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
     socket.destroy(err);
     return;
   }

@@ -1,6 +1,7 @@
+import net from 'node:net';
 import { encodeCursor } from '../../core/validate';
 import { postProcessWorkflowId } from '../../postprocess/messages';
-import { call, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+import { call, eventually, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
 
 const cursor = (position: unknown[]) => encodeCursor(position);
 
@@ -190,5 +191,41 @@ describe('bad input', () => {
   it('names the offending field in the details', async () => {
     const reply = await call(stack, 'POST', `/bills/${openBill}/line-items`, { ...item, amount: 0 });
     expect(reply.body.details).toEqual({ field: 'amount', reason: expect.stringContaining('positive integer') });
+  });
+});
+
+describe('bytes after a request that do not parse', () => {
+  /** Writes `raw` on a connection of its own and returns everything the server sent before closing it. */
+  function raw(text: string): Promise<string> {
+    const { port } = new URL(stack.url);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.end(text));
+      let got = '';
+      socket.on('data', (d) => (got += d.toString('latin1')));
+      socket.on('close', () => resolve(got));
+      socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? resolve(got) : reject(err)));
+    });
+  }
+
+  it('never get a 400 ahead of the answer to the request before them: the connection closes instead', async () => {
+    // A DELETE whose body was sent without a length (as Node's own client sends one): the body is
+    // the start of a "next request" that does not parse, while the DELETE is being carried out.
+    const hook = (await call(stack, 'POST', '/webhooks', { url: 'http://127.0.0.1:9/h', events: ['bill.renewed'] })).body;
+    const got = await raw(
+      `DELETE /webhooks/${hook.webhook_id} HTTP/1.1\r\nHost: x\r\nIdempotency-Key: raw-delete\r\n\r\n{"why":"no length"}`,
+    );
+    expect(got).not.toMatch(/^HTTP\/1\.1 400/);
+    // It was carried out; its retry with the key gets the answer it missed.
+    await eventually(
+      async () => (await stack.db.query('SELECT 1 FROM webhook_endpoints WHERE webhook_id = $1', [hook.webhook_id])).rowCount === 0,
+    );
+    const retried = await call(stack, 'DELETE', `/webhooks/${hook.webhook_id}`, undefined, { 'idempotency-key': 'raw-delete' });
+    expect(retried).toMatchObject({ status: 200, body: { webhook_id: hook.webhook_id, deleted: true } });
+  });
+
+  it('alone on a connection still get the Encore error body', async () => {
+    const got = await raw('NOT-A-METHOD / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(got).toMatch(/^HTTP\/1\.1 400/);
+    expect(got).toContain('"code":"invalid_argument"');
   });
 });

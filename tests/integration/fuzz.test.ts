@@ -119,6 +119,12 @@ function send(req: Req): Promise<Res> {
       );
     });
     r.on('error', reject);
+    // Node frames a body with chunked encoding for most methods, but sends the one of a DELETE or
+    // an OPTIONS bare, with no length: the server then takes it for a next request that does not
+    // parse (bad-input.test.ts checks what it does then). Framed here, so the body is exercised.
+    if (req.body !== undefined && !r.hasHeader('transfer-encoding') && ['DELETE', 'OPTIONS'].includes(req.method)) {
+      r.setHeader('content-length', Buffer.byteLength(req.body));
+    }
     if (req.body !== undefined) r.write(req.body);
     r.end();
   });
@@ -366,6 +372,17 @@ it('answers thousands of generated requests without a 5xx, with the error shape,
       } catch (err) {
         // Refused on our side before sending (Node checks paths and header values).
         if ((err as { code?: string }).code?.startsWith('ERR_')) return;
+        // No answer: the server closed the connection because what followed a request did not
+        // parse (a DELETE's body sent without a length), while that request was still being
+        // carried out. Its outcome is unknown to the client, as after any lost answer: what it
+        // wrote is the new baseline. (Rare: send() frames the bodies it sends itself.)
+        if ((err as { code?: string }).code === 'ECONNRESET') {
+          statuses.set(0, (statuses.get(0) ?? 0) + 1);
+          // The request may still be under way on the server: its writes, then the new baseline.
+          await waitForQuiet();
+          before = await databaseState();
+          return;
+        }
         throw err;
       }
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
