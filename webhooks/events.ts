@@ -7,9 +7,16 @@
 import type { Queryable } from '../core/db';
 import type { EventType } from './types';
 
-/** Records `type` with `data` (the resource as it is now) in the caller's transaction; returns the event id. */
-export async function emitEvent(tx: Queryable, type: EventType, data: unknown): Promise<string> {
-  const { rows } = await tx.query<{ id: string }>('SELECT webhook_emit($1, $2::json) AS id', [type, JSON.stringify(data)]);
+/**
+ * Records `type` with `data` (the resource as it is now) in the caller's transaction; returns the
+ * event id. With `onlyWebhookId` it goes to that endpoint alone (a test ping), subscribed or not.
+ */
+export async function emitEvent(tx: Queryable, type: EventType | 'ping', data: unknown, onlyWebhookId?: string): Promise<string> {
+  const { rows } = await tx.query<{ id: string }>('SELECT webhook_emit($1, $2::json, $3) AS id', [
+    type,
+    JSON.stringify(data),
+    onlyWebhookId ?? null,
+  ]);
   return rows[0].id;
 }
 

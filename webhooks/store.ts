@@ -228,11 +228,8 @@ export async function restartDelivery(tx: Queryable, webhookId: string, delivery
   return rows.length ? false : null;
 }
 
-/** A `ping` to this endpoint alone, through the same outbox and delivery path as every event. */
-export async function emitPing(tx: Queryable, webhookId: string, data: unknown): Promise<string> {
-  const event = await tx.query<{ id: string }>(`SELECT webhook_emit('ping', $2::json, $1) AS id`, [webhookId, JSON.stringify(data)]);
-  const { rows } = await tx.query<{ delivery_id: string }>('SELECT delivery_id FROM webhook_deliveries WHERE event_id = $1', [
-    event.rows[0].id,
-  ]);
-  return rows[0].delivery_id;
+/** The delivery of an event to one endpoint. */
+export async function deliveryOf(db: Queryable, eventId: string, webhookId: string): Promise<WebhookDelivery | null> {
+  const { rows } = await db.query<{ delivery_id: string }>('SELECT delivery_id FROM webhook_deliveries WHERE event_id = $1', [eventId]);
+  return rows[0] ? findDelivery(db, webhookId, rows[0].delivery_id) : null;
 }

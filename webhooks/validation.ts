@@ -87,11 +87,6 @@ function refuseUnknown(b: Body, known: string[]): void {
   if (unknown !== undefined) throw fieldError(unknown, `is not a field of this request (${known.join(', ')})`);
 }
 
-export function parseWebhookId(value: unknown): string {
-  if (!isId(value)) throw fieldError('webhookId', 'must be 1-64 characters of A-Z, a-z, 0-9, _ . : -');
-  return value;
-}
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function parseDeliveryId(value: unknown): string {

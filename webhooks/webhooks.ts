@@ -7,12 +7,13 @@ import { inTransaction } from '../core/db';
 import { idempotently, type Deps } from '../core/deps';
 import { failedPrecondition, invalidArgument, notFound, AppError } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
-import { encodeCursor } from '../core/validate';
+import { encodeCursor, parseId } from '../core/validate';
 import { checkResolved } from './addresses';
+import { emitEvent } from './events';
 import { generateSecret, secretBoxOf, type SecretBox } from './secrets';
 import {
   deleteEndpoint,
-  emitPing,
+  deliveryOf,
   findDelivery,
   findEndpoint,
   insertEndpoint,
@@ -23,15 +24,7 @@ import {
   updateEndpoint,
 } from './store';
 import type { DeletedWebhook, Webhook, WebhookDelivery, WebhookDeliveryPage, WebhookPage, WebhookWithSecret } from './types';
-import {
-  parseCreateWebhook,
-  parseDeliveryId,
-  parseDeliveryQuery,
-  parsePaging,
-  parseUpdateWebhook,
-  parseWebhookId,
-  type UrlRules,
-} from './validation';
+import { parseCreateWebhook, parseDeliveryId, parseDeliveryQuery, parsePaging, parseUpdateWebhook, type UrlRules } from './validation';
 
 // Fixed namespace: a webhook id derived from an idempotency key is the same on every retry.
 const WEBHOOK_ID_NAMESPACE = '6b1f0f5e-2c8a-4f7d-9a43-0e5d7c2b9f18';
@@ -108,11 +101,11 @@ export async function listWebhooks(deps: Deps, query: { limit?: unknown; cursor?
 }
 
 export async function getWebhook(deps: Deps, webhookIdParam: unknown): Promise<Webhook> {
-  return (await requireWebhook(deps, parseWebhookId(webhookIdParam))).webhook;
+  return (await requireWebhook(deps, parseId(webhookIdParam, 'webhookId'))).webhook;
 }
 
 export async function updateWebhook(deps: Deps, webhookIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<Webhook> {
-  const webhookId = parseWebhookId(webhookIdParam);
+  const webhookId = parseId(webhookIdParam, 'webhookId');
   const change = parseUpdateWebhook(body, urlRules(deps));
   if (change.url) await checkReceiver(deps, change.url);
   const operation = 'PATCH /webhooks/:webhookId';
@@ -124,7 +117,7 @@ export async function updateWebhook(deps: Deps, webhookIdParam: unknown, body: u
 }
 
 export async function deleteWebhook(deps: Deps, webhookIdParam: unknown, key: IdempotencyKey | undefined): Promise<DeletedWebhook> {
-  const webhookId = parseWebhookId(webhookIdParam);
+  const webhookId = parseId(webhookIdParam, 'webhookId');
   const operation = 'DELETE /webhooks/:webhookId';
   return idempotently(deps, key, operation, fingerprint(operation, { webhook_id: webhookId }), async () => {
     if (!(await deleteEndpoint(deps.db, webhookId))) throw webhookNotFound(webhookId);
@@ -138,7 +131,7 @@ export async function rotateWebhookSecret(
   webhookIdParam: unknown,
   key: IdempotencyKey | undefined,
 ): Promise<WebhookWithSecret> {
-  const webhookId = parseWebhookId(webhookIdParam);
+  const webhookId = parseId(webhookIdParam, 'webhookId');
   const operation = 'POST /webhooks/:webhookId/rotate-secret';
   const answer = await idempotently(
     deps,
@@ -160,7 +153,7 @@ export async function listDeliveries(
   webhookIdParam: unknown,
   query: { status?: unknown; limit?: unknown; cursor?: unknown },
 ): Promise<WebhookDeliveryPage> {
-  const webhookId = parseWebhookId(webhookIdParam);
+  const webhookId = parseId(webhookIdParam, 'webhookId');
   const q = parseDeliveryQuery(query);
   await requireWebhook(deps, webhookId);
   const rows = await selectDeliveriesPage(deps.db, webhookId, { ...q, limit: q.limit + 1 });
@@ -176,7 +169,7 @@ export async function retryDelivery(
   deliveryIdParam: unknown,
   key: IdempotencyKey | undefined,
 ): Promise<WebhookDelivery> {
-  const webhookId = parseWebhookId(webhookIdParam);
+  const webhookId = parseId(webhookIdParam, 'webhookId');
   const deliveryId = parseDeliveryId(deliveryIdParam);
   const operation = 'POST /webhooks/:webhookId/deliveries/:deliveryId/retry';
   return idempotently(deps, key, operation, fingerprint(operation, { webhook_id: webhookId, delivery_id: deliveryId }), async () => {
@@ -190,14 +183,13 @@ export async function retryDelivery(
 
 /** Sends a `ping` event to this endpoint alone; the answer is its delivery, on its way. */
 export async function testWebhook(deps: Deps, webhookIdParam: unknown, key: IdempotencyKey | undefined): Promise<WebhookDelivery> {
-  const webhookId = parseWebhookId(webhookIdParam);
+  const webhookId = parseId(webhookIdParam, 'webhookId');
   const operation = 'POST /webhooks/:webhookId/test';
   return idempotently(deps, key, operation, fingerprint(operation, { webhook_id: webhookId }), async () => {
     const { webhook } = await requireWebhook(deps, webhookId);
     if (!webhook.enabled) throw failedPrecondition(`webhook ${webhookId} is disabled: enable it first`, { enabled: false });
-    const deliveryId = await inTransaction(deps.db, (tx) =>
-      emitPing(tx, webhookId, { webhook_id: webhookId, message: 'a test event from the Fees API' }),
-    );
-    return (await findDelivery(deps.db, webhookId, deliveryId))!;
+    // Through the same outbox and delivery path as every event, to this endpoint alone.
+    const eventId = await emitEvent(deps.db, 'ping', { webhook_id: webhookId, message: 'a test event from the Fees API' }, webhookId);
+    return (await deliveryOf(deps.db, eventId, webhookId))!;
   });
 }
