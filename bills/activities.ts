@@ -33,7 +33,7 @@ import type {
 } from './messages';
 import { emitEvent } from '../webhooks/events';
 import { newBillRow, toBill } from './resource';
-import { findBill, insertBill, markClosed, markSeriesCancelled, type InsertBillOutcome } from './store';
+import { findBill, insertBill, markClosed, markSeriesCancelled, type InsertBillOutcome, markDrafted } from './store';
 import type { BillHeader } from './types';
 
 /** The idempotency key of a bill's recurring fee: a newline, which no client key may contain. */
@@ -188,6 +188,14 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
      */
     async chargeRecurringFee(input: NewLineItem & { bill_id: string }): Promise<{ isNew: boolean; line_item: LineItem }> {
       return activities.persistLineItem({ ...input, line_item_id: lineItemId(input.bill_id, RECURRING_FEE_KEY) });
+    },
+
+    /** The period has ended: the bill is a draft until its grace period ends (bill.drafted, once). */
+    async markDraft(input: { bill_id: string; at: string }): Promise<void> {
+      await inTransaction(db, async (tx) => {
+        if (await markDrafted(tx, input.bill_id, input.at))
+          await emitEvent(tx, 'bill.drafted', toBill((await findBill(tx, input.bill_id))!, null));
+      });
     },
 
     /** Marks the bill's series cancelled: it will not renew. */

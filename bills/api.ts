@@ -64,6 +64,29 @@ export const close = api(
 );
 
 /**
+ * Finalizes a draft now instead of at the end of its grace period (the same as closing): final
+ * totals, the invoice numbered, rendered and sent. Finalizing a closed bill returns it as it is.
+ */
+export interface FinalizeBillRequest {
+  /** The bill's id (`bill_id`). */
+  billId: string;
+  idempotencyKey?: Header<'X-Idempotency-Key'>;
+  idempotencyKeyAlt?: Header<'Idempotency-Key'>;
+}
+export const finalize = api(
+  { expose: true, auth: true, method: 'POST', path: '/bills/:billId/finalize' },
+  async (req: FinalizeBillRequest): Promise<ClosedBill> =>
+    run('bills:write', async (caller) =>
+      requestClose(
+        await deps(),
+        req.billId,
+        idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt),
+        'POST /bills/:billId/finalize',
+      ),
+    ),
+);
+
+/**
  * Cancels a recurring bill's series: no bill for the next period. The bill closes at the end of
  * its period, or now with `close_now`.
  */

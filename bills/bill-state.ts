@@ -109,6 +109,8 @@ export class BillState {
     this.continuedAsNew = carried?.continuedAsNew ?? 0;
     this.feeCharged = carried?.feeCharged ?? false;
     this.cancelled = carried?.cancelled ?? false;
+    if (carried?.drafted) this.status = 'draft';
+    this.nextBillId = carried?.nextBillId ?? null;
   }
 
   static of(input: BillWorkflowInput): BillState {
@@ -147,6 +149,9 @@ export class BillState {
       continuedAsNew: this.continuedAsNew + 1,
       feeCharged: this.feeCharged,
       cancelled: this.cancelled,
+      // Only when set: a run that continues as new carries what the previous release carried.
+      ...(this.status === 'draft' && { drafted: true }),
+      ...(this.nextBillId !== null && { nextBillId: this.nextBillId }),
     };
   }
 

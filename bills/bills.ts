@@ -50,11 +50,22 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
  * What identifies a create request: what the client sent. A period end computed from the clock
  * differs on every retry; the one the client gave does not.
  */
-export function requestedBill(
-  input: CreateBillInput,
-): Omit<CreateBillInput, 'requested_period_end' | 'billing_period_end'> & { billing_period_end: string | null } {
-  const { requested_period_end, ...rest } = input;
-  return { ...rest, billing_period_end: requested_period_end };
+export function requestedBill(input: CreateBillInput): Omit<
+  CreateBillInput,
+  'requested_period_end' | 'billing_period_end' | 'grace_period' | 'payment_terms'
+> & {
+  billing_period_end: string | null;
+  grace_period?: string;
+  payment_terms?: string;
+} {
+  const { requested_period_end, grace_period, payment_terms, ...rest } = input;
+  // Named only when given: a request without them identifies itself as it did before they existed.
+  return {
+    ...rest,
+    billing_period_end: requested_period_end,
+    ...(grace_period !== null && { grace_period }),
+    ...(payment_terms !== null && { payment_terms }),
+  };
 }
 
 export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey | undefined): Promise<Bill> {
@@ -82,6 +93,8 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
       // A recurring bill starts its series; the bills of later periods join it.
       series_id: input.interval ? billId : null,
       previous_bill_id: null,
+      grace_period: input.grace_period ?? 'PT0S',
+      payment_terms: input.payment_terms ?? 'P30D',
     };
     const startWorkflowOperation = new WithStartWorkflowOperation(billLifecycleWorkflow, {
       workflowId: billWorkflowId(billId),
@@ -137,10 +150,18 @@ export async function listBills(
 
 export const CLOSE_LINE_ITEMS_LIMIT = 1000;
 
-/** Closes a bill now (POST /bills/:billId/close); the workflow's closeBill activity does the writing. */
-export async function requestClose(deps: Deps, billIdParam: unknown, key: IdempotencyKey | undefined): Promise<ClosedBill> {
+/**
+ * Closes a bill now (POST /bills/:billId/close), or finalizes a draft (POST /bills/:billId/finalize,
+ * the same request under its own name): final totals, its invoice numbered and sent. The
+ * workflow's closeBill activity does the writing.
+ */
+export async function requestClose(
+  deps: Deps,
+  billIdParam: unknown,
+  key: IdempotencyKey | undefined,
+  operation: 'POST /bills/:billId/close' | 'POST /bills/:billId/finalize' = 'POST /bills/:billId/close',
+): Promise<ClosedBill> {
   const billId = parseId(billIdParam, 'billId');
-  const operation = 'POST /bills/:billId/close';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
     // A completed workflow ('gone') means the bill closed already: answer with the same final bill.
     await updateBill(deps, billId, closeBillUpdate);

@@ -42,6 +42,10 @@ export interface CarriedState {
   feeCharged?: boolean;
   /** The series was cancelled: no next period. */
   cancelled?: boolean;
+  /** The period has ended and the grace period runs (absent before grace periods: false). */
+  drafted?: boolean;
+  /** The next period's bill, started when this one became a draft. */
+  nextBillId?: string | null;
 }
 
 export interface CancelSeriesInput {

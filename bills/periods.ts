@@ -45,6 +45,31 @@ export function parseInterval(text: string): Interval | { error: string } {
   return { kind: 'fixed', ms };
 }
 
+/**
+ * An exact span of time given as an ISO 8601 duration of weeks, days, hours, minutes and seconds
+ * (a grace period, payment terms): its milliseconds, or why it is not one. `PT0S` is 0.
+ */
+export function parseSpan(text: string): number | { error: string } {
+  let d: ReturnType<typeof parseIsoDuration>;
+  try {
+    if (!/^P(?!$)/.test(text)) throw new Error('not a duration');
+    d = parseIsoDuration(text);
+  } catch {
+    return { error: 'must be an ISO 8601 duration such as P30D, PT12H or PT5S' };
+  }
+  const parts = [d.years, d.months, d.weeks, d.days, d.hours, d.minutes, d.seconds];
+  if (parts.some((n) => n === undefined || !Number.isInteger(n) || n < 0)) return { error: 'must use whole numbers of each unit' };
+  if (d.years! > 0 || d.months! > 0) return { error: 'must be weeks, days, hours, minutes or seconds (months differ in length)' };
+  return d.weeks! * MS.weeks + d.days! * MS.days + d.hours! * MS.hours + d.minutes! * MS.minutes + d.seconds! * MS.seconds;
+}
+
+/** A bill's grace period in milliseconds; bills created before grace periods have none. */
+export function gracePeriodMs(text: string | undefined): number {
+  if (text === undefined) return 0;
+  const ms = parseSpan(text);
+  return typeof ms === 'number' ? ms : 0;
+}
+
 /** 00:00 UTC on the anchor day of the month `monthOffset` months after `year`-`month`. */
 function boundary(year: number, month: number, monthOffset: number, anchorDay: number): Date {
   const first = addMonths(new UTCDate(Date.UTC(year, month, 1)), monthOffset);

@@ -11,10 +11,12 @@ import { isWorkflowGone } from '../core/temporal';
 import { parseId } from '../core/validate';
 import type { LiveBill } from './messages';
 import { reconciliationRecords, type ReconciliationRecord } from './store';
-import type { BillDifference, ReconcileReport, TotalsText } from './types';
+import { invoiceBalanceRecords, toAmounts, type InvoiceBalanceRecord } from '../postprocess/account-store';
+import { statusOf } from '../postprocess/account-rules';
+import type { BillDifference, InvoiceDifference, ReconcileReport, TotalsText } from './types';
 import { queryBill } from './workflow-client';
 
-export type { BillDifference, DifferenceKind, ReconcileReport, TotalsText } from './types';
+export type { BillDifference, DifferenceKind, InvoiceDifference, ReconcileReport, TotalsText } from './types';
 
 export interface ReconcileOptions {
   /** Only these bills; all bills when absent. */
@@ -129,17 +131,60 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     if (d) differences.push(d);
   });
   differences.sort((a, b) => a.bill_id.localeCompare(b.bill_id));
+  const invoices = await invoiceDifferences(deps, options.billIds ?? null);
   return {
-    ok: differences.length === 0,
+    ok: differences.length === 0 && invoices.differences.length === 0,
     checked_at: new Date(started).toISOString(),
     bills_checked: records.length,
     open_bills_checked_live: open.length,
     line_items_checked: lineItems.toString(),
     differences,
+    invoices_checked: invoices.checked,
+    invoice_differences: invoices.differences,
     duration_ms: Date.now() - started,
     database_ms: databaseMs,
     live_ms: Date.now() - started - databaseMs,
   };
+}
+
+/**
+ * Invoices: each currency's balance must equal what it sums (the bill's final total, its credit
+ * notes' lines, its payments), and the status must be the one its amounts and dates give.
+ */
+async function invoiceDifferences(deps: Deps, billIds: string[] | null): Promise<{ checked: number; differences: InvoiceDifference[] }> {
+  const records = await invoiceBalanceRecords(deps.db, billIds);
+  const byBill = new Map<string, InvoiceBalanceRecord[]>();
+  for (const r of records) byBill.set(r.bill_id, [...(byBill.get(r.bill_id) ?? []), r]);
+  const differences: InvoiceDifference[] = [];
+  for (const rows of byBill.values()) {
+    const [first] = rows;
+    const iso = (d: Date | null) => (d ? d.toISOString() : null);
+    const expected = statusOf({
+      due_at: first.due_at.toISOString(),
+      overdue_at: iso(first.overdue_at),
+      uncollectible_at: iso(first.uncollectible_at),
+      voided_at: iso(first.voided_at),
+      amounts: toAmounts(rows),
+    });
+    for (const r of rows) {
+      if (r.total === r.invoiced && r.credited === r.credit_notes && r.paid === r.payments && r.status === expected) continue;
+      const { bill_id, invoice_number, currency, status, total, invoiced, credited, credit_notes, paid, payments } = r;
+      differences.push({
+        bill_id,
+        invoice_number,
+        currency,
+        status,
+        expected_status: expected,
+        total,
+        invoiced,
+        credited,
+        credit_notes,
+        paid,
+        payments,
+      });
+    }
+  }
+  return { checked: byBill.size, differences };
 }
 
 /** The admin endpoint: every bill, or the one named by `bill_id`. */

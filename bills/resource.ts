@@ -4,6 +4,7 @@
  */
 import { totalsList } from '../core/money';
 import type { LiveBill } from './messages';
+import { gracePeriodMs } from './periods';
 import type { BillRow } from './store';
 import type { Bill, BillHeader } from './types';
 
@@ -26,17 +27,35 @@ export function toBill(row: BillRow, live: LiveBill | null): Bill {
     previous_bill_id: row.previous_bill_id,
     cancelled_at: row.cancelled_at,
     next_bill_id: row.next_bill_id,
+    grace_period: row.grace_period ?? 'PT0S',
+    payment_terms: row.payment_terms ?? 'P30D',
+    drafted_at: row.drafted_at,
+    grace_period_end: new Date(Date.parse(row.billing_period_end) + gracePeriodMs(row.grace_period)).toISOString(),
     closed_at: live?.closed_at ?? row.closed_at,
     totals: live ? live.totals : totalsList(row.totals),
     totals_source: live ? 'live' : 'stored',
     // A workflow of the previous release knows no version: the stored one stands in.
     version: live?.version ?? row.version,
     // Closed a moment ago (the workflow says so before our row was read): its invoice is pending.
-    invoice: row.invoice ?? (status === 'closed' ? { status: 'pending', invoice_number: null, sent_at: null, error: null } : null),
+    invoice:
+      row.invoice ??
+      (status === 'closed'
+        ? { status: 'pending', invoice_number: null, sent_at: null, error: null, payment_status: null, due_at: null, amounts: [] }
+        : null),
   };
 }
 
 /** The row of a bill just created: open, nothing added yet. */
 export function newBillRow(header: BillHeader): BillRow {
-  return { ...header, status: 'open', closed_at: null, invoice: null, cancelled_at: null, next_bill_id: null, version: 0, totals: {} };
+  return {
+    ...header,
+    status: 'open',
+    closed_at: null,
+    drafted_at: null,
+    invoice: null,
+    cancelled_at: null,
+    next_bill_id: null,
+    version: 0,
+    totals: {},
+  };
 }

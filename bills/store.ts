@@ -2,7 +2,8 @@
 import type { Queryable } from '../core/db';
 import { parseMinorUnits, type TotalsByCurrency } from '../core/money';
 import { dropBatchesOfBill } from '../lineitems/store';
-import type { InvoiceStatus, InvoiceSummary } from '../postprocess/types';
+import { AMOUNTS_SQL, toAmounts } from '../postprocess/account-store';
+import type { InvoiceStatus, InvoiceSummary, PaymentStatus } from '../postprocess/types';
 import { emitSql } from '../webhooks/events';
 import type { EventType } from '../webhooks/types';
 import type { BillHeader, BillingPolicy, TotalsText } from './types';
@@ -14,7 +15,9 @@ export interface OutboxEvent {
 }
 
 export interface BillRow extends BillHeader {
-  status: 'open' | 'closed';
+  /** `draft`: open in the database (it takes line items) and past its period (drafted_at set). */
+  status: 'open' | 'draft' | 'closed';
+  drafted_at: string | null;
   /** The ledger's version and running totals (final once closed), read in the same statement. */
   version: number;
   totals: TotalsByCurrency;
@@ -47,6 +50,12 @@ interface RawBillRow {
   previous_bill_id: string | null;
   cancelled_at: Date | null;
   next_bill_id: string | null;
+  grace_period: string;
+  payment_terms: string;
+  drafted_at: Date | null;
+  payment_status: PaymentStatus | null;
+  due_at: Date | null;
+  invoice_amounts: { currency: string; total: string; credited: string; paid: string }[] | null;
   invoice_status: InvoiceStatus | null;
   invoice_number: string | null;
   invoice_sent_at: Date | null;
@@ -56,12 +65,13 @@ interface RawBillRow {
 // A bill with where its invoice is (bill_postprocess and invoices belong to the postprocess service).
 // And, for a recurring bill, the bill of the next period.
 const FROM = `bills b LEFT JOIN bill_postprocess pp USING (bill_id) LEFT JOIN invoices i USING (bill_id)
-  LEFT JOIN bills nb ON nb.previous_bill_id = b.bill_id`;
+  LEFT JOIN invoice_accounts ia ON ia.bill_id = b.bill_id LEFT JOIN bills nb ON nb.previous_bill_id = b.bill_id`;
 const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
   b.billing_period_end, b.created_at, b.closed_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
   b.recurring_fee_amount, b.recurring_fee_currency, b.recurring_fee_description, b.series_id, b.previous_bill_id,
   b.cancelled_at, nb.bill_id AS next_bill_id, pp.status AS invoice_status,
   i.invoice_number, pp.sent_at AS invoice_sent_at, pp.error AS invoice_error, b.line_item_seq::text AS version,
+  b.grace_period, b.payment_terms, b.drafted_at, ia.status AS payment_status, ia.due_at, ${AMOUNTS_SQL('ia')} AS invoice_amounts,
   (SELECT json_object_agg(t.currency, json_build_object('amount', t.amount::text, 'count', t.line_item_count::text))
      FROM bill_totals t WHERE t.bill_id = b.bill_id) AS totals`;
 
@@ -76,10 +86,15 @@ function toRow(r: RawBillRow): BillRow {
     recurring_fee_description,
     version,
     totals,
+    payment_status,
+    due_at,
+    invoice_amounts,
     ...bill
   } = r;
   return {
     ...bill,
+    status: r.status === 'open' && r.drafted_at ? 'draft' : r.status,
+    drafted_at: r.drafted_at ? r.drafted_at.toISOString() : null,
     version: parseMinorUnits(version),
     totals: Object.fromEntries(
       Object.entries(totals ?? {}).map(([c, t]) => [c, { amount: parseMinorUnits(t.amount), count: parseMinorUnits(t.count) }]),
@@ -100,6 +115,9 @@ function toRow(r: RawBillRow): BillRow {
             invoice_number,
             sent_at: invoice_sent_at ? invoice_sent_at.toISOString() : null,
             error: invoice_error,
+            payment_status,
+            due_at: due_at ? due_at.toISOString() : null,
+            amounts: toAmounts(invoice_amounts),
           }
         : null,
   };
@@ -134,14 +152,16 @@ export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEve
     b.recurring_fee?.description ?? null,
     b.series_id,
     b.previous_bill_id,
+    b.grace_period ?? 'PT0S',
+    b.payment_terms ?? 'P30D',
   ];
   const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data))));
   const inserted = await db.query(
     `WITH created AS (
        INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
          billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
-         recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id, grace_period, payment_terms)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
        ON CONFLICT DO NOTHING RETURNING 1)
      SELECT ${['1', ...emits].join(', ')} FROM created`,
     params,
@@ -161,8 +181,9 @@ export async function findBill(db: Queryable, billId: string): Promise<BillRow |
 export async function selectBillsPage(
   db: Queryable,
   q: {
-    status: 'open' | 'closed' | null;
+    status: 'open' | 'draft' | 'closed' | null;
     invoice_status: InvoiceStatus | null;
+    payment_status: PaymentStatus | null;
     series_id: string | null;
     limit: number;
     after: { created_at: string; bill_id: string } | null;
@@ -171,8 +192,14 @@ export async function selectBillsPage(
   const params: unknown[] = [q.limit];
   const where: string[] = [];
   if (q.status) {
-    params.push(q.status);
+    // A draft is open in the database, with the time it became one.
+    params.push(q.status === 'draft' ? 'open' : q.status);
     where.push(`b.status = $${params.length}`);
+    if (q.status !== 'closed') where.push(`b.drafted_at IS ${q.status === 'draft' ? 'NOT ' : ''}NULL`);
+  }
+  if (q.payment_status) {
+    params.push(q.payment_status);
+    where.push(`ia.status = $${params.length}`);
   }
   if (q.invoice_status) {
     params.push(q.invoice_status);
@@ -250,6 +277,18 @@ export async function markClosed(
     version: parseMinorUnits(rows[0].version),
     closed_now: rows[0].status === 'open',
   };
+}
+
+/**
+ * The period has ended and the grace period begins: the bill becomes a draft (it stays open to
+ * line items). True when this call made it one (a retried activity finds it done).
+ */
+export async function markDrafted(tx: Queryable, billId: string, at: string): Promise<boolean> {
+  const { rowCount } = await tx.query(`UPDATE bills SET drafted_at = $2 WHERE bill_id = $1 AND status = 'open' AND drafted_at IS NULL`, [
+    billId,
+    at,
+  ]);
+  return rowCount === 1;
 }
 
 /**

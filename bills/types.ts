@@ -1,9 +1,14 @@
 import type { CurrencyTotal } from '../core/money';
 import type { LineItem } from '../lineitems/types';
-import type { InvoiceStatus, InvoiceSummary } from '../postprocess/types';
+import type { InvoiceStatus, InvoiceSummary, PaymentStatus } from '../postprocess/types';
 
-/** `closing` exists only in the live workflow: closing was decided, final totals not yet stored. */
-export type BillStatus = 'open' | 'closing' | 'closed';
+/**
+ * `draft`: the billing period has ended and the grace period runs: line items for the period are
+ * still taken, and the totals are live; it becomes `closed` (final, invoiced) at the end of the
+ * grace period or on POST /bills/:billId/finalize. `closing` exists only in the live workflow:
+ * closing was decided, final totals not yet stored.
+ */
+export type BillStatus = 'open' | 'draft' | 'closing' | 'closed';
 
 /**
  * How a bill's period is determined. `usage_based`: one period, ending when the client says.
@@ -40,11 +45,20 @@ export interface BillFields {
   series_id: string | null;
   /** The bill of the period before this one in the series. */
   previous_bill_id: string | null;
+  /**
+   * ISO 8601 duration after the period's end in which late usage still counts (the bill is a
+   * `draft`); `PT0S` (no draft) for bills created without one.
+   */
+  grace_period?: string;
+  /** ISO 8601 duration from the invoice's finalization to its due date; `P30D` when absent. */
+  payment_terms?: string;
 }
 
 /** A bill as the API returns it. */
 export interface Bill extends BillFields {
   status: BillStatus;
+  grace_period: string;
+  payment_terms: string;
   closed_at: string | null;
   totals: CurrencyTotal[];
   /** `live`: read from the running workflow; `stored`: read from Postgres. */
@@ -58,6 +72,10 @@ export interface Bill extends BillFields {
   invoice: InvoiceSummary | null;
   /** When its series was cancelled: this bill is the last of it. */
   cancelled_at: string | null;
+  /** When it became a draft (its period ended with a grace period to run). */
+  drafted_at: string | null;
+  /** The end of its grace period: a draft is finalized then at the latest. */
+  grace_period_end: string;
   /** The bill of the next period, once it is open. */
   next_bill_id: string | null;
 }
@@ -83,13 +101,24 @@ export interface CreateBillBody {
   recurring_fee?: RecurringFee;
   customer_email?: string;
   description?: string;
+  /**
+   * ISO 8601 duration (days, hours, minutes, seconds) after the end of the period during which
+   * the bill is a `draft` and still takes line items; default `PT0S`, at most `P30D`. A series
+   * passes it on to every period's bill.
+   */
+  grace_period?: string;
+  /** ISO 8601 duration from finalization to the invoice's due date; default `P30D`, at most `P365D`. */
+  payment_terms?: string;
 }
 
 /** The query of GET /bills. */
 export interface ListBillsQuery {
-  status?: 'open' | 'closed';
-  /** Closed bills whose invoice is in this state, e.g. `failed`. */
-  invoice_status?: InvoiceStatus;
+  status?: 'open' | 'draft' | 'closed';
+  /**
+   * Closed bills whose invoice is in this state: a delivery state (`failed`, `sent`, ...) or a
+   * payment state (`open`, `partially_paid`, `paid`, `overdue`, `uncollectible`, `void`).
+   */
+  invoice_status?: InvoiceStatus | PaymentStatus;
   /** The bills of one recurring series (its first bill's id), newest period first. */
   series_id?: string;
   /** 1-100, default 20. */
@@ -154,14 +183,36 @@ export interface BillDifference {
   live: TotalsText | null;
 }
 
+/**
+ * An invoice whose account disagrees with its records: a balance that is not the bill's final
+ * total, the sum of its credit notes or of its payments; or a status its amounts do not give.
+ * Amounts are decimal strings; `amount due = total − credited − paid` holds by construction.
+ */
+export interface InvoiceDifference {
+  bill_id: string;
+  invoice_number: string;
+  currency: string;
+  status: PaymentStatus;
+  expected_status: PaymentStatus;
+  total: string;
+  invoiced: string;
+  credited: string;
+  credit_notes: string;
+  paid: string;
+  payments: string;
+}
+
 export interface ReconcileReport {
-  /** True when every bill checked agrees. */
+  /** True when every bill and every invoice checked agrees. */
   ok: boolean;
   checked_at: string;
   bills_checked: number;
   open_bills_checked_live: number;
   line_items_checked: string;
   differences: BillDifference[];
+  /** Finalized invoices checked: each currency's balance against the records it sums. */
+  invoices_checked: number;
+  invoice_differences: InvoiceDifference[];
   duration_ms: number;
   /** Of which: the one database snapshot, and the live queries (with any rereads). */
   database_ms: number;

@@ -3,8 +3,8 @@ import { addYears, isValid, parseISO } from 'date-fns';
 import type { AppError } from '../core/errors';
 import { parseCurrency, parseNewLineItem } from '../lineitems/validation';
 import { asBody, decodeCursor, fieldError, intParam, isId, isIsoInstant, optionalString, parseId } from '../core/validate';
-import { INVOICE_STATUSES, type InvoiceStatus } from '../postprocess/types';
-import { addInterval, isBoundary, parseInterval, periodEnd } from './periods';
+import { INVOICE_STATUSES, PAYMENT_STATUSES, type InvoiceStatus, type PaymentStatus } from '../postprocess/types';
+import { addInterval, isBoundary, parseInterval, parseSpan, periodEnd } from './periods';
 import { BILLING_POLICIES, type BillingPolicy, type RecurringFee } from './types';
 
 export const MAX_BILL_DESCRIPTION_CHARS = 500;
@@ -27,6 +27,23 @@ export interface CreateBillInput {
   interval: string | null;
   billing_anchor_day: number | null;
   recurring_fee: RecurringFee | null;
+  /** Null when not given (the defaults apply): a request that did not name them is the same request as before they existed. */
+  grace_period: string | null;
+  payment_terms: string | null;
+}
+
+export const MAX_GRACE_PERIOD_MS = 30 * 86_400_000;
+export const MAX_PAYMENT_TERMS_MS = 365 * 86_400_000;
+
+/** An optional span of time within [min, max] milliseconds, kept as the client wrote it. */
+function parseSpanField(value: unknown, field: string, minMs: number, maxMs: number, maxText: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw fieldError(field, 'must be an ISO 8601 duration such as P30D');
+  const ms = parseSpan(value);
+  if (typeof ms !== 'number') throw fieldError(field, ms.error);
+  if (ms < minMs) throw fieldError(field, 'must be at least one second');
+  if (ms > maxMs) throw fieldError(field, `must be at most ${maxText}`);
+  return value;
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
@@ -44,6 +61,8 @@ export function parseCreateBill(input: unknown, now: Date): CreateBillInput {
     policy,
     customer_email: parseEmail(optionalString(body, 'customer_email', 254)),
     description: optionalString(body, 'description', MAX_BILL_DESCRIPTION_CHARS),
+    grace_period: parseSpanField(body.grace_period, 'grace_period', 0, MAX_GRACE_PERIOD_MS, 'P30D'),
+    payment_terms: parseSpanField(body.payment_terms, 'payment_terms', 1000, MAX_PAYMENT_TERMS_MS, 'P365D'),
   };
   if (policy === 'usage_based') {
     for (const field of ['interval', 'billing_anchor_day', 'recurring_fee']) {
@@ -151,9 +170,11 @@ function parseEmail(value: string | null): string | null {
 }
 
 export interface ListBillsInput {
-  status: 'open' | 'closed' | null;
-  /** Closed bills whose invoice is in this state (an operator looking for failed ones). */
+  status: 'open' | 'draft' | 'closed' | null;
+  /** Closed bills whose invoice is in this delivery state (an operator looking for failed ones)... */
   invoice_status: InvoiceStatus | null;
+  /** ...or in this payment state (overdue ones, say). */
+  payment_status: PaymentStatus | null;
   /** The bills of one recurring series. */
   series_id: string | null;
   limit: number;
@@ -171,12 +192,14 @@ export function parseListBills(
     throw fieldError('totals', 'must be stored or live');
   }
   const status = query.status === undefined || query.status === '' ? null : query.status;
-  if (status !== null && status !== 'open' && status !== 'closed') {
-    throw fieldError('status', 'must be open or closed');
+  if (status !== null && status !== 'open' && status !== 'draft' && status !== 'closed') {
+    throw fieldError('status', 'must be open, draft or closed');
   }
   const invoiceStatus = query.invoice_status === undefined || query.invoice_status === '' ? null : query.invoice_status;
-  if (invoiceStatus !== null && !INVOICE_STATUSES.includes(invoiceStatus as InvoiceStatus)) {
-    throw fieldError('invoice_status', `must be one of ${INVOICE_STATUSES.join(', ')}`);
+  const isDelivery = INVOICE_STATUSES.includes(invoiceStatus as InvoiceStatus);
+  const isPayment = PAYMENT_STATUSES.includes(invoiceStatus as PaymentStatus);
+  if (invoiceStatus !== null && !isDelivery && !isPayment) {
+    throw fieldError('invoice_status', `must be one of ${[...INVOICE_STATUSES, ...PAYMENT_STATUSES].join(', ')}`);
   }
   const cursor = decodeCursor(
     query.cursor,
@@ -184,8 +207,9 @@ export function parseListBills(
     (p) => p.length === 2 && isIsoInstant(p[0]) && isId(p[1]),
   );
   return {
-    status,
-    invoice_status: invoiceStatus as InvoiceStatus | null,
+    status: status as ListBillsInput['status'],
+    invoice_status: isDelivery ? (invoiceStatus as InvoiceStatus) : null,
+    payment_status: isPayment ? (invoiceStatus as PaymentStatus) : null,
     series_id: query.series_id === undefined || query.series_id === '' ? null : parseId(query.series_id, 'series_id'),
     limit: intParam(query.limit, 'limit', Math.min(20, maxLimit), 1, maxLimit),
     after: cursor ? { created_at: cursor[0] as string, bill_id: cursor[1] as string } : null,

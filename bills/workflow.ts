@@ -57,7 +57,7 @@ import {
   type WriteLineItemsResult,
   type WriteOutcome,
 } from './messages';
-import { parseInterval, periodEnd, prorateFee, type Interval } from './periods';
+import { gracePeriodMs, parseInterval, periodEnd, prorateFee, type Interval } from './periods';
 import { BILL_SEARCH_ATTRIBUTES, BillCurrenciesKey, BillStatusKey, billSearchAttributes, billSummary } from './search-attributes';
 import type { BillHeader } from './types';
 import { legacyAddBatch, legacyAddOne } from './workflow-legacy';
@@ -396,6 +396,9 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
   if (input.bill.recurring_fee && !bill.feeCharged) await chargeRecurringFee(bill, db);
 
   const periodEnd = Date.parse(input.bill.billing_period_end);
+  // Zero for bills without a grace period (and all bills of releases before it): they close at
+  // the period's end exactly as before, with the same commands.
+  const graceMs = gracePeriodMs(input.bill.grace_period);
   const threshold = input.continueAsNewAfterItems ?? 0;
   const capped = patched(HISTORY_CAP);
   const rollover = () => {
@@ -406,23 +409,41 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
       (capped && info.historyLength >= MAX_HISTORY_EVENTS)
     );
   };
-  const remaining = periodEnd - Date.now();
-  if (remaining > 0) await condition(() => bill.closeRequested || rollover(), remaining);
+  // The period, then (with a grace period) the draft: each waits for its end or a close request.
+  for (;;) {
+    const end = bill.status === 'draft' ? periodEnd + graceMs : periodEnd;
+    const remaining = end - Date.now();
+    if (remaining > 0) await condition(() => bill.closeRequested || rollover(), remaining);
 
-  if (!bill.closeRequested && Date.now() < periodEnd) {
-    // Rollover: turn new adds away (they retry into the next run) so queued and in-flight writes
-    // can drain, unless a close arrives or the period ends meanwhile.
-    bill.draining = true;
-    const drained = await condition(() => bill.closeRequested || (bill.idle() && allHandlersFinished()), periodEnd - Date.now());
-    if (drained && !bill.closeRequested) {
-      return continueAsNew<typeof billLifecycleWorkflow>({ ...input, carried: bill.carried() });
+    if (!bill.closeRequested && Date.now() < end) {
+      // Rollover: turn new adds away (they retry into the next run) so queued and in-flight writes
+      // can drain, unless a close arrives or the phase ends meanwhile.
+      bill.draining = true;
+      const drained = await condition(() => bill.closeRequested || (bill.idle() && allHandlersFinished()), end - Date.now());
+      if (drained && !bill.closeRequested) {
+        return continueAsNew<typeof billLifecycleWorkflow>({ ...input, carried: bill.carried() });
+      }
+      bill.draining = false;
     }
-    bill.draining = false;
+    if (bill.closeRequested || bill.status === 'draft' || graceMs === 0) break;
+    await enterDraft(bill, input, db, periodEnd);
   }
 
   await close(bill, input, db);
   await condition(allHandlersFinished);
   return bill.live();
+}
+
+/**
+ * The period has ended and a grace period follows: the bill is a draft that still takes the
+ * period's late usage, with live totals, until the grace period ends or a finalize (close)
+ * request. The next period's bill of a series starts now, so the periods still follow each other.
+ */
+async function enterDraft(bill: BillState, input: BillWorkflowInput, db: DatabaseActivities, periodEnd: number): Promise<void> {
+  bill.status = 'draft';
+  showStatus(bill);
+  await db.markDraft({ bill_id: input.bill.bill_id, at: new Date(Math.max(Date.now(), periodEnd)).toISOString() });
+  if (input.bill.interval && !bill.cancelled) await renew(input, bill);
 }
 
 async function close(bill: BillState, input: BillWorkflowInput, db: DatabaseActivities): Promise<void> {
@@ -458,7 +479,8 @@ async function close(bill: BillState, input: BillWorkflowInput, db: DatabaseActi
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  if (input.bill.interval && !bill.cancelled) await renew(input, bill);
+  // A draft's series renewed when its period ended.
+  if (input.bill.interval && !bill.cancelled && bill.nextBillId === null) await renew(input, bill);
   bill.status = 'closed';
   showStatus(bill);
 }

@@ -28,7 +28,17 @@ import type {
   LineItemPage,
   ListLineItemsQuery,
 } from '../lineitems/types';
-import type { RetryInvoiceResponse } from '../postprocess/types';
+import type {
+  CreditNoteIssued,
+  InvoiceAccount,
+  InvoiceAccountDetails,
+  InvoiceActionBody,
+  InvoiceVoided,
+  IssueCreditNoteBody,
+  PaymentRecorded,
+  RecordPaymentBody,
+  RetryInvoiceResponse,
+} from '../postprocess/types';
 import type {
   CreateWebhookBody,
   DeletedWebhook,
@@ -63,6 +73,8 @@ export type {
 };
 // Everything a webhook receiver or manager needs: events, endpoints, deliveries.
 export type * from '../webhooks/types';
+// Invoices: summaries, accounts, payments, credit notes.
+export type * from '../postprocess/types';
 
 /** What went wrong, as the service said it; or `deadline_exceeded` / `unavailable` from the client. */
 export class FeesApiError extends Error {
@@ -151,6 +163,11 @@ export class FeesClient {
     return this.call({ method: 'POST', path: `/bills/${enc(billId)}/close` }, opts);
   }
 
+  /** Finalizes a draft now (the same as closing it). */
+  finalizeBill(billId: string, opts?: CallOptions): Promise<ClosedBill> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/finalize` }, opts);
+  }
+
   cancelBill(billId: string, body: CancelBillBody = {}, opts?: CallOptions): Promise<Bill> {
     return this.call({ method: 'POST', path: `/bills/${enc(billId)}/cancel`, body }, opts);
   }
@@ -174,6 +191,31 @@ export class FeesClient {
 
   retryInvoice(billId: string, opts?: CallOptions): Promise<RetryInvoiceResponse> {
     return this.call({ method: 'POST', path: `/bills/${enc(billId)}/invoice/retry` }, opts);
+  }
+
+  /** A finalized invoice's account, with its payments and credit notes. */
+  getInvoiceAccount(billId: string, opts?: CallOptions): Promise<InvoiceAccountDetails> {
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}/invoice/account` }, opts);
+  }
+
+  recordPayment(billId: string, body: RecordPaymentBody, opts?: CallOptions): Promise<PaymentRecorded> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/invoice/payments`, body }, opts);
+  }
+
+  issueCreditNote(billId: string, body: IssueCreditNoteBody, opts?: CallOptions): Promise<CreditNoteIssued> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/credit-notes`, body }, opts);
+  }
+
+  voidInvoice(billId: string, body: InvoiceActionBody = {}, opts?: CallOptions): Promise<InvoiceVoided> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/invoice/void`, body }, opts);
+  }
+
+  markInvoiceUncollectible(billId: string, opts?: CallOptions): Promise<InvoiceAccount> {
+    return this.call({ method: 'POST', path: `/bills/${enc(billId)}/invoice/mark-uncollectible` }, opts);
+  }
+
+  getCreditNotePdf(billId: string, creditNoteId: string, opts?: CallOptions): Promise<Uint8Array> {
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}/credit-notes/${enc(creditNoteId)}/pdf`, binary: true }, opts);
   }
 
   /** Needs the `admin` scope. */

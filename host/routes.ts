@@ -8,6 +8,7 @@ import type { Principal, Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, idempotencyKeyOf, type IdempotencyKey } from '../core/idempotency';
 import { addLineItem, addLineItems, listLineItems } from '../bills/line-items';
+import * as account from '../postprocess/invoice-account';
 import { getInvoicePdf, retryInvoice } from '../postprocess/invoices';
 import * as webhooks from '../webhooks/webhooks';
 
@@ -60,6 +61,13 @@ export const routes: Route[] = [
   },
   {
     method: 'POST',
+    path: '/bills/:billId/finalize',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => requestClose(d, r.params.billId, idempotencyKey(r), 'POST /bills/:billId/finalize'),
+  },
+  {
+    method: 'POST',
     path: '/bills/:billId/cancel',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
@@ -104,6 +112,53 @@ export const routes: Route[] = [
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => retryInvoice(d, r.params.billId, idempotencyKey(r)),
+  },
+  {
+    method: 'GET',
+    path: '/bills/:billId/invoice/account',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => account.getInvoiceAccount(d, r.params.billId),
+  },
+  {
+    method: 'POST',
+    path: '/bills/:billId/invoice/payments',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => account.recordPayment(d, r.params.billId, r.body, idempotencyKey(r)),
+  },
+  {
+    method: 'POST',
+    path: '/bills/:billId/invoice/void',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => account.voidInvoice(d, r.params.billId, r.body, idempotencyKey(r)),
+  },
+  {
+    method: 'POST',
+    path: '/bills/:billId/invoice/mark-uncollectible',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => account.markUncollectible(d, r.params.billId, r.body, idempotencyKey(r)),
+  },
+  {
+    method: 'POST',
+    path: '/bills/:billId/credit-notes',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => account.issueCreditNote(d, r.params.billId, r.body, idempotencyKey(r)),
+  },
+  {
+    method: 'GET',
+    path: '/bills/:billId/credit-notes/:creditNoteId/pdf',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => account.getCreditNotePdf(d, r.params.billId, r.params.creditNoteId),
+    file: (note: Awaited<ReturnType<typeof account.getCreditNotePdf>>) => ({
+      contentType: 'application/pdf',
+      filename: `${note.credit_note_number}.pdf`,
+      body: note.pdf,
+    }),
   },
   { method: 'GET', path: '/admin/reconcile', scope: 'admin', headers: [], handle: (d, r) => reconcileBills(d, r.query) },
   {

@@ -71,7 +71,10 @@ export function checkLineItemFitsBill(item: NewLineItem, bill: BillForAdds): voi
 }
 
 function checkAmountFitsBill(currency: string, amount: number, bill: BillForAdds): void {
-  if (bill.status !== 'open') throw failedPrecondition(`bill is ${bill.status}: it accepts no more line items`, { status: bill.status });
+  // A draft (its grace period runs) still takes the period's late usage.
+  if (bill.status !== 'open' && bill.status !== 'draft') {
+    throw failedPrecondition(`bill is ${bill.status}: it accepts no more line items`, { status: bill.status });
+  }
   if (bill.currency !== null && currency !== bill.currency) {
     throw failedPrecondition(`this bill accepts only ${bill.currency}`, { field: 'currency', allowed: bill.currency });
   }

@@ -10,10 +10,12 @@ import { invoiceFailures } from '../core/metrics';
 import { refuseAsFailureAsync } from '../core/refusals';
 import { emitEvent } from '../webhooks/events';
 import type { InvoiceEventData } from '../webhooks/types';
+import * as account from './account-changes';
+import type { CreditNoteInput, PaymentInput } from './account-rules';
 import { deliverInvoice, generateInvoice, type Delivery } from './invoicing';
 import type { Mailer } from './mailer';
 import { beginPostProcess, recordFailure } from './store';
-import type { InvoiceStatus, PostProcessStep } from './types';
+import type { CreditNoteIssued, InvoiceAccount, InvoiceStatus, InvoiceVoided, PaymentRecorded, PostProcessStep } from './types';
 
 /** The workflow reads these at its start (a local activity), so retries follow the configuration. */
 export type PostProcessSettings = Config['postProcess'];
@@ -45,6 +47,46 @@ export function createPostProcessActivities({ db, config, mailer, log }: PostPro
       const result = await refuseAsFailureAsync(() => deliverInvoice({ db, config, mailer }, input.bill_id));
       log.info({ ...activityLogContext(), bill_id: input.bill_id, ...result }, `invoice ${result.status}`);
       return result;
+    },
+
+    // --- The invoice's account: one transaction each; a refusal fails the update without a retry ---
+
+    async loadInvoiceAccount(input: { bill_id: string }): Promise<{ account: InvoiceAccount; unsent: string[] }> {
+      return refuseAsFailureAsync(() => account.loadAccount(db, input.bill_id));
+    },
+
+    async applyPayment(input: PaymentInput & { bill_id: string; payment_id: string }): Promise<PaymentRecorded> {
+      const recorded = await refuseAsFailureAsync(() => account.applyPayment(db, input));
+      log.info(
+        { ...activityLogContext(), bill_id: input.bill_id, payment_id: input.payment_id, status: recorded.invoice.status },
+        'payment recorded',
+      );
+      return recorded;
+    },
+
+    async issueCreditNote(input: { bill_id: string; credit_note_id: string; note: CreditNoteInput }): Promise<CreditNoteIssued> {
+      const issued = await refuseAsFailureAsync(() => account.issueCreditNote({ db, config, mailer }, input));
+      log.info(
+        { ...activityLogContext(), bill_id: input.bill_id, credit_note: issued.credit_note.credit_note_number },
+        'credit note issued',
+      );
+      return issued;
+    },
+
+    async voidInvoice(input: { bill_id: string; credit_note_id: string; reason: string | null }): Promise<InvoiceVoided> {
+      return refuseAsFailureAsync(() => account.voidInvoice({ db, config, mailer }, input));
+    },
+
+    async markUncollectible(input: { bill_id: string }): Promise<InvoiceAccount> {
+      return refuseAsFailureAsync(() => account.markUncollectible(db, input.bill_id));
+    },
+
+    async markOverdue(input: { bill_id: string }): Promise<InvoiceAccount> {
+      return account.markOverdue(db, input.bill_id);
+    },
+
+    async sendCreditNote(input: { credit_note_id: string }): Promise<'sent' | 'skipped'> {
+      return refuseAsFailureAsync(() => account.sendCreditNote({ db, config, mailer }, input.credit_note_id));
     },
 
     /** Retries are exhausted: make it visible (status, log line, counter) for an operator to retry. */

@@ -15,7 +15,13 @@ export interface InvoiceDocument extends InvoiceSource {
   issued_at: string;
   /** Who issues it, shown in the header (the From name of invoice emails). */
   issuer: string;
+  /** When payment is due (issue date plus the bill's payment terms). */
+  due_at: string | null;
 }
+
+/** The period an invoice covers: to its close, or to its period's end for a bill closed after it (a draft). */
+export const periodShown = (bill: { billing_period_end: string; closed_at: string }) =>
+  bill.closed_at < bill.billing_period_end ? bill.closed_at : bill.billing_period_end;
 
 // Read once per process; pdfkit embeds only the glyphs a document uses.
 // Resolved from the project root: the bundle Encore runs is an ES module, without `require`.
@@ -29,14 +35,11 @@ const DESCRIPTION_WIDTH = 230;
 
 /** "2026-11-21 14:03 UTC": times on an invoice are UTC, whatever the server's zone. */
 export const utcMinute = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
-const utcDate = (iso: string) => iso.slice(0, 10);
+export const utcDate = (iso: string) => iso.slice(0, 10);
 
-export function renderInvoicePdf(inv: InvoiceDocument): Promise<Buffer> {
-  const doc = new PDFDocument({
-    size: 'A4',
-    margin: MARGIN,
-    info: { Title: `Invoice ${inv.invoice_number}`, Author: inv.issuer, CreationDate: new Date(inv.issued_at) },
-  });
+/** An A4 document with our fonts, and its bytes once `doc.end()` is called. */
+export function newDocument(title: string, author: string, created: string): { doc: PDFKit.PDFDocument; done: Promise<Buffer> } {
+  const doc = new PDFDocument({ size: 'A4', margin: MARGIN, info: { Title: title, Author: author, CreationDate: new Date(created) } });
   const chunks: Buffer[] = [];
   const done = new Promise<Buffer>((resolve, reject) => {
     doc.on('data', (c: Buffer) => chunks.push(c));
@@ -45,7 +48,22 @@ export function renderInvoicePdf(inv: InvoiceDocument): Promise<Buffer> {
   });
   doc.registerFont('body', FONT);
   doc.registerFont('bold', FONT_BOLD);
+  return { doc, done };
+}
 
+/** Label and value rows under a document's title. */
+export function writeFacts(doc: PDFKit.PDFDocument, facts: [string, string][]): void {
+  for (const [label, value] of facts) {
+    const y = doc.y;
+    doc.font('bold').fontSize(10).text(label, MARGIN, y, { width: 110 });
+    doc.font('body').text(value, MARGIN + 120, y, { width: 375 });
+    doc.moveDown(0.3);
+  }
+  doc.moveDown();
+}
+
+export function renderInvoicePdf(inv: InvoiceDocument): Promise<Buffer> {
+  const { doc, done } = newDocument(`Invoice ${inv.invoice_number}`, inv.issuer, inv.issued_at);
   doc.font('bold').fontSize(20).text('Invoice', MARGIN, MARGIN);
   doc.font('body').fontSize(9).text(inv.issuer, { align: 'right' });
   doc.moveDown();
@@ -55,16 +73,11 @@ export function renderInvoicePdf(inv: InvoiceDocument): Promise<Buffer> {
     ['Issue date', utcDate(inv.issued_at)],
     ['Bill', inv.bill.bill_id],
     ['Customer', inv.bill.customer_email ?? '-'],
-    ['Billing period', `${utcMinute(inv.bill.billing_period_start)} – ${utcMinute(inv.bill.closed_at)}`],
+    ['Billing period', `${utcMinute(inv.bill.billing_period_start)} – ${utcMinute(periodShown(inv.bill))}`],
   ];
+  if (inv.due_at) facts.push(['Due date', utcDate(inv.due_at)]);
   if (inv.bill.description) facts.push(['Description', inv.bill.description]);
-  for (const [label, value] of facts) {
-    const y = doc.y;
-    doc.font('bold').fontSize(10).text(label, MARGIN, y, { width: 110 });
-    doc.font('body').text(value, MARGIN + 120, y, { width: 375 });
-    doc.moveDown(0.3);
-  }
-  doc.moveDown();
+  writeFacts(doc, facts);
 
   const bottom = () => doc.page.height - MARGIN;
   const header = () => {

@@ -9,6 +9,7 @@ import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { toAppError, withDeadline } from '../core/temporal';
 import { parseId } from '../core/validate';
 import { InvoiceStatusKey, postProcessSummary, postProcessWorkflowId } from './messages';
+import { readAccount } from './account-store';
 import { findInvoice, reopenFailed } from './store';
 import type { InvoiceSummary, RetryInvoiceResponse } from './types';
 import { closedBillPostProcessWorkflow } from './workflow';
@@ -36,6 +37,12 @@ export async function getInvoicePdf(deps: Deps, billIdParam: unknown): Promise<I
   return { invoice_number: found.invoice_number, pdf: found.pdf };
 }
 
+/** The payment part of an invoice's summary (null and empty before it is finalized). */
+async function accountSummary(db: Deps['db'], billId: string): Promise<Pick<InvoiceSummary, 'payment_status' | 'due_at' | 'amounts'>> {
+  const account = await readAccount(db, billId);
+  return { payment_status: account?.status ?? null, due_at: account?.due_at ?? null, amounts: account?.amounts ?? [] };
+}
+
 /**
  * Idempotent: restarts the post-process when it failed, starts it when it is not running (a start
  * that was lost), and otherwise leaves it be. An invoice already sent (or skipped) is never sent
@@ -55,6 +62,7 @@ export async function retryInvoice(deps: Deps, billIdParam: unknown, key: Idempo
       invoice_number: found.invoice_number,
       sent_at: found.sent_at,
       error: found.error,
+      ...(await accountSummary(deps.db, billId)),
     };
     if (invoice.status === 'sent' || invoice.status === 'skipped') return { invoice, restarted: false };
 

@@ -10,8 +10,9 @@ import { inTransaction, type Db } from '../core/db';
 import { AppError } from '../core/errors';
 import { emitEvent } from '../webhooks/events';
 import type { InvoiceEventData } from '../webhooks/types';
-import { renderInvoicePdf, utcMinute } from './invoice-pdf';
-import type { Mailer } from './mailer';
+import { finalizeAccount } from './account-changes';
+import { periodShown, renderInvoicePdf, utcMinute } from './invoice-pdf';
+import { issuerName, mailDomain, type Mailer } from './mailer';
 import {
   assignInvoiceNumber,
   loadInvoiceSource,
@@ -31,20 +32,15 @@ export interface InvoicingDeps {
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-/** The name in INVOICE_FROM ("Fees API <invoices@example.com>" → "Fees API"), or the address. */
-function issuerName(from: string): string {
-  return /^\s*"?([^"<]+?)"?\s*</.exec(from)?.[1] ?? from;
-}
-
-function mailDomain(from: string): string {
-  return /@([^>\s]+)>?\s*$/.exec(from)?.[1] ?? 'localhost';
-}
-
 export async function generateInvoice(deps: InvoicingDeps, billId: string): Promise<{ invoice_number: string }> {
   const { prefix, max } = { prefix: deps.config.invoice.numberPrefix, max: deps.config.invoice.pdfMaxLineItems };
-  const number = await inTransaction(deps.db, (tx) =>
-    assignInvoiceNumber(tx, billId, (d) => `${prefix}-${d.getUTCFullYear()}`, new Date()),
-  );
+  // Numbered and its account opened (invoice.finalized) in one transaction: a finalized invoice
+  // always has what is due on it.
+  const number = await inTransaction(deps.db, async (tx) => {
+    const now = new Date();
+    const assigned = await assignInvoiceNumber(tx, billId, (d) => `${prefix}-${d.getUTCFullYear()}`, now);
+    return assigned && { ...assigned, due_at: (await finalizeAccount(tx, billId, now)).due_at };
+  });
   if (!number) throw new AppError('failed_precondition', `bill ${billId} is not closed: it has no invoice`);
   if (!number.has_pdf) {
     const source = await loadInvoiceSource(deps.db, billId, max);
@@ -53,6 +49,7 @@ export async function generateInvoice(deps: InvoicingDeps, billId: string): Prom
       invoice_number: number.invoice_number,
       issued_at: number.issued_at,
       issuer: issuerName(deps.config.invoice.from),
+      due_at: number.due_at,
     });
     await inTransaction(deps.db, async (tx) => {
       await storeInvoicePdf(tx, billId, pdf, sha256(pdf));
@@ -108,7 +105,7 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
           'Hello,',
           '',
           `attached is invoice ${state.invoice_number} for bill ${billId},`,
-          `billing period ${utcMinute(state.billing_period_start.toISOString())} – ${utcMinute(state.closed_at.toISOString())}.`,
+          `billing period ${utcMinute(state.billing_period_start.toISOString())} – ${utcMinute(periodShown({ billing_period_end: state.billing_period_end.toISOString(), closed_at: state.closed_at.toISOString() }))}.`,
           '',
           issuerName(from),
         ].join('\n'),

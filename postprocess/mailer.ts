@@ -41,6 +41,15 @@ function message(mail: InvoiceEmail) {
   };
 }
 
+/** The name in INVOICE_FROM ("Fees API <invoices@example.com>" → "Fees API"), or the address. */
+export function issuerName(from: string): string {
+  return /^\s*"?([^"<]+?)"?\s*</.exec(from)?.[1] ?? from;
+}
+
+export function mailDomain(from: string): string {
+  return /@([^>\s]+)>?\s*$/.exec(from)?.[1] ?? 'localhost';
+}
+
 export const outboxDir = (config: Config) => path.join(config.dataDir, 'outbox');
 
 export function createMailer(config: Config): Mailer {

@@ -3,18 +3,27 @@
  * child and the invoice endpoints restart it, so both read its id and types from here.
  */
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
-import type { InvoiceStatus } from './types';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { CreditNoteInput, PaymentInput } from './account-rules';
+import type { CreditNoteIssued, InvoiceAccount, InvoiceStatus, InvoiceVoided, PaymentRecorded, PaymentStatus } from './types';
 
 /** One post-process per bill, ever: its id is derived from the bill's. */
 export const postProcessWorkflowId = (billId: string) => `bill-${billId}-postprocess`;
 
 export interface PostProcessInput {
   bill_id: string;
+  /**
+   * Only the invoice's lifecycle (its account), not the post-process: a run started by a payment,
+   * a credit note or a void when no run was there (the last one ended), or continued as new.
+   */
+  lifecycle_only?: boolean;
 }
 
 export interface PostProcessResult {
   status: InvoiceStatus;
   invoice_number: string | null;
+  /** Where the invoice's money was when the run ended (absent from runs before the lifecycle). */
+  payment_status?: PaymentStatus;
 }
 
 /** Where the invoice is, as Temporal's tools can search it: pending, generated, sent, skipped, failed. */
@@ -22,3 +31,28 @@ export const InvoiceStatusKey = defineSearchAttributeKey('InvoiceStatus', Search
 
 /** The post-process workflow's row in the UI and `temporal workflow describe`. */
 export const postProcessSummary = (billId: string) => `invoice of bill ${billId}: render the PDF, email it`;
+
+// --- The invoice's account, once finalized: updates of its lifecycle (workflow.ts) ---
+
+/** The payment as the API parsed it, with its id (derived from the request's idempotency key). */
+export interface PaymentUpdateInput extends PaymentInput {
+  payment_id: string;
+}
+
+export interface CreditNoteUpdateInput {
+  credit_note_id: string;
+  note: CreditNoteInput;
+}
+
+export interface VoidUpdateInput {
+  /** The id its credit note gets, derived like a payment's. */
+  credit_note_id: string;
+  reason: string | null;
+}
+
+export const recordPaymentUpdate = defineUpdate<PaymentRecorded, [PaymentUpdateInput]>('recordPaymentUpdate');
+export const issueCreditNoteUpdate = defineUpdate<CreditNoteIssued, [CreditNoteUpdateInput]>('issueCreditNoteUpdate');
+export const voidInvoiceUpdate = defineUpdate<InvoiceVoided, [VoidUpdateInput]>('voidInvoiceUpdate');
+export const markUncollectibleUpdate = defineUpdate<InvoiceAccount, []>('markUncollectibleUpdate');
+/** The account as the lifecycle holds it; null until the invoice is finalized. */
+export const getInvoiceAccountQuery = defineQuery<InvoiceAccount | null>('getInvoiceAccountQuery');

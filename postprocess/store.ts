@@ -66,14 +66,7 @@ export async function assignInvoiceNumber(
   if (existing.rows[0]) return { ...existing.rows[0], issued_at: existing.rows[0].issued_at.toISOString() };
 
   const sequence = sequenceOf(now);
-  const { rows } = await tx.query<{ last_value: string }>(
-    `INSERT INTO invoice_sequences (sequence, last_value) VALUES ($1, 1)
-     ON CONFLICT (sequence) DO UPDATE SET last_value = invoice_sequences.last_value + 1
-     RETURNING last_value`,
-    [sequence],
-  );
-  const value = parseMinorUnits(rows[0].last_value);
-  const invoiceNumber = `${sequence}-${String(value).padStart(6, '0')}`;
+  const { value, number: invoiceNumber } = await takeNumber(tx, sequence);
   await tx.query(`INSERT INTO invoices (bill_id, invoice_number, sequence, sequence_value, issued_at) VALUES ($1, $2, $3, $4, $5)`, [
     billId,
     invoiceNumber,
@@ -82,6 +75,22 @@ export async function assignInvoiceNumber(
     now,
   ]);
   return { invoice_number: invoiceNumber, issued_at: now.toISOString(), has_pdf: false };
+}
+
+/**
+ * The next number of a document series ("INV-2026", "CN-2026"): `<sequence>-<6 digits>`. The
+ * counter row stays locked until the caller's transaction ends, and a rollback gives the number
+ * back, so the numbers a series hands out have no gaps.
+ */
+export async function takeNumber(tx: Queryable, sequence: string): Promise<{ value: number; number: string }> {
+  const { rows } = await tx.query<{ last_value: string }>(
+    `INSERT INTO invoice_sequences (sequence, last_value) VALUES ($1, 1)
+     ON CONFLICT (sequence) DO UPDATE SET last_value = invoice_sequences.last_value + 1
+     RETURNING last_value`,
+    [sequence],
+  );
+  const value = parseMinorUnits(rows[0].last_value);
+  return { value, number: `${sequence}-${String(value).padStart(6, '0')}` };
 }
 
 export interface InvoiceLine {
@@ -168,6 +177,7 @@ export interface DeliveryState {
   invoice_number: string | null;
   pdf: Buffer | null;
   billing_period_start: Date;
+  billing_period_end: Date;
   closed_at: Date;
   recipient: string | null;
   smtp_message_id: string | null;
@@ -180,7 +190,7 @@ export interface DeliveryState {
  */
 export async function lockDelivery(tx: Queryable, billId: string): Promise<DeliveryState | null> {
   const { rows } = await tx.query<DeliveryState>(
-    `SELECT pp.status, b.customer_email, i.invoice_number, i.pdf, b.billing_period_start, b.closed_at,
+    `SELECT pp.status, b.customer_email, i.invoice_number, i.pdf, b.billing_period_start, b.billing_period_end, b.closed_at,
             pp.recipient, pp.smtp_message_id, pp.sent_at
      FROM bill_postprocess pp JOIN bills b USING (bill_id) LEFT JOIN invoices i USING (bill_id)
      WHERE pp.bill_id = $1 FOR UPDATE OF pp`,

@@ -1,21 +1,48 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
   patched,
   proxyActivities,
   proxyLocalActivities,
+  setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { refuseAsFailure } from '../core/refusals';
 import type { PostProcessActivities } from './activities';
-import { InvoiceStatusKey, type PostProcessInput, type PostProcessResult } from './messages';
-import type { InvoiceStatus, PostProcessStep } from './types';
+import { SETTLED, parseInvoiceAction, parseIssueCreditNote, parseRecordPayment } from './account-rules';
+import {
+  InvoiceStatusKey,
+  getInvoiceAccountQuery,
+  issueCreditNoteUpdate,
+  markUncollectibleUpdate,
+  recordPaymentUpdate,
+  voidInvoiceUpdate,
+  type PostProcessInput,
+  type PostProcessResult,
+} from './messages';
+import type { InvoiceAccount, InvoiceStatus, PostProcessStep } from './types';
 
 /**
  * The InvoiceStatus search attribute follows the invoice (patched: histories recorded before it
  * replay without the upserts). Its first value, pending, comes with the start.
  */
 export const INVOICE_SEARCH_ATTRIBUTE = 'invoice-search-attribute';
+
+/**
+ * The post-process grows into the invoice's lifecycle (docs/invoices.md): once the invoice is
+ * finalized it takes payments, credit notes, a void or a write-off, and turns overdue at its due
+ * date, until nothing more is owed. Histories recorded before it end after the delivery and
+ * replay without it.
+ */
+export const INVOICE_LIFECYCLE = 'invoice-lifecycle';
+
+/** A lifecycle run continues as new before its history passes this many events. */
+const MAX_HISTORY_EVENTS = 2_000;
 
 function showStatus(status: InvoiceStatus): void {
   if (patched(INVOICE_SEARCH_ATTRIBUTE)) upsertSearchAttributes([{ key: InvoiceStatusKey, value: status }]);
@@ -29,14 +56,139 @@ const bookkeeping = proxyActivities<PostProcessActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
+// The account's transactions: local (they answer an update within its workflow task), retried
+// until the database answers; a refusal (overpayment, nothing to credit) is never retried.
+const accounting = proxyLocalActivities<PostProcessActivities>({
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+  localRetryThreshold: '1 second',
+});
+
+// A credit note's email: retried for about a day; one that still fails stays pending in
+// Postgres and is sent by the next run of the lifecycle.
+const mailing = proxyActivities<PostProcessActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '1 hour', maximumAttempts: 30 },
+});
+
+/** The account as the lifecycle last read it, and the credit notes whose email is still to go. */
+class Lifecycle {
+  account: InvoiceAccount | null = null;
+  unsent: string[] = [];
+
+  /** Takes an answer of the database unless an answer it already holds is newer. */
+  adopt(account: InvoiceAccount): void {
+    if (!this.account || account.version >= this.account.version) this.account = account;
+  }
+}
+
+function registerAccountHandlers(billId: string, life: Lifecycle): void {
+  const ready = () => condition(() => life.account !== null);
+  setHandler(getInvoiceAccountQuery, () => life.account);
+  setHandler(
+    recordPaymentUpdate,
+    async (input) => {
+      await ready();
+      const recorded = await accounting.applyPayment({ ...input, bill_id: billId });
+      life.adopt(recorded.invoice);
+      return recorded;
+    },
+    { validator: ({ payment_id: _, ...payment }) => refuseAsFailure(() => parseRecordPayment(payment, new Date(Date.now()))) },
+  );
+  setHandler(
+    issueCreditNoteUpdate,
+    async (input) => {
+      await ready();
+      const issued = await accounting.issueCreditNote({ ...input, bill_id: billId });
+      life.adopt(issued.invoice);
+      if (issued.credit_note.email_status === 'pending' && !life.unsent.includes(issued.credit_note.credit_note_id))
+        life.unsent.push(issued.credit_note.credit_note_id);
+      return issued;
+    },
+    { validator: (input) => refuseAsFailure(() => parseIssueCreditNote(input.note)) },
+  );
+  setHandler(
+    voidInvoiceUpdate,
+    async (input) => {
+      await ready();
+      const voided = await accounting.voidInvoice({ ...input, bill_id: billId });
+      life.adopt(voided.invoice);
+      const note = voided.credit_note;
+      if (note?.email_status === 'pending' && !life.unsent.includes(note.credit_note_id)) life.unsent.push(note.credit_note_id);
+      return voided;
+    },
+    { validator: (input) => refuseAsFailure(() => parseInvoiceAction({ reason: input.reason })) },
+  );
+  setHandler(markUncollectibleUpdate, async () => {
+    await ready();
+    const account = await accounting.markUncollectible({ bill_id: billId });
+    life.adopt(account);
+    return account;
+  });
+}
+
+/**
+ * The invoice after its delivery: emails the credit notes it issues, marks it overdue at its due
+ * date, and ends once it is settled (paid, void, uncollectible) and no email is left to send. A
+ * later request starts it again (lifecycle_only), which finds everything in Postgres.
+ */
+async function runLifecycle(billId: string, life: Lifecycle, delivery: InvoiceStatus): Promise<PostProcessResult> {
+  if (!life.account) {
+    const loaded = await accounting.loadInvoiceAccount({ bill_id: billId });
+    life.adopt(loaded.account);
+    for (const id of loaded.unsent) if (!life.unsent.includes(id)) life.unsent.push(id);
+  }
+  for (;;) {
+    while (life.unsent.length > 0) {
+      const id = life.unsent[0];
+      try {
+        await mailing.sendCreditNote({ credit_note_id: id });
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        log.error('a credit note could not be emailed; it stays pending', { billId, creditNoteId: id, error: err.cause?.message });
+      }
+      life.unsent.shift();
+    }
+    const account = life.account!;
+    if (SETTLED.includes(account.status)) break;
+    const info = workflowInfo();
+    if (info.continueAsNewSuggested || info.historyLength >= MAX_HISTORY_EVENTS) {
+      await condition(allHandlersFinished);
+      if (life.unsent.length === 0) return continueAsNew<typeof closedBillPostProcessWorkflow>({ bill_id: billId, lifecycle_only: true });
+      continue;
+    }
+    const waitsForDue = account.overdue_at === null && (account.status === 'open' || account.status === 'partially_paid');
+    const dueIn = Date.parse(account.due_at) - Date.now();
+    if (waitsForDue && dueIn <= 0) {
+      life.adopt(await accounting.markOverdue({ bill_id: billId }));
+      continue;
+    }
+    const version = account.version;
+    const changed = () => life.account!.version !== version || life.unsent.length > 0;
+    if (waitsForDue) await condition(changed, dueIn);
+    else await condition(changed);
+  }
+  await condition(allHandlersFinished);
+  // A request that arrived while the run ended is answered above; one after it starts a new run.
+  return { status: delivery, invoice_number: life.account!.invoice_number, payment_status: life.account!.status };
+}
+
 /**
  * Runs after a bill closed, as an abandoned child with its own id, so closing never waits for it:
- * turns the closed bill into an invoice PDF and emails it. Each step is idempotent; when a step
- * runs out of attempts the invoice is marked `failed` and `POST /bills/:billId/invoice/retry`
- * starts this workflow again, which resumes at the step that failed.
+ * turns the closed bill into an invoice PDF and emails it, then lives on as the invoice's
+ * lifecycle. Each step is idempotent; when a step runs out of attempts the invoice is marked
+ * `failed` and `POST /bills/:billId/invoice/retry` starts this workflow again, which resumes at
+ * the step that failed.
  */
 export async function closedBillPostProcessWorkflow(input: PostProcessInput): Promise<PostProcessResult> {
   const { bill_id } = input;
+  const life = new Lifecycle();
+  // Handlers are not commands: registering them changes no history. Runs of the previous release
+  // took no updates, and their histories replay without the marker, so without handlers.
+  const lifecycle = input.lifecycle_only === true || patched(INVOICE_LIFECYCLE);
+  if (lifecycle) registerAccountHandlers(bill_id, life);
+  if (input.lifecycle_only) return runLifecycle(bill_id, life, 'sent');
+
   // Read once and recorded in history: replays see the same policy, new runs the current one.
   const settings = await postProcessSettings();
   const steps = proxyActivities<PostProcessActivities>({
@@ -51,22 +203,32 @@ export async function closedBillPostProcessWorkflow(input: PostProcessInput): Pr
 
   const begun = await bookkeeping.beginPostProcess({ bill_id, workflow_id: workflowInfo().workflowId });
   showStatus(begun);
-  if (begun === 'sent' || begun === 'skipped') return { status: begun, invoice_number: null };
+  if (begun === 'sent' || begun === 'skipped') {
+    return lifecycle ? runLifecycle(bill_id, life, begun) : { status: begun, invoice_number: null };
+  }
 
   let step: PostProcessStep = 'generate';
   try {
     const { invoice_number } = await steps.generateInvoice({ bill_id });
     showStatus('generated');
+    // Finalized: from here on its account takes payments, also while the email is retried.
+    if (lifecycle) {
+      const loaded = await accounting.loadInvoiceAccount({ bill_id });
+      life.adopt(loaded.account);
+      life.unsent.push(...loaded.unsent.filter((id) => !life.unsent.includes(id)));
+    }
     step = 'deliver';
     const delivery = await steps.deliverInvoice({ bill_id });
     showStatus(delivery.status);
+    if (lifecycle) return runLifecycle(bill_id, life, delivery.status);
     return { status: delivery.status, invoice_number };
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const reason = err.cause?.message ?? err.message;
     await bookkeeping.recordPostProcessFailure({ bill_id, step, error: reason });
     showStatus('failed');
-    // Failed in Temporal's UI too, with the reason, where an operator looks first.
+    // Failed in Temporal's UI too, with the reason, where an operator looks first. A payment or
+    // credit note for its (numbered) invoice starts the lifecycle on its own meanwhile.
     throw ApplicationFailure.nonRetryable(`invoice ${step} failed: ${reason}`, 'invoice_failed');
   }
 }

@@ -1,20 +1,44 @@
 /** The webhook API's types: what clients send and get back, and the events receivers get. */
 
 /** What a receiver can subscribe to. `ping` is sent only by POST /webhooks/:webhookId/test. */
-export type EventType = 'bill.created' | 'bill.closed' | 'bill.renewed' | 'series.cancelled' | 'invoice.sent' | 'invoice.failed';
+export type EventType =
+  | 'bill.created'
+  | 'bill.drafted'
+  | 'bill.closed'
+  | 'bill.renewed'
+  | 'series.cancelled'
+  | 'invoice.finalized'
+  | 'invoice.sent'
+  | 'invoice.failed'
+  | 'invoice.payment_recorded'
+  | 'invoice.paid'
+  | 'invoice.overdue'
+  | 'invoice.marked_uncollectible'
+  | 'invoice.voided'
+  | 'credit_note.issued';
 export const EVENT_TYPES: readonly EventType[] = [
   'bill.created',
+  'bill.drafted',
   'bill.closed',
   'bill.renewed',
   'series.cancelled',
+  'invoice.finalized',
   'invoice.sent',
   'invoice.failed',
+  'invoice.payment_recorded',
+  'invoice.paid',
+  'invoice.overdue',
+  'invoice.marked_uncollectible',
+  'invoice.voided',
+  'credit_note.issued',
 ];
 
 /**
  * What a receiver gets, as the JSON body of a POST signed per Standard Webhooks (`webhook-id` is
  * `id`, the same on every attempt). `data` is the full resource right after the change: the bill
- * (as GET /bills/:billId shows it) for bill and series events, the invoice for invoice events.
+ * (as GET /bills/:billId shows it) for bill and series events, the invoice for `invoice.sent` and
+ * `invoice.failed`, the invoice's account (InvoiceAccount) for the other invoice events, and
+ * `{ payment, invoice }` or `{ credit_note, invoice }` for a payment or a credit note.
  */
 export interface WebhookEvent<T = unknown> {
   /** `evt_...`: unique, the same on every attempt and for every endpoint. */

@@ -202,6 +202,11 @@ export const WRITABLE_TABLES = [
   'webhook_endpoints',
   'webhook_events',
   'webhook_deliveries',
+  'invoice_accounts',
+  'invoice_balances',
+  'invoice_payments',
+  'credit_notes',
+  'credit_note_lines',
 ];
 
 /** Rows in every table a request could write: a rejected request must leave these unchanged. */

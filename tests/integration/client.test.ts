@@ -91,8 +91,13 @@ describe('the typed client, end to end', () => {
     expect(created.secret).toMatch(/^whsec_/);
     const { webhook_id } = created;
     // PATCH and DELETE carry an idempotency key like every write: a replay answers the same.
-    const patched = await client.updateWebhook(webhook_id, { events: ['*'], description: 'all events' }, { idempotencyKey: uid('k') });
-    expect(patched).toMatchObject({ events: ['*'], description: 'all events', enabled: true });
+    // Not every event: the invoices of this file's bills are still being finalized meanwhile.
+    const patched = await client.updateWebhook(
+      webhook_id,
+      { events: ['bill.renewed'], description: 'renewals' },
+      { idempotencyKey: uid('k') },
+    );
+    expect(patched).toMatchObject({ events: ['bill.renewed'], description: 'renewals', enabled: true });
     expect((await client.listWebhooks()).webhooks.map((w) => w.webhook_id)).toContain(webhook_id);
     expect(await client.getWebhook(webhook_id)).toEqual(patched);
     expect((await client.rotateWebhookSecret(webhook_id)).secret).not.toBe(created.secret);

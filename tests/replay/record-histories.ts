@@ -62,6 +62,61 @@ const closed = (stack: Stack, billId: string) =>
   eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.status === 'closed', 30_000);
 
 const scenarios: Record<string, (stack: Stack) => Promise<void>> = {
+  /** A bill with a grace period: a draft at the period's end, a late add, finalized by its timer. */
+  async 'draft-grace-period'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(2), grace_period: 'PT3S' });
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(100, 'EUR'));
+    await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.status === 'draft', 30_000);
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(250, 'EUR'));
+    await closed(stack, billId);
+    const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
+    await handle.result();
+    await save('draft-grace-period', handle);
+  },
+
+  /** A draft finalized on request. */
+  async 'draft-finalized'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(1), grace_period: 'P1D' });
+    await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.status === 'draft', 30_000);
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(300, 'EUR'));
+    await ok(stack, 'POST', `/bills/${billId}/finalize`);
+    const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
+    await handle.result();
+    await save('draft-finalized', handle);
+  },
+
+  /** An invoice's lifecycle: overdue at a short due date, a credit note, a partial payment, then paid. */
+  async 'invoice-lifecycle-paid'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), payment_terms: 'PT3S' });
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(1000, 'EUR'));
+    await ok(stack, 'POST', `/bills/${billId}/close`);
+    await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.invoice?.payment_status === 'overdue', 30_000);
+    await ok(stack, 'POST', `/bills/${billId}/credit-notes`, { lines: [{ amount: 200, currency: 'EUR', reason: 'discount' }] });
+    await ok(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 300, currency: 'EUR' });
+    await ok(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 500, currency: 'EUR' });
+    const handle = stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId));
+    await handle.result();
+    await save('invoice-lifecycle-paid', handle);
+  },
+
+  /** A voided invoice, whose lifecycle had ended once written off and was started again by the void. */
+  async 'invoice-lifecycle-voided'(stack) {
+    const billId = uid();
+    await ok(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    await ok(stack, 'POST', `/bills/${billId}/line-items`, item(700, 'USD'));
+    await ok(stack, 'POST', `/bills/${billId}/close`);
+    await eventually(async () => (await call(stack, 'GET', `/bills/${billId}`)).body.invoice?.payment_status === 'open', 30_000);
+    await ok(stack, 'POST', `/bills/${billId}/invoice/mark-uncollectible`);
+    const handle = stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId));
+    await handle.result();
+    await ok(stack, 'POST', `/bills/${billId}/invoice/void`, { reason: 'written off' });
+    await eventually(async () => (await handle.describe()).status.name === 'COMPLETED', 30_000);
+    await save('invoice-lifecycle-voided', handle);
+  },
+
   /** A webhook delivery answered 500 twice, then 200: two timers between three attempts. */
   async 'webhook-delivery-retried'(stack) {
     const receiver = await startReceiver();
@@ -417,6 +472,8 @@ async function recurringSeries(stack: Stack, name: string): Promise<void> {
 }
 
 const ONE_RUN = new Set([
+  'draft-grace-period',
+  'draft-finalized',
   'ledger-adds',
   'ledger-recurring',
   'ledger-totals-mismatch',

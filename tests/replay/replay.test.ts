@@ -38,6 +38,11 @@ it('has the recorded scenarios', () => {
       'ledger-recurring-cancelled',
       'ledger-totals-mismatch',
       'upgrade-mid-bill',
+      // Grace periods (drafts) and the invoice's lifecycle after its delivery.
+      'draft-grace-period',
+      'draft-finalized',
+      'invoice-lifecycle-paid',
+      'invoice-lifecycle-voided',
       // With the history cap and the close waiting for a cancel (migration 9).
       'series-close-after-cancel-renewed',
       // Search attributes: kept current, on the invoice too, and given to a bill of the release before.

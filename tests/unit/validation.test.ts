@@ -37,7 +37,28 @@ describe('parseCreateBill', () => {
       billing_anchor_day: null,
       recurring_fee: null,
       requested_period_end: '2026-12-01T00:00:00.000Z',
+      grace_period: null,
+      payment_terms: null,
     });
+  });
+
+  it('takes a grace period up to P30D and payment terms of at least a second', () => {
+    const end = '2027-01-01T00:00:00Z';
+    const parsed = parseCreateBill({ billing_period_end: end, grace_period: 'P2DT12H', payment_terms: 'PT5S' }, now);
+    expect([parsed.grace_period, parsed.payment_terms]).toEqual(['P2DT12H', 'PT5S']);
+    expect(parseCreateBill({ billing_period_end: end, grace_period: 'PT0S' }, now).grace_period).toBe('PT0S');
+    for (const [field, value] of [
+      ['grace_period', 'P31D'],
+      ['grace_period', 'P1M'],
+      ['grace_period', '3 days'],
+      ['grace_period', 5],
+      ['payment_terms', 'PT0S'],
+      ['payment_terms', 'P366D'],
+    ] as const) {
+      expect(() => parseCreateBill({ billing_period_end: end, [field]: value }, now)).toThrow(
+        expect.objectContaining({ details: expect.objectContaining({ field }) }),
+      );
+    }
   });
 
   it('treats null like an absent optional field', () => {
@@ -154,12 +175,17 @@ describe('parseListBills', () => {
     expect(parseListBills({ cursor })).toEqual({
       status: null,
       invoice_status: null,
+      payment_status: null,
       series_id: null,
       limit: 20,
       after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' },
       live: false,
     });
     expect(parseListBills({ totals: 'live' }).live).toBe(true);
+    // invoice_status names a delivery state or a payment state; draft is a status of its own.
+    expect(parseListBills({ invoice_status: 'failed' })).toMatchObject({ invoice_status: 'failed', payment_status: null });
+    expect(parseListBills({ invoice_status: 'overdue' })).toMatchObject({ invoice_status: null, payment_status: 'overdue' });
+    expect(parseListBills({ status: 'draft' }).status).toBe('draft');
   });
 
   it.each([

@@ -1,0 +1,268 @@
+/**
+ * Every change to an invoice's account, each one transaction under the account's row lock: the
+ * records (payment, credit note with its number and PDF), the balances, the status, and the
+ * outbox events, all or nothing. Each is idempotent by the id the API derives from the request's
+ * idempotency key, so a retry after any crash finds what the first attempt committed.
+ */
+import { createHash } from 'node:crypto';
+import type { Config } from '../core/config';
+import { inTransaction, type Db, type Queryable } from '../core/db';
+import { AppError, failedPrecondition } from '../core/errors';
+import { emitEvent } from '../webhooks/events';
+import { creditLines, checkPayment, statusOf, type CreditNoteInput, type PaymentInput } from './account-rules';
+import {
+  addToBalance,
+  findCreditNote,
+  findPayment,
+  insertCreditNote,
+  insertPayment,
+  listCreditNotes,
+  lockCreditNoteMail,
+  openAccount,
+  readAccount,
+  recordCreditNoteMail,
+  saveAccount,
+  unsentCreditNotes,
+  type AccountDates,
+} from './account-store';
+import { renderCreditNotePdf } from './credit-note-pdf';
+import { issuerName, mailDomain, type Mailer } from './mailer';
+import { takeNumber } from './store';
+import type { CreditNote, CreditNoteIssued, InvoiceAccount, InvoiceVoided, PaymentRecorded } from './types';
+
+export interface AccountDeps {
+  db: Db;
+  config: Config;
+  mailer: Mailer;
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** The account after `apply` changed its amounts or dates: status derived, saved, read back. */
+async function settle(tx: Queryable, before: InvoiceAccount, dates: AccountDates, paidAt: string): Promise<InvoiceAccount> {
+  const amounts = (await readAccount(tx, before.bill_id))!.amounts;
+  const status = statusOf({ ...before, ...dates, amounts });
+  await saveAccount(tx, before.bill_id, status, { ...dates, paid_at: paidAt });
+  const after = (await readAccount(tx, before.bill_id))!;
+  if (after.status === 'paid' && before.status !== 'paid') await emitEvent(tx, 'invoice.paid', after);
+  return after;
+}
+
+/**
+ * Opens the account of a just-numbered invoice (or of one numbered before accounts existed) and
+ * records `invoice.finalized`; an invoice with nothing due is paid at once. Idempotent.
+ */
+export async function finalizeAccount(tx: Queryable, billId: string, now: Date): Promise<InvoiceAccount> {
+  if (await openAccount(tx, billId)) {
+    const opened = (await readAccount(tx, billId))!;
+    await emitEvent(tx, 'invoice.finalized', opened);
+    if (statusOf(opened) !== 'open') return settle(tx, opened, {}, now.toISOString());
+    return opened;
+  }
+  return (await readAccount(tx, billId))!;
+}
+
+/** What the lifecycle starts from: the account (opened if need be) and the credit notes not yet emailed. */
+export async function loadAccount(db: Db, billId: string): Promise<{ account: InvoiceAccount; unsent: string[] }> {
+  const account = await inTransaction(db, async (tx) => {
+    const exists = await tx.query('SELECT 1 FROM invoices WHERE bill_id = $1', [billId]);
+    if (exists.rowCount === 0) throw failedPrecondition(`the invoice of bill ${billId} is not finalized yet`);
+    return finalizeAccount(tx, billId, new Date());
+  });
+  return { account, unsent: await unsentCreditNotes(db, billId) };
+}
+
+async function lockAccount(tx: Queryable, billId: string): Promise<InvoiceAccount> {
+  // The lock first, then the read in a statement of its own: a read that waited for the lock
+  // would otherwise see the balances as they were before the change it waited for.
+  await tx.query('SELECT 1 FROM invoice_accounts WHERE bill_id = $1 FOR UPDATE', [billId]);
+  const account = await readAccount(tx, billId);
+  if (!account) throw failedPrecondition(`the invoice of bill ${billId} is not finalized yet`);
+  return account;
+}
+
+/** Records a payment once (by its id); refused when it would pay more than is due in its currency. */
+export async function applyPayment(db: Db, input: PaymentInput & { bill_id: string; payment_id: string }): Promise<PaymentRecorded> {
+  return inTransaction(db, async (tx) => {
+    const before = await lockAccount(tx, input.bill_id);
+    const existing = await findPayment(tx, input.payment_id);
+    if (existing) {
+      if (existing.bill_id !== input.bill_id || existing.amount !== input.amount || existing.currency !== input.currency) {
+        throw new AppError('already_exists', `payment ${input.payment_id} was recorded with other content`);
+      }
+      return { payment: existing, invoice: before };
+    }
+    checkPayment(before.status, before.amounts, input);
+    const { payment } = await insertPayment(tx, { ...input });
+    await addToBalance(tx, input.bill_id, input.currency, 'paid', input.amount);
+    const invoice = await settle(tx, before, {}, input.paid_at);
+    await emitEvent(tx, 'invoice.payment_recorded', { payment, invoice });
+    return { payment, invoice };
+  });
+}
+
+/** Issues a credit note once (by its id): numbered CN-<year>-<6 digits>, rendered, in one transaction. */
+async function creditInTransaction(
+  tx: Queryable,
+  deps: AccountDeps,
+  before: InvoiceAccount,
+  id: string,
+  kind: CreditNote['kind'],
+  input: CreditNoteInput,
+  dates: AccountDates,
+): Promise<{ credit_note: CreditNote; invoice: InvoiceAccount }> {
+  const billId = before.bill_id;
+  const lines = creditLines(
+    before.status,
+    before.amounts,
+    input,
+    kind === 'void' ? `Void of invoice ${before.invoice_number}` : 'Credited in full',
+  );
+  const now = new Date();
+  const sequence = `CN-${now.getUTCFullYear()}`;
+  const { value, number } = await takeNumber(tx, sequence);
+  const bill = await tx.query<{ customer_email: string | null }>('SELECT customer_email FROM bills WHERE bill_id = $1', [billId]);
+  const pdf = await renderCreditNotePdf({
+    credit_note_number: number,
+    invoice_number: before.invoice_number,
+    kind,
+    reason: input.reason,
+    issued_at: now.toISOString(),
+    bill_id: billId,
+    customer_email: bill.rows[0].customer_email,
+    issuer: issuerName(deps.config.invoice.from),
+    lines,
+  });
+  await insertCreditNote(tx, {
+    credit_note_id: id,
+    bill_id: billId,
+    credit_note_number: number,
+    sequence,
+    sequence_value: value,
+    kind,
+    reason: input.reason,
+    issued_at: now.toISOString(),
+    lines,
+    pdf,
+    pdf_sha256: sha256(pdf),
+  });
+  for (const line of lines) await addToBalance(tx, billId, line.currency, 'credited', line.amount);
+  const invoice = await settle(tx, before, dates, now.toISOString());
+  const creditNote = (await findCreditNote(tx, id))!;
+  await emitEvent(tx, 'credit_note.issued', { credit_note: creditNote, invoice });
+  return { credit_note: creditNote, invoice };
+}
+
+export async function issueCreditNote(
+  deps: AccountDeps,
+  input: { bill_id: string; credit_note_id: string; note: CreditNoteInput },
+): Promise<CreditNoteIssued> {
+  return inTransaction(deps.db, async (tx) => {
+    const before = await lockAccount(tx, input.bill_id);
+    const existing = await findCreditNote(tx, input.credit_note_id);
+    if (existing) return { credit_note: existing, invoice: before };
+    return creditInTransaction(tx, deps, before, input.credit_note_id, input.note.full ? 'full' : 'partial', input.note, {});
+  });
+}
+
+/**
+ * Voids an unpaid invoice: a credit note for everything still due, and status `void`. The invoice
+ * keeps its number and PDF. Voiding a void invoice answers it as it is.
+ */
+export async function voidInvoice(
+  deps: AccountDeps,
+  input: { bill_id: string; credit_note_id: string; reason: string | null },
+): Promise<InvoiceVoided> {
+  return inTransaction(deps.db, async (tx) => {
+    const before = await lockAccount(tx, input.bill_id);
+    if (before.status === 'void') {
+      const voidNote = (await listCreditNotes(tx, input.bill_id)).find((n) => n.kind === 'void') ?? null;
+      return { invoice: before, credit_note: voidNote };
+    }
+    if (before.amounts.some((a) => a.paid > 0)) {
+      throw failedPrecondition('the invoice has payments: only an unpaid invoice can be voided; issue a credit note instead', {
+        status: before.status,
+      });
+    }
+    const voidedAt = new Date().toISOString();
+    let result: InvoiceVoided;
+    if (before.amounts.some((a) => a.due > 0)) {
+      const issued = await creditInTransaction(
+        tx,
+        deps,
+        before,
+        input.credit_note_id,
+        'void',
+        { full: true, reason: input.reason },
+        { voided_at: voidedAt },
+      );
+      result = { invoice: issued.invoice, credit_note: issued.credit_note };
+    } else {
+      result = { invoice: await settle(tx, before, { voided_at: voidedAt }, voidedAt), credit_note: null };
+    }
+    await emitEvent(tx, 'invoice.voided', result.invoice);
+    return result;
+  });
+}
+
+/** Writes an invoice off as uncollectible (it stays payable); idempotent. */
+export async function markUncollectible(db: Db, billId: string): Promise<InvoiceAccount> {
+  return inTransaction(db, async (tx) => {
+    const before = await lockAccount(tx, billId);
+    if (before.status === 'uncollectible') return before;
+    if (before.status === 'paid' || before.status === 'void') {
+      throw failedPrecondition(`the invoice is ${before.status}: nothing is due to write off`, { status: before.status });
+    }
+    const after = await settle(tx, before, { uncollectible_at: new Date().toISOString() }, new Date().toISOString());
+    await emitEvent(tx, 'invoice.marked_uncollectible', after);
+    return after;
+  });
+}
+
+/** At due_at, an invoice with something still due becomes overdue (once). */
+export async function markOverdue(db: Db, billId: string): Promise<InvoiceAccount> {
+  return inTransaction(db, async (tx) => {
+    const before = await lockAccount(tx, billId);
+    const now = new Date();
+    if (before.overdue_at || (before.status !== 'open' && before.status !== 'partially_paid') || now < new Date(before.due_at))
+      return before;
+    const after = await settle(tx, before, { overdue_at: now.toISOString() }, now.toISOString());
+    if (after.status === 'overdue') await emitEvent(tx, 'invoice.overdue', after);
+    return after;
+  });
+}
+
+/** Emails a credit note once, under its row lock (as invoices are); skipped when the bill has no email. */
+export async function sendCreditNote(deps: AccountDeps, creditNoteId: string): Promise<'sent' | 'skipped'> {
+  return inTransaction(deps.db, async (tx) => {
+    const mail = await lockCreditNoteMail(tx, creditNoteId);
+    if (!mail) throw failedPrecondition(`credit note ${creditNoteId} does not exist`);
+    if (mail.email_status !== 'pending') return mail.email_status;
+    if (!mail.customer_email) {
+      await recordCreditNoteMail(tx, creditNoteId, { status: 'skipped', recipient: null, smtp_message_id: null, sent_at: null });
+      return 'skipped';
+    }
+    const from = deps.config.invoice.from;
+    const sent = await deps.mailer.send({
+      from,
+      to: mail.customer_email,
+      subject: `Credit note ${mail.credit_note_number} for invoice ${mail.invoice_number}`,
+      text: [
+        'Hello,',
+        '',
+        `attached is credit note ${mail.credit_note_number} for invoice ${mail.invoice_number}.`,
+        '',
+        issuerName(from),
+      ].join('\n'),
+      messageId: `<${mail.credit_note_number}.${creditNoteId.slice(0, 8)}@${mailDomain(from)}>`,
+      attachment: { filename: `${mail.credit_note_number}.pdf`, content: mail.pdf },
+    });
+    await recordCreditNoteMail(tx, creditNoteId, {
+      status: 'sent',
+      recipient: mail.customer_email,
+      smtp_message_id: sent.messageId,
+      sent_at: new Date(),
+    });
+    return 'sent';
+  });
+}

@@ -1,0 +1,302 @@
+/** SQL for invoice accounts, payments and credit notes. Plain rows; the rules are in account-rules.ts. */
+import type { Queryable } from '../core/db';
+import { parseMinorUnits } from '../core/money';
+import type { CreditNote, CreditNoteLine, InvoiceAccount, InvoiceAmounts, Payment, PaymentStatus } from './types';
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+interface AccountRaw {
+  bill_id: string;
+  invoice_number: string;
+  status: PaymentStatus;
+  payment_terms: string;
+  finalized_at: Date;
+  due_at: Date;
+  paid_at: Date | null;
+  overdue_at: Date | null;
+  uncollectible_at: Date | null;
+  voided_at: Date | null;
+  version: string;
+  amounts: { currency: string; total: string; credited: string; paid: string }[] | null;
+}
+
+/** The balances of an account as JSON text amounts (BIGINT sums never pass through a float). */
+export const AMOUNTS_SQL = (alias: string) => `(SELECT json_agg(json_build_object('currency', x.currency, 'total', x.total::text,
+    'credited', x.credited::text, 'paid', x.paid::text) ORDER BY x.currency)
+    FROM invoice_balances x WHERE x.bill_id = ${alias}.bill_id)`;
+
+export function toAmounts(raw: { currency: string; total: string; credited: string; paid: string }[] | null): InvoiceAmounts[] {
+  return (raw ?? []).map((r) => {
+    const [total, credited, paid] = [r.total, r.credited, r.paid].map(parseMinorUnits);
+    return { currency: r.currency, total, credited, paid, due: total - credited - paid };
+  });
+}
+
+function toAccount(r: AccountRaw): InvoiceAccount {
+  return {
+    bill_id: r.bill_id,
+    invoice_number: r.invoice_number,
+    status: r.status,
+    payment_terms: r.payment_terms,
+    finalized_at: r.finalized_at.toISOString(),
+    due_at: r.due_at.toISOString(),
+    paid_at: iso(r.paid_at),
+    overdue_at: iso(r.overdue_at),
+    uncollectible_at: iso(r.uncollectible_at),
+    voided_at: iso(r.voided_at),
+    amounts: toAmounts(r.amounts),
+    version: parseMinorUnits(r.version),
+  };
+}
+
+/**
+ * Opens the account of a numbered invoice, once: its totals are the closed bill's, its due date
+ * the issue date plus the bill's payment terms. True when this call opened it.
+ */
+export async function openAccount(tx: Queryable, billId: string): Promise<boolean> {
+  const opened = await tx.query(
+    `INSERT INTO invoice_accounts (bill_id, payment_terms, finalized_at, due_at)
+     SELECT i.bill_id, b.payment_terms, i.issued_at, i.issued_at + b.payment_terms::interval
+       FROM invoices i JOIN bills b USING (bill_id) WHERE i.bill_id = $1
+     ON CONFLICT (bill_id) DO NOTHING`,
+    [billId],
+  );
+  if (opened.rowCount !== 1) return false;
+  await tx.query(
+    'INSERT INTO invoice_balances (bill_id, currency, total) SELECT bill_id, currency, amount FROM bill_totals WHERE bill_id = $1',
+    [billId],
+  );
+  return true;
+}
+
+/** The account as the statement's snapshot sees it; null when the invoice has none. */
+export async function readAccount(db: Queryable, billId: string): Promise<InvoiceAccount | null> {
+  const { rows } = await db.query<AccountRaw>(
+    `SELECT a.bill_id, i.invoice_number, a.status, a.payment_terms, a.finalized_at, a.due_at, a.paid_at, a.overdue_at,
+            a.uncollectible_at, a.voided_at, a.version::text AS version, ${AMOUNTS_SQL('a')} AS amounts
+       FROM invoice_accounts a JOIN invoices i USING (bill_id) WHERE a.bill_id = $1`,
+    [billId],
+  );
+  return rows[0] ? toAccount(rows[0]) : null;
+}
+
+/** Adds to a currency's credited or paid amount (the table's CHECK refuses going past the total). */
+export async function addToBalance(
+  tx: Queryable,
+  billId: string,
+  currency: string,
+  column: 'credited' | 'paid',
+  amount: number,
+): Promise<void> {
+  await tx.query(`UPDATE invoice_balances SET ${column} = ${column} + $3 WHERE bill_id = $1 AND currency = $2`, [billId, currency, amount]);
+}
+
+export type AccountDates = Partial<Record<'paid_at' | 'overdue_at' | 'uncollectible_at' | 'voided_at', string>>;
+
+/** Writes the status and any dates reached now (a date once set stays), and bumps the version. */
+export async function saveAccount(tx: Queryable, billId: string, status: PaymentStatus, dates: AccountDates): Promise<void> {
+  await tx.query(
+    `UPDATE invoice_accounts SET status = $2,
+       paid_at = CASE WHEN $2 = 'paid' THEN COALESCE(paid_at, $3::timestamptz) ELSE NULL END,
+       overdue_at = COALESCE(overdue_at, $4), uncollectible_at = COALESCE(uncollectible_at, $5),
+       voided_at = COALESCE(voided_at, $6), version = version + 1, updated_at = now()
+     WHERE bill_id = $1`,
+    [billId, status, dates.paid_at ?? null, dates.overdue_at ?? null, dates.uncollectible_at ?? null, dates.voided_at ?? null],
+  );
+}
+
+interface PaymentRaw {
+  payment_id: string;
+  bill_id: string;
+  currency: string;
+  amount: string;
+  paid_at: Date;
+  reference: string | null;
+  recorded_at: Date;
+}
+
+const toPayment = (r: PaymentRaw): Payment => ({
+  ...r,
+  amount: parseMinorUnits(r.amount),
+  paid_at: r.paid_at.toISOString(),
+  recorded_at: r.recorded_at.toISOString(),
+});
+
+/** Inserts the payment unless its id exists; returns it as stored, and whether this call stored it. */
+export async function insertPayment(tx: Queryable, p: Omit<Payment, 'recorded_at'>): Promise<{ payment: Payment; isNew: boolean }> {
+  const inserted = await tx.query<PaymentRaw>(
+    `INSERT INTO invoice_payments (payment_id, bill_id, currency, amount, paid_at, reference) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (payment_id) DO NOTHING RETURNING *`,
+    [p.payment_id, p.bill_id, p.currency, p.amount, p.paid_at, p.reference],
+  );
+  if (inserted.rows[0]) return { payment: toPayment(inserted.rows[0]), isNew: true };
+  return { payment: (await findPayment(tx, p.payment_id))!, isNew: false };
+}
+
+export async function findPayment(db: Queryable, paymentId: string): Promise<Payment | null> {
+  const { rows } = await db.query<PaymentRaw>('SELECT * FROM invoice_payments WHERE payment_id = $1', [paymentId]);
+  return rows[0] ? toPayment(rows[0]) : null;
+}
+
+export async function listPayments(db: Queryable, billId: string): Promise<Payment[]> {
+  const { rows } = await db.query<PaymentRaw>('SELECT * FROM invoice_payments WHERE bill_id = $1 ORDER BY recorded_at, payment_id', [
+    billId,
+  ]);
+  return rows.map(toPayment);
+}
+
+interface CreditNoteRaw {
+  credit_note_id: string;
+  credit_note_number: string;
+  bill_id: string;
+  invoice_number: string;
+  kind: CreditNote['kind'];
+  reason: string | null;
+  issued_at: Date;
+  lines: { currency: string; amount: string; reason: string }[];
+  email_status: CreditNote['email_status'];
+  sent_at: Date | null;
+}
+
+const CREDIT_NOTE_COLUMNS = `c.credit_note_id, c.credit_note_number, c.bill_id, i.invoice_number, c.kind, c.reason, c.issued_at,
+  c.email_status, c.sent_at,
+  (SELECT json_agg(json_build_object('currency', l.currency, 'amount', l.amount::text, 'reason', l.reason) ORDER BY l.position)
+     FROM credit_note_lines l WHERE l.credit_note_id = c.credit_note_id) AS lines`;
+
+const toCreditNote = (r: CreditNoteRaw): CreditNote => ({
+  ...r,
+  issued_at: r.issued_at.toISOString(),
+  sent_at: iso(r.sent_at),
+  lines: r.lines.map((l) => ({ currency: l.currency, amount: parseMinorUnits(l.amount), reason: l.reason })),
+});
+
+export async function findCreditNote(db: Queryable, creditNoteId: string): Promise<CreditNote | null> {
+  const { rows } = await db.query<CreditNoteRaw>(
+    `SELECT ${CREDIT_NOTE_COLUMNS} FROM credit_notes c JOIN invoices i USING (bill_id) WHERE c.credit_note_id = $1`,
+    [creditNoteId],
+  );
+  return rows[0] ? toCreditNote(rows[0]) : null;
+}
+
+export async function listCreditNotes(db: Queryable, billId: string): Promise<CreditNote[]> {
+  const { rows } = await db.query<CreditNoteRaw>(
+    `SELECT ${CREDIT_NOTE_COLUMNS} FROM credit_notes c JOIN invoices i USING (bill_id) WHERE c.bill_id = $1
+      ORDER BY c.sequence, c.sequence_value`,
+    [billId],
+  );
+  return rows.map(toCreditNote);
+}
+
+export interface NewCreditNote {
+  credit_note_id: string;
+  bill_id: string;
+  credit_note_number: string;
+  sequence: string;
+  sequence_value: number;
+  kind: CreditNote['kind'];
+  reason: string | null;
+  issued_at: string;
+  lines: CreditNoteLine[];
+  pdf: Buffer;
+  pdf_sha256: string;
+}
+
+export async function insertCreditNote(tx: Queryable, n: NewCreditNote): Promise<void> {
+  await tx.query(
+    `INSERT INTO credit_notes (credit_note_id, bill_id, credit_note_number, sequence, sequence_value, kind, reason, issued_at, pdf, pdf_sha256)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [n.credit_note_id, n.bill_id, n.credit_note_number, n.sequence, n.sequence_value, n.kind, n.reason, n.issued_at, n.pdf, n.pdf_sha256],
+  );
+  await tx.query(
+    `INSERT INTO credit_note_lines (credit_note_id, position, currency, amount, reason)
+     SELECT $1, l.ord, l.currency, l.amount, l.reason
+       FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (currency TEXT, amount BIGINT, reason TEXT)) WITH ORDINALITY AS l(currency, amount, reason, ord)`,
+    [n.credit_note_id, JSON.stringify(n.lines)],
+  );
+}
+
+export async function creditNotePdf(db: Queryable, billId: string, creditNoteId: string): Promise<{ number: string; pdf: Buffer } | null> {
+  const { rows } = await db.query<{ number: string; pdf: Buffer }>(
+    'SELECT credit_note_number AS number, pdf FROM credit_notes WHERE bill_id = $1 AND credit_note_id = $2',
+    [billId, creditNoteId],
+  );
+  return rows[0] ?? null;
+}
+
+/** Credit notes whose email has not gone out, oldest first. */
+export async function unsentCreditNotes(db: Queryable, billId: string): Promise<string[]> {
+  const { rows } = await db.query<{ credit_note_id: string }>(
+    `SELECT credit_note_id FROM credit_notes WHERE bill_id = $1 AND email_status = 'pending' ORDER BY sequence, sequence_value`,
+    [billId],
+  );
+  return rows.map((r) => r.credit_note_id);
+}
+
+export interface CreditNoteMail {
+  credit_note_number: string;
+  invoice_number: string;
+  email_status: CreditNote['email_status'];
+  customer_email: string | null;
+  pdf: Buffer;
+}
+
+/** The credit note's email state, locked until the transaction ends (one sender at a time). */
+export async function lockCreditNoteMail(tx: Queryable, creditNoteId: string): Promise<CreditNoteMail | null> {
+  const { rows } = await tx.query<CreditNoteMail>(
+    `SELECT c.credit_note_number, i.invoice_number, c.email_status, b.customer_email, c.pdf
+       FROM credit_notes c JOIN invoices i USING (bill_id) JOIN bills b USING (bill_id)
+      WHERE c.credit_note_id = $1 FOR UPDATE OF c`,
+    [creditNoteId],
+  );
+  return rows[0] ?? null;
+}
+
+export async function recordCreditNoteMail(
+  tx: Queryable,
+  creditNoteId: string,
+  sent: { status: 'sent' | 'skipped'; recipient: string | null; smtp_message_id: string | null; sent_at: Date | null },
+): Promise<void> {
+  await tx.query(
+    `UPDATE credit_notes SET email_status = $2, recipient = $3, smtp_message_id = $4, sent_at = $5 WHERE credit_note_id = $1`,
+    [creditNoteId, sent.status, sent.recipient, sent.smtp_message_id, sent.sent_at],
+  );
+}
+
+/** One currency of an invoice as reconciliation reads it: its balance beside the records it sums. */
+export interface InvoiceBalanceRecord {
+  bill_id: string;
+  invoice_number: string;
+  status: PaymentStatus;
+  due_at: Date;
+  overdue_at: Date | null;
+  uncollectible_at: Date | null;
+  voided_at: Date | null;
+  currency: string;
+  /** The balance row: total, credited, paid (text: BIGINT sums never pass through a float). */
+  total: string;
+  credited: string;
+  paid: string;
+  /** What it must equal: the bill's final totals, the credit notes' lines, the payments. */
+  invoiced: string;
+  credit_notes: string;
+  payments: string;
+}
+
+/** Every invoice balance (or those of the bills named) with the sums of the records behind it, in one snapshot. */
+export async function invoiceBalanceRecords(db: Queryable, billIds: string[] | null): Promise<InvoiceBalanceRecord[]> {
+  const { rows } = await db.query<InvoiceBalanceRecord>(
+    `SELECT a.bill_id, i.invoice_number, a.status, a.due_at, a.overdue_at, a.uncollectible_at, a.voided_at, x.currency,
+            x.total::text, x.credited::text, x.paid::text, COALESCE(t.amount, 0)::text AS invoiced,
+            COALESCE(c.amount, 0)::text AS credit_notes, COALESCE(p.amount, 0)::text AS payments
+       FROM invoice_accounts a JOIN invoices i USING (bill_id) JOIN invoice_balances x USING (bill_id)
+       LEFT JOIN bill_totals t ON t.bill_id = x.bill_id AND t.currency = x.currency
+       LEFT JOIN (SELECT n.bill_id, l.currency, SUM(l.amount) AS amount FROM credit_notes n JOIN credit_note_lines l USING (credit_note_id)
+                   WHERE $1::text[] IS NULL OR n.bill_id = ANY($1) GROUP BY 1, 2) c ON c.bill_id = x.bill_id AND c.currency = x.currency
+       LEFT JOIN (SELECT bill_id, currency, SUM(amount) AS amount FROM invoice_payments
+                   WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY 1, 2) p ON p.bill_id = x.bill_id AND p.currency = x.currency
+      WHERE $1::text[] IS NULL OR a.bill_id = ANY($1)
+      ORDER BY a.bill_id, x.currency`,
+    [billIds],
+  );
+  return rows;
+}

@@ -1,0 +1,167 @@
+/**
+ * Use cases of a finalized invoice's account, shared by the Encore endpoints and the standalone
+ * host: record a payment, issue a credit note, void, write off, and read it. Every change goes to
+ * the invoice's lifecycle workflow as an update (Update-with-Start: a lifecycle that has ended is
+ * started again), which commits it to Postgres in one transaction with its events.
+ */
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
+import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
+import type { Deps } from '../core/deps';
+import { idempotently } from '../core/deps';
+import { billNotFound, failedPrecondition, notFound } from '../core/errors';
+import { fingerprint, type IdempotencyKey, type Seeds } from '../core/idempotency';
+import { toAppError, updateWithDeadline } from '../core/temporal';
+import { fieldError, parseId } from '../core/validate';
+import { parseInvoiceAction, parseIssueCreditNote, parseRecordPayment } from './account-rules';
+import { creditNotePdf, listCreditNotes, listPayments, readAccount } from './account-store';
+import {
+  InvoiceStatusKey,
+  issueCreditNoteUpdate,
+  markUncollectibleUpdate,
+  postProcessSummary,
+  postProcessWorkflowId,
+  recordPaymentUpdate,
+  voidInvoiceUpdate,
+} from './messages';
+import { findInvoice } from './store';
+import type { CreditNoteIssued, InvoiceAccount, InvoiceAccountDetails, InvoiceVoided, PaymentRecorded } from './types';
+import { closedBillPostProcessWorkflow } from './workflow';
+
+// Fixed namespaces: an id derived from (bill, idempotency key) is the same on every retry, and a
+// payment's never equals a credit note's made with the same key.
+const PAYMENT_NAMESPACE = '6a0f1c52-8d0b-4f7e-9a51-3b2c7d9e4f10';
+const CREDIT_NOTE_NAMESPACE = '0d5e2b7a-1f43-4c8e-b6a9-7e3f5c1d2a84';
+
+const derivedId = (namespace: string, billId: string, seeds: Seeds | undefined) =>
+  seeds ? uuidv5(`${billId}\n${seeds.seed}`, namespace) : uuidv7();
+
+/**
+ * Sends `update` to the invoice's lifecycle, starting it when no run is there (the last one ended,
+ * or the invoice was issued before lifecycles existed). Only a finalized (numbered) invoice has one.
+ */
+async function updateInvoice<Ret, Args extends unknown[]>(
+  deps: Deps,
+  billId: string,
+  updateId: string,
+  update: UpdateDefinition<Ret, Args>,
+  ...args: Args
+): Promise<Ret> {
+  const found = await findInvoice(deps.db, billId, false);
+  if (!found) throw billNotFound(billId);
+  if (found.bill_status !== 'closed' || !found.invoice_number) {
+    throw failedPrecondition(`the invoice of bill ${billId} is not finalized yet`, {
+      bill_status: found.bill_status,
+      invoice_status: found.status ?? (found.bill_status === 'closed' ? 'pending' : null),
+    });
+  }
+  const startWorkflowOperation = new WithStartWorkflowOperation(closedBillPostProcessWorkflow, {
+    workflowId: postProcessWorkflowId(billId),
+    taskQueue: deps.config.temporal.taskQueue,
+    args: [{ bill_id: billId, lifecycle_only: true }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    typedSearchAttributes: [{ key: InvoiceStatusKey, value: found.status ?? 'sent' }],
+    staticSummary: postProcessSummary(billId),
+  });
+  try {
+    return await updateWithDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
+      deps.temporal.workflow.executeUpdateWithStart(update as unknown as UpdateDefinition<Ret, [unknown]>, {
+        args: args as unknown as [unknown],
+        // The same id on a resend: Temporal takes it as the same update.
+        updateId,
+        startWorkflowOperation,
+      }),
+    );
+  } catch (err) {
+    throw toAppError(err);
+  }
+}
+
+export async function recordPayment(
+  deps: Deps,
+  billIdParam: unknown,
+  body: unknown,
+  key: IdempotencyKey | undefined,
+): Promise<PaymentRecorded> {
+  const billId = parseId(billIdParam, 'billId');
+  const payment = parseRecordPayment(body, new Date());
+  const operation = 'POST /bills/:billId/invoice/payments';
+  // What the client sent: a defaulted paid_at differs on every retry.
+  const requested = { bill_id: billId, ...payment, paid_at: (body as { paid_at?: unknown })?.paid_at ?? null };
+  return idempotently(deps, key, operation, fingerprint(operation, requested), async (seeds) => {
+    const paymentId = derivedId(PAYMENT_NAMESPACE, billId, seeds);
+    return updateInvoice(deps, billId, `payment-${paymentId}`, recordPaymentUpdate, { ...payment, payment_id: paymentId });
+  });
+}
+
+export async function issueCreditNote(
+  deps: Deps,
+  billIdParam: unknown,
+  body: unknown,
+  key: IdempotencyKey | undefined,
+): Promise<CreditNoteIssued> {
+  const billId = parseId(billIdParam, 'billId');
+  const note = parseIssueCreditNote(body);
+  const operation = 'POST /bills/:billId/credit-notes';
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...note }), async (seeds) => {
+    const id = derivedId(CREDIT_NOTE_NAMESPACE, billId, seeds);
+    return updateInvoice(deps, billId, `credit-note-${id}`, issueCreditNoteUpdate, { credit_note_id: id, note });
+  });
+}
+
+export async function voidInvoice(
+  deps: Deps,
+  billIdParam: unknown,
+  body: unknown,
+  key: IdempotencyKey | undefined,
+): Promise<InvoiceVoided> {
+  const billId = parseId(billIdParam, 'billId');
+  const { reason } = parseInvoiceAction(body);
+  const operation = 'POST /bills/:billId/invoice/void';
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, reason }), async (seeds) => {
+    const id = derivedId(CREDIT_NOTE_NAMESPACE, billId, seeds);
+    return updateInvoice(deps, billId, `void-${id}`, voidInvoiceUpdate, { credit_note_id: id, reason });
+  });
+}
+
+export async function markUncollectible(
+  deps: Deps,
+  billIdParam: unknown,
+  body: unknown,
+  key: IdempotencyKey | undefined,
+): Promise<InvoiceAccount> {
+  const billId = parseId(billIdParam, 'billId');
+  if (parseInvoiceAction(body).reason !== null) throw fieldError('reason', 'is not a field of this request');
+  const operation = 'POST /bills/:billId/invoice/mark-uncollectible';
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async (seeds) =>
+    updateInvoice(deps, billId, `uncollectible-${derivedId(CREDIT_NOTE_NAMESPACE, billId, seeds)}`, markUncollectibleUpdate),
+  );
+}
+
+/** The account with its payments and credit notes, from Postgres. */
+export async function getInvoiceAccount(deps: Deps, billIdParam: unknown): Promise<InvoiceAccountDetails> {
+  const billId = parseId(billIdParam, 'billId');
+  const invoice = await readAccount(deps.db, billId);
+  if (!invoice) {
+    const found = await findInvoice(deps.db, billId, false);
+    if (!found) throw billNotFound(billId);
+    throw notFound(`the invoice of bill ${billId} is not finalized yet`, { bill_status: found.bill_status, invoice_status: found.status });
+  }
+  const [payments, credit_notes] = await Promise.all([listPayments(deps.db, billId), listCreditNotes(deps.db, billId)]);
+  return { invoice, payments, credit_notes };
+}
+
+export async function getCreditNotePdf(
+  deps: Deps,
+  billIdParam: unknown,
+  creditNoteIdParam: unknown,
+): Promise<{ credit_note_number: string; pdf: Buffer }> {
+  const billId = parseId(billIdParam, 'billId');
+  const id = typeof creditNoteIdParam === 'string' ? creditNoteIdParam : '';
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
+    throw fieldError('creditNoteId', 'must be a credit note id (a UUID)');
+  const found = await creditNotePdf(deps.db, billId, id.toLowerCase());
+  if (!found) throw notFound(`credit note ${id} of bill ${billId} not found`, { bill_id: billId, credit_note_id: id });
+  return { credit_note_number: found.number, pdf: found.pdf };
+}
