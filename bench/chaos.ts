@@ -5,14 +5,21 @@
  * bill the workflow's totals, the stored totals and the sum of the line items agree
  * (reconciliation). The webhooks drill closes bills for a flaky receiver with the worker killed
  * midway: every event delivered at least once, signed, and a copy only ever under its own id.
+ * The invoices drill closes bills at once with the worker killed while their invoices are
+ * numbered, opened, rendered and emailed, then pays each in two parts per currency with the worker
+ * killed again midway: every invoice finalized and sent once under a unique number, every
+ * acknowledged payment recorded exactly once, every invoice paid, its balances agreeing with its
+ * payments, credit notes and bill totals, and one outbox event per fact.
  * Each drill prints what it did and its verdict; the exit code is 1 if one fails.
  *
- *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races,webhooks]
+ *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races,webhooks,invoices]
  */
-import { writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Webhook } from 'standardwebhooks';
 import { reconcile } from '../bills/reconcile';
@@ -23,7 +30,7 @@ import { startTemporalDevServer } from '../host/temporal-dev';
 import { connectClient } from '../core/temporal';
 import { sleep, spawnHost, startSplitStack, stopSplitStack, type SplitStack } from './launch';
 
-const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races', 'webhooks'] as const;
+const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races', 'webhooks', 'invoices'] as const;
 type Drill = (typeof DRILLS)[number];
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
@@ -39,6 +46,7 @@ const SIZE = {
   raceRounds: quick ? 5 : 20,
   raceAdds: 20,
   closes: quick ? 60 : 1000,
+  invoices: quick ? 20 : 200,
 };
 /** A client keeps retrying an unacknowledged request this long (same idempotency key). */
 const RETRY_FOR_MS = 180_000;
@@ -57,7 +65,11 @@ async function startStack(): Promise<Stack> {
     // Quick: updates with no worker to take them give up sooner (and idempotency keys held by a
     // killed API free up sooner, at twice that), so the client's retries come round faster.
     // Activities lost with a killed worker are retried after their timeout (BILL_ACTIVITY_TIMEOUT_MS).
-    ...(quick ? { UPDATE_TIMEOUT_MS: '4000', BILL_ACTIVITY_TIMEOUT_MS: '5000' } : {}),
+    // An invoice step lost with a killed worker (numbering, PDF, email) is retried after
+    // POSTPROCESS_ACTIVITY_TIMEOUT_MS (default a minute), which must stay above SMTP_TIMEOUT_MS.
+    ...(quick
+      ? { UPDATE_TIMEOUT_MS: '4000', BILL_ACTIVITY_TIMEOUT_MS: '5000', POSTPROCESS_ACTIVITY_TIMEOUT_MS: '8000', SMTP_TIMEOUT_MS: '5000' }
+      : {}),
     // Webhook retries within seconds rather than hours, so every 500 is retried within the drill.
     // An attempt lost with a killed worker is retried after this timeout and 5 s; the receiver
     // answers within 200 ms. None of it touches what the other drills measure.
@@ -167,6 +179,104 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; the results in the items' order. */
+async function inParallel<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invoices: payments, each sent under its own idempotency key until it gets a definitive answer
+
+interface Pay {
+  bill: string;
+  currency: string;
+  amount: number;
+  /** The Idempotency-Key of every attempt of this payment. */
+  key: string;
+  /** The payment id of an acknowledged payment. */
+  acked?: string;
+  /** Otherwise what the client was last told: a refusal, a 500, or nothing definitive in time. */
+  failed?: string;
+}
+
+async function payOne(c: FeesClient, p: Pay): Promise<void> {
+  try {
+    const { payment } = await c.recordPayment(
+      p.bill,
+      { amount: p.amount, currency: p.currency, reference: `chaos ${p.key}` },
+      { idempotencyKey: p.key },
+    );
+    if (payment.bill_id !== p.bill || payment.currency !== p.currency || payment.amount !== p.amount) {
+      p.failed = `acknowledged as ${JSON.stringify(payment)}`;
+    } else p.acked = payment.payment_id;
+  } catch (err) {
+    // Recorded, whatever it is (a refusal, a 500, the retry deadline), so that the drill goes on
+    // to show what the payments left behind.
+    if (!(err instanceof FeesApiError)) throw err;
+    p.failed = `${err.status || 'no answer:'} ${err.code}: ${err.message} (${err.attempts} attempts)`;
+  }
+}
+
+const byBill = <T extends { bill: string }>(xs: T[]) => {
+  const m = new Map<string, T[]>();
+  for (const x of xs) m.set(x.bill, [...(m.get(x.bill) ?? []), x]);
+  return m;
+};
+
+/**
+ * What is wrong with the invoice accounts, if anything: every balance (of every invoice in this
+ * stack's database) agrees with its payments, credit notes and bill totals, and never goes past
+ * its total; every currency of a finalized bill has a balance and every payment one to count in.
+ */
+async function accountInvariants(s: Stack): Promise<{ balances: number; problems: string[] }> {
+  const problems: string[] = [];
+  const { rows } = await s.db.query<{
+    bill_id: string;
+    currency: string;
+    total: string;
+    credited: string;
+    paid: string;
+    payments: string;
+    credits: string;
+    bill_total: string | null;
+  }>(
+    `SELECT b.bill_id, b.currency, b.total::text, b.credited::text, b.paid::text,
+            (SELECT coalesce(sum(p.amount), 0) FROM invoice_payments p WHERE p.bill_id = b.bill_id AND p.currency = b.currency)::text AS payments,
+            (SELECT coalesce(sum(l.amount), 0) FROM credit_note_lines l JOIN credit_notes n USING (credit_note_id)
+              WHERE n.bill_id = b.bill_id AND l.currency = b.currency)::text AS credits,
+            (SELECT t.amount FROM bill_totals t WHERE t.bill_id = b.bill_id AND t.currency = b.currency)::text AS bill_total
+       FROM invoice_balances b`,
+  );
+  for (const r of rows) {
+    const at = `${r.bill_id} ${r.currency}`;
+    if (BigInt(r.paid) !== BigInt(r.payments)) problems.push(`${at}: paid ${r.paid}, its payments sum to ${r.payments}`);
+    if (BigInt(r.credited) !== BigInt(r.credits)) problems.push(`${at}: credited ${r.credited}, its credit notes sum to ${r.credits}`);
+    if (r.bill_total === null || BigInt(r.total) !== BigInt(r.bill_total))
+      problems.push(`${at}: total ${r.total}, the bill's ${r.bill_total}`);
+    if (BigInt(r.credited) + BigInt(r.paid) > BigInt(r.total))
+      problems.push(`${at}: credited ${r.credited} + paid ${r.paid} > total ${r.total}`);
+  }
+  const orphans = await s.db.query<{ what: string; bill_id: string; currency: string }>(
+    `SELECT 'a bill total without a balance' AS what, t.bill_id, t.currency FROM bill_totals t JOIN invoice_accounts a USING (bill_id)
+      WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM invoice_balances b WHERE b.bill_id = t.bill_id AND b.currency = t.currency)
+     UNION ALL
+     SELECT 'a payment without a balance', p.bill_id, p.currency FROM invoice_payments p
+      WHERE NOT EXISTS (SELECT 1 FROM invoice_balances b WHERE b.bill_id = p.bill_id AND b.currency = p.currency)`,
+  );
+  for (const o of orphans.rows) problems.push(`${o.bill_id} ${o.currency}: ${o.what}`);
+  return { balances: rows.length, problems };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,6 +690,280 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
       if (hook) await request(s.url, 'DELETE', `/webhooks/${hook.webhook_id}`).catch(() => undefined);
       await receiver.close();
     }
+  },
+
+  async invoices(s, c) {
+    const problems: string[] = [];
+    const n = SIZE.invoices;
+    const end = new Date(Date.now() + 24 * 3600 * 1000).toISOString();
+    const currencySets = [['USD'], ['EUR'], ['USD', 'EUR'], ['GBP', 'USD']];
+
+    // Bills for customers, each with 1-3 line items in each of its one or two currencies.
+    const totals = new Map<string, Map<string, number>>();
+    const adds: Add[] = [];
+    const bills = await inParallel(
+      Array.from({ length: n }, (_, i) => i),
+      SIZE.concurrency,
+      async (i) => {
+        const bill = (await c.createBill({ billing_period_end: end, customer_email: `chaos-${i}@example.com` })).bill_id;
+        const sums = new Map<string, number>();
+        for (const currency of currencySets[i % currencySets.length]) {
+          for (let k = 0; k <= Math.floor(Math.random() * 3); k++) {
+            const amount = 100 + Math.floor(Math.random() * 10_000);
+            const added = await c.addLineItem(bill, { amount, currency, description: `chaos invoice ${amount} ${currency}` });
+            adds.push({ bill, amount, acked: added.line_item.line_item_id });
+            sums.set(currency, (sums.get(currency) ?? 0) + amount);
+          }
+        }
+        totals.set(bill, sums);
+        return bill;
+      },
+    );
+    const balances = [...totals.values()].reduce((k, m) => k + m.size, 0);
+
+    // Finalization: every bill closed at once; the worker is killed once a fifth of the invoices
+    // are numbered, with the rest being numbered, opened, rendered and emailed.
+    const progress = async () =>
+      (
+        await s.db.query<{ numbered: number; accounts: number; sent: number }>(
+          `SELECT count(i.bill_id)::int AS numbered, count(a.bill_id)::int AS accounts,
+                  count(*) FILTER (WHERE pp.status = 'sent')::int AS sent
+             FROM bills b LEFT JOIN invoices i USING (bill_id) LEFT JOIN invoice_accounts a USING (bill_id)
+             LEFT JOIN bill_postprocess pp USING (bill_id)
+            WHERE b.bill_id = ANY($1)`,
+          [bills],
+        )
+      ).rows[0];
+    const closing = { acked: 0 };
+    const closesBegan = Date.now();
+    const closes = Promise.all(
+      bills.map(async (b) => {
+        try {
+          await c.closeBill(b);
+          closing.acked++;
+        } catch (err) {
+          const e = err as FeesApiError;
+          problems.push(`closing ${b} failed: ${e.status ?? ''} ${e.code ?? ''} ${e.message}`);
+        }
+      }),
+    );
+    let atKill = await progress();
+    await until('a fifth of the invoices numbered', async () => {
+      atKill = await progress();
+      return atKill.numbered >= Math.max(1, n / 5) || atKill.sent === n;
+    });
+    const closesAtKill = closing.acked;
+    const killedFinalizing =
+      atKill.sent === n
+        ? 'every invoice was sent before the worker could be killed'
+        : `${await killAndRestart(s, 'worker')} with ${closesAtKill}/${n} closes acknowledged, ` +
+          `${atKill.numbered} invoices numbered, ${atKill.accounts} accounts opened, ${atKill.sent} sent`;
+    await closes;
+    let done = atKill;
+    const finalized = await until(
+      'every invoice finalized and sent',
+      async () => {
+        done = await progress();
+        return done.numbered === n && done.accounts === n && done.sent === n;
+      },
+      (quick ? 180 : 600) * 1000,
+    ).then(
+      () => true,
+      () => false,
+    );
+    const finalizedS = (Date.now() - closesBegan) / 1000;
+    if (!finalized) {
+      problems.push(
+        `${finalizedS.toFixed(0)} s after the closes: ${done.numbered}/${n} invoices numbered, ${done.accounts} accounts, ${done.sent} sent`,
+      );
+      return { summary: `${n} bills closed at once; ${killedFinalizing}; the invoices were not all finalized`, problems };
+    }
+
+    // Each bill shows its invoice sent, open and owing its line items; each has one number.
+    const prefix = s.config.invoice.numberPrefix;
+    const pattern = new RegExp(`^${prefix}-\\d{4}-\\d{6}$`);
+    const numbers = new Map<string, string>();
+    for (const bill of await inParallel(bills, SIZE.concurrency, (b) => c.getBill(b))) {
+      const b = bill.bill_id;
+      const inv = bill.invoice;
+      if (bill.status !== 'closed') problems.push(`${b}: ${bill.status} after its close`);
+      if (!inv || inv.status !== 'sent' || inv.payment_status === null) {
+        problems.push(`${b}: finalized and sent in Postgres, its invoice shows ${JSON.stringify(inv)}`);
+        continue;
+      }
+      if (inv.payment_status !== 'open') problems.push(`${b}: payment status ${inv.payment_status} before any payment`);
+      const num = inv.invoice_number ?? '';
+      if (!pattern.test(num)) problems.push(`${b}: invoice number ${num} is not ${prefix}-<year>-NNNNNN`);
+      else if (numbers.has(num)) problems.push(`${num} numbers both ${numbers.get(num)} and ${b}`);
+      else numbers.set(num, b);
+      const want = totals.get(b)!;
+      if (
+        inv.amounts.length !== want.size ||
+        inv.amounts.some((a) => a.total !== want.get(a.currency) || a.credited || a.paid || a.due !== a.total)
+      )
+        problems.push(`${b}: invoice amounts ${JSON.stringify(inv.amounts)}, its line items ${JSON.stringify(Object.fromEntries(want))}`);
+    }
+    const invoiceRows = (
+      await s.db.query<{ bill_id: string; invoice_number: string }>(
+        'SELECT bill_id, invoice_number FROM invoices WHERE bill_id = ANY($1)',
+        [bills],
+      )
+    ).rows;
+    for (const [b, rows] of byBill(invoiceRows.map((r) => ({ ...r, bill: r.bill_id }))))
+      if (rows.length !== 1) problems.push(`${b} has ${rows.length} invoices: ${rows.map((r) => r.invoice_number).join(', ')}`);
+    for (const r of invoiceRows) {
+      if (numbers.size > 0 && numbers.get(r.invoice_number) !== r.bill_id)
+        problems.push(`${r.bill_id}: stored as ${r.invoice_number}, shown otherwise`);
+    }
+    const shared = await s.db.query<{ invoice_number: string; n: number }>(
+      'SELECT invoice_number, count(*)::int AS n FROM invoices GROUP BY 1 HAVING count(*) > 1',
+    );
+    for (const r of shared.rows) problems.push(`${r.invoice_number} numbers ${r.n} invoices`);
+    // This stack's database is its own: every sequence it numbered from runs 1..n, its counter at n.
+    const sequences = (
+      await s.db.query<{ sequence: string; n: number; lo: number; hi: number; counter: number }>(
+        `SELECT i.sequence, count(*)::int AS n, min(i.sequence_value)::int AS lo, max(i.sequence_value)::int AS hi, q.last_value::int AS counter
+           FROM invoices i JOIN invoice_sequences q USING (sequence) GROUP BY i.sequence, q.last_value`,
+      )
+    ).rows;
+    for (const q of sequences)
+      if (q.lo !== 1 || q.hi !== q.n || q.counter !== q.n)
+        problems.push(`sequence ${q.sequence}: ${q.n} invoices numbered ${q.lo}-${q.hi}, its counter at ${q.counter}: not gap-free`);
+    const outbox = path.join(s.config.dataDir, 'outbox');
+    const unmailed = [...numbers.keys()].filter((num) => !existsSync(path.join(outbox, `${num}.eml`)));
+    if (unmailed.length)
+      problems.push(`${unmailed.length} invoices sent without an email in ${outbox}, e.g. ${unmailed.slice(0, 3).join(', ')}`);
+    const sorted = [...numbers.keys()].sort();
+
+    // Payments: two per currency (40 %, then the rest), shuffled so that the parts of a currency and
+    // the currencies of a bill race each other, by `concurrency` clients each retrying its payment
+    // under the same key; the worker is killed once a third of them are acknowledged.
+    const pays: Pay[] = [];
+    for (const [bill, sums] of totals) {
+      for (const [currency, total] of sums) {
+        const first = Math.round(total * 0.4);
+        pays.push({ bill, currency, amount: first, key: randomUUID() }, { bill, currency, amount: total - first, key: randomUUID() });
+      }
+    }
+    for (let i = pays.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [pays[i], pays[j]] = [pays[j], pays[i]];
+    }
+    const paying = { acked: 0 };
+    const payBegan = Date.now();
+    let paid = false;
+    const payments = inParallel(pays, SIZE.concurrency, async (p) => {
+      await payOne(c, p);
+      if (p.acked) paying.acked++;
+    });
+    void payments.then(
+      () => (paid = true),
+      () => (paid = true),
+    );
+    await until('a third of the payments', () => paid || paying.acked >= pays.length / 3);
+    const ackedAtKill = paying.acked;
+    const killedPaying = paid
+      ? 'the payments ended before the worker could be killed'
+      : `${await killAndRestart(s, 'worker')} after ${ackedAtKill}/${pays.length} payments were acknowledged`;
+    await payments;
+    const paidS = (Date.now() - payBegan) / 1000;
+
+    // Every acknowledged payment stored once, as sent; nothing stored that was not acknowledged.
+    for (const p of pays.filter((x) => x.failed)) problems.push(`payment ${p.key} of ${p.amount} ${p.currency} to ${p.bill}: ${p.failed}`);
+    const acked = pays.filter((p) => p.acked);
+    const ackedIds = new Map(acked.map((p) => [p.acked!, p]));
+    if (ackedIds.size !== acked.length) problems.push(`${acked.length - ackedIds.size} acknowledgements share a payment id`);
+    const stored = (
+      await s.db.query<{ payment_id: string; bill_id: string; currency: string; amount: string }>(
+        'SELECT payment_id, bill_id, currency, amount::text FROM invoice_payments WHERE bill_id = ANY($1)',
+        [bills],
+      )
+    ).rows;
+    const storedTimes = new Map<string, number>();
+    for (const r of stored) storedTimes.set(r.payment_id, (storedTimes.get(r.payment_id) ?? 0) + 1);
+    for (const p of acked) {
+      const times = storedTimes.get(p.acked!) ?? 0;
+      if (times !== 1) problems.push(`acknowledged payment ${p.acked} (${p.amount} ${p.currency} to ${p.bill}) is stored ${times} times`);
+    }
+    const paidIn = new Map<string, number>();
+    for (const r of stored) {
+      const p = ackedIds.get(r.payment_id);
+      if (!p) problems.push(`payment ${r.payment_id} of ${r.amount} ${r.currency} to ${r.bill_id} is stored but was never acknowledged`);
+      else if (p.bill !== r.bill_id || p.currency !== r.currency || p.amount !== Number(r.amount))
+        problems.push(
+          `payment ${r.payment_id} stored as ${r.amount} ${r.currency} to ${r.bill_id}, sent as ${p.amount} ${p.currency} to ${p.bill}`,
+        );
+      paidIn.set(`${r.bill_id} ${r.currency}`, (paidIn.get(`${r.bill_id} ${r.currency}`) ?? 0) + Number(r.amount));
+    }
+    const keys = new Set(pays.map((p) => p.key)).size;
+    if (stored.length !== keys) problems.push(`${stored.length} payments stored for ${keys} idempotency keys sent`);
+    for (const [bill, sums] of totals) {
+      for (const [currency, total] of sums) {
+        const sum = paidIn.get(`${bill} ${currency}`) ?? 0;
+        if (sum !== total) problems.push(`${bill} ${currency}: payments sum to ${sum}, the invoice to ${total}`);
+      }
+    }
+
+    // Every invoice paid, as its bill shows it.
+    let paidInvoices = 0;
+    for (const bill of await inParallel(bills, SIZE.concurrency, (b) => c.getBill(b))) {
+      const inv = bill.invoice;
+      if (inv?.payment_status === 'paid' && inv.amounts.every((a) => a.paid === a.total && a.due === 0 && !a.credited)) paidInvoices++;
+      else problems.push(`${bill.bill_id}: after its payments, invoice ${inv?.payment_status} ${JSON.stringify(inv?.amounts)}`);
+    }
+
+    // The outbox: one event per fact, each payment's under its id.
+    const events = (
+      await s.db.query<{ bill_id: string; type: string; n: number; payment_ids: (string | null)[] }>(
+        `SELECT e.bill_id, e.type, count(*)::int AS n, array_agg(e.payment_id) AS payment_ids
+           FROM (SELECT type, CASE WHEN type = 'invoice.payment_recorded' THEN payload->'data'->'invoice'->>'bill_id'
+                                   ELSE payload->'data'->>'bill_id' END AS bill_id,
+                        payload->'data'->'payment'->>'payment_id' AS payment_id
+                   FROM webhook_events WHERE type IN ('invoice.finalized', 'invoice.sent', 'invoice.paid', 'invoice.payment_recorded')) e
+          WHERE e.bill_id = ANY($1) GROUP BY 1, 2`,
+        [bills],
+      )
+    ).rows;
+    const eventCount = (type: string) => events.filter((e) => e.type === type).reduce((k, e) => k + e.n, 0);
+    const paysOf = byBill(pays);
+    for (const b of bills) {
+      const of = (type: string) => events.find((e) => e.bill_id === b && e.type === type);
+      for (const type of ['invoice.finalized', 'invoice.sent', 'invoice.paid'])
+        if ((of(type)?.n ?? 0) !== 1) problems.push(`${b}: ${of(type)?.n ?? 0} ${type} events`);
+      const recorded = of('invoice.payment_recorded');
+      const mine = (paysOf.get(b) ?? []).filter((p) => p.acked).map((p) => p.acked!);
+      const ids = recorded?.payment_ids ?? [];
+      if (ids.length !== mine.length || new Set(ids).size !== ids.length || mine.some((id) => !ids.includes(id)))
+        problems.push(`${b}: invoice.payment_recorded for ${JSON.stringify(ids)}, payments acknowledged ${JSON.stringify(mine)}`);
+    }
+    if (eventCount('invoice.payment_recorded') !== stored.length)
+      problems.push(`${eventCount('invoice.payment_recorded')} invoice.payment_recorded events for ${stored.length} payments`);
+
+    // Reconciliation: the bills (line items, totals), every invoice balance in SQL, and the
+    // admin endpoint (with invoices once it reports them).
+    problems.push(...(await invariants(s, bills, adds)));
+    const accounts = await accountInvariants(s);
+    problems.push(...accounts.problems);
+    const reconciled = await request(s.url, 'GET', '/admin/reconcile');
+    const invoicesChecked = reconciled.body?.invoices_checked as number | undefined;
+    for (const d of (reconciled.body?.invoice_differences ?? []) as { bill_id: string }[])
+      problems.push(`/admin/reconcile: invoice of ${d.bill_id}: ${JSON.stringify(d)}`);
+    if (reconciled.status !== 200 || reconciled.body?.ok !== true)
+      problems.push(`GET /admin/reconcile answered ${reconciled.status} ${JSON.stringify(reconciled.body).slice(0, 500)}`);
+
+    return {
+      summary:
+        `${n} bills for customers, ${adds.length} line items, ${balances} currency balances, closed at once; ${killedFinalizing}; ` +
+        `all ${n} invoices numbered, opened and sent ${finalizedS.toFixed(1)} s after the closes began (${sorted[0]} … ${sorted[sorted.length - 1]}, unique; ` +
+        `${sequences.map((q) => `${q.sequence}: ${q.n} numbers from 1 to ${q.hi}, counter at ${q.counter}`).join(', ')}); ` +
+        `${pays.length} payments (40 % then the rest per currency) by ${SIZE.concurrency} clients in random order; ${killedPaying}; ` +
+        `${acked.length} acknowledged, ${pays.length - acked.length} not, ${stored.length} stored, ${paidInvoices}/${n} invoices paid ` +
+        `${paidS.toFixed(1)} s after the first payment; outbox: ${eventCount('invoice.finalized')} invoice.finalized, ${eventCount('invoice.sent')} invoice.sent, ` +
+        `${eventCount('invoice.paid')} invoice.paid, ${eventCount('invoice.payment_recorded')} invoice.payment_recorded; ` +
+        `${accounts.balances} balances checked in SQL against payments, credit notes and bill totals; /admin/reconcile ${reconciled.body?.ok === true ? 'ok' : 'NOT ok'} ` +
+        `(${invoicesChecked === undefined ? 'bills only: it does not check invoices yet' : `${invoicesChecked} invoices checked`})`,
+      problems,
+    };
   },
 };
 

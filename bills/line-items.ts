@@ -161,7 +161,8 @@ async function standingError(deps: Deps, billId: string, failure: UpdateFailure)
   if (failure.kind !== 'gone') return unknownOutcome();
   const bill = await findBill(deps.db, billId);
   if (!bill) return billNotFound(billId);
-  if (bill.status === 'open') return unknownOutcome();
+  // Open or a draft: it still takes line items, so whether this one landed is unknown.
+  if (bill.status !== 'closed') return unknownOutcome();
   return failedPrecondition(`bill ${billId} is closed: it accepts no more line items`, { status: 'closed' });
 }
 

@@ -52,10 +52,11 @@ export function parseInterval(text: string): Interval | { error: string } {
 export function parseSpan(text: string): number | { error: string } {
   let d: ReturnType<typeof parseIsoDuration>;
   try {
-    if (!/^P(?!$)/.test(text)) throw new Error('not a duration');
+    // The whole text, strictly: the parser alone would read P1D1H as a day, and Postgres refuses it.
+    if (!/^P(?!$)(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/.test(text)) throw new Error('not a duration');
     d = parseIsoDuration(text);
   } catch {
-    return { error: 'must be an ISO 8601 duration such as P30D, PT12H or PT5S' };
+    return { error: 'must be an ISO 8601 duration of weeks, days, hours, minutes and seconds, such as P30D, PT12H or PT5S' };
   }
   const parts = [d.years, d.months, d.weeks, d.days, d.hours, d.minutes, d.seconds];
   if (parts.some((n) => n === undefined || !Number.isInteger(n) || n < 0)) return { error: 'must use whole numbers of each unit' };

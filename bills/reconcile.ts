@@ -91,7 +91,8 @@ async function checkOpenBill(
     if (record.status === 'closed') return null; // closed meanwhile: its final totals were checked above
     const answer = await queryLive(deps, workflows, record.bill_id, timeoutMs);
     if ('live' in answer) {
-      if (answer.live.status === 'open' && sameTotals(liveText(answer.live), record.stored)) return null;
+      if ((answer.live.status === 'open' || answer.live.status === 'draft') && sameTotals(liveText(answer.live), record.stored))
+        return null;
       // A closing bill is read again: its row turns closed when the close commits.
       difference = { ...record, kind: 'live_vs_stored', live: liveText(answer.live) };
     } else {
@@ -156,17 +157,22 @@ async function invoiceDifferences(deps: Deps, billIds: string[] | null): Promise
   const byBill = new Map<string, InvoiceBalanceRecord[]>();
   for (const r of records) byBill.set(r.bill_id, [...(byBill.get(r.bill_id) ?? []), r]);
   const differences: InvoiceDifference[] = [];
+  const now = Date.now();
   for (const rows of byBill.values()) {
     const [first] = rows;
+    const balances = rows.filter((r) => r.currency !== null) as (InvoiceBalanceRecord & { currency: string })[];
     const iso = (d: Date | null) => (d ? d.toISOString() : null);
-    const expected = statusOf({
+    let expected = statusOf({
       due_at: first.due_at.toISOString(),
       overdue_at: iso(first.overdue_at),
       uncollectible_at: iso(first.uncollectible_at),
       voided_at: iso(first.voided_at),
-      amounts: toAmounts(rows),
+      amounts: toAmounts(balances),
     });
-    for (const r of rows) {
+    // Its timer fires at due_at: a minute later, an invoice with something due is overdue.
+    if ((expected === 'open' || expected === 'partially_paid') && first.due_at.getTime() < now - OVERDUE_LAG_MS) expected = 'overdue';
+    const rowsToCheck = balances.length > 0 ? balances : [{ ...first, currency: '' }];
+    for (const r of rowsToCheck) {
       if (r.total === r.invoiced && r.credited === r.credit_notes && r.paid === r.payments && r.status === expected) continue;
       const { bill_id, invoice_number, currency, status, total, invoiced, credited, credit_notes, paid, payments } = r;
       differences.push({
@@ -186,6 +192,9 @@ async function invoiceDifferences(deps: Deps, billIds: string[] | null): Promise
   }
   return { checked: byBill.size, differences };
 }
+
+/** How late an overdue mark may be before reconciliation reports it (the timer, a busy worker). */
+const OVERDUE_LAG_MS = 60_000;
 
 /** The admin endpoint: every bill, or the one named by `bill_id`. */
 export async function reconcileBills(deps: Deps, query: { bill_id?: unknown }): Promise<ReconcileReport> {

@@ -4,7 +4,7 @@ import type { AppError } from '../core/errors';
 import { parseCurrency, parseNewLineItem } from '../lineitems/validation';
 import { asBody, decodeCursor, fieldError, intParam, isId, isIsoInstant, optionalString, parseId } from '../core/validate';
 import { INVOICE_STATUSES, PAYMENT_STATUSES, type InvoiceStatus, type PaymentStatus } from '../postprocess/types';
-import { addInterval, isBoundary, parseInterval, parseSpan, periodEnd } from './periods';
+import { addInterval, isBoundary, parseInterval, parseSpan, periodEnd, type Interval } from './periods';
 import { BILLING_POLICIES, type BillingPolicy, type RecurringFee } from './types';
 
 export const MAX_BILL_DESCRIPTION_CHARS = 500;
@@ -80,7 +80,14 @@ export function parseCreateBill(input: unknown, now: Date): CreateBillInput {
       recurring_fee: null,
     };
   }
-  return { ...common, ...parseCadence(body, policy, currency, now) };
+  const cadence = parseCadence(body, policy, currency, now);
+  // A draft ends before the next period's does: at most one draft of a series at a time.
+  const interval = parseInterval(cadence.interval) as Interval;
+  const shortest = interval.kind === 'fixed' ? interval.ms : interval.months * 28 * 86_400_000;
+  if (common.grace_period !== null && (parseSpan(common.grace_period) as number) >= shortest) {
+    throw fieldError('grace_period', `must be shorter than the interval (${cadence.interval})`);
+  }
+  return { ...common, ...cadence };
 }
 
 /** A recurring bill's interval, anchor, fee and first period end. */

@@ -163,4 +163,6 @@ export function toAppError(err: unknown): AppError {
 }
 
 // CANCELLED, UNKNOWN, ABORTED, INTERNAL (DEADLINE_EXCEEDED and UNAVAILABLE are mapped above).
-const TEMPORAL_SIDE_FAILURES = new Set([1, 2, 10, 13]);
+// 9 (FAILED_PRECONDITION) is what an update meets while its workflow's task is failing: whether
+// an earlier attempt's change committed is unknown, and the same key is safe to send again.
+const TEMPORAL_SIDE_FAILURES = new Set([1, 2, 9, 10, 13]);

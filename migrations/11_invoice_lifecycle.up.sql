@@ -50,6 +50,9 @@ CREATE TABLE invoice_payments (
     amount      BIGINT NOT NULL CHECK (amount > 0),
     paid_at     TIMESTAMPTZ NOT NULL,
     reference   TEXT,
+    -- What identified the request (core/idempotency.ts): the same id sent with another body
+    -- (a key reused after its idempotency record expired) is refused, not answered as this one.
+    request_fingerprint TEXT NOT NULL,
     recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX invoice_payments_bill_idx ON invoice_payments (bill_id, recorded_at);
@@ -65,6 +68,7 @@ CREATE TABLE credit_notes (
     sequence_value     BIGINT NOT NULL CHECK (sequence_value > 0),
     kind               TEXT NOT NULL CHECK (kind IN ('partial', 'full', 'void')),
     reason             TEXT,
+    request_fingerprint TEXT NOT NULL,
     issued_at          TIMESTAMPTZ NOT NULL,
     pdf                BYTEA NOT NULL,
     pdf_sha256         TEXT NOT NULL,
@@ -102,9 +106,9 @@ CREATE FUNCTION credit_notes_immutable() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'DELETE' OR OLD.email_status <> 'pending'
        OR (NEW.credit_note_id, NEW.bill_id, NEW.credit_note_number, NEW.sequence, NEW.sequence_value, NEW.kind,
-           NEW.reason, NEW.issued_at, NEW.pdf_sha256)
+           NEW.reason, NEW.request_fingerprint, NEW.issued_at, NEW.pdf, NEW.pdf_sha256)
           IS DISTINCT FROM (OLD.credit_note_id, OLD.bill_id, OLD.credit_note_number, OLD.sequence, OLD.sequence_value,
-           OLD.kind, OLD.reason, OLD.issued_at, OLD.pdf_sha256) THEN
+           OLD.kind, OLD.reason, OLD.request_fingerprint, OLD.issued_at, OLD.pdf, OLD.pdf_sha256) THEN
         RAISE EXCEPTION 'credit note % is immutable', OLD.credit_note_number USING ERRCODE = 'FE003';
     END IF;
     RETURN NEW;
@@ -113,3 +117,18 @@ $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER credit_notes_immutable BEFORE UPDATE OR DELETE ON credit_notes
     FOR EACH ROW EXECUTE FUNCTION credit_notes_immutable();
+
+-- What an invoice billed never changes, and what was credited or paid only grows.
+CREATE FUNCTION invoice_balances_grow() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'DELETE' OR NEW.bill_id <> OLD.bill_id OR NEW.currency <> OLD.currency OR NEW.total <> OLD.total
+       OR NEW.credited < OLD.credited OR NEW.paid < OLD.paid THEN
+        RAISE EXCEPTION 'the balance of invoice % in % can only grow in credited and paid', OLD.bill_id, OLD.currency
+            USING ERRCODE = 'FE003';
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER invoice_balances_grow BEFORE UPDATE OR DELETE ON invoice_balances
+    FOR EACH ROW EXECUTE FUNCTION invoice_balances_grow();

@@ -13,6 +13,7 @@ import { creditLines, checkPayment, statusOf, type CreditNoteInput, type Payment
 import {
   addToBalance,
   findCreditNote,
+  findCreditNoteWithFingerprint,
   findPayment,
   insertCreditNote,
   insertPayment,
@@ -81,19 +82,28 @@ async function lockAccount(tx: Queryable, billId: string): Promise<InvoiceAccoun
   return account;
 }
 
+/** The same id (idempotency key) sent with another request than the one that made the record. */
+const keyReused = (what: string) =>
+  new AppError('already_exists', `this idempotency key already recorded a different ${what}; use a new key for a new request`, {
+    field: 'idempotency_key',
+  });
+
 /** Records a payment once (by its id); refused when it would pay more than is due in its currency. */
-export async function applyPayment(db: Db, input: PaymentInput & { bill_id: string; payment_id: string }): Promise<PaymentRecorded> {
+export async function applyPayment(
+  db: Db,
+  input: PaymentInput & { bill_id: string; payment_id: string; request_fingerprint: string },
+): Promise<PaymentRecorded> {
   return inTransaction(db, async (tx) => {
     const before = await lockAccount(tx, input.bill_id);
     const existing = await findPayment(tx, input.payment_id);
     if (existing) {
-      if (existing.bill_id !== input.bill_id || existing.amount !== input.amount || existing.currency !== input.currency) {
-        throw new AppError('already_exists', `payment ${input.payment_id} was recorded with other content`);
-      }
-      return { payment: existing, invoice: before };
+      if (existing.request_fingerprint !== input.request_fingerprint || existing.payment.bill_id !== input.bill_id)
+        throw keyReused('payment');
+      return { payment: existing.payment, invoice: before };
     }
     checkPayment(before.status, before.amounts, input);
-    const { payment } = await insertPayment(tx, { ...input });
+    const { payment, isNew } = await insertPayment(tx, { ...input });
+    if (!isNew) throw new AppError('aborted', `payment ${input.payment_id} was recorded concurrently; retry with the same key`);
     await addToBalance(tx, input.bill_id, input.currency, 'paid', input.amount);
     const invoice = await settle(tx, before, {}, input.paid_at);
     await emitEvent(tx, 'invoice.payment_recorded', { payment, invoice });
@@ -110,6 +120,7 @@ async function creditInTransaction(
   kind: CreditNote['kind'],
   input: CreditNoteInput,
   dates: AccountDates,
+  requestFingerprint: string,
 ): Promise<{ credit_note: CreditNote; invoice: InvoiceAccount }> {
   const billId = before.bill_id;
   const lines = creditLines(
@@ -141,6 +152,7 @@ async function creditInTransaction(
     sequence_value: value,
     kind,
     reason: input.reason,
+    request_fingerprint: requestFingerprint,
     issued_at: now.toISOString(),
     lines,
     pdf,
@@ -155,13 +167,18 @@ async function creditInTransaction(
 
 export async function issueCreditNote(
   deps: AccountDeps,
-  input: { bill_id: string; credit_note_id: string; note: CreditNoteInput },
+  input: { bill_id: string; credit_note_id: string; note: CreditNoteInput; request_fingerprint: string },
 ): Promise<CreditNoteIssued> {
   return inTransaction(deps.db, async (tx) => {
     const before = await lockAccount(tx, input.bill_id);
-    const existing = await findCreditNote(tx, input.credit_note_id);
-    if (existing) return { credit_note: existing, invoice: before };
-    return creditInTransaction(tx, deps, before, input.credit_note_id, input.note.full ? 'full' : 'partial', input.note, {});
+    const existing = await findCreditNoteWithFingerprint(tx, input.credit_note_id);
+    if (existing) {
+      if (existing.request_fingerprint !== input.request_fingerprint || existing.credit_note.bill_id !== input.bill_id)
+        throw keyReused('credit note');
+      return { credit_note: existing.credit_note, invoice: before };
+    }
+    const kind = input.note.full ? 'full' : 'partial';
+    return creditInTransaction(tx, deps, before, input.credit_note_id, kind, input.note, {}, input.request_fingerprint);
   });
 }
 
@@ -171,7 +188,7 @@ export async function issueCreditNote(
  */
 export async function voidInvoice(
   deps: AccountDeps,
-  input: { bill_id: string; credit_note_id: string; reason: string | null },
+  input: { bill_id: string; credit_note_id: string; reason: string | null; request_fingerprint: string },
 ): Promise<InvoiceVoided> {
   return inTransaction(deps.db, async (tx) => {
     const before = await lockAccount(tx, input.bill_id);
@@ -195,6 +212,7 @@ export async function voidInvoice(
         'void',
         { full: true, reason: input.reason },
         { voided_at: voidedAt },
+        input.request_fingerprint,
       );
       result = { invoice: issued.invoice, credit_note: issued.credit_note };
     } else {
@@ -219,13 +237,15 @@ export async function markUncollectible(db: Db, billId: string): Promise<Invoice
   });
 }
 
-/** At due_at, an invoice with something still due becomes overdue (once). */
-export async function markOverdue(db: Db, billId: string): Promise<InvoiceAccount> {
+/**
+ * At due_at, an invoice with something still due becomes overdue (once). `at` is the workflow's
+ * time, whose timer fired: a worker clock behind the server's must not make it wait again.
+ */
+export async function markOverdue(db: Db, billId: string, at: string): Promise<InvoiceAccount> {
   return inTransaction(db, async (tx) => {
     const before = await lockAccount(tx, billId);
-    const now = new Date();
-    if (before.overdue_at || (before.status !== 'open' && before.status !== 'partially_paid') || now < new Date(before.due_at))
-      return before;
+    const now = new Date(Math.max(Date.parse(at), Date.parse(before.due_at)));
+    if (before.overdue_at || (before.status !== 'open' && before.status !== 'partially_paid')) return before;
     const after = await settle(tx, before, { overdue_at: now.toISOString() }, now.toISOString());
     if (after.status === 'overdue') await emitEvent(tx, 'invoice.overdue', after);
     return after;

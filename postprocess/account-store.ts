@@ -56,7 +56,8 @@ function toAccount(r: AccountRaw): InvoiceAccount {
 export async function openAccount(tx: Queryable, billId: string): Promise<boolean> {
   const opened = await tx.query(
     `INSERT INTO invoice_accounts (bill_id, payment_terms, finalized_at, due_at)
-     SELECT i.bill_id, b.payment_terms, i.issued_at, i.issued_at + b.payment_terms::interval
+     -- In UTC whatever the session's zone: a day of payment terms is 24 hours, DST or not.
+     SELECT i.bill_id, b.payment_terms, i.issued_at, (i.issued_at AT TIME ZONE 'UTC' + b.payment_terms::interval) AT TIME ZONE 'UTC'
        FROM invoices i JOIN bills b USING (bill_id) WHERE i.bill_id = $1
      ON CONFLICT (bill_id) DO NOTHING`,
     [billId],
@@ -115,6 +116,8 @@ interface PaymentRaw {
   recorded_at: Date;
 }
 
+const PAYMENT_COLUMNS = 'payment_id, bill_id, currency, amount, paid_at, reference, recorded_at';
+
 const toPayment = (r: PaymentRaw): Payment => ({
   ...r,
   amount: parseMinorUnits(r.amount),
@@ -123,25 +126,37 @@ const toPayment = (r: PaymentRaw): Payment => ({
 });
 
 /** Inserts the payment unless its id exists; returns it as stored, and whether this call stored it. */
-export async function insertPayment(tx: Queryable, p: Omit<Payment, 'recorded_at'>): Promise<{ payment: Payment; isNew: boolean }> {
+export async function insertPayment(
+  tx: Queryable,
+  p: Omit<Payment, 'recorded_at'> & { request_fingerprint: string },
+): Promise<{ payment: Payment; isNew: boolean }> {
   const inserted = await tx.query<PaymentRaw>(
-    `INSERT INTO invoice_payments (payment_id, bill_id, currency, amount, paid_at, reference) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (payment_id) DO NOTHING RETURNING *`,
-    [p.payment_id, p.bill_id, p.currency, p.amount, p.paid_at, p.reference],
+    `INSERT INTO invoice_payments (payment_id, bill_id, currency, amount, paid_at, reference, request_fingerprint)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (payment_id) DO NOTHING
+     RETURNING ${PAYMENT_COLUMNS}`,
+    [p.payment_id, p.bill_id, p.currency, p.amount, p.paid_at, p.reference, p.request_fingerprint],
   );
   if (inserted.rows[0]) return { payment: toPayment(inserted.rows[0]), isNew: true };
-  return { payment: (await findPayment(tx, p.payment_id))!, isNew: false };
+  return { payment: (await findPayment(tx, p.payment_id))!.payment, isNew: false };
 }
 
-export async function findPayment(db: Queryable, paymentId: string): Promise<Payment | null> {
-  const { rows } = await db.query<PaymentRaw>('SELECT * FROM invoice_payments WHERE payment_id = $1', [paymentId]);
-  return rows[0] ? toPayment(rows[0]) : null;
+/** The payment with the fingerprint of the request that recorded it. */
+export async function findPayment(db: Queryable, paymentId: string): Promise<{ payment: Payment; request_fingerprint: string } | null> {
+  const { rows } = await db.query<PaymentRaw & { request_fingerprint: string }>(
+    `SELECT ${PAYMENT_COLUMNS}, request_fingerprint FROM invoice_payments WHERE payment_id = $1`,
+    [paymentId],
+  );
+  if (!rows[0]) return null;
+  const { request_fingerprint, ...payment } = rows[0];
+  return { payment: toPayment(payment), request_fingerprint };
 }
 
 export async function listPayments(db: Queryable, billId: string): Promise<Payment[]> {
-  const { rows } = await db.query<PaymentRaw>('SELECT * FROM invoice_payments WHERE bill_id = $1 ORDER BY recorded_at, payment_id', [
-    billId,
-  ]);
+  const { rows } = await db.query<PaymentRaw>(
+    `SELECT ${PAYMENT_COLUMNS} FROM invoice_payments WHERE bill_id = $1 ORDER BY recorded_at, payment_id`,
+    [billId],
+  );
   return rows.map(toPayment);
 }
 
@@ -171,11 +186,21 @@ const toCreditNote = (r: CreditNoteRaw): CreditNote => ({
 });
 
 export async function findCreditNote(db: Queryable, creditNoteId: string): Promise<CreditNote | null> {
-  const { rows } = await db.query<CreditNoteRaw>(
-    `SELECT ${CREDIT_NOTE_COLUMNS} FROM credit_notes c JOIN invoices i USING (bill_id) WHERE c.credit_note_id = $1`,
+  return (await findCreditNoteWithFingerprint(db, creditNoteId))?.credit_note ?? null;
+}
+
+/** The credit note with the fingerprint of the request that issued it. */
+export async function findCreditNoteWithFingerprint(
+  db: Queryable,
+  creditNoteId: string,
+): Promise<{ credit_note: CreditNote; request_fingerprint: string } | null> {
+  const { rows } = await db.query<CreditNoteRaw & { request_fingerprint: string }>(
+    `SELECT ${CREDIT_NOTE_COLUMNS}, c.request_fingerprint FROM credit_notes c JOIN invoices i USING (bill_id) WHERE c.credit_note_id = $1`,
     [creditNoteId],
   );
-  return rows[0] ? toCreditNote(rows[0]) : null;
+  if (!rows[0]) return null;
+  const { request_fingerprint, ...note } = rows[0];
+  return { credit_note: toCreditNote(note), request_fingerprint };
 }
 
 export async function listCreditNotes(db: Queryable, billId: string): Promise<CreditNote[]> {
@@ -195,6 +220,7 @@ export interface NewCreditNote {
   sequence_value: number;
   kind: CreditNote['kind'];
   reason: string | null;
+  request_fingerprint: string;
   issued_at: string;
   lines: CreditNoteLine[];
   pdf: Buffer;
@@ -203,9 +229,22 @@ export interface NewCreditNote {
 
 export async function insertCreditNote(tx: Queryable, n: NewCreditNote): Promise<void> {
   await tx.query(
-    `INSERT INTO credit_notes (credit_note_id, bill_id, credit_note_number, sequence, sequence_value, kind, reason, issued_at, pdf, pdf_sha256)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [n.credit_note_id, n.bill_id, n.credit_note_number, n.sequence, n.sequence_value, n.kind, n.reason, n.issued_at, n.pdf, n.pdf_sha256],
+    `INSERT INTO credit_notes (credit_note_id, bill_id, credit_note_number, sequence, sequence_value, kind, reason, request_fingerprint,
+       issued_at, pdf, pdf_sha256)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    [
+      n.credit_note_id,
+      n.bill_id,
+      n.credit_note_number,
+      n.sequence,
+      n.sequence_value,
+      n.kind,
+      n.reason,
+      n.request_fingerprint,
+      n.issued_at,
+      n.pdf,
+      n.pdf_sha256,
+    ],
   );
   await tx.query(
     `INSERT INTO credit_note_lines (credit_note_id, position, currency, amount, reason)
@@ -271,7 +310,8 @@ export interface InvoiceBalanceRecord {
   overdue_at: Date | null;
   uncollectible_at: Date | null;
   voided_at: Date | null;
-  currency: string;
+  /** Null for an invoice with nothing in any currency. */
+  currency: string | null;
   /** The balance row: total, credited, paid (text: BIGINT sums never pass through a float). */
   total: string;
   credited: string;
@@ -282,20 +322,34 @@ export interface InvoiceBalanceRecord {
   payments: string;
 }
 
-/** Every invoice balance (or those of the bills named) with the sums of the records behind it, in one snapshot. */
+/**
+ * Every finalized invoice (or those of the bills named), one row per currency it has a balance,
+ * a bill total, a credit or a payment in (an invoice with none has one row, currency null), with
+ * the sums of the records behind each balance: in one snapshot.
+ */
 export async function invoiceBalanceRecords(db: Queryable, billIds: string[] | null): Promise<InvoiceBalanceRecord[]> {
   const { rows } = await db.query<InvoiceBalanceRecord>(
-    `SELECT a.bill_id, i.invoice_number, a.status, a.due_at, a.overdue_at, a.uncollectible_at, a.voided_at, x.currency,
-            x.total::text, x.credited::text, x.paid::text, COALESCE(t.amount, 0)::text AS invoiced,
+    `WITH accounts AS (
+       SELECT a.bill_id, i.invoice_number, a.status, a.due_at, a.overdue_at, a.uncollectible_at, a.voided_at
+         FROM invoice_accounts a JOIN invoices i USING (bill_id) WHERE $1::text[] IS NULL OR a.bill_id = ANY($1)),
+     credits AS (
+       SELECT n.bill_id, l.currency, SUM(l.amount) AS amount FROM credit_notes n JOIN credit_note_lines l USING (credit_note_id)
+        WHERE n.bill_id IN (SELECT bill_id FROM accounts) GROUP BY 1, 2),
+     payments AS (
+       SELECT bill_id, currency, SUM(amount) AS amount FROM invoice_payments WHERE bill_id IN (SELECT bill_id FROM accounts) GROUP BY 1, 2),
+     currencies AS (
+       SELECT bill_id, currency FROM invoice_balances WHERE bill_id IN (SELECT bill_id FROM accounts)
+       UNION SELECT bill_id, currency FROM bill_totals WHERE bill_id IN (SELECT bill_id FROM accounts) AND amount > 0
+       UNION SELECT bill_id, currency FROM credits UNION SELECT bill_id, currency FROM payments)
+     SELECT a.*, k.currency, COALESCE(x.total, 0)::text AS total, COALESCE(x.credited, 0)::text AS credited,
+            COALESCE(x.paid, 0)::text AS paid, COALESCE(t.amount, 0)::text AS invoiced,
             COALESCE(c.amount, 0)::text AS credit_notes, COALESCE(p.amount, 0)::text AS payments
-       FROM invoice_accounts a JOIN invoices i USING (bill_id) JOIN invoice_balances x USING (bill_id)
-       LEFT JOIN bill_totals t ON t.bill_id = x.bill_id AND t.currency = x.currency
-       LEFT JOIN (SELECT n.bill_id, l.currency, SUM(l.amount) AS amount FROM credit_notes n JOIN credit_note_lines l USING (credit_note_id)
-                   WHERE $1::text[] IS NULL OR n.bill_id = ANY($1) GROUP BY 1, 2) c ON c.bill_id = x.bill_id AND c.currency = x.currency
-       LEFT JOIN (SELECT bill_id, currency, SUM(amount) AS amount FROM invoice_payments
-                   WHERE $1::text[] IS NULL OR bill_id = ANY($1) GROUP BY 1, 2) p ON p.bill_id = x.bill_id AND p.currency = x.currency
-      WHERE $1::text[] IS NULL OR a.bill_id = ANY($1)
-      ORDER BY a.bill_id, x.currency`,
+       FROM accounts a LEFT JOIN currencies k USING (bill_id)
+       LEFT JOIN invoice_balances x ON x.bill_id = a.bill_id AND x.currency = k.currency
+       LEFT JOIN bill_totals t ON t.bill_id = a.bill_id AND t.currency = k.currency
+       LEFT JOIN credits c ON c.bill_id = a.bill_id AND c.currency = k.currency
+       LEFT JOIN payments p ON p.bill_id = a.bill_id AND p.currency = k.currency
+      ORDER BY a.bill_id, k.currency`,
     [billIds],
   );
   return rows;

@@ -5,13 +5,13 @@
 import { activityLogContext } from '../core/activity-context';
 import type { Config } from '../core/config';
 import { inTransaction, type Db } from '../core/db';
+import { AppError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { invoiceFailures } from '../core/metrics';
 import { refuseAsFailureAsync } from '../core/refusals';
 import { emitEvent } from '../webhooks/events';
 import type { InvoiceEventData } from '../webhooks/types';
 import * as account from './account-changes';
-import type { CreditNoteInput, PaymentInput } from './account-rules';
 import { deliverInvoice, generateInvoice, type Delivery } from './invoicing';
 import type { Mailer } from './mailer';
 import { beginPostProcess, recordFailure } from './store';
@@ -25,6 +25,23 @@ export interface PostProcessActivityDeps {
   config: Config;
   mailer: Mailer;
   log: Logger;
+}
+
+/**
+ * An account change that cannot succeed by retrying: a refusal of ours, or Postgres refusing the
+ * data or an integrity rule (a CHECK such as credited + paid <= total, a unique id). Either fails
+ * the update at once instead of retrying it for ever and holding the lifecycle's handlers open.
+ */
+function final<T>(fn: () => Promise<T>): Promise<T> {
+  return refuseAsFailureAsync(() =>
+    fn().catch((err: unknown) => {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^2[23]/.test(code)) {
+        throw new AppError('aborted', `the invoice could not be changed as asked (${(err as Error).message}); nothing was recorded`);
+      }
+      throw err;
+    }),
+  );
 }
 
 export function createPostProcessActivities({ db, config, mailer, log }: PostProcessActivityDeps) {
@@ -55,8 +72,8 @@ export function createPostProcessActivities({ db, config, mailer, log }: PostPro
       return refuseAsFailureAsync(() => account.loadAccount(db, input.bill_id));
     },
 
-    async applyPayment(input: PaymentInput & { bill_id: string; payment_id: string }): Promise<PaymentRecorded> {
-      const recorded = await refuseAsFailureAsync(() => account.applyPayment(db, input));
+    async applyPayment(input: Parameters<typeof account.applyPayment>[1]): Promise<PaymentRecorded> {
+      const recorded = await final(() => account.applyPayment(db, input));
       log.info(
         { ...activityLogContext(), bill_id: input.bill_id, payment_id: input.payment_id, status: recorded.invoice.status },
         'payment recorded',
@@ -64,8 +81,8 @@ export function createPostProcessActivities({ db, config, mailer, log }: PostPro
       return recorded;
     },
 
-    async issueCreditNote(input: { bill_id: string; credit_note_id: string; note: CreditNoteInput }): Promise<CreditNoteIssued> {
-      const issued = await refuseAsFailureAsync(() => account.issueCreditNote({ db, config, mailer }, input));
+    async issueCreditNote(input: Parameters<typeof account.issueCreditNote>[1]): Promise<CreditNoteIssued> {
+      const issued = await final(() => account.issueCreditNote({ db, config, mailer }, input));
       log.info(
         { ...activityLogContext(), bill_id: input.bill_id, credit_note: issued.credit_note.credit_note_number },
         'credit note issued',
@@ -73,16 +90,16 @@ export function createPostProcessActivities({ db, config, mailer, log }: PostPro
       return issued;
     },
 
-    async voidInvoice(input: { bill_id: string; credit_note_id: string; reason: string | null }): Promise<InvoiceVoided> {
-      return refuseAsFailureAsync(() => account.voidInvoice({ db, config, mailer }, input));
+    async voidInvoice(input: Parameters<typeof account.voidInvoice>[1]): Promise<InvoiceVoided> {
+      return final(() => account.voidInvoice({ db, config, mailer }, input));
     },
 
     async markUncollectible(input: { bill_id: string }): Promise<InvoiceAccount> {
-      return refuseAsFailureAsync(() => account.markUncollectible(db, input.bill_id));
+      return final(() => account.markUncollectible(db, input.bill_id));
     },
 
-    async markOverdue(input: { bill_id: string }): Promise<InvoiceAccount> {
-      return account.markOverdue(db, input.bill_id);
+    async markOverdue(input: { bill_id: string; at: string }): Promise<InvoiceAccount> {
+      return account.markOverdue(db, input.bill_id, input.at);
     },
 
     async sendCreditNote(input: { credit_note_id: string }): Promise<'sent' | 'skipped'> {

@@ -4,12 +4,13 @@
  * the invoice's lifecycle workflow as an update (Update-with-Start: a lifecycle that has ended is
  * started again), which commits it to Postgres in one transaction with its events.
  */
+import { createHash } from 'node:crypto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
-import { billNotFound, failedPrecondition, notFound } from '../core/errors';
+import { billNotFound, failedPrecondition, invalidArgument, notFound } from '../core/errors';
 import { fingerprint, type IdempotencyKey, type Seeds } from '../core/idempotency';
 import { toAppError, updateWithDeadline } from '../core/temporal';
 import { fieldError, parseId } from '../core/validate';
@@ -32,9 +33,26 @@ import { closedBillPostProcessWorkflow } from './workflow';
 // payment's never equals a credit note's made with the same key.
 const PAYMENT_NAMESPACE = '6a0f1c52-8d0b-4f7e-9a51-3b2c7d9e4f10';
 const CREDIT_NOTE_NAMESPACE = '0d5e2b7a-1f43-4c8e-b6a9-7e3f5c1d2a84';
+const VOID_NAMESPACE = '9b1c4e7d-2a6f-4d30-8e5b-c4f7a1d3e962';
+const UNCOLLECTIBLE_NAMESPACE = '3e8a5d21-7c4b-4f96-a0d2-5b9e6c1f8a37';
 
-const derivedId = (namespace: string, billId: string, seeds: Seeds | undefined) =>
-  seeds ? uuidv5(`${billId}\n${seeds.seed}`, namespace) : uuidv7();
+/**
+ * Money moves only under an idempotency key: a payment or credit retried after a lost answer
+ * must find what its first attempt recorded, never record it twice.
+ */
+function requireKey(key: IdempotencyKey | undefined): IdempotencyKey {
+  if (!key)
+    throw invalidArgument('an Idempotency-Key header is required: it makes a retry of this request apply once', {
+      field: 'Idempotency-Key',
+    });
+  return key;
+}
+
+/** The update's id: one per record and request, so a key reused with another body is not answered from Temporal's memory of the first. */
+const updateIdOf = (kind: string, id: string, requestFingerprint: string) =>
+  `${kind}-${id}-${createHash('sha256').update(requestFingerprint).digest('hex').slice(0, 16)}`;
+
+const derivedId = (namespace: string, billId: string, seeds: Seeds | undefined) => uuidv5(`${billId}\n${seeds!.seed}`, namespace);
 
 /**
  * Sends `update` to the invoice's lifecycle, starting it when no run is there (the last one ended,
@@ -88,10 +106,11 @@ export async function recordPayment(
   const payment = parseRecordPayment(body, new Date());
   const operation = 'POST /bills/:billId/invoice/payments';
   // What the client sent: a defaulted paid_at differs on every retry.
-  const requested = { bill_id: billId, ...payment, paid_at: (body as { paid_at?: unknown })?.paid_at ?? null };
-  return idempotently(deps, key, operation, fingerprint(operation, requested), async (seeds) => {
+  const requested = fingerprint(operation, { bill_id: billId, ...payment, paid_at: (body as { paid_at?: unknown })?.paid_at ?? null });
+  return idempotently(deps, requireKey(key), operation, requested, async (seeds) => {
     const paymentId = derivedId(PAYMENT_NAMESPACE, billId, seeds);
-    return updateInvoice(deps, billId, `payment-${paymentId}`, recordPaymentUpdate, { ...payment, payment_id: paymentId });
+    const input = { ...payment, payment_id: paymentId, request_fingerprint: requested };
+    return updateInvoice(deps, billId, updateIdOf('payment', paymentId, requested), recordPaymentUpdate, input);
   });
 }
 
@@ -104,9 +123,11 @@ export async function issueCreditNote(
   const billId = parseId(billIdParam, 'billId');
   const note = parseIssueCreditNote(body);
   const operation = 'POST /bills/:billId/credit-notes';
-  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...note }), async (seeds) => {
+  const requested = fingerprint(operation, { bill_id: billId, ...note });
+  return idempotently(deps, requireKey(key), operation, requested, async (seeds) => {
     const id = derivedId(CREDIT_NOTE_NAMESPACE, billId, seeds);
-    return updateInvoice(deps, billId, `credit-note-${id}`, issueCreditNoteUpdate, { credit_note_id: id, note });
+    const input = { credit_note_id: id, note, request_fingerprint: requested };
+    return updateInvoice(deps, billId, updateIdOf('credit-note', id, requested), issueCreditNoteUpdate, input);
   });
 }
 
@@ -119,9 +140,11 @@ export async function voidInvoice(
   const billId = parseId(billIdParam, 'billId');
   const { reason } = parseInvoiceAction(body);
   const operation = 'POST /bills/:billId/invoice/void';
-  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, reason }), async (seeds) => {
-    const id = derivedId(CREDIT_NOTE_NAMESPACE, billId, seeds);
-    return updateInvoice(deps, billId, `void-${id}`, voidInvoiceUpdate, { credit_note_id: id, reason });
+  const requested = fingerprint(operation, { bill_id: billId, reason });
+  return idempotently(deps, requireKey(key), operation, requested, async (seeds) => {
+    const id = derivedId(VOID_NAMESPACE, billId, seeds);
+    const input = { credit_note_id: id, reason, request_fingerprint: requested };
+    return updateInvoice(deps, billId, updateIdOf('void', id, requested), voidInvoiceUpdate, input);
   });
 }
 
@@ -134,8 +157,14 @@ export async function markUncollectible(
   const billId = parseId(billIdParam, 'billId');
   if (parseInvoiceAction(body).reason !== null) throw fieldError('reason', 'is not a field of this request');
   const operation = 'POST /bills/:billId/invoice/mark-uncollectible';
+  // Idempotent by itself (a second write-off answers the first), so a key is welcome, not required.
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async (seeds) =>
-    updateInvoice(deps, billId, `uncollectible-${derivedId(CREDIT_NOTE_NAMESPACE, billId, seeds)}`, markUncollectibleUpdate),
+    updateInvoice(
+      deps,
+      billId,
+      `uncollectible-${seeds ? derivedId(UNCOLLECTIBLE_NAMESPACE, billId, seeds) : uuidv7()}`,
+      markUncollectibleUpdate,
+    ),
   );
 }
 

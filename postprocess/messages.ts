@@ -37,17 +37,21 @@ export const postProcessSummary = (billId: string) => `invoice of bill ${billId}
 /** The payment as the API parsed it, with its id (derived from the request's idempotency key). */
 export interface PaymentUpdateInput extends PaymentInput {
   payment_id: string;
+  /** What identified the request: the same id sent later with another body is refused. */
+  request_fingerprint: string;
 }
 
 export interface CreditNoteUpdateInput {
   credit_note_id: string;
   note: CreditNoteInput;
+  request_fingerprint: string;
 }
 
 export interface VoidUpdateInput {
   /** The id its credit note gets, derived like a payment's. */
   credit_note_id: string;
   reason: string | null;
+  request_fingerprint: string;
 }
 
 export const recordPaymentUpdate = defineUpdate<PaymentRecorded, [PaymentUpdateInput]>('recordPaymentUpdate');

@@ -114,7 +114,7 @@ export interface IssueCreditNoteBody {
   reason?: string;
 }
 
-/** The body of POST /bills/:billId/invoice/void and /mark-uncollectible. */
+/** The body of POST /bills/:billId/invoice/void. */
 export interface InvoiceActionBody {
   reason?: string;
 }

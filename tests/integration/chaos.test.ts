@@ -1,8 +1,9 @@
 /**
  * The fault drills, reduced (`npm run chaos -- --quick`): each kills or stops a real part of its
  * own stack under load and checks that nothing acknowledged is lost or doubled and that every
- * bill reconciles, and that every webhook event reaches a flaky receiver under its one id. Their
- * numbers are reported by `npm run chaos`, not asserted here.
+ * bill reconciles, that every webhook event reaches a flaky receiver under its one id, and that
+ * invoices finalized and paid across worker crashes are numbered once, paid exactly as acknowledged
+ * and reconcile. Their numbers are reported by `npm run chaos`, not asserted here.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { testTempDir } from '../helpers/tmp';
 
 const root = path.resolve(__dirname, '..', '..');
 
-it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds, webhooks to a flaky receiver', async () => {
+it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds, webhooks to a flaky receiver, invoices finalized and paid across worker kills', async () => {
   const results = path.join(testTempDir('chaos-'), 'chaos.json');
   const run = promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'chaos.ts'), '--quick'], {
     cwd: root,
@@ -36,6 +37,7 @@ it('every drill passes: worker and API killed, Temporal restarted, Postgres down
     ['postgres_outage', true],
     ['close_races', true],
     ['webhooks', true],
+    ['invoices', true],
   ]);
   expect(stdout).toContain('| close_races | PASS |');
 }, 480_000);

@@ -151,12 +151,24 @@ describe('payments', () => {
     const over = await call(stack, 'POST', path, { amount: 601, currency: 'EUR' }, key(uid('k')));
     expect(over.status).toBe(400);
     expect(over.body).toMatchObject({ code: 'failed_precondition', details: { field: 'amount', currency: 'EUR', due: 600 } });
-    const wrong = await call(stack, 'POST', path, { amount: 1, currency: 'GBP' });
+    const wrong = await call(stack, 'POST', path, { amount: 1, currency: 'GBP' }, key(uid('k')));
     expect(wrong.status).toBe(400);
     expect(await counted()).toEqual(before);
     expect((await call(stack, 'GET', `/bills/${billId}/invoice/account`)).body).toEqual(accountBefore);
 
-    expect((await twice('POST', path, { amount: 600, currency: 'EUR' })).body.invoice.status).toBe('partially_paid');
+    // Money moves only under a key; a key reused for another payment after its record expired
+    // is refused by the payment's own fingerprint, not answered as the first one.
+    const keyless = await call(stack, 'POST', path, { amount: 1, currency: 'EUR' });
+    expect(keyless.status).toBe(400);
+    expect(keyless.body.details).toMatchObject({ field: 'Idempotency-Key' });
+    const reused = uid('k');
+    expect((await call(stack, 'POST', path, { amount: 1, currency: 'EUR' }, key(reused))).status).toBe(200);
+    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [reused]);
+    const other = await call(stack, 'POST', path, { amount: 2, currency: 'EUR' }, key(reused));
+    expect(other.status).toBe(409);
+    expect(other.body).toMatchObject({ code: 'already_exists', details: { field: 'idempotency_key' } });
+
+    expect((await twice('POST', path, { amount: 599, currency: 'EUR' })).body.invoice.status).toBe('partially_paid');
     const last = await twice('POST', path, { amount: 500, currency: 'USD', paid_at: '2026-01-02T03:04:05Z' });
     expect(last.body.invoice).toMatchObject({ status: 'paid', paid_at: '2026-01-02T03:04:05.000Z' });
 
@@ -167,16 +179,16 @@ describe('payments', () => {
       { currency: 'USD', total: 500, credited: 0, paid: 500, due: 0 },
     ]);
     const account = (await call(stack, 'GET', `/bills/${billId}/invoice/account`)).body;
-    expect(account.payments.map((p: { amount: number }) => p.amount)).toEqual([400, 600, 500]);
+    expect(account.payments.map((p: { amount: number }) => p.amount)).toEqual([400, 1, 599, 500]);
     const paidList = (await call(stack, 'GET', '/bills?invoice_status=paid&limit=100')).body.bills.map(
       (b: { bill_id: string }) => b.bill_id,
     );
     expect(paidList).toContain(billId);
     const events = await eventsOf(billId);
-    expect(events.filter((t) => t === 'invoice.payment_recorded')).toHaveLength(3);
+    expect(events.filter((t) => t === 'invoice.payment_recorded')).toHaveLength(4);
     expect(events.filter((t) => t === 'invoice.paid')).toHaveLength(1);
     // Paid: the lifecycle has ended; a later payment starts it again and is refused as overpayment.
-    const again = await call(stack, 'POST', path, { amount: 1, currency: 'EUR' });
+    const again = await call(stack, 'POST', path, { amount: 1, currency: 'EUR' }, key(uid('k')));
     expect(again.status).toBe(400);
   });
 
@@ -216,7 +228,7 @@ describe('credit notes', () => {
     });
     const numbers = [won.credit_note.credit_note_number, full.body.credit_note.credit_note_number].map((n: string) => Number(n.slice(-6)));
     expect(numbers[1]).toBeGreaterThan(numbers[0]);
-    expect((await call(stack, 'POST', path, body('third'))).status).toBe(400);
+    expect((await call(stack, 'POST', path, body('third'), key(uid('k')))).status).toBe(400);
 
     const pdf = await pdfOf(`/bills/${billId}/credit-notes/${full.body.credit_note.credit_note_id}/pdf`);
     const text = await pdfText(pdf);
@@ -267,24 +279,24 @@ describe('credit notes', () => {
     expect(noteText).toContain(`Invoice ${number} is void.`);
     expect(noteText).toContain('billed in error');
 
-    expect((await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 1, currency: 'USD' })).body.code).toBe(
+    expect((await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 1, currency: 'USD' }, key(uid('k')))).body.code).toBe(
       'failed_precondition',
     );
     expect((await eventsOf(billId)).filter((t) => t === 'invoice.voided')).toHaveLength(1);
 
     // A paid invoice cannot be voided.
     const paid = await closedBill([[100, 'EUR']]);
-    await call(stack, 'POST', `/bills/${paid}/invoice/payments`, { amount: 100, currency: 'EUR' });
-    expect((await call(stack, 'POST', `/bills/${paid}/invoice/void`, {})).status).toBe(400);
+    await call(stack, 'POST', `/bills/${paid}/invoice/payments`, { amount: 100, currency: 'EUR' }, key(uid('k')));
+    expect((await call(stack, 'POST', `/bills/${paid}/invoice/void`, {}, key(uid('k')))).status).toBe(400);
   });
 
   it('an invoice that is not finalized takes nothing', async () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
-    const refused = await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 1, currency: 'EUR' });
+    const refused = await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 1, currency: 'EUR' }, key(uid('k')));
     expect(refused.status).toBe(400);
     expect(refused.body.message).toMatch(/not finalized/);
-    expect((await call(stack, 'POST', `/bills/nope-${billId}/credit-notes`, { full: true })).status).toBe(404);
+    expect((await call(stack, 'POST', `/bills/nope-${billId}/credit-notes`, { full: true }, key(uid('k')))).status).toBe(404);
     await call(stack, 'POST', `/bills/${billId}/close`);
   });
 });
@@ -292,21 +304,24 @@ describe('credit notes', () => {
 describe('reconciliation', () => {
   it('finds every invoice consistent, and reports a balance that disagrees with its payments', async () => {
     const billId = await closedBill([[900, 'EUR']]);
-    await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 300, currency: 'EUR' });
-    await call(stack, 'POST', `/bills/${billId}/credit-notes`, { lines: [{ amount: 100, currency: 'EUR', reason: 'r' }] });
+    await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 300, currency: 'EUR' }, key(uid('k')));
+    await call(stack, 'POST', `/bills/${billId}/credit-notes`, { lines: [{ amount: 100, currency: 'EUR', reason: 'r' }] }, key(uid('k')));
     // One bill at a time: the shared test database holds other files' bills, open ones among them.
     const clean = (await call(stack, 'GET', `/admin/reconcile?bill_id=${billId}`)).body;
     expect(clean).toMatchObject({ ok: true, invoices_checked: 1, invoice_differences: [] });
 
-    // A payment that its balance does not show (a write that bypassed the account).
-    await stack.db.query(`UPDATE invoice_balances SET paid = paid - 1 WHERE bill_id = $1`, [billId]);
+    // What was paid only grows (a trigger); a balance that shows more than its payments is reported.
+    await expect(stack.db.query(`UPDATE invoice_balances SET paid = paid - 1 WHERE bill_id = $1`, [billId])).rejects.toMatchObject({
+      code: 'FE003',
+    });
+    await stack.db.query(`UPDATE invoice_balances SET paid = paid + 1 WHERE bill_id = $1`, [billId]);
     const report = (await call(stack, 'GET', `/admin/reconcile?bill_id=${billId}`)).body;
     expect(report.ok).toBe(false);
     expect(report.invoice_differences).toEqual([
       expect.objectContaining({
         bill_id: billId,
         currency: 'EUR',
-        paid: '299',
+        paid: '301',
         payments: '300',
         credited: '100',
         credit_notes: '100',
@@ -314,6 +329,5 @@ describe('reconciliation', () => {
         invoiced: '900',
       }),
     ]);
-    await stack.db.query(`UPDATE invoice_balances SET paid = paid + 1 WHERE bill_id = $1`, [billId]);
   });
 });

@@ -46,7 +46,8 @@ async function save(name: string, handle: WorkflowHandle): Promise<void> {
 const item = (amount: number, currency = 'USD') => ({ amount, currency, description: `item ${amount} ${currency}` });
 
 async function ok(stack: Stack, method: string, p: string, body?: unknown): Promise<any> {
-  const r = await call(stack, method, p, body);
+  // Money moves only under an idempotency key (payments, credit notes, void): every write sends one.
+  const r = await call(stack, method, p, body, method === 'POST' ? { 'Idempotency-Key': randomUUID() } : {});
   if (r.status !== 200) throw new Error(`${method} ${p}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
