@@ -325,6 +325,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[A-Z][A-Z0-9]{0,15}$/.test(config.invoice.numberPrefix)) {
     r.problems.push('INVOICE_NUMBER_PREFIX must be 1-16 upper-case letters and digits, starting with a letter');
   }
+  // Credit notes number from CN-<year>: a shared counter would leave gaps in both series.
+  if (config.invoice.numberPrefix === 'CN') r.problems.push('INVOICE_NUMBER_PREFIX must not be CN: credit notes are numbered CN-<year>');
   // "Name <address>" or a bare address.
   const fromAddress = /<([^<>]*)>\s*$/.exec(config.invoice.from)?.[1] ?? config.invoice.from.trim();
   if (!/^[^@\s<>]+@[^@\s<>]+$/.test(fromAddress)) {

@@ -48,6 +48,7 @@ describe('configuration', () => {
     const good = loadConfig({ SMTP_URL: 'smtps://u:p@mail.example:465', INVOICE_FROM: 'Billing <billing@example.com>' });
     expect(good.smtp.url).toBe('smtps://u:p@mail.example:465');
     expect(good.invoice).toEqual({ numberPrefix: 'INV', from: 'Billing <billing@example.com>', pdfMaxLineItems: 1000 });
+    expect(() => loadConfig({ INVOICE_NUMBER_PREFIX: 'CN' })).toThrow(/must not be CN/);
   });
 
   it('requires authentication in production and refuses to start open there', () => {
