@@ -440,9 +440,10 @@ export async function billLifecycleWorkflow(input: BillWorkflowInput): Promise<L
  * request. The next period's bill of a series starts now, so the periods still follow each other.
  */
 async function enterDraft(bill: BillState, input: BillWorkflowInput, db: DatabaseActivities, periodEnd: number): Promise<void> {
+  // The row first: a reader that sees the draft (live) also finds its drafted_at (stored).
+  await db.markDraft({ bill_id: input.bill.bill_id, at: new Date(Math.max(Date.now(), periodEnd)).toISOString() });
   bill.status = 'draft';
   showStatus(bill);
-  await db.markDraft({ bill_id: input.bill.bill_id, at: new Date(Math.max(Date.now(), periodEnd)).toISOString() });
   if (input.bill.interval && !bill.cancelled) await renew(input, bill);
 }
 

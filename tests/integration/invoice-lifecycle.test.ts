@@ -131,6 +131,30 @@ describe('grace period', () => {
     }, 15_000);
     expect(closed.drafted_at).toBeNull();
   });
+  it('a series passes its grace period on, and opens the next period when a draft begins', async () => {
+    const first = uid();
+    await call(stack, 'POST', '/bills', {
+      bill_id: first,
+      policy: 'recurring',
+      interval: 'PT4S',
+      grace_period: 'PT2S',
+      payment_terms: 'P7D',
+    });
+    const draft = await eventually(async () => {
+      const bill = (await call(stack, 'GET', `/bills/${first}`)).body;
+      return bill.status === 'draft' && bill.next_bill_id && bill;
+    }, 15_000);
+    const next = (await call(stack, 'GET', `/bills/${draft.next_bill_id}`)).body;
+    // The next period starts where this one ended, while this one is still a draft.
+    expect(next).toMatchObject({
+      status: 'open',
+      grace_period: 'PT2S',
+      payment_terms: 'P7D',
+      billing_period_start: draft.billing_period_end,
+    });
+    expect((await call(stack, 'POST', `/bills/${next.bill_id}/cancel`, { close_now: true })).status).toBe(200);
+    await eventually(async () => (await call(stack, 'GET', `/bills/${first}`)).body.status === 'closed', 15_000);
+  });
 });
 
 describe('payments', () => {
