@@ -1,13 +1,13 @@
 /**
  * Import boundaries (`npm run lint`). The folders are layers, each importing only those below it:
- *   core < webhooks < lineitems < postprocess < bills < temporal < host
+ *   core < webhooks < invoices < bills < temporal < host
  * core is plumbing; webhooks the outbox the features write events to, with its endpoints and
- * delivery workflow; lineitems the line-item rules, SQL and types; postprocess the invoice; bills the
- * bill aggregate with its workflow and use cases; temporal the worker's composition root; host the
- * standalone process. client, bench and tests sit on top. A cycle, between modules or folders,
+ * delivery workflow; invoices the invoice's whole life after its bill closes; bills the bill
+ * aggregate with its line items, workflow and use cases; temporal the worker's composition root;
+ * host the standalone process. client, bench and tests sit on top. A cycle, between modules or folders,
  * fails the build.
  */
-const LAYERS = ['core', 'webhooks', 'lineitems', 'postprocess', 'bills', 'temporal', 'host'];
+const LAYERS = ['core', 'webhooks', 'invoices', 'bills', 'temporal', 'host'];
 const ON_TOP = ['client', 'bench', 'tests'];
 
 const upward = LAYERS.slice(0, -1).map((layer, i) => ({
@@ -34,8 +34,8 @@ module.exports = {
       severity: 'error',
       from: { path: '^client/' },
       to: {
-        path: '^(bills|lineitems|postprocess|webhooks|core)/',
-        pathNot: '^(bills|lineitems|postprocess|webhooks)/types\\.ts$|^core/errors\\.ts$',
+        path: '^(bills|invoices|webhooks|core)/',
+        pathNot: '^(bills|invoices|webhooks)/types\\.ts$|^core/errors\\.ts$',
       },
     },
     {

@@ -9,7 +9,7 @@ import type { Logger } from '../core/log';
 import { billsClosed, billsOpened, closeTotalsMismatches } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
 import { failureOf, refuseAsFailureAsync, type Refusal } from '../core/refusals';
-import { lineItemId } from '../lineitems/ids';
+import { lineItemId } from './line-item-ids';
 import {
   BILL_CLOSED_SQLSTATE,
   BILL_MISSING_SQLSTATE,
@@ -19,9 +19,9 @@ import {
   insertLineItems,
   ledgerSnapshot,
   type LedgerItem,
-} from '../lineitems/store';
-import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from '../lineitems/types';
-import { isSameLineItem } from '../lineitems/validation';
+} from './line-item-store';
+import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from './types';
+import { isSameLineItem } from './line-item-rules';
 import type {
   AddLineItemInput,
   AddLineItemsInput,

@@ -5,14 +5,7 @@
 import { api, type Header } from 'encore.dev/api';
 import { run, encoreDeps } from '../core/encore';
 import { idempotencyKeyOf } from '../core/idempotency';
-import type {
-  AddLineItemBody,
-  AddLineItemsBody,
-  AddedLineItem,
-  AddedLineItems,
-  LineItemPage,
-  ListLineItemsQuery,
-} from '../lineitems/types';
+import type { AddLineItemBody, AddLineItemsBody, AddedLineItem, AddedLineItems, LineItemPage, ListLineItemsQuery } from './types';
 import { cancelBill, createBill, getBill, listBills, requestClose } from './bills';
 import { database } from './db';
 import * as lineItems from './line-items';

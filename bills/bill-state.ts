@@ -7,14 +7,14 @@
 import { AppError } from '../core/errors';
 import { totalsList, type TotalsByCurrency } from '../core/money';
 import { refusalOf, type Refusal } from '../core/refusals';
-import type { LedgerSnapshot } from '../lineitems/types';
+import type { LedgerSnapshot } from './types';
 import {
   checkBatchFitsBill,
   checkLineItemFitsBill,
   checkStagedBatchFitsBill,
   parseLineItemBatch,
   parseNewLineItem,
-} from '../lineitems/validation';
+} from './line-item-rules';
 import {
   MAX_GROUP_ITEMS,
   type AddLineItemInput,

@@ -11,10 +11,10 @@ import { fingerprint, type IdempotencyKey, type Seeds } from '../core/idempotenc
 import { totalsList, type CurrencyTotal } from '../core/money';
 import { sendUpdate, unknownOutcome, type UpdateFailure } from '../core/temporal';
 import { decodeCursor, encodeCursor, intParam, isPosition, parseId } from '../core/validate';
-import { lineItemId } from '../lineitems/ids';
-import { dropStagedBatch, findLineItems, ledgerSnapshot, selectLineItemsPage, stageBatch } from '../lineitems/store';
-import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from '../lineitems/types';
-import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from '../lineitems/validation';
+import { lineItemId } from './line-item-ids';
+import { dropStagedBatch, findLineItems, ledgerSnapshot, selectLineItemsPage, stageBatch } from './line-item-store';
+import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from './types';
+import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from './line-item-rules';
 import { GroupCommitter, type GroupEntry } from './group-commit';
 import { requireBill } from './lookup';
 import {

@@ -6,7 +6,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 import type { Refusal } from '../core/refusals';
-import type { AddedLineItem, LedgerSnapshot, NewLineItem, StagedBatchRef } from '../lineitems/types';
+import type { AddedLineItem, LedgerSnapshot, NewLineItem, StagedBatchRef } from './types';
 import type { BillHeader, BillStatus } from './types';
 
 export type { Refusal } from '../core/refusals';
@@ -66,7 +66,7 @@ export interface LiveBill {
 }
 
 export interface AddLineItemInput extends NewLineItem {
-  /** Derived from (bill, idempotency key): a resend names the same line item (lineitems/ids.ts). */
+  /** Derived from (bill, idempotency key): a resend names the same line item (bills/line-item-ids.ts). */
   line_item_id: string;
 }
 

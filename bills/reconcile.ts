@@ -11,8 +11,8 @@ import { isWorkflowGone } from '../core/temporal';
 import { parseId } from '../core/validate';
 import type { LiveBill } from './messages';
 import { reconciliationRecords, type ReconciliationRecord } from './store';
-import { invoiceBalanceRecords, toAmounts, type InvoiceBalanceRecord } from '../postprocess/account-store';
-import { statusOf } from '../postprocess/account-rules';
+import { invoiceBalanceRecords, toAmounts, type InvoiceBalanceRecord } from '../invoices/account-store';
+import { statusOf } from '../invoices/account-rules';
 import type { BillDifference, InvoiceDifference, ReconcileReport, TotalsText } from './types';
 import { queryBill } from './workflow-client';
 

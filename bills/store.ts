@@ -1,9 +1,9 @@
 /** SQL for bills and their stored totals. Returns plain rows or null; never HTTP errors. */
 import type { Queryable } from '../core/db';
 import { parseMinorUnits, type TotalsByCurrency } from '../core/money';
-import { dropBatchesOfBill } from '../lineitems/store';
-import { AMOUNTS_SQL, toAmounts } from '../postprocess/account-store';
-import type { InvoiceStatus, InvoiceSummary, PaymentStatus } from '../postprocess/types';
+import { dropBatchesOfBill } from './line-item-store';
+import { AMOUNTS_SQL, toAmounts } from '../invoices/account-store';
+import type { InvoiceStatus, InvoiceSummary, PaymentStatus } from '../invoices/types';
 import { emitSql } from '../webhooks/events';
 import type { EventType } from '../webhooks/types';
 import type { BillHeader, BillingPolicy, TotalsText } from './types';

@@ -1,9 +1,9 @@
 /** Bill request rules. Pure: no framework, no I/O. */
 import { addYears, isValid, parseISO } from 'date-fns';
 import type { AppError } from '../core/errors';
-import { parseCurrency, parseNewLineItem } from '../lineitems/validation';
-import { asBody, decodeCursor, fieldError, intParam, isId, isIsoInstant, optionalString, parseId } from '../core/validate';
-import { INVOICE_STATUSES, PAYMENT_STATUSES, type InvoiceStatus, type PaymentStatus } from '../postprocess/types';
+import { parseNewLineItem } from './line-item-rules';
+import { asBody, decodeCursor, fieldError, intParam, isId, isIsoInstant, optionalString, parseCurrency, parseId } from '../core/validate';
+import { INVOICE_STATUSES, PAYMENT_STATUSES, type InvoiceStatus, type PaymentStatus } from '../invoices/types';
 import { addInterval, isBoundary, parseInterval, parseSpan, periodEnd, type Interval } from './periods';
 import { BILLING_POLICIES, type BillingPolicy, type RecurringFee } from './types';
 

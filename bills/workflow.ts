@@ -28,10 +28,10 @@ import {
 import { WorkflowExecutionAlreadyStartedError, type SearchAttributeUpdatePair } from '@temporalio/common';
 import { sameTotals, totalsList } from '../core/money';
 import { failureOf, refuseAsFailure, refusalIn, type Refusal } from '../core/refusals';
-import type { AddedLineItem } from '../lineitems/types';
-import { batchTotals } from '../lineitems/validation';
-import { InvoiceStatusKey, postProcessSummary, postProcessWorkflowId } from '../postprocess/messages';
-import { closedBillPostProcessWorkflow } from '../postprocess/workflow';
+import type { AddedLineItem } from './types';
+import { batchTotals } from './line-item-rules';
+import { InvoiceStatusKey, postProcessSummary, postProcessWorkflowId } from '../invoices/messages';
+import { closedBillPostProcessWorkflow } from '../invoices/workflow';
 import type { BillActivities } from './activities';
 import { BillState } from './bill-state';
 import {

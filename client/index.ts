@@ -27,7 +27,7 @@ import type {
   AddedLineItems,
   LineItemPage,
   ListLineItemsQuery,
-} from '../lineitems/types';
+} from '../bills/types';
 import type {
   CreditNoteIssued,
   InvoiceAccount,
@@ -38,7 +38,7 @@ import type {
   PaymentRecorded,
   RecordPaymentBody,
   RetryInvoiceResponse,
-} from '../postprocess/types';
+} from '../invoices/types';
 import type {
   CreateWebhookBody,
   DeletedWebhook,
@@ -74,7 +74,7 @@ export type {
 // Everything a webhook receiver or manager needs: events, endpoints, deliveries.
 export type * from '../webhooks/types';
 // Invoices: summaries, accounts, payments, credit notes.
-export type * from '../postprocess/types';
+export type * from '../invoices/types';
 
 /** What went wrong, as the service said it; or `deadline_exceeded` / `unavailable` from the client. */
 export class FeesApiError extends Error {

@@ -3,6 +3,7 @@
  * field, so a client can tell exactly what to fix.
  */
 import { invalidArgument } from './errors';
+import { currencyExponent } from './money';
 
 export type Body = Record<string, unknown>;
 
@@ -106,4 +107,13 @@ export function decodeCursor(value: unknown, check: (position: unknown[]) => boo
     // fall through to the error below
   }
   throw fieldError('cursor', 'is not a cursor this endpoint returned');
+}
+
+/** An ISO 4217 code of a currency a bill can hold. */
+export function parseCurrency(value: unknown, field = 'currency'): string {
+  if (typeof value !== 'string' || !/^[A-Z]{3}$/.test(value)) {
+    throw fieldError(field, 'must be an ISO 4217 code of three capital letters');
+  }
+  if (currencyExponent(value) === undefined) throw fieldError(field, `${value} is not a supported currency`);
+  return value;
 }

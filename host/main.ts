@@ -18,7 +18,7 @@ import { ConfigError, embeddedDatabaseUrl, loadConfig, type Config } from '../co
 import { createPool, migrate, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
 import { createLogger } from '../core/log';
-import { createMailer } from '../postprocess/mailer';
+import { createMailer } from '../invoices/mailer';
 import { connectClient } from '../core/temporal';
 import { createWorker, installSdkRuntime } from '../temporal/worker';
 import { startWebhookRelay } from '../webhooks/relay';

@@ -116,7 +116,7 @@ export function buildOpenApiDocument(routes: readonly Route[], root: string): Op
 const SERVICE_DESCRIPTIONS: Record<string, string> = {
   bills:
     'Bills and their line items: create, read, list, close and cancel bills; add line items one by one or up to 1,000 at once, list them; reconciliation for operators.',
-  postprocess: 'What happens after a bill closes: its invoice PDF and its delivery.',
+  invoices: 'The invoice of a closed bill for its whole life: its PDF and delivery, payments, credit notes, void and write-off.',
   webhooks:
     'Receivers of signed events (bill.created, bill.closed, bill.renewed, series.cancelled, invoice.sent, invoice.failed): register, change, rotate secrets, remove; list and retry deliveries.',
 };

@@ -8,8 +8,8 @@ import type { Principal, Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
 import { IDEMPOTENCY_HEADERS, idempotencyKeyOf, type IdempotencyKey } from '../core/idempotency';
 import { addLineItem, addLineItems, listLineItems } from '../bills/line-items';
-import * as account from '../postprocess/invoice-account';
-import { getInvoicePdf, retryInvoice } from '../postprocess/invoices';
+import * as account from '../invoices/invoice-account';
+import { getInvoicePdf, retryInvoice } from '../invoices/invoices';
 import * as webhooks from '../webhooks/webhooks';
 
 export interface RouteRequest {

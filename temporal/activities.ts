@@ -3,8 +3,8 @@ import type { Config } from '../core/config';
 import type { Db } from '../core/db';
 import type { Logger } from '../core/log';
 import { createBillActivities } from '../bills/activities';
-import { createPostProcessActivities } from '../postprocess/activities';
-import type { Mailer } from '../postprocess/mailer';
+import { createPostProcessActivities } from '../invoices/activities';
+import type { Mailer } from '../invoices/mailer';
 import { createWebhookActivities } from '../webhooks/activities';
 
 export interface ActivityDeps {

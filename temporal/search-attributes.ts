@@ -6,7 +6,7 @@
 import { temporal } from '@temporalio/proto';
 import type { SearchAttributeType } from '@temporalio/common';
 import { BILL_SEARCH_ATTRIBUTES } from '../bills/search-attributes';
-import { InvoiceStatusKey } from '../postprocess/messages';
+import { InvoiceStatusKey } from '../invoices/messages';
 
 export const SEARCH_ATTRIBUTES: readonly { name: string; type: SearchAttributeType }[] = [...BILL_SEARCH_ATTRIBUTES, InvoiceStatusKey];
 

@@ -11,7 +11,7 @@ import {
 import type { Config } from '../core/config';
 import type { Db } from '../core/db';
 import { createLogger, type Logger } from '../core/log';
-import { createMailer, type Mailer } from '../postprocess/mailer';
+import { createMailer, type Mailer } from '../invoices/mailer';
 import { createActivities, type Activities } from './activities';
 import { appRoot } from '../core/app-root';
 import { connectionOptions } from '../core/temporal';

@@ -15,7 +15,7 @@ import type { Deps } from '../../core/deps';
 import { buildServer } from '../../host/server';
 import { connectClient } from '../../core/temporal';
 import { createLogger, type DestinationStream, type Logger } from '../../core/log';
-import { createMailer } from '../../postprocess/mailer';
+import { createMailer } from '../../invoices/mailer';
 import { createActivities, type Activities } from '../../temporal/activities';
 import { createWorker } from '../../temporal/worker';
 import { billWorkflowId, getBillQuery, type LiveBill } from '../../bills/messages';

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { encodeCursor } from '../../core/validate';
-import { postProcessWorkflowId } from '../../postprocess/messages';
+import { postProcessWorkflowId } from '../../invoices/messages';
 import { call, eventually, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
 
 const cursor = (position: unknown[]) => encodeCursor(position);

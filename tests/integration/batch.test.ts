@@ -2,9 +2,9 @@
  * Batch ingestion: up to 1000 line items under one key, validated first, accepted or refused as a
  * whole in one update and one insert, with the single add's guarantees.
  */
-import { lineItemId } from '../../lineitems/ids';
-import { stageBatch } from '../../lineitems/store';
-import { batchTotals } from '../../lineitems/validation';
+import { lineItemId } from '../../bills/line-item-ids';
+import { stageBatch } from '../../bills/line-item-store';
+import { batchTotals } from '../../bills/line-item-rules';
 import type { Activities } from '../../temporal/activities';
 import { addLineItemsUpdate, billWorkflowId, type WriteLineItemsResult } from '../../bills/messages';
 import {

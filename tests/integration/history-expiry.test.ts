@@ -6,7 +6,7 @@ import { requestedBill } from '../../bills/bills';
 import { parseCreateBill } from '../../bills/validation';
 import { fingerprint } from '../../core/idempotency';
 import { billWorkflowId } from '../../bills/messages';
-import { postProcessWorkflowId } from '../../postprocess/messages';
+import { postProcessWorkflowId } from '../../invoices/messages';
 import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;

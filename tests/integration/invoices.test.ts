@@ -7,7 +7,7 @@ import { Worker } from '@temporalio/worker';
 import { inTransaction } from '../../core/db';
 import { createLogger } from '../../core/log';
 import { invoiceFailures } from '../../core/metrics';
-import { assignInvoiceNumber } from '../../postprocess/store';
+import { assignInvoiceNumber } from '../../invoices/store';
 import { call, eventually, expectReplayOf, inSeconds, logSink, startCrashingWorker, startStack, uid, type Stack } from '../helpers/stack';
 import { pdfText, startSmtpPeer, type ReceivedMail, type SmtpPeer } from '../helpers/smtp';
 import { quietActivityEnvironment } from '../helpers/run-logs';

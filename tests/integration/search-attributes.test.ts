@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { loadConfig } from '../../core/config';
 import { billWorkflowId, getBillQuery } from '../../bills/messages';
 import { BillStatusKey } from '../../bills/search-attributes';
-import { postProcessWorkflowId } from '../../postprocess/messages';
+import { postProcessWorkflowId } from '../../invoices/messages';
 import { findTemporalCli } from '../../host/temporal-dev';
 import { createWorker } from '../../temporal/worker';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';

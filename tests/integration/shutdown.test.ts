@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { lineItemId } from '../../lineitems/ids';
+import { lineItemId } from '../../bills/line-item-ids';
 import { call, eventually, inSeconds, liveTotals, mismatchReports, startStack, uid, type Stack } from '../helpers/stack';
 import { holdToContract } from '../helpers/contract';
 import { testTempDir } from '../helpers/tmp';

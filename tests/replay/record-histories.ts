@@ -21,7 +21,7 @@ import { testTempDir } from '../helpers/tmp';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { addLineItemUpdate, addLineItemsUpdate, billWorkflowId, openBillUpdate } from '../../bills/messages';
 import { billHeader } from '../helpers/bill-header';
-import { postProcessWorkflowId } from '../../postprocess/messages';
+import { postProcessWorkflowId } from '../../invoices/messages';
 import { deliveryWorkflowId } from '../../webhooks/messages';
 import { startReceiver } from '../helpers/webhook-receiver';
 

@@ -248,9 +248,9 @@ describe("the Encore layer follows Encore's parser rules", () => {
   const sources = serviceFiles.map((f) => parse(f));
 
   it('finds the services and their files', () => {
-    expect(SERVICES.sort()).toEqual(['bills', 'postprocess', 'temporal', 'webhooks']);
+    expect(SERVICES.sort()).toEqual(['bills', 'invoices', 'temporal', 'webhooks']);
     expect(serviceFiles.map(rel)).toEqual(
-      expect.arrayContaining(['bills/api.ts', 'bills/db.ts', 'bills/gateway.ts', 'postprocess/api.ts', 'webhooks/api.ts']),
+      expect.arrayContaining(['bills/api.ts', 'bills/db.ts', 'bills/gateway.ts', 'invoices/api.ts', 'webhooks/api.ts']),
     );
   });
 
@@ -267,17 +267,17 @@ describe("the Encore layer follows Encore's parser rules", () => {
     const loaded = loadedModules().map((f) => parse(f));
     expect(loaded.flatMap(bindingViolations)).toEqual([]);
     expect(bindingViolations(parse(path.join(root, 'core', 'encore.ts'), BEFORE.encoreGlue))).toHaveLength(1);
-    expect(bindingViolations(parse(path.join(root, 'postprocess', 'api.ts'), BEFORE.api))).toHaveLength(1);
+    expect(bindingViolations(parse(path.join(root, 'invoices', 'api.ts'), BEFORE.api))).toHaveLength(1);
   });
 
   it('rule 3: no __dirname, __filename or require in any module the Encore layer loads', () => {
     const loaded = loadedModules();
     // The worker's composition root and the invoice PDF are among them (through temporal/encore.service.ts).
-    expect(loaded.map(rel)).toEqual(expect.arrayContaining(['temporal/worker.ts', 'core/db.ts', 'postprocess/invoice-pdf.ts']));
+    expect(loaded.map(rel)).toEqual(expect.arrayContaining(['temporal/worker.ts', 'core/db.ts', 'invoices/invoice-pdf.ts']));
     expect(loaded.map((f) => parse(f)).flatMap(commonJsViolations)).toEqual([]);
     expect(commonJsViolations(parse(path.join(root, 'temporal', 'worker.ts'), BEFORE.worker))).toEqual(['temporal/worker.ts:1: __dirname']);
-    expect(commonJsViolations(parse(path.join(root, 'postprocess', 'invoice-pdf.ts'), BEFORE.pdf))).toEqual([
-      'postprocess/invoice-pdf.ts:1: require',
+    expect(commonJsViolations(parse(path.join(root, 'invoices', 'invoice-pdf.ts'), BEFORE.pdf))).toEqual([
+      'invoices/invoice-pdf.ts:1: require',
     ]);
   });
 

@@ -6,8 +6,8 @@ import {
   parseRecordPayment,
   statusOf,
   type AccountFacts,
-} from '../../postprocess/account-rules';
-import type { InvoiceAmounts } from '../../postprocess/types';
+} from '../../invoices/account-rules';
+import type { InvoiceAmounts } from '../../invoices/types';
 
 const now = new Date('2026-12-01T10:00:00Z');
 const amounts = (...rows: [string, number, number, number][]): InvoiceAmounts[] =>

@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { v5 as uuidv5 } from 'uuid';
 import { AppError } from '../../core/errors';
 import { parseCreateBill, parseListBills } from '../../bills/validation';
-import { lineItemId } from '../../lineitems/ids';
+import { lineItemId } from '../../bills/line-item-ids';
 import {
   batchTotals,
   checkBatchFitsBill,
   checkLineItemFitsBill,
   checkStagedBatchFitsBill,
   parseNewLineItem,
-} from '../../lineitems/validation';
+} from '../../bills/line-item-rules';
 import { encodeCursor } from '../../core/validate';
 
 const now = new Date('2026-11-21T12:00:00Z');

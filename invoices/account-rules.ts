@@ -5,8 +5,7 @@
  */
 import { failedPrecondition } from '../core/errors';
 import { isValidAmount } from '../core/money';
-import { asBody, fieldError, optionalString, requiredString } from '../core/validate';
-import { parseCurrency } from '../lineitems/validation';
+import { asBody, fieldError, optionalString, parseCurrency, requiredString } from '../core/validate';
 import type { CreditNoteLine, InvoiceAmounts, PaymentStatus } from './types';
 
 export const MAX_REFERENCE_CHARS = 200;

@@ -3,21 +3,13 @@
  * in its update validator, against the bill's live state.
  */
 import { failedPrecondition, type AppError } from '../core/errors';
-import { canAdd, currencyExponent, isValidAmount, type TotalsByCurrency } from '../core/money';
+import { canAdd, isValidAmount, type TotalsByCurrency } from '../core/money';
 import { canonicalJson } from '../core/canonical-json';
-import { asBody, fieldError, isStorableJson, requiredString } from '../core/validate';
+import { asBody, fieldError, isStorableJson, parseCurrency, requiredString } from '../core/validate';
 import type { LineItem, NewLineItem, StagedBatchRef } from './types';
 
 export const MAX_DESCRIPTION_CHARS = 500;
 export const MAX_METADATA_BYTES = 4096;
-
-export function parseCurrency(value: unknown, field = 'currency'): string {
-  if (typeof value !== 'string' || !/^[A-Z]{3}$/.test(value)) {
-    throw fieldError(field, 'must be an ISO 4217 code of three capital letters');
-  }
-  if (currencyExponent(value) === undefined) throw fieldError(field, `${value} is not a supported currency`);
-  return value;
-}
 
 export function parseNewLineItem(input: unknown): NewLineItem {
   const body = asBody(input);
