@@ -50,22 +50,11 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
  * What identifies a create request: what the client sent. A period end computed from the clock
  * differs on every retry; the one the client gave does not.
  */
-export function requestedBill(input: CreateBillInput): Omit<
-  CreateBillInput,
-  'requested_period_end' | 'billing_period_end' | 'grace_period' | 'payment_terms'
-> & {
+export function requestedBill(input: CreateBillInput): Omit<CreateBillInput, 'requested_period_end' | 'billing_period_end'> & {
   billing_period_end: string | null;
-  grace_period?: string;
-  payment_terms?: string;
 } {
-  const { requested_period_end, grace_period, payment_terms, ...rest } = input;
-  // Named only when given: a request without them identifies itself as it did before they existed.
-  return {
-    ...rest,
-    billing_period_end: requested_period_end,
-    ...(grace_period !== null && { grace_period }),
-    ...(payment_terms !== null && { payment_terms }),
-  };
+  const { requested_period_end, ...rest } = input;
+  return { ...rest, billing_period_end: requested_period_end };
 }
 
 export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey | undefined): Promise<Bill> {
@@ -73,16 +62,10 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
   const parsed = parseCreateBill(body, now);
   const requested = requestedBill(parsed);
   const { requested_period_end: _, ...input } = parsed;
-  return idempotently(deps, key, 'POST /bills', fingerprint('POST /bills', requested), async (seeds) => {
-    // A retry of a create sent before keys had lanes finds the bill that one made.
-    if (!input.bill_id && seeds?.unscoped) {
-      const earlier = await findBill(deps.db, uuidv5(seeds.unscoped, BILL_ID_NAMESPACE));
-      if (earlier && earlier.request_fingerprint === fingerprint('bill', { ...requested, bill_id: earlier.bill_id }))
-        return getBill(deps, earlier.bill_id);
-    }
+  return idempotently(deps, key, 'POST /bills', fingerprint('POST /bills', requested), async (seed) => {
     // With a key, a generated id is derived from it (in its caller's lane), so a retry after a
     // lost answer finds the bill its first attempt created instead of creating a second one.
-    const billId = input.bill_id ?? (seeds ? uuidv5(seeds.seed, BILL_ID_NAMESPACE) : uuidv7());
+    const billId = input.bill_id ?? (seed ? uuidv5(seed, BILL_ID_NAMESPACE) : uuidv7());
     const { bill_id: _, ...fields } = input;
     const header: BillHeader = {
       ...fields,

@@ -7,7 +7,7 @@ import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
 import { AppError, billNotFound, failedPrecondition, invalidArgument, unexpected } from '../core/errors';
 import { lineItems as lineItemsMetric } from '../core/metrics';
-import { fingerprint, type IdempotencyKey, type Seeds } from '../core/idempotency';
+import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
 import { sendUpdate, unknownOutcome, type UpdateFailure } from '../core/temporal';
 import { decodeCursor, encodeCursor, intParam, isPosition, parseId } from '../core/validate';
@@ -50,19 +50,10 @@ async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, k
   const billId = parseId(billIdParam, 'billId');
   const item = parseNewLineItem(body);
   const operation = 'POST /bills/:billId/line-items';
-  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...item }), async (seeds) => {
-    // A retry of an add sent before keys had lanes finds the line item that one stored.
-    if (seeds?.unscoped) {
-      const [earlier] = await storedAnswers(deps, billId, [{ ...item, line_item_id: lineItemId(billId, seeds.unscoped) }]);
-      if (earlier && !(earlier instanceof AppError)) return earlier;
-    }
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...item }), async (seed) =>
     // Without a key the request is new by definition.
-    return groupsOf(deps).add(
-      billId,
-      { ...item, line_item_id: lineItemId(billId, seeds?.seed ?? uuidv4()) },
-      Date.now() + deps.config.updateTimeoutMs,
-    );
-  });
+    groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, seed ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs),
+  );
 }
 
 type ItemAnswer = AddedLineItem | AppError;
@@ -191,7 +182,7 @@ export async function addLineItems(
   const operation = 'POST /bills/:billId/line-items/batch';
   const fp = fingerprint(operation, { bill_id: billId, items });
   try {
-    const added = await idempotently(deps, key, operation, fp, (seeds) => addStagedBatch(deps, billId, items, seeds, fp));
+    const added = await idempotently(deps, key, operation, fp, (seed) => addStagedBatch(deps, billId, items, seed, fp));
     lineItemsMetric.inc({ result: 'accepted', reason: '' }, items.length);
     return added;
   } catch (err) {
@@ -230,16 +221,11 @@ async function addStagedBatch(
   deps: Deps,
   billId: string,
   items: NewLineItem[],
-  seeds: Seeds | undefined,
+  seed: string | undefined,
   fp: string,
 ): Promise<AddedLineItems> {
   const totals = batchTotals(items);
-  // A retry of a batch sent before keys had lanes finds the rows that one stored.
-  if (seeds?.unscoped) {
-    const earlier = await appliedBatch(deps, billId, batchWithIds(billId, seeds.unscoped, items).withIds);
-    if (earlier) return earlier;
-  }
-  const { batchId, withIds } = batchWithIds(billId, seeds?.seed ?? uuidv4(), items);
+  const { batchId, withIds } = batchWithIds(billId, seed ?? uuidv4(), items);
   const ids = withIds.map((i) => i.line_item_id);
   const staged = await stageBatch(deps.db, { batch_id: batchId, bill_id: billId, request_fingerprint: fp, items: withIds });
   if (staged === 'no_bill') throw billNotFound(billId);

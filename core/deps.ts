@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from './config';
 import type { Db } from './db';
-import { idempotent, type IdempotencyKey, type IdempotencySettings, type Seeds } from './idempotency';
+import { idempotent, type IdempotencyKey, type IdempotencySettings } from './idempotency';
 
 /** What every endpoint needs, built once per process by whichever host runs it. */
 export interface Deps {
@@ -20,7 +20,7 @@ export function idempotencySettings(config: Config): IdempotencySettings {
 
 /**
  * Runs a use case under the request's idempotency key, in the lane of its caller and `operation`
- * (the endpoint's method and route); `fingerprint` identifies the request. `run` gets the seeds of
+ * (the endpoint's method and route); `fingerprint` identifies the request. `run` gets the seed of
  * the ids it derives from the key (undefined without one).
  */
 export function idempotently<T>(
@@ -28,7 +28,7 @@ export function idempotently<T>(
   key: IdempotencyKey | undefined,
   operation: string,
   fingerprint: string,
-  run: (seeds: Seeds | undefined) => Promise<T>,
+  run: (seed: string | undefined) => Promise<T>,
 ): Promise<T> {
   return idempotent(deps.db, idempotencySettings(deps.config), { key, operation, fingerprint }, run);
 }

@@ -18,7 +18,6 @@
  * the ledger's own transactions, which stay synchronous. Each add saves two waits for a disk flush.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { ANONYMOUS } from './auth';
 import { canonicalJson } from './canonical-json';
 import type { Db } from './db';
 import { idempotentReplays } from './metrics';
@@ -69,9 +68,6 @@ export interface IdempotencyKey {
   caller: string;
 }
 
-/** The caller of a server that runs without authentication: one lane for everyone, as before scopes. */
-export const SHARED_SCOPE = ANONYMOUS.key_id;
-
 /** The key a request sent (either header), in its caller's lane. */
 export function idempotencyKeyOf(caller: string, ...candidates: (string | undefined)[]): IdempotencyKey | undefined {
   const key = pickIdempotencyKey(...candidates);
@@ -79,12 +75,11 @@ export function idempotencyKeyOf(caller: string, ...candidates: (string | undefi
 }
 
 /**
- * What ids derived from a key are derived from. Keys hold no newline (pickIdempotencyKey), so a
- * caller's seed never equals another caller's, nor the shared scope's (the bare key, as before
- * scopes: ids of requests sent before it stay what they were), nor a derived seed such as a batch
- * item's `seed \n #i`.
+ * What ids derived from a key are derived from: the key in its caller's lane. Keys hold no newline
+ * (pickIdempotencyKey), so one caller's seed never equals another's, nor a derived seed such as a
+ * batch item's `seed \n #i`.
  */
-const seedOf = (k: IdempotencyKey) => (k.caller === SHARED_SCOPE ? k.key : `${k.key}\n@${k.caller}`);
+const seedOf = (k: IdempotencyKey) => `${k.key}\n@${k.caller}`;
 
 interface Lane {
   scope: string;
@@ -127,85 +122,28 @@ async function readKey(db: Db, lane: Lane): Promise<KeyRow | undefined> {
 }
 
 /**
- * Whether rows from before migration 8 (the legacy lane: no scope, no operation) may still be
- * unexpired. They only ever disappear, so once none is left the lane is never read again.
- */
-const legacyLeft = new WeakMap<Db, { left: boolean; checkedAt: number }>();
-async function mayHaveLegacy(db: Db): Promise<boolean> {
-  const known = legacyLeft.get(db);
-  if (known && (!known.left || Date.now() - known.checkedAt < 60_000)) return known.left;
-  const { rows } = await db.query<{ left: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = '' AND operation = '' AND expires_at > now()) AS left`,
-  );
-  legacyLeft.set(db, { left: rows[0].left, checkedAt: Date.now() });
-  return rows[0].left;
-}
-
-/**
- * Until when a caller's request may be the retry of one sent before keys had lanes (migration 8):
- * a key's lifetime after it. Read once per process.
- */
-const lanesSince = new WeakMap<Db, Promise<number>>();
-async function mayRetryUnscoped(db: Db, s: IdempotencySettings): Promise<boolean> {
-  let since = lanesSince.get(db);
-  if (!since) {
-    since = db.query<{ since: Date }>('SELECT since FROM idempotency_lanes LIMIT 1').then((r) => r.rows[0]?.since.getTime() ?? 0);
-    lanesSince.set(db, since);
-  }
-  return Date.now() < (await since) + s.ttlHours * 3_600_000;
-}
-
-/** The seeds of a request's derived ids: its own, and the one a request sent before lanes used. */
-export interface Seeds {
-  seed: string;
-  /**
-   * The bare key, while a caller's request may still be the retry of one sent before keys had
-   * lanes: its effects, if any, carry ids derived from this. A use case that finds them (same
-   * content) answers with them instead of acting again.
-   */
-  unscoped?: string;
-}
-
-/**
  * Runs `run` once per request: the first with a key runs, a repeat of the same request gets the
  * stored response, a different request in the same lane is refused, and a duplicate arriving while
- * the first is in flight waits for its response. `run` gets the seeds to derive ids from (see
+ * the first is in flight waits for its response. `run` gets the seed to derive ids from (see
  * seedOf), or undefined without a key (the request is new by definition).
  */
 export async function idempotent<T>(
   db: Db,
   s: IdempotencySettings,
   request: { key: IdempotencyKey | undefined; operation: string; fingerprint: string },
-  run: (seeds: Seeds | undefined) => Promise<T>,
+  run: (seed: string | undefined) => Promise<T>,
 ): Promise<T> {
   const { key, operation, fingerprint: fp } = request;
   if (key === undefined) return run(undefined);
-  // A request sent before migration 8 and retried since is still in the legacy lane: it keeps its
-  // answer and the ids its first attempt derived (from the bare key).
-  if (await mayHaveLegacy(db)) {
-    const legacy: Lane = { scope: '', operation: '', key: key.key };
-    const row = await readKey(db, legacy);
-    if (row?.fingerprint === fp) return inLane(db, s, legacy, fp, () => run({ seed: key.key }));
-  }
-  const seed = seedOf(key);
-  const unscoped = seed !== key.key && (await mayRetryUnscoped(db, s)) ? key.key : undefined;
-  return inLane(db, s, { scope: key.caller, operation, key: key.key }, fp, () => run({ seed, unscoped }));
-}
-
-async function inLane<T>(db: Db, s: IdempotencySettings, lane: Lane, fp: string, run: () => Promise<T>): Promise<T> {
+  const lane: Lane = { scope: key.caller, operation, key: key.key };
   // Only the current holder may complete or release the key: a request that outlived its lock
   // and was taken over must not overwrite or delete its successor's claim.
   const owner = randomUUID();
   const giveUpAt = Date.now() + s.waitMs;
-  const legacy = lane.scope === '';
   for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
-    // The legacy lane takes no new claims: its rows are only answered or taken over.
-    if (!legacy && (await claim(db, lane, fp, owner, s))) break;
+    if (await claim(db, lane, fp, owner, s)) break;
     const row = await readKey(db, lane);
-    if (row === undefined) {
-      if (legacy) return run(); // expired meanwhile: the ids stay those of the first attempt
-      continue; // released by a failed original: claim it
-    }
+    if (row === undefined) continue; // released by a failed original: claim it
     if (row.fingerprint !== fp) {
       throw invalidArgument('this idempotency key was already used with a different request', {
         field: 'X-Idempotency-Key',
@@ -224,17 +162,16 @@ async function inLane<T>(db: Db, s: IdempotencySettings, lane: Lane, fp: string,
 
   let result: T;
   try {
-    result = await run();
+    result = await run(seedOf(key));
   } catch (err) {
-    // Failed requests are not remembered: the client may retry them with the same key. A legacy
-    // row is only unlocked, so that its retry stays in its lane (and derives its ids as before).
+    // Failed requests are not remembered: the client may retry them with the same key.
     await db
-      .query(
-        legacy
-          ? `UPDATE idempotency_keys SET locked_until = now() WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`
-          : `DELETE FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`,
-        [lane.scope, lane.operation, lane.key, owner],
-      )
+      .query(`DELETE FROM idempotency_keys WHERE scope = $1 AND operation = $2 AND key = $3 AND owner = $4 AND state = 'in_flight'`, [
+        lane.scope,
+        lane.operation,
+        lane.key,
+        owner,
+      ])
       .catch(() => undefined);
     throw err;
   }

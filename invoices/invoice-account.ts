@@ -11,7 +11,7 @@ import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
 import { billNotFound, failedPrecondition, invalidArgument, notFound } from '../core/errors';
-import { fingerprint, type IdempotencyKey, type Seeds } from '../core/idempotency';
+import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { toAppError, updateWithDeadline } from '../core/temporal';
 import { fieldError, parseId } from '../core/validate';
 import { parseInvoiceAction, parseIssueCreditNote, parseRecordPayment } from './account-rules';
@@ -52,7 +52,7 @@ function requireKey(key: IdempotencyKey | undefined): IdempotencyKey {
 const updateIdOf = (kind: string, id: string, requestFingerprint: string) =>
   `${kind}-${id}-${createHash('sha256').update(requestFingerprint).digest('hex').slice(0, 16)}`;
 
-const derivedId = (namespace: string, billId: string, seeds: Seeds | undefined) => uuidv5(`${billId}\n${seeds!.seed}`, namespace);
+const derivedId = (namespace: string, billId: string, seed: string | undefined) => uuidv5(`${billId}\n${seed!}`, namespace);
 
 /**
  * Sends `update` to the invoice's lifecycle, starting it when no run is there (the last one ended,
@@ -107,8 +107,8 @@ export async function recordPayment(
   const operation = 'POST /bills/:billId/invoice/payments';
   // What the client sent: a defaulted paid_at differs on every retry.
   const requested = fingerprint(operation, { bill_id: billId, ...payment, paid_at: (body as { paid_at?: unknown })?.paid_at ?? null });
-  return idempotently(deps, requireKey(key), operation, requested, async (seeds) => {
-    const paymentId = derivedId(PAYMENT_NAMESPACE, billId, seeds);
+  return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
+    const paymentId = derivedId(PAYMENT_NAMESPACE, billId, seed);
     const input = { ...payment, payment_id: paymentId, request_fingerprint: requested };
     return updateInvoice(deps, billId, updateIdOf('payment', paymentId, requested), recordPaymentUpdate, input);
   });
@@ -124,8 +124,8 @@ export async function issueCreditNote(
   const note = parseIssueCreditNote(body);
   const operation = 'POST /bills/:billId/credit-notes';
   const requested = fingerprint(operation, { bill_id: billId, ...note });
-  return idempotently(deps, requireKey(key), operation, requested, async (seeds) => {
-    const id = derivedId(CREDIT_NOTE_NAMESPACE, billId, seeds);
+  return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
+    const id = derivedId(CREDIT_NOTE_NAMESPACE, billId, seed);
     const input = { credit_note_id: id, note, request_fingerprint: requested };
     return updateInvoice(deps, billId, updateIdOf('credit-note', id, requested), issueCreditNoteUpdate, input);
   });
@@ -141,8 +141,8 @@ export async function voidInvoice(
   const { reason } = parseInvoiceAction(body);
   const operation = 'POST /bills/:billId/invoice/void';
   const requested = fingerprint(operation, { bill_id: billId, reason });
-  return idempotently(deps, requireKey(key), operation, requested, async (seeds) => {
-    const id = derivedId(VOID_NAMESPACE, billId, seeds);
+  return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
+    const id = derivedId(VOID_NAMESPACE, billId, seed);
     const input = { credit_note_id: id, reason, request_fingerprint: requested };
     return updateInvoice(deps, billId, updateIdOf('void', id, requested), voidInvoiceUpdate, input);
   });
@@ -158,11 +158,11 @@ export async function markUncollectible(
   if (parseInvoiceAction(body).reason !== null) throw fieldError('reason', 'is not a field of this request');
   const operation = 'POST /bills/:billId/invoice/mark-uncollectible';
   // Idempotent by itself (a second write-off answers the first), so a key is welcome, not required.
-  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async (seeds) =>
+  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async (seed) =>
     updateInvoice(
       deps,
       billId,
-      `uncollectible-${seeds ? derivedId(UNCOLLECTIBLE_NAMESPACE, billId, seeds) : uuidv7()}`,
+      `uncollectible-${seed ? derivedId(UNCOLLECTIBLE_NAMESPACE, billId, seed) : uuidv7()}`,
       markUncollectibleUpdate,
     ),
   );

@@ -72,10 +72,10 @@ export async function createWebhook(deps: Deps, body: unknown, key: IdempotencyK
   await checkReceiver(deps, input.url);
   const operation = 'POST /webhooks';
   const requestFingerprint = fingerprint(operation, input);
-  const answer = await idempotently(deps, key, operation, requestFingerprint, async (seeds): Promise<SealedAnswer> => {
+  const answer = await idempotently(deps, key, operation, requestFingerprint, async (seed): Promise<SealedAnswer> => {
     // With a key, the id derives from it: a retry after a lost answer finds the endpoint its
     // first attempt registered instead of registering a second one.
-    const webhookId = seeds ? uuidv5(seeds.seed, WEBHOOK_ID_NAMESPACE) : uuidv7();
+    const webhookId = seed ? uuidv5(seed, WEBHOOK_ID_NAMESPACE) : uuidv7();
     const sealed = box(deps).seal(generateSecret());
     const webhook = await insertEndpoint(deps.db, {
       webhook_id: webhookId,
