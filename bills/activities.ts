@@ -8,29 +8,11 @@ import { databaseRefusal } from '../core/errors';
 import type { Logger } from '../core/log';
 import { billsClosed, billsOpened, closeTotalsMismatches } from '../core/metrics';
 import type { TotalsByCurrency } from '../core/money';
-import { failureOf, refuseAsFailureAsync, type Refusal } from '../core/refusals';
+import type { Refusal } from '../core/refusals';
 import { lineItemId } from './line-item-ids';
-import {
-  BILL_CLOSED_SQLSTATE,
-  BILL_MISSING_SQLSTATE,
-  appendLineItems,
-  applyStagedBatch,
-  insertLineItem,
-  insertLineItems,
-  ledgerSnapshot,
-  type LedgerItem,
-} from './line-item-store';
-import type { LedgerSnapshot, LineItem, NewLineItem, StagedBatchRef } from './types';
-import { isSameLineItem } from './line-item-rules';
-import type {
-  AddLineItemInput,
-  AddLineItemsInput,
-  AddStagedLineItemsInput,
-  LedgerWrite,
-  WriteLineItemsInput,
-  WriteLineItemsResult,
-  WriteOutcome,
-} from './messages';
+import { BILL_CLOSED_SQLSTATE, BILL_MISSING_SQLSTATE, appendLineItems, ledgerSnapshot, type LedgerItem } from './line-item-store';
+import type { LedgerSnapshot, StagedBatchRef } from './types';
+import type { LedgerWrite, WriteLineItemsInput, WriteLineItemsResult, WriteOutcome } from './messages';
 import { emitEvent } from '../webhooks/events';
 import { newBillRow, toBill } from './resource';
 import { findBill, insertBill, markClosed, markSeriesCancelled, type InsertBillOutcome, markDrafted } from './store';
@@ -38,23 +20,6 @@ import type { BillHeader } from './types';
 
 /** The idempotency key of a bill's recurring fee: a newline, which no client key may contain. */
 const RECURRING_FEE_KEY = '\nrecurring-fee';
-
-const refusal = (code: Refusal['code'], message: string, details: Refusal['details'] = null) => failureOf({ code, message, details });
-
-/** Line item inserts the database refuses for good become non-retryable rejections. */
-async function insertOrRefuse<T>(insert: () => Promise<T>): Promise<T> {
-  try {
-    return await insert();
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === BILL_CLOSED_SQLSTATE) {
-      throw refusal('failed_precondition', 'bill is closed: it accepts no more line items', { status: 'closed' });
-    }
-    // Data the database refuses (class 22: data exception) will be refused on every retry.
-    if (code?.startsWith('22')) throw refusal('invalid_argument', `the database refused this line item (${code})`);
-    throw err;
-  }
-}
 
 const refused = (refusal: Refusal): WriteOutcome => ({ status: 'refused', refusal });
 const closedRefusal: Refusal = {
@@ -163,33 +128,6 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
       return outcome;
     },
 
-    // The previous release's writes (before migration 7), each a regular activity whose result the
-    // workflow counted itself. Kept while bills it started may still have one scheduled; only the
-    // paths of bills/workflow-legacy.ts call them.
-
-    /**
-     * `isNew` is true when this activity (any attempt of it) inserted the row: only then may the
-     * workflow add the amount to its totals. A row left by another update is returned as it is.
-     */
-    async persistLineItem(input: AddLineItemInput & { bill_id: string }): Promise<{ isNew: boolean; line_item: LineItem }> {
-      const sourceRef = currentSourceRef();
-      const result = await insertOrRefuse(() => insertLineItem(db, { ...input, source_ref: sourceRef }));
-      const { item, source_ref } = result.stored;
-      const isNew = result.inserted || source_ref === sourceRef;
-      if (!isNew && !isSameLineItem(item, input)) {
-        throw refusal('invalid_argument', 'this idempotency key was already used for a different line item', { field: 'idempotency_key' });
-      }
-      return { isNew, line_item: item };
-    },
-
-    /**
-     * The recurring fee of a bill's period, at most one per bill: its id is derived from the bill
-     * alone (with a key no client can send), so any retry or later run finds the same row.
-     */
-    async chargeRecurringFee(input: NewLineItem & { bill_id: string }): Promise<{ isNew: boolean; line_item: LineItem }> {
-      return activities.persistLineItem({ ...input, line_item_id: lineItemId(input.bill_id, RECURRING_FEE_KEY) });
-    },
-
     /** The period has ended: the bill is a draft until its grace period ends (bill.drafted, once). */
     async markDraft(input: { bill_id: string; at: string }): Promise<void> {
       await inTransaction(db, async (tx) => {
@@ -207,53 +145,14 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
         return marked;
       });
       if (outcome === null) throw new Error(`bill ${input.bill_id} does not exist`);
-      // Closed first (a cancel accepted by a previous release during the close): too late, and
-      // retrying would never change that.
+      // Closed first (a repeated cancel of a cancelled bill, accepted while it was closing): too
+      // late, and retrying would never change that.
       if ('closed' in outcome)
         log.warn(
           { event: 'cancel_after_close', bill_id: input.bill_id, ...activityLogContext() },
           'the bill closed before its cancel was written',
         );
       return outcome.cancelled_at;
-    },
-
-    /**
-     * The batch in one insert. Counted as added: rows inserted now or by an earlier attempt of
-     * this same activity; rows another update stored first are not counted again.
-     */
-    async persistLineItems(input: AddLineItemsInput & { bill_id: string }): Promise<{ added: TotalsByCurrency; count: number }> {
-      const sourceRef = currentSourceRef();
-      const result = await insertOrRefuse(() => insertLineItems(db, input.bill_id, input.items, sourceRef));
-      const mine = new Set([
-        ...result.inserted,
-        ...result.existing.filter((e) => e.source_ref === sourceRef).map((e) => e.item.line_item_id),
-      ]);
-      const byId = new Map(result.existing.map((e) => [e.item.line_item_id, e.item]));
-      const added: TotalsByCurrency = {};
-      for (const item of input.items) {
-        const stored = byId.get(item.line_item_id);
-        if (!mine.has(item.line_item_id) && stored && !isSameLineItem(stored, item)) {
-          throw refusal('invalid_argument', 'this idempotency key was already used for a different batch', { field: 'idempotency_key' });
-        }
-        if (!mine.has(item.line_item_id)) continue;
-        const entry = (added[item.currency] ??= { amount: 0, count: 0 });
-        entry.amount += item.amount;
-        entry.count += 1;
-      }
-      return { added, count: mine.size };
-    },
-
-    /**
-     * A staged batch into line_items (claim check). Counted as added: what this activity (any
-     * attempt of it) inserted; a batch another update applied first counts nothing again.
-     */
-    async persistStagedLineItems(
-      input: AddStagedLineItemsInput & { bill_id: string },
-    ): Promise<{ added: TotalsByCurrency; count: number }> {
-      const outcome = await insertOrRefuse(() => refuseAsFailureAsync(() => applyStagedBatch(db, input, currentSourceRef())));
-      // Staged before the update is sent, dropped only once refused or closed: a bug if missing.
-      if (outcome.status === 'missing') throw refusal('failed_precondition', `batch ${input.batch_id} is not staged for this bill`);
-      return { added: outcome.added, count: outcome.count };
     },
 
     /** Marks the bill closed in Postgres and answers its final totals (the activity keeps its recorded name). */

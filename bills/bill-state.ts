@@ -8,13 +8,7 @@ import { AppError } from '../core/errors';
 import { totalsList, type TotalsByCurrency } from '../core/money';
 import { refusalOf, type Refusal } from '../core/refusals';
 import type { LedgerSnapshot } from './types';
-import {
-  checkBatchFitsBill,
-  checkLineItemFitsBill,
-  checkStagedBatchFitsBill,
-  parseLineItemBatch,
-  parseNewLineItem,
-} from './line-item-rules';
+import { checkLineItemFitsBill, checkLineItemValues, checkStagedBatchFitsBill } from './line-item-rules';
 import {
   MAX_GROUP_ITEMS,
   type AddLineItemInput,
@@ -78,10 +72,6 @@ export class BillState {
   /** Writes waiting for the ledger writer; everything queued while a write is in flight goes next, together. */
   queue: QueuedWrite[] = [];
   writing = false;
-  /** A write of the previous release's path completed after a snapshot: read the ledger again. */
-  refresh = false;
-  /** Adds on the previous release's path in flight (bills running since before migration 7). */
-  legacyInflight = 0;
   /** Cancels accepted whose write to the bill row is still in flight. */
   cancelling = 0;
   itemsThisRun = 0;
@@ -132,7 +122,7 @@ export class BillState {
 
   /** No write queued or in flight. */
   idle(): boolean {
-    return this.queue.length === 0 && !this.writing && !this.refresh && this.legacyInflight === 0;
+    return this.queue.length === 0 && !this.writing;
   }
 
   /** openBillUpdate may answer: the row is written and a new recurring bill's fee is counted. */
@@ -149,9 +139,8 @@ export class BillState {
       continuedAsNew: this.continuedAsNew + 1,
       feeCharged: this.feeCharged,
       cancelled: this.cancelled,
-      // Only when set: a run that continues as new carries what the previous release carried.
-      ...(this.status === 'draft' && { drafted: true }),
-      ...(this.nextBillId !== null && { nextBillId: this.nextBillId }),
+      drafted: this.status === 'draft',
+      nextBillId: this.nextBillId,
     };
   }
 
@@ -179,7 +168,8 @@ export class BillState {
     const refusals: Refusal[] = [];
     for (const input of items) {
       const refusal = refusalOf(() => {
-        const item = parseNewLineItem(input);
+        const item = input as AddLineItemInput;
+        checkLineItemValues(item);
         checkLineItemFitsBill(item, trial);
         addAll(trial.pending, one(item.currency, item.amount), 1);
       });
@@ -191,30 +181,11 @@ export class BillState {
       throw new AppError(first.code, first.message, first.details);
   }
 
-  /** One add (the previous release's single-item update). Retryable while draining: it lands in the next run. */
-  checkItem(item: Partial<AddLineItemInput> | undefined): void {
-    this.checkOurs();
-    if (this.draining) throw retryLater();
-    if (typeof item?.line_item_id !== 'string') throw new AppError('invalid_argument', 'line_item_id is required');
-    checkLineItemFitsBill(parseNewLineItem(item), this);
-  }
-
   /** A staged batch by its reference and declared sums. */
   checkStagedBatch(ref: Parameters<typeof checkStagedBatchFitsBill>[0]): void {
     this.checkOurs();
     if (this.draining) throw retryLater();
     checkStagedBatchFitsBill(ref, this);
-  }
-
-  /** A batch carried in the update itself (before staging). */
-  checkBatch(batch: { items?: unknown } | undefined): void {
-    this.checkOurs();
-    if (this.draining) throw retryLater();
-    const items = Array.isArray(batch?.items) ? batch.items : [];
-    if (items.length === 0 || items.some((i: { line_item_id?: unknown }) => typeof i?.line_item_id !== 'string')) {
-      throw new AppError('invalid_argument', 'items with line_item_id are required');
-    }
-    checkBatchFitsBill(parseLineItemBatch({ items }), this);
   }
 
   /** Like a subscription: a recurring bill's periods are the policy; ending one early is a cancellation. */
@@ -277,7 +248,10 @@ export class BillState {
     const writes: LedgerWrite[] = [];
     const reserved: TotalsByCurrency = {};
     for (const input of inputs) {
-      const refusal = refusalOf(() => checkLineItemFitsBill(parseNewLineItem(input), this));
+      const refusal = refusalOf(() => {
+        checkLineItemValues(input);
+        checkLineItemFitsBill(input, this);
+      });
       if (refusal) {
         outcomes.push({ status: 'refused', refusal });
       } else {
@@ -296,7 +270,7 @@ export class BillState {
 
   /** The writer may take the queue: something is queued (or a refresh asked for) and the row is settled. */
   hasWork(): boolean {
-    return (this.queue.length > 0 || this.refresh) && (this.persisted || this.conflict);
+    return this.queue.length > 0 && (this.persisted || this.conflict);
   }
 
   /** The next group for the writer: everything queued, up to a transaction's worth of writes. */
@@ -306,8 +280,6 @@ export class BillState {
     while (n < this.queue.length && (n === 0 || size + this.queue[n].writes.length <= MAX_WRITES_PER_TRANSACTION))
       size += this.queue[n++].writes.length;
     this.writing = true;
-    // A group with no writes (after a previous-release write completed) reads the ledger's snapshot.
-    this.refresh = false;
     return this.queue.splice(0, n);
   }
 

@@ -31,6 +31,18 @@ function parseMetadata(value: unknown): Record<string, unknown> | null {
   return value as Record<string, unknown>;
 }
 
+/**
+ * The rules of one line item's money, wherever the item comes from: an amount of minor units that
+ * stays exact, in a currency a bill can hold. The workflow's update validator runs them again on
+ * what reaches it; the shape of a request is checked at the edge.
+ */
+export function checkLineItemValues(item: { amount: unknown; currency: unknown }): void {
+  if (!isValidAmount(item.amount)) {
+    throw fieldError('amount', 'must be a positive integer number of minor units within the safe integer range');
+  }
+  parseCurrency(item.currency);
+}
+
 export const MAX_BATCH_ITEMS = 1000;
 
 /** A batch body `{ items: [...] }`: every item valid, or the whole batch refused naming the first bad one. */

@@ -6,8 +6,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 import type { Refusal } from '../core/refusals';
-import type { AddedLineItem, LedgerSnapshot, NewLineItem, StagedBatchRef } from './types';
-import type { BillHeader, BillStatus } from './types';
+import type { BillHeader, BillStatus, LedgerSnapshot, NewLineItem, StagedBatchRef } from './types';
 
 export type { Refusal } from '../core/refusals';
 
@@ -21,7 +20,7 @@ export interface BillWorkflowInput {
   /** Continue as new after this many line items in one run; 0 = only when Temporal suggests. */
   continueAsNewAfterItems?: number;
   /** Timeout and retry backoff of its database activities, from the configuration at creation. */
-  activitySettings?: BillActivitySettings;
+  activitySettings: BillActivitySettings;
 }
 
 export interface BillActivitySettings {
@@ -29,23 +28,23 @@ export interface BillActivitySettings {
   retryInitialMs: number;
   retryMaxIntervalMs: number;
   /** Per attempt of a local activity (the ledger writes); below the workflow task timeout. */
-  localTimeoutMs?: number;
+  localTimeoutMs: number;
 }
 
 export interface CarriedState {
-  /** The ledger snapshot the run ended with (absent from runs of releases before migration 7: 0). */
-  version?: number;
+  /** The ledger snapshot's version the run ended with. */
+  version: number;
   totals: TotalsByCurrency;
   lineItemCount: number;
   continuedAsNew: number;
   /** The period's recurring fee is stored and counted. */
-  feeCharged?: boolean;
+  feeCharged: boolean;
   /** The series was cancelled: no next period. */
-  cancelled?: boolean;
-  /** The period has ended and the grace period runs (absent before grace periods: false). */
-  drafted?: boolean;
+  cancelled: boolean;
+  /** The period has ended and the grace period runs. */
+  drafted: boolean;
   /** The next period's bill, started when this one became a draft. */
-  nextBillId?: string | null;
+  nextBillId: string | null;
 }
 
 export interface CancelSeriesInput {
@@ -70,19 +69,14 @@ export interface AddLineItemInput extends NewLineItem {
   line_item_id: string;
 }
 
-/** The batch itself, as the update carried it before migration 6 (see addLineItemsUpdate). */
-export interface AddLineItemsInput {
-  items: AddLineItemInput[];
-}
-
 export type AddStagedLineItemsInput = StagedBatchRef;
 
 export interface AddLineItemsResult {
-  /** Items of this batch (before migration 7: those counted now, not by an earlier attempt). */
+  /** Items of this batch. */
   added: number;
   totals: CurrencyTotal[];
-  /** The ledger version of `totals` (absent from results of releases before migration 7). */
-  version?: number;
+  /** The ledger version of `totals`. */
+  version: number;
 }
 
 /** Items of one appendLineItemsUpdate: the API groups up to this many concurrent adds. */
@@ -129,19 +123,11 @@ export const openBillUpdate = defineUpdate<LiveBill>('openBillUpdate');
  * on its own, and the result carries the ledger snapshot after the write.
  */
 export const appendLineItemsUpdate = defineUpdate<AppendLineItemsResult, [AppendLineItemsInput]>('appendLineItemsUpdate');
-/** Adds a line item; the result is confirmed (persisted and counted). The API of the previous release sends it. */
-export const addLineItemUpdate = defineUpdate<AddedLineItem, [AddLineItemInput]>('addLineItemUpdate');
 /**
  * Up to MAX_BATCH_ITEMS line items accepted or rejected as a whole, in one update and one insert:
  * the items are staged in Postgres and the update carries a reference with their sums.
  */
 export const addStagedLineItemsUpdate = defineUpdate<AddLineItemsResult, [AddStagedLineItemsInput]>('addStagedLineItemsUpdate');
-/**
- * The batch path before staging, with the items in the update. The API no longer sends it; the
- * workflow keeps its handler while bills that received it may still be running (their histories
- * replay through it) and while an API of the previous release may still be serving.
- */
-export const addLineItemsUpdate = defineUpdate<AddLineItemsResult, [AddLineItemsInput]>('addLineItemsUpdate');
 /** Closes the bill early; returns once final totals are stored. Idempotent. */
 export const closeBillUpdate = defineUpdate<LiveBill>('closeBillUpdate');
 /** Stops a recurring bill's renewal (and closes it now when asked). Idempotent. */

@@ -65,8 +65,7 @@ export function parseSpan(text: string): number | { error: string } {
 }
 
 /** A bill's grace period in milliseconds; bills created before grace periods have none. */
-export function gracePeriodMs(text: string | undefined): number {
-  if (text === undefined) return 0;
+export function gracePeriodMs(text: string): number {
   const ms = parseSpan(text);
   return typeof ms === 'number' ? ms : 0;
 }

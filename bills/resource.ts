@@ -27,15 +27,14 @@ export function toBill(row: BillRow, live: LiveBill | null): Bill {
     previous_bill_id: row.previous_bill_id,
     cancelled_at: row.cancelled_at,
     next_bill_id: row.next_bill_id,
-    grace_period: row.grace_period ?? 'PT0S',
-    payment_terms: row.payment_terms ?? 'P30D',
+    grace_period: row.grace_period,
+    payment_terms: row.payment_terms,
     drafted_at: row.drafted_at,
     grace_period_end: new Date(Date.parse(row.billing_period_end) + gracePeriodMs(row.grace_period)).toISOString(),
     closed_at: live?.closed_at ?? row.closed_at,
     totals: live ? live.totals : totalsList(row.totals),
     totals_source: live ? 'live' : 'stored',
-    // A workflow of the previous release knows no version: the stored one stands in.
-    version: live?.version ?? row.version,
+    version: live ? live.version : row.version,
     // Closed a moment ago (the workflow says so before our row was read): its invoice is pending.
     invoice:
       row.invoice ??

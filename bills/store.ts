@@ -152,8 +152,8 @@ export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEve
     b.recurring_fee?.description ?? null,
     b.series_id,
     b.previous_bill_id,
-    b.grace_period ?? 'PT0S',
-    b.payment_terms ?? 'P30D',
+    b.grace_period,
+    b.payment_terms,
   ];
   const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data))));
   const inserted = await db.query(
@@ -244,7 +244,7 @@ function groupTotals(rows: TotalRow[]): Map<string, TotalsByCurrency> {
  * the insert trigger keeps of every committed line item.
  */
 export async function storedTotals(db: Queryable, bills: { bill_id: string }[]): Promise<Map<string, TotalsByCurrency>> {
-  // Running totals while open, final once closed: the insert trigger keeps them (migration 4).
+  // Running totals while open, final once closed: the insert trigger keeps them.
   const { rows } = await db.query<TotalRow>('SELECT bill_id, currency, amount, line_item_count FROM bill_totals WHERE bill_id = ANY($1)', [
     bills.map((b) => b.bill_id),
   ]);
@@ -268,7 +268,7 @@ export async function markClosed(
   if (rows[0].status === 'open') {
     await tx.query(`UPDATE bills SET status = 'closed', closed_at = $2 WHERE bill_id = $1`, [billId, closedAt]);
   }
-  // Applied batches are in line_items; any other can no longer apply (migration 6).
+  // Applied batches are in line_items; any other can no longer apply.
   await dropBatchesOfBill(tx, billId);
   const totals = await storedTotals(tx, [{ bill_id: billId }]);
   return {
@@ -293,7 +293,7 @@ export async function markDrafted(tx: Queryable, billId: string, at: string): Pr
 
 /**
  * Marks an open bill's series cancelled (idempotent: the first time stays; `newly` says this call
- * set it). A closed bill changes no more (migration 9): a cancel that reaches it too late is
+ * set it). A closed bill changes no more: a cancel that reaches it too late is
  * `closed`, with what the row says. Run it in a transaction: the row stays locked until its end,
  * so of two cancels exactly one is `newly`.
  */

@@ -46,18 +46,16 @@ export interface BillFields {
   previous_bill_id: string | null;
   /**
    * ISO 8601 duration after the period's end in which late usage still counts (the bill is a
-   * `draft`); `PT0S` (no draft) for bills created without one.
+   * `draft`); `PT0S`: no draft.
    */
-  grace_period?: string;
-  /** ISO 8601 duration from the invoice's finalization to its due date; `P30D` when absent. */
-  payment_terms?: string;
+  grace_period: string;
+  /** ISO 8601 duration from the invoice's finalization to its due date. */
+  payment_terms: string;
 }
 
 /** A bill as the API returns it. */
 export interface Bill extends BillFields {
   status: BillStatus;
-  grace_period: string;
-  payment_terms: string;
   closed_at: string | null;
   totals: CurrencyTotal[];
   /** `live`: read from the running workflow; `stored`: read from Postgres. */
@@ -284,7 +282,7 @@ export interface ListLineItemsQuery {
 }
 
 /**
- * A staged batch as its bill's workflow receives it (claim check, migration 6): the id of its
+ * A staged batch as its bill's workflow receives it (claim check): the id of its
  * stored items, their count, and their sums per currency, which the workflow reserves and checks
  * like a single add's amount. The items themselves never pass through Temporal.
  */

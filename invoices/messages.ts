@@ -22,8 +22,8 @@ export interface PostProcessInput {
 export interface PostProcessResult {
   status: InvoiceStatus;
   invoice_number: string | null;
-  /** Where the invoice's money was when the run ended (absent from runs before the lifecycle). */
-  payment_status?: PaymentStatus;
+  /** Where the invoice's money was when the run ended. */
+  payment_status: PaymentStatus;
 }
 
 /** Where the invoice is, as Temporal's tools can search it: pending, generated, sent, skipped, failed. */

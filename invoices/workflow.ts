@@ -5,7 +5,6 @@ import {
   condition,
   continueAsNew,
   log,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -28,25 +27,12 @@ import {
 } from './messages';
 import type { InvoiceAccount, InvoiceStatus, PostProcessStep } from './types';
 
-/**
- * The InvoiceStatus search attribute follows the invoice (patched: histories recorded before it
- * replay without the upserts). Its first value, pending, comes with the start.
- */
-export const INVOICE_SEARCH_ATTRIBUTE = 'invoice-search-attribute';
-
-/**
- * The post-process grows into the invoice's lifecycle (docs/invoices.md): once the invoice is
- * finalized it takes payments, credit notes, a void or a write-off, and turns overdue at its due
- * date, until nothing more is owed. Histories recorded before it end after the delivery and
- * replay without it.
- */
-export const INVOICE_LIFECYCLE = 'invoice-lifecycle';
-
 /** A lifecycle run continues as new before its history passes this many events. */
 const MAX_HISTORY_EVENTS = 2_000;
 
+/** The InvoiceStatus search attribute follows the invoice; its first value, pending, comes with the start. */
 function showStatus(status: InvoiceStatus): void {
-  if (patched(INVOICE_SEARCH_ATTRIBUTE)) upsertSearchAttributes([{ key: InvoiceStatusKey, value: status }]);
+  upsertSearchAttributes([{ key: InvoiceStatusKey, value: status }]);
 }
 
 const { postProcessSettings } = proxyLocalActivities<PostProcessActivities>({ startToCloseTimeout: '10 seconds' });
@@ -221,10 +207,7 @@ async function runLifecycle(billId: string, life: Lifecycle, delivery: InvoiceSt
 export async function closedBillPostProcessWorkflow(input: PostProcessInput): Promise<PostProcessResult> {
   const { bill_id } = input;
   const life = new Lifecycle();
-  // Handlers are not commands: registering them changes no history. Runs of the previous release
-  // took no updates, and their histories replay without the marker, so without handlers.
-  const lifecycle = input.lifecycle_only === true || patched(INVOICE_LIFECYCLE);
-  if (lifecycle) registerAccountHandlers(bill_id, life);
+  registerAccountHandlers(bill_id, life);
   if (input.lifecycle_only) return runLifecycle(bill_id, life, 'sent');
 
   // Read once and recorded in history: replays see the same policy, new runs the current one.
@@ -241,32 +224,27 @@ export async function closedBillPostProcessWorkflow(input: PostProcessInput): Pr
 
   const begun = await bookkeeping.beginPostProcess({ bill_id, workflow_id: workflowInfo().workflowId });
   showStatus(begun);
-  if (begun === 'sent' || begun === 'skipped') {
-    return lifecycle ? runLifecycle(bill_id, life, begun) : { status: begun, invoice_number: null };
-  }
+  if (begun === 'sent' || begun === 'skipped') return runLifecycle(bill_id, life, begun);
 
   let step: PostProcessStep = 'generate';
   let delivered: InvoiceStatus;
   try {
-    const { invoice_number } = await steps.generateInvoice({ bill_id });
+    await steps.generateInvoice({ bill_id });
     showStatus('generated');
     // Finalized: from here on its account takes payments, also while the email is retried.
-    if (lifecycle) {
-      const loaded = await accounting.loadInvoiceAccount({ bill_id });
-      life.adopt(loaded.account);
-      life.unsent.push(...loaded.unsent.filter((id) => !life.unsent.includes(id)));
-    }
+    const loaded = await accounting.loadInvoiceAccount({ bill_id });
+    life.adopt(loaded.account);
+    life.unsent.push(...loaded.unsent.filter((id) => !life.unsent.includes(id)));
     step = 'deliver';
     const delivery = await steps.deliverInvoice({ bill_id });
     showStatus(delivery.status);
-    if (!lifecycle) return { status: delivery.status, invoice_number };
     delivered = delivery.status;
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const reason = err.cause?.message ?? err.message;
     await bookkeeping.recordPostProcessFailure({ bill_id, step, error: reason });
     showStatus('failed');
-    if (!lifecycle || !life.account) {
+    if (!life.account) {
       await condition(allHandlersFinished);
       // Failed in Temporal's UI too, with the reason, where an operator looks first.
       throw ApplicationFailure.nonRetryable(`invoice ${step} failed: ${reason}`, 'invoice_failed');

@@ -1,7 +1,7 @@
 /**
  * The outbox: the features that change bills and invoices record their events here, inside the
  * transaction of the change (so a rolled-back change emits nothing and a committed one cannot
- * lose its event). webhook_emit() (migration 10) writes the event and one delivery per
+ * lose its event). webhook_emit() (a function of the schema) writes the event and one delivery per
  * subscribed, enabled endpoint; the relay hands each delivery to Temporal.
  */
 import type { Queryable } from '../core/db';
