@@ -17,10 +17,15 @@ export function billHeader(over: Partial<BillHeader> = {}): BillHeader {
     recurring_fee: null,
     series_id: null,
     previous_bill_id: null,
+    grace_period: 'PT0S',
+    payment_terms: 'P30D',
     request_fingerprint: 'fp',
     ...over,
   };
 }
+
+/** The activity settings a bill's workflow carries: short, for tests. */
+export const activitySettings = { timeoutMs: 30_000, retryInitialMs: 200, retryMaxIntervalMs: 10_000, localTimeoutMs: 5_000 };
 
 /** One line item to add, with its id. */
 export const lineItem = (id: string, amount: number, currency = 'USD') => ({

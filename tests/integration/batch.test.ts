@@ -6,7 +6,7 @@ import { lineItemId } from '../../bills/line-item-ids';
 import { stageBatch } from '../../bills/line-item-store';
 import { batchTotals } from '../../bills/line-item-rules';
 import type { Activities } from '../../temporal/activities';
-import { addLineItemsUpdate, billWorkflowId, type WriteLineItemsResult } from '../../bills/messages';
+import { type WriteLineItemsResult } from '../../bills/messages';
 import {
   call,
   expectReplayOf,
@@ -259,17 +259,4 @@ describe('staged batches (claim check)', () => {
     expect((await liveTotals(stack, billId)).line_item_count).toBe(1);
   });
 
-  it('still takes a batch carried in the update itself, as the previous release sent it', async () => {
-    const billId = await openBill();
-    const items = batchOf(5).map((item, i) => ({ ...item, metadata: null, line_item_id: lineItemId(billId, `old\n#${i}`) }));
-    const handle = stack.deps.temporal.workflow.getHandle(billWorkflowId(billId));
-    // A repeated id (the previous release counted it twice) is stored and counted once.
-    const result = await handle.executeUpdate(addLineItemsUpdate, { args: [{ items: [...items, items[0]] }], updateId: 'old-batch' });
-    expect(result.added).toBe(6);
-    expect((await stored(billId)).reduce((n: number, r: { n: number }) => n + r.n, 0)).toBe(5);
-    expect((await liveTotals(stack, billId)).line_item_count).toBe(5);
-    const closed = (await call(stack, 'POST', `/bills/${billId}/close`)).body.bill;
-    expect(closed.totals.reduce((n: number, t: { line_item_count: number }) => n + t.line_item_count, 0)).toBe(5);
-    expect(await mismatchReports(stack, billId)).toBe(0);
-  });
 });

@@ -22,7 +22,7 @@ import {
   type WriteLineItemsResult,
 } from '../../bills/messages';
 import type { BillHeader } from '../../bills/types';
-import { billHeader, lineItem } from '../helpers/bill-header';
+import { activitySettings, billHeader, lineItem } from '../helpers/bill-header';
 import { sdkRunLogger } from '../helpers/run-logs';
 
 /** The ledger as Postgres would keep it: each id stored once, a version per write. */
@@ -120,7 +120,7 @@ async function openBill(taskQueue: string, input: BillWorkflowInput) {
 it('answers each add of a group from the ledger snapshot, refusing only the item that does not fit', async () => {
   const ledger = new FakeLedger();
   await withWorker(ledger, async (taskQueue) => {
-    const { live, handle } = await openBill(taskQueue, { bill: header({ currency: 'USD' }) });
+    const { live, handle } = await openBill(taskQueue, { bill: header({ currency: 'USD' }), activitySettings });
     expect(live).toMatchObject({ status: 'open', version: 0, line_item_count: 0 });
 
     const result = await handle.executeUpdate(appendLineItemsUpdate, {
@@ -150,7 +150,7 @@ it('answers each add of a group from the ledger snapshot, refusing only the item
 it('refuses a group whose items all fail the same rule, before it reaches the ledger', async () => {
   const ledger = new FakeLedger();
   await withWorker(ledger, async (taskQueue) => {
-    const { handle } = await openBill(taskQueue, { bill: header({ currency: 'EUR' }) });
+    const { handle } = await openBill(taskQueue, { bill: header({ currency: 'EUR' }), activitySettings });
     await expect(handle.executeUpdate(appendLineItemsUpdate, { args: [{ items: [item('a', 1, 'USD')] }] })).rejects.toMatchObject({
       cause: { type: 'failed_precondition', message: 'this bill accepts only EUR' },
     });
@@ -163,7 +163,7 @@ it('closes with the stored totals, and reports a difference from its own', async
   const ledger = new FakeLedger();
   ledger.unseenAtClose = { USD: { amount: 7, count: 1 } };
   await withWorker(ledger, async (taskQueue) => {
-    const { handle } = await openBill(taskQueue, { bill: header() });
+    const { handle } = await openBill(taskQueue, { bill: header(), activitySettings });
     await handle.executeUpdate(appendLineItemsUpdate, { args: [{ items: [item('a', 10)] }] });
     const closed = await handle.executeUpdate(closeBillUpdate);
     expect(closed.totals).toMatchObject([{ currency: 'USD', amount: 17, line_item_count: 2 }]);
@@ -174,7 +174,7 @@ it('closes with the stored totals, and reports a difference from its own', async
 it('continues as new after the configured number of items, carrying the ledger snapshot', async () => {
   const ledger = new FakeLedger();
   await withWorker(ledger, async (taskQueue) => {
-    const { handle } = await openBill(taskQueue, { bill: header(), continueAsNewAfterItems: 2 });
+    const { handle } = await openBill(taskQueue, { bill: header(), continueAsNewAfterItems: 2, activitySettings });
     await handle.executeUpdate(appendLineItemsUpdate, { args: [{ items: [item('a', 1), item('b', 2)] }] });
     // Adds during the drain are asked to retry; this one lands in the next run.
     let live;
@@ -199,7 +199,7 @@ it('closes itself at the end of its period on a durable timer', async () => {
   const ledger = new FakeLedger();
   await withWorker(ledger, async (taskQueue) => {
     const bill = header({ billing_period_end: new Date(Date.now() + 1500).toISOString() });
-    const { handle } = await openBill(taskQueue, { bill });
+    const { handle } = await openBill(taskQueue, { bill, activitySettings });
     await handle.executeUpdate(appendLineItemsUpdate, { args: [{ items: [item('a', 42)] }] });
     expect(await handle.result()).toMatchObject({ status: 'closed', line_item_count: 1, totals: [{ amount: 42 }] });
     expect(ledger.closes).toBe(1);

@@ -4,12 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { lineItemId } from '../../bills/line-item-ids';
 import { call, eventually, inSeconds, liveTotals, mismatchReports, startStack, uid, type Stack } from '../helpers/stack';
 import { holdToContract } from '../helpers/contract';
 import { testTempDir } from '../helpers/tmp';
+import { freePort } from '../helpers/ports';
 
 const root = path.resolve(__dirname, '..', '..');
 let stack: Stack;
@@ -20,13 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => stack.stop());
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 
 /** `host/main.ts <mode>` in its own process, on the test database, Temporal and task queue. */
 function runService(mode: 'all' | 'worker', env: Record<string, string>) {

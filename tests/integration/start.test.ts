@@ -4,24 +4,16 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../core/config';
 import { findTemporalCli } from '../../host/temporal-dev';
 import { eventually, inSeconds, uid } from '../helpers/stack';
 import { holdToContract } from '../helpers/contract';
+import { freePort } from '../helpers/ports';
 
 const root = path.resolve(__dirname, '..', '..');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Started {
   child: ChildProcess;

@@ -73,7 +73,7 @@ describe('validating a group of adds', () => {
   it('refuses adds once the close has begun', () => {
     const bill = new BillState(header());
     bill.status = 'closing';
-    expect(refusal(() => bill.checkItem(item('a', 1)))?.message).toMatch(/bill is closing/);
+    expect(refusal(() => bill.checkGroup([item('a', 1)]))?.message).toMatch(/bill is closing/);
   });
 
   it('checks a staged batch by its declared sums', () => {
@@ -156,11 +156,16 @@ describe('applying ledger snapshots', () => {
     expect(bill.pending).toEqual({});
   });
 
-  it('is idle only with nothing queued, writing or asked for again', () => {
+  it('is idle only with nothing queued or being written', () => {
     const bill = new BillState(header());
+    bill.persisted = true;
     expect(bill.idle()).toBe(true);
-    bill.refresh = true;
+    void bill.enqueueOne({ item: item('a', 1) }, 'USD', 1);
     expect(bill.idle()).toBe(false);
+    const group = bill.takeGroup();
+    expect(bill.idle()).toBe(false);
+    bill.settleGroup(group, { snapshot: { version: 1, totals: { USD: { amount: 1, count: 1 } } }, outcomes: [stored()] });
+    expect(bill.idle()).toBe(true);
   });
 });
 
@@ -213,9 +218,19 @@ describe('closing, cancelling and continuing as new', () => {
       continuedAsNew: 1,
       feeCharged: true,
       cancelled: true,
+      drafted: false,
+      nextBillId: null,
     });
     const next = new BillState(header(recurring), carried);
     expect(next.persisted).toBe(true);
     expect(next.live()).toMatchObject({ version: 9, continued_as_new: 1, line_item_count: 9 });
+  });
+
+  it("carries a draft and its series' next bill into the next run", () => {
+    const first = new BillState(header(recurring));
+    first.status = 'draft';
+    first.nextBillId = 'b-2';
+    const next = new BillState(header(recurring), first.carried());
+    expect({ status: next.status, nextBillId: next.nextBillId }).toEqual({ status: 'draft', nextBillId: 'b-2' });
   });
 });

@@ -1,5 +1,24 @@
+import path from 'node:path';
 import { clientFromForwardedFor } from '../../core/auth';
 import { ConfigError, loadConfig } from '../../core/config';
+
+const KEY = Buffer.alloc(32, 1).toString('base64');
+
+/** What loadConfig reports for `env`, one problem a line; none when it loads. */
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const [head, ...lines] = err.message.split('\n');
+    expect(head).toBe('Invalid configuration:');
+    return lines.map((line) => {
+      expect(line.startsWith('  - ')).toBe(true);
+      return line.slice(4);
+    });
+  }
+}
 
 describe('configuration', () => {
   it('has working defaults for a fresh machine', () => {
@@ -59,6 +78,147 @@ describe('configuration', () => {
       /AUTH_REQUIRED=false is refused with NODE_ENV=production/,
     );
     expect(loadConfig({ AUTH_REQUIRED: 'true' }).auth).toMatchObject({ required: true, healthPublic: true, metricsPublic: true });
+  });
+});
+
+describe('reading the environment', () => {
+  it('reads an empty variable as unset, defaults that follow other settings included', () => {
+    const c = loadConfig({
+      NODE_ENV: 'production',
+      WEBHOOK_SECRETS_KEY: KEY,
+      PORT: '',
+      DATABASE_URL: '',
+      AUTH_REQUIRED: '',
+      WEBHOOK_ALLOW_PRIVATE: '',
+      IDEMPOTENCY_LOCK_MS: '',
+      TRUST_PROXY: '',
+    });
+    expect(c).toMatchObject({ port: 4000, databaseUrl: undefined, idempotencyLockMs: 20_000, trustProxy: false });
+    expect(c.auth.required).toBe(true);
+    expect(c.webhooks.allowPrivate).toBe(false);
+  });
+
+  it('takes IDEMPOTENCY_LOCK_MS as twice UPDATE_TIMEOUT_MS unless it is set', () => {
+    expect(loadConfig({ UPDATE_TIMEOUT_MS: '30000' }).idempotencyLockMs).toBe(60_000);
+    expect(loadConfig({ UPDATE_TIMEOUT_MS: '30000', IDEMPOTENCY_LOCK_MS: '90000' }).idempotencyLockMs).toBe(90_000);
+  });
+
+  it.each([
+    ['1', true],
+    ['true', true],
+    ['YES', true],
+    ['0', false],
+    ['False', false],
+    ['no', false],
+  ])('reads the boolean %s as %s', (value, expected) => {
+    expect(loadConfig({ TEMPORAL_TLS: value }).temporal.tls).toBe(expected);
+  });
+
+  it('refuses any other boolean, naming the variable and its value', () => {
+    expect(problemsOf({ HEALTH_PUBLIC: 'on' })).toEqual(['HEALTH_PUBLIC="on" must be true or false']);
+  });
+
+  it('takes integers within their range and names the range of one outside it', () => {
+    expect(loadConfig({ PORT: '0' }).port).toBe(0);
+    expect(loadConfig({ PORT: '65535' }).port).toBe(65535);
+    for (const value of ['abc', '1.5', '-1', '65536']) {
+      expect(problemsOf({ PORT: value })).toEqual([`PORT=${JSON.stringify(value)} must be an integer from 0 to 65535`]);
+    }
+  });
+
+  it('takes postgres: and postgresql: database URLs, and never echoes one that may hold a password', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db.internal/fees' }).databaseUrl).toBe('postgresql://db.internal/fees');
+    expect(problemsOf({ DATABASE_URL: 'http://fees:hunter2@db.internal/fees' })).toEqual([
+      'DATABASE_URL must be a postgres: or postgresql: URL',
+    ]);
+    expect(problemsOf({ DATABASE_URL: 'not a url' })).toEqual(['DATABASE_URL must be a postgres: or postgresql: URL']);
+  });
+
+  it('never echoes a bad webhook secrets key', () => {
+    expect(problemsOf({ WEBHOOK_SECRETS_KEY: 'c2hvcnQ=' }).join('\n')).not.toContain('c2hvcnQ=');
+  });
+
+  it("takes log levels from their lists, the Temporal SDK's in any case", () => {
+    expect(loadConfig({ LOG_LEVEL: 'debug', TEMPORAL_LOG_LEVEL: 'info' })).toMatchObject({ logLevel: 'debug', temporalLogLevel: 'INFO' });
+    expect(problemsOf({ LOG_LEVEL: 'verbose', TEMPORAL_LOG_LEVEL: 'verbose' })).toEqual([
+      'LOG_LEVEL="verbose" must be one of trace, debug, info, warn, error, fatal, silent',
+      'TEMPORAL_LOG_LEVEL="verbose" must be one of TRACE, DEBUG, INFO, WARN, ERROR',
+    ]);
+  });
+
+  it('takes the Temporal metrics address as host:port', () => {
+    expect(loadConfig({ TEMPORAL_METRICS_ADDRESS: '127.0.0.1:9464' }).temporalMetricsAddress).toBe('127.0.0.1:9464');
+    expect(problemsOf({ TEMPORAL_METRICS_ADDRESS: '9464' })).toEqual(['TEMPORAL_METRICS_ADDRESS="9464" must be host:port']);
+  });
+
+  it('makes DATA_DIR absolute', () => {
+    expect(loadConfig({ DATA_DIR: 'state/here' }).dataDir).toBe(path.resolve('state/here'));
+  });
+});
+
+describe('rules between settings', () => {
+  it.each([
+    [
+      'an idempotency lock shorter than twice the update timeout',
+      { IDEMPOTENCY_LOCK_MS: '19999' },
+      { IDEMPOTENCY_LOCK_MS: '20000' },
+      'IDEMPOTENCY_LOCK_MS (19999) must be at least twice UPDATE_TIMEOUT_MS (10000)',
+    ],
+    [
+      'a bill retry interval that would shrink',
+      { BILL_RETRY_INITIAL_MS: '10001' },
+      { BILL_RETRY_INITIAL_MS: '10000' },
+      'BILL_RETRY_MAX_INTERVAL_MS must not be below BILL_RETRY_INITIAL_MS',
+    ],
+    [
+      'a post-process retry interval that would shrink',
+      { POSTPROCESS_RETRY_MAX_INTERVAL_MS: '999' },
+      { POSTPROCESS_RETRY_MAX_INTERVAL_MS: '1000' },
+      'POSTPROCESS_RETRY_MAX_INTERVAL_MS must not be below POSTPROCESS_RETRY_INITIAL_MS',
+    ],
+    [
+      'a webhook retry interval that would shrink',
+      { WEBHOOK_RETRY_MAX_INTERVAL_MS: '4999' },
+      { WEBHOOK_RETRY_MAX_INTERVAL_MS: '5000' },
+      'WEBHOOK_RETRY_MAX_INTERVAL_MS must not be below WEBHOOK_RETRY_INITIAL_MS',
+    ],
+    [
+      'an SMTP timeout as long as the post-process attempt',
+      { SMTP_TIMEOUT_MS: '60000' },
+      { SMTP_TIMEOUT_MS: '59999' },
+      'SMTP_TIMEOUT_MS (60000) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS (60000)',
+    ],
+    [
+      'a TLS certificate without its key',
+      { TEMPORAL_TLS_CERT_PATH: '/tls/client.pem' },
+      { TEMPORAL_TLS_CERT_PATH: '/tls/client.pem', TEMPORAL_TLS_KEY_PATH: '/tls/client.key' },
+      'TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together',
+    ],
+    [
+      'a TLS key without its certificate',
+      { TEMPORAL_TLS_KEY_PATH: '/tls/client.key' },
+      { TEMPORAL_TLS_CERT_PATH: '/tls/client.pem', TEMPORAL_TLS_KEY_PATH: '/tls/client.key' },
+      'TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together',
+    ],
+  ])('refuse %s, and take the nearest setting that is fine', (_, bad, fine, problem) => {
+    expect(problemsOf(bad)).toEqual([problem]);
+    expect(problemsOf(fine)).toEqual([]);
+  });
+
+  it('still run beside a bad value, reading it as its default', () => {
+    expect(problemsOf({ UPDATE_TIMEOUT_MS: 'ten seconds', IDEMPOTENCY_LOCK_MS: '5000' })).toEqual([
+      'UPDATE_TIMEOUT_MS="ten seconds" must be an integer from 100 to 600000',
+      'IDEMPOTENCY_LOCK_MS (5000) must be at least twice UPDATE_TIMEOUT_MS (10000)',
+    ]);
+  });
+
+  it('do not report again a variable whose own value is bad', () => {
+    expect(problemsOf({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: 'c2hvcnQ=' })).toEqual([
+      'WEBHOOK_SECRETS_KEY must be 32 bytes in base64 (openssl rand -base64 32)',
+    ]);
+    expect(problemsOf({ SMTP_TIMEOUT_MS: 'soon', POSTPROCESS_ACTIVITY_TIMEOUT_MS: '30000' })).toEqual([
+      'SMTP_TIMEOUT_MS="soon" must be an integer from 100 to 600000',
+    ]);
   });
 });
 
