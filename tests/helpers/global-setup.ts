@@ -39,7 +39,6 @@ export async function dropDatabase(name: string): Promise<void> {
   await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 }
 
-
 export interface DevServer {
   address: string;
   teardown: () => Promise<void>;

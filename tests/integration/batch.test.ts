@@ -258,5 +258,4 @@ describe('staged batches (claim check)', () => {
     expect(await ledgerSums(stack, billId)).toEqual({ n: 1, total: '5000000000000000' });
     expect((await liveTotals(stack, billId)).line_item_count).toBe(1);
   });
-
 });

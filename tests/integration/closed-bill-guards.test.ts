@@ -1,4 +1,3 @@
-
 import { billWorkflowId, getBillQuery, type WriteLineItemsResult } from '../../bills/messages';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 import { quietActivityEnvironment } from '../helpers/run-logs';

@@ -20,7 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => stack.stop());
 
-
 /** `host/main.ts <mode>` in its own process, on the test database, Temporal and task queue. */
 function runService(mode: 'all' | 'worker', env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'host/main.ts', mode], {

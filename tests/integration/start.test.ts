@@ -14,7 +14,6 @@ import { freePort } from '../helpers/ports';
 
 const root = path.resolve(__dirname, '..', '..');
 
-
 interface Started {
   child: ChildProcess;
   output: () => string;

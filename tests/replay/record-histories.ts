@@ -49,7 +49,8 @@ const together = (stack: Stack, billId: string, items: unknown[]) =>
 const countOf = (bill: { totals: { line_item_count: number }[] }) => bill.totals.reduce((n, t) => n + t.line_item_count, 0);
 const billOf = (stack: Stack, billId: string) => call(stack, 'GET', `/bills/${billId}`).then((r) => r.body);
 const bill = (stack: Stack, billId: string, runId?: string) => stack.deps.temporal.workflow.getHandle(billWorkflowId(billId), runId);
-const invoice = (stack: Stack, billId: string, runId?: string) => stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId), runId);
+const invoice = (stack: Stack, billId: string, runId?: string) =>
+  stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId), runId);
 
 function expectCount(b: { totals: { line_item_count: number }[] }, n: number): void {
   if (countOf(b) !== n) throw new Error(`expected ${n} line items, the bill counted ${countOf(b)}: ${JSON.stringify(b.totals)}`);
@@ -68,7 +69,12 @@ const scenarios: { names: Recorded[]; run: (s: Stacks) => Promise<void> }[] = [
     names: ['bill-closed-by-request'],
     async run({ main }) {
       const billId = uid();
-      await ok(main, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), currency: 'USD', customer_email: 'ap@example.com' });
+      await ok(main, 'POST', '/bills', {
+        bill_id: billId,
+        billing_period_end: inSeconds(3600),
+        currency: 'USD',
+        customer_email: 'ap@example.com',
+      });
       await ok(main, 'POST', `/bills/${billId}/line-items`, item(100));
       await together(main, billId, [item(1), item(2), item(3)]);
       const mixed = await together(main, billId, [item(4), item(5, 'EUR')]);

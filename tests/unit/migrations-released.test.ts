@@ -16,7 +16,10 @@ const RELEASED: Record<string, string> = {
 };
 
 const versionOf = (file: string) => Number(/^(\d+)_/.exec(file)?.[1]);
-const sha256 = (file: string) => createHash('sha256').update(readFileSync(path.join(DIR, file))).digest('hex');
+const sha256 = (file: string) =>
+  createHash('sha256')
+    .update(readFileSync(path.join(DIR, file)))
+    .digest('hex');
 
 it('keeps every released migration as it was released', () => {
   const files = readdirSync(DIR);
