@@ -317,18 +317,19 @@ async function api<T = any>(svc: Service, method: string, p: string, body?: unkn
 const farFuture = () => new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString();
 
 /**
- * Calls `fn` until it succeeds, up to six times, 200 ms apart: a set-up call answered 503 under
- * load is retried with its idempotency key, as a client would, rather than ending the run.
- * `onRetry` counts the retries a scenario reports.
+ * Calls `fn` until it succeeds, for up to about a minute with a growing pause: a set-up call
+ * answered 503 (or 409 while its first attempt is still in flight) under load is retried with its
+ * idempotency key, as a client would, rather than ending the run. `onRetry` counts the retries a
+ * scenario reports.
  */
 async function retrying<T>(fn: () => Promise<T>, onRetry: () => void = () => undefined): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (attempt >= 5) throw err;
+      if (attempt >= 20) throw err;
       onRetry();
-      await sleep(200);
+      await sleep(Math.min(200 * 2 ** attempt, 5_000));
     }
   }
 }

@@ -79,7 +79,7 @@ export function idempotencyKeyOf(caller: string, ...candidates: (string | undefi
  * (pickIdempotencyKey), so one caller's seed never equals another's, nor a derived seed such as a
  * batch item's `seed \n #i`.
  */
-const seedOf = (k: IdempotencyKey) => `${k.key}\n@${k.caller}`;
+export const seedOf = (k: IdempotencyKey) => `${k.key}\n@${k.caller}`;
 
 interface Lane {
   scope: string;
