@@ -4,11 +4,11 @@
  * core is plumbing; webhooks the outbox the features write events to, with its endpoints and
  * delivery workflow; invoices the invoice's whole life after its bill closes; bills the bill
  * aggregate with its line items, workflow and use cases; temporal the worker's composition root;
- * host the standalone process. client, bench and tests sit on top. A cycle, between modules or folders,
- * fails the build.
+ * host the standalone process. client, scripts (the build), bench and tests sit on top. A cycle,
+ * between modules or folders, fails the build.
  */
 const LAYERS = ['core', 'webhooks', 'invoices', 'bills', 'temporal', 'host'];
-const ON_TOP = ['client', 'bench', 'tests'];
+const ON_TOP = ['client', 'scripts', 'bench', 'tests'];
 
 const upward = LAYERS.slice(0, -1).map((layer, i) => ({
   name: `${layer}-imports-nothing-above-it`,
@@ -35,8 +35,26 @@ module.exports = {
       from: { path: '^client/' },
       to: {
         path: '^(bills|invoices|webhooks|core)/',
-        pathNot: '^(bills|invoices|webhooks)/types\\.ts$|^core/errors\\.ts$',
+        pathNot: '^(bills|invoices|webhooks)/(types|requests)\\.ts$|^core/errors\\.ts$',
       },
+    },
+    {
+      name: 'no-compiler-at-run-time',
+      comment:
+        'The service reads what the build derived from the declarations (dist/api); the TypeScript compiler and the schema generator stay in scripts/.',
+      severity: 'error',
+      from: { path: '^(core|webhooks|invoices|bills|temporal|host)/' },
+      to: { path: '^(scripts/|node_modules/(typescript|ts-json-schema-generator)/)' },
+    },
+    {
+      name: 'domain-rules-take-no-request-types',
+      comment:
+        'Request types (<service>/requests.ts) are the Encore layer: domain rules take plain values, and the use cases hand them the checked requests.',
+      severity: 'error',
+      from: {
+        path: '^(core/|bills/(validation|line-item-rules|periods|bill-state|types)\\.ts$|invoices/(account-rules|types)\\.ts$|webhooks/(validation|types)\\.ts$)',
+      },
+      to: { path: '^(bills|invoices|webhooks)/requests\\.ts$' },
     },
     {
       name: 'not-to-tests-or-bench',
@@ -47,8 +65,9 @@ module.exports = {
     },
   ],
   options: {
+    // Packages are leaves of the graph, not left out of it: no-compiler-at-run-time needs to see them.
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(node_modules|dist|\\.data|\\.scratch)/' },
+    exclude: { path: '^(dist|\\.data|\\.scratch)/' },
     // Type-only imports count: a type from a layer above is a dependency on it all the same.
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },

@@ -5,12 +5,21 @@
 import { api, type Header } from 'encore.dev/api';
 import { run, encoreDeps } from '../core/encore';
 import { idempotencyKeyOf } from '../core/idempotency';
-import type { AddLineItemBody, AddLineItemsBody, AddedLineItem, AddedLineItems, LineItemPage, ListLineItemsQuery } from './types';
 import { cancelBill, createBill, getBill, listBills, requestClose } from './bills';
 import { database } from './db';
 import * as lineItems from './line-items';
 import { reconcileBills } from './reconcile';
-import type { Bill, BillPage, CancelBillBody, ClosedBill, CreateBillBody, ListBillsQuery, ReconcileQuery, ReconcileReport } from './types';
+import type { IdPattern } from '../invoices/requests';
+import type {
+  AddLineItemBody,
+  AddLineItemsBody,
+  CancelBillBody,
+  CreateBillBody,
+  ListBillsQuery,
+  ListLineItemsQuery,
+  ReconcileQuery,
+} from './requests';
+import type { AddedLineItem, AddedLineItems, Bill, BillPage, ClosedBill, LineItemPage, ReconcileReport } from './types';
 
 const deps = () => encoreDeps(database);
 
@@ -35,7 +44,7 @@ export const list = api({ expose: true, auth: true, method: 'GET', path: '/bills
 /** Returns one bill: live totals while open, stored totals once closed. */
 export interface GetBillRequest {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
 }
 export const get = api({ expose: true, auth: true, method: 'GET', path: '/bills/:billId' }, async (req: GetBillRequest): Promise<Bill> =>
   run('bills:read', async () => getBill(await deps(), req.billId)),
@@ -44,7 +53,7 @@ export const get = api({ expose: true, auth: true, method: 'GET', path: '/bills/
 /** Closes a bill now; closing a closed bill returns the same final bill. */
 export interface CloseBillRequest {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -62,7 +71,7 @@ export const close = api(
  */
 export interface FinalizeBillRequest {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -85,7 +94,7 @@ export const finalize = api(
  */
 export interface CancelBillRequest extends CancelBillBody {
   /** The bill's id (`bill_id`): the open bill of the series. */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -111,7 +120,7 @@ export const reconcile = api(
 /** Adds a line item to an open bill; the answer is confirmed: persisted and counted once. */
 export interface AddLineItemRequest extends AddLineItemBody {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -129,7 +138,7 @@ export const addLineItem = api(
  */
 export interface AddLineItemsRequest extends AddLineItemsBody {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -144,7 +153,7 @@ export const addLineItems = api(
 /** Lists a bill's line items, oldest first. */
 export interface ListLineItemsRequest extends ListLineItemsQuery {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
 }
 export const listLineItems = api(
   { expose: true, auth: true, method: 'GET', path: '/bills/:billId/line-items' },

@@ -12,15 +12,17 @@ import { AppError, failedPrecondition } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
 import { toAppError, withDeadline } from '../core/temporal';
-import { encodeCursor, parseId } from '../core/validate';
+import { decodeCursor, encodeCursor, isId, isIsoInstant, pageSize } from '../core/validate';
+import { INVOICE_STATUSES, PAYMENT_STATUSES } from '../invoices/types';
 import { listLineItemsPage } from './line-items';
 import { requireBill } from './lookup';
 import { billWorkflowId, cancelSeriesUpdate, closeBillUpdate, openBillUpdate, type LiveBill } from './messages';
 import { billSearchAttributes, billSummary } from './search-attributes';
 import { newBillRow, toBill } from './resource';
 import { findBill, selectBillsPage, type BillRow } from './store';
+import type { CancelBillBody, CreateBillBody, ListBillsQuery } from './requests';
 import type { Bill, BillHeader, BillPage, ClosedBill } from './types';
-import { parseCancelBill, parseCreateBill, parseListBills, type CreateBillInput } from './validation';
+import { createBillInput, type CreateBillInput } from './validation';
 import { billLifecycleWorkflow } from './workflow';
 import { queryBill, updateBill } from './workflow-client';
 
@@ -57,9 +59,9 @@ export function requestedBill(input: CreateBillInput): Omit<CreateBillInput, 're
   return { ...rest, billing_period_end: requested_period_end };
 }
 
-export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey | undefined): Promise<Bill> {
+export async function createBill(deps: Deps, body: CreateBillBody, key: IdempotencyKey | undefined): Promise<Bill> {
   const now = new Date();
-  const parsed = parseCreateBill(body, now);
+  const parsed = createBillInput(body, now);
   const requested = requestedBill(parsed);
   const { requested_period_end: _, ...input } = parsed;
   return idempotently(deps, key, 'POST /bills', fingerprint('POST /bills', requested), async (seed) => {
@@ -106,28 +108,40 @@ export async function createBill(deps: Deps, body: unknown, key: IdempotencyKey 
   });
 }
 
-export async function getBill(deps: Deps, billIdParam: unknown): Promise<Bill> {
-  const billId = parseId(billIdParam, 'billId');
+export async function getBill(deps: Deps, billId: string): Promise<Bill> {
   const row = await requireBill(deps.db, billId);
   const [bill] = await withLiveTotals(deps, [row], deps.config.queryTimeoutMs);
   return bill;
+}
+
+/** What a listing asks the store for: filters, page size and position, and where totals come from. */
+export function billsPageQuery(query: ListBillsQuery, maxLimit: number) {
+  // What the listing wrote: its last bill's created_at and id, each as strict as a body field.
+  const cursor = decodeCursor(query.cursor, (p) => p.length === 2 && isIsoInstant(p[0]) && isId(p[1]));
+  return {
+    status: query.status ?? null,
+    // invoice_status names a delivery state or a payment state.
+    invoice_status: INVOICE_STATUSES.find((s) => s === query.invoice_status) ?? null,
+    payment_status: PAYMENT_STATUSES.find((s) => s === query.invoice_status) ?? null,
+    series_id: query.series_id ?? null,
+    limit: pageSize(query.limit, Math.min(20, maxLimit), maxLimit),
+    after: cursor ? { created_at: cursor[0] as string, bill_id: cursor[1] as string } : null,
+    live: query.totals === 'live',
+  };
 }
 
 /**
  * A page of bills in one query, totals from Postgres (`totals_source: "stored"`, with their
  * version); `totals=live` asks each open bill's workflow instead, as a single bill does.
  */
-export async function listBills(
-  deps: Deps,
-  query: { status?: unknown; invoice_status?: unknown; series_id?: unknown; limit?: unknown; cursor?: unknown; totals?: unknown },
-): Promise<BillPage> {
-  const input = parseListBills(query, deps.config.listing.billsMaxLimit);
-  const rows = await selectBillsPage(deps.db, { ...input, limit: input.limit + 1 });
-  const page = rows.slice(0, input.limit);
+export async function listBills(deps: Deps, query: ListBillsQuery): Promise<BillPage> {
+  const { live, ...q } = billsPageQuery(query, deps.config.listing.billsMaxLimit);
+  const rows = await selectBillsPage(deps.db, { ...q, limit: q.limit + 1 });
+  const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
   return {
-    bills: input.live ? await withLiveTotals(deps, page, deps.config.listQueryTimeoutMs) : page.map((row) => toBill(row, null)),
-    next_cursor: rows.length > input.limit ? encodeCursor([last.created_at, last.bill_id]) : null,
+    bills: live ? await withLiveTotals(deps, page, deps.config.listQueryTimeoutMs) : page.map((row) => toBill(row, null)),
+    next_cursor: rows.length > q.limit ? encodeCursor([last.created_at, last.bill_id]) : null,
   };
 }
 
@@ -140,11 +154,10 @@ export const CLOSE_LINE_ITEMS_LIMIT = 1000;
  */
 export async function requestClose(
   deps: Deps,
-  billIdParam: unknown,
+  billId: string,
   key: IdempotencyKey | undefined,
   operation: 'POST /bills/:billId/close' | 'POST /bills/:billId/finalize' = 'POST /bills/:billId/close',
 ): Promise<ClosedBill> {
-  const billId = parseId(billIdParam, 'billId');
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
     // A completed workflow ('gone') means the bill closed already: answer with the same final bill.
     await updateBill(deps, billId, closeBillUpdate);
@@ -160,9 +173,8 @@ export async function requestClose(
  * Cancels a recurring bill's series: it will not renew. The bill closes at the end of its period,
  * or now with `close_now`. Cancelling again answers the same bill.
  */
-export async function cancelBill(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<Bill> {
-  const billId = parseId(billIdParam, 'billId');
-  const input = parseCancelBill(body);
+export async function cancelBill(deps: Deps, billId: string, body: CancelBillBody, key: IdempotencyKey | undefined): Promise<Bill> {
+  const input = { close_now: body.close_now === true };
   const operation = 'POST /bills/:billId/cancel';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...input }), async () => {
     if ((await updateBill(deps, billId, cancelSeriesUpdate, input)) === 'gone') {

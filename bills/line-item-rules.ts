@@ -1,34 +1,29 @@
 /**
- * Line item rules. Pure: the HTTP hosts run them on the request and the workflow runs them again
- * in its update validator, against the bill's live state.
+ * Line item rules. Pure: the use cases run them on a request once its shape is checked, and the
+ * workflow runs the money rules again in its update validator, against the bill's live state.
  */
-import { failedPrecondition, type AppError } from '../core/errors';
+import { failedPrecondition } from '../core/errors';
 import { canAdd, isValidAmount, type TotalsByCurrency } from '../core/money';
 import { canonicalJson } from '../core/canonical-json';
-import { asBody, fieldError, isStorableJson, parseCurrency, requiredString } from '../core/validate';
+import { checkSupportedCurrency, fieldError, parseCurrency } from '../core/validate';
 import type { LineItem, NewLineItem, StagedBatchRef } from './types';
 
-export const MAX_DESCRIPTION_CHARS = 500;
 export const MAX_METADATA_BYTES = 4096;
 
-export function parseNewLineItem(input: unknown): NewLineItem {
-  const body = asBody(input);
-  if (body.amount === undefined || body.amount === null) throw fieldError('amount', 'is required');
-  if (!isValidAmount(body.amount)) {
-    throw fieldError('amount', 'must be a positive integer number of minor units within the safe integer range');
-  }
-  const currency = parseCurrency(body.currency);
-  const description = requiredString(body, 'description', MAX_DESCRIPTION_CHARS);
-  return { amount: body.amount, currency, description, metadata: parseMetadata(body.metadata) };
-}
+/** A line item as a request gives it, its shape checked: `metadata` may be absent or null. */
+export type LineItemRequest = Omit<NewLineItem, 'metadata'> & { metadata?: NewLineItem['metadata'] };
 
-function parseMetadata(value: unknown): Record<string, unknown> | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'object' || Array.isArray(value)) throw fieldError('metadata', 'must be a JSON object');
-  if (!isStorableJson(value)) throw fieldError('metadata', 'must not contain NUL characters or unpaired surrogates');
-  const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
-  if (bytes > MAX_METADATA_BYTES) throw fieldError('metadata', `must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
-  return value as Record<string, unknown>;
+/**
+ * A requested line item under the rules its shape cannot say: a currency that exists, metadata of
+ * at most 4 KB as JSON. A refusal names the field under `at` (`items[3].`, `recurring_fee.`).
+ */
+export function newLineItem(item: LineItemRequest, at = ''): NewLineItem {
+  checkSupportedCurrency(item.currency, `${at}currency`);
+  const metadata = item.metadata ?? null;
+  if (metadata !== null && new TextEncoder().encode(JSON.stringify(metadata)).length > MAX_METADATA_BYTES) {
+    throw fieldError(`${at}metadata`, `must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
+  }
+  return { amount: item.amount, currency: item.currency, description: item.description, metadata };
 }
 
 /**
@@ -44,23 +39,6 @@ export function checkLineItemValues(item: { amount: unknown; currency: unknown }
 }
 
 export const MAX_BATCH_ITEMS = 1000;
-
-/** A batch body `{ items: [...] }`: every item valid, or the whole batch refused naming the first bad one. */
-export function parseLineItemBatch(input: unknown): NewLineItem[] {
-  const body = asBody(input);
-  if (!Array.isArray(body.items) || body.items.length === 0 || body.items.length > MAX_BATCH_ITEMS) {
-    throw fieldError('items', `must be an array of 1 to ${MAX_BATCH_ITEMS} line items`);
-  }
-  return body.items.map((item: unknown, i: number) => {
-    try {
-      return parseNewLineItem(item);
-    } catch (err) {
-      const e = err as AppError;
-      const field = `items[${i}].${(e.details?.field as string | undefined) ?? 'body'}`;
-      throw fieldError(field, String(e.details?.reason ?? e.message));
-    }
-  });
-}
 
 /** The bill-dependent rules for a whole batch: every currency's sum fits, the bill's totals with it too. */
 export function checkBatchFitsBill(items: NewLineItem[], bill: BillForAdds): void {

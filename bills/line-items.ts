@@ -10,11 +10,12 @@ import { lineItems as lineItemsMetric } from '../core/metrics';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
 import { sendUpdate, unknownOutcome, type UpdateFailure } from '../core/temporal';
-import { decodeCursor, encodeCursor, intParam, isPosition, parseId } from '../core/validate';
+import { checkStorable, decodeCursor, encodeCursor, isPosition, pageSize } from '../core/validate';
 import { lineItemId } from './line-item-ids';
 import { dropStagedBatch, findLineItems, ledgerSnapshot, selectLineItemsPage, stageBatch } from './line-item-store';
+import type { AddLineItemBody, AddLineItemsBody, ListLineItemsQuery } from './requests';
 import type { AddedLineItem, AddedLineItems, LineItem, LineItemPage, NewLineItem } from './types';
-import { batchTotals, isSameLineItem, parseLineItemBatch, parseNewLineItem } from './line-item-rules';
+import { batchTotals, isSameLineItem, newLineItem } from './line-item-rules';
 import { GroupCommitter, type GroupEntry } from './group-commit';
 import { requireBill } from './lookup';
 import {
@@ -30,25 +31,35 @@ import { billWorkflow } from './workflow-client';
 /** Counts every add: accepted, or rejected with its reason (`invalid_argument:amount`, ...). */
 export async function addLineItem(
   deps: Deps,
-  billIdParam: unknown,
-  body: unknown,
+  billId: string,
+  body: AddLineItemBody,
   key: IdempotencyKey | undefined,
 ): Promise<AddedLineItem> {
   try {
-    const added = await addOneLineItem(deps, billIdParam, body, key);
+    const added = await addOneLineItem(deps, billId, body, key);
     lineItemsMetric.inc({ result: 'accepted', reason: '' });
     return added;
   } catch (err) {
-    const e = unexpected(err);
-    const field = typeof e.details?.field === 'string' ? `:${e.details.field}` : '';
-    lineItemsMetric.inc({ result: 'rejected', reason: `${e.code}${e.code === 'invalid_argument' ? field : ''}` });
+    countRefusedAdd(err);
     throw err;
   }
 }
 
-async function addOneLineItem(deps: Deps, billIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<AddedLineItem> {
-  const billId = parseId(billIdParam, 'billId');
-  const item = parseNewLineItem(body);
+/** Counts an add refused, by its error code (and field, for `invalid_argument`): the host calls it for a body that fails its shape check. */
+export function countRefusedAdd(err: unknown): void {
+  const e = unexpected(err);
+  const field = typeof e.details?.field === 'string' ? `:${e.details.field}` : '';
+  lineItemsMetric.inc({ result: 'rejected', reason: `${e.code}${e.code === 'invalid_argument' ? field : ''}` });
+}
+
+/** Counts a batch refused before it was taken apart (its shape, or an item's rules). */
+export function countRefusedBatch(): void {
+  lineItemsMetric.inc({ result: 'rejected', reason: 'invalid_argument:batch' });
+}
+
+async function addOneLineItem(deps: Deps, billId: string, body: AddLineItemBody, key: IdempotencyKey | undefined): Promise<AddedLineItem> {
+  const item = newLineItem(body);
+  checkStorable(item);
   const operation = 'POST /bills/:billId/line-items';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...item }), async (seed) =>
     // Without a key the request is new by definition.
@@ -167,16 +178,16 @@ async function storedTotalsOf(deps: Deps, billId: string): Promise<CurrencyTotal
  */
 export async function addLineItems(
   deps: Deps,
-  billIdParam: unknown,
-  body: unknown,
+  billId: string,
+  body: AddLineItemsBody,
   key: IdempotencyKey | undefined,
 ): Promise<AddedLineItems> {
-  const billId = parseId(billIdParam, 'billId');
   let items: NewLineItem[];
   try {
-    items = parseLineItemBatch(body);
+    items = body.items.map((item, i) => newLineItem(item, `items[${i}].`));
+    checkStorable({ items });
   } catch (err) {
-    lineItemsMetric.inc({ result: 'rejected', reason: 'invalid_argument:batch' });
+    countRefusedBatch();
     throw err;
   }
   const operation = 'POST /bills/:billId/line-items/batch';
@@ -274,15 +285,9 @@ export async function listLineItemsPage(deps: Deps, billId: string, limit: numbe
   };
 }
 
-export async function listLineItems(deps: Deps, billIdParam: unknown, query: { limit?: unknown; cursor?: unknown }): Promise<LineItemPage> {
-  const billId = parseId(billIdParam, 'billId');
-  const limit = intParam(
-    query.limit,
-    'limit',
-    Math.min(100, deps.config.listing.lineItemsMaxLimit),
-    1,
-    deps.config.listing.lineItemsMaxLimit,
-  );
+export async function listLineItems(deps: Deps, billId: string, query: ListLineItemsQuery): Promise<LineItemPage> {
+  const max = deps.config.listing.lineItemsMaxLimit;
+  const limit = pageSize(query.limit, Math.min(100, max), max);
   const cursor = decodeCursor(query.cursor, (p) => p.length === 1 && isPosition(p[0]));
   await requireBill(deps.db, billId);
   return listLineItemsPage(deps, billId, limit, cursor ? (cursor[0] as string) : null);

@@ -8,11 +8,11 @@
 import { QueryRejectedError, WorkflowClient } from '@temporalio/client';
 import type { Deps } from '../core/deps';
 import { isWorkflowGone } from '../core/temporal';
-import { parseId } from '../core/validate';
 import type { LiveBill } from './messages';
 import { reconciliationRecords, type ReconciliationRecord } from './store';
 import { invoiceBalanceRecords, toAmounts, type InvoiceBalanceRecord } from '../invoices/account-store';
 import { statusOf } from '../invoices/account-rules';
+import type { ReconcileQuery } from './requests';
 import type { BillDifference, InvoiceDifference, ReconcileReport, TotalsText } from './types';
 import { queryBill } from './workflow-client';
 
@@ -197,7 +197,6 @@ async function invoiceDifferences(deps: Deps, billIds: string[] | null): Promise
 const OVERDUE_LAG_MS = 60_000;
 
 /** The admin endpoint: every bill, or the one named by `bill_id`. */
-export async function reconcileBills(deps: Deps, query: { bill_id?: unknown }): Promise<ReconcileReport> {
-  const billIds = query.bill_id === undefined ? undefined : [parseId(query.bill_id, 'bill_id')];
-  return reconcile(deps, { billIds });
+export async function reconcileBills(deps: Deps, query: ReconcileQuery): Promise<ReconcileReport> {
+  return reconcile(deps, { billIds: query.bill_id === undefined ? undefined : [query.bill_id] });
 }

@@ -1,5 +1,5 @@
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
-import type { InvoiceStatus, InvoiceSummary, PaymentStatus } from '../invoices/types';
+import type { InvoiceSummary, PaymentStatus } from '../invoices/types';
 
 /**
  * `draft`: the billing period has ended and the grace period runs: line items for the period are
@@ -75,69 +75,6 @@ export interface Bill extends BillFields {
   grace_period_end: string;
   /** The bill of the next period, once it is open. */
   next_bill_id: string | null;
-}
-
-/** The body of POST /bills. */
-export interface CreateBillBody {
-  /** 1-64 of [A-Za-z0-9_.:-]; generated when absent. */
-  bill_id?: string;
-  /**
-   * RFC 3339, in the future; the bill closes itself then. Required for `usage_based`; for a
-   * recurring bill it ends the first, possibly partial, period (computed from `interval` when absent).
-   */
-  billing_period_end?: string;
-  /** Restricts the bill to one ISO 4217 currency. */
-  currency?: string;
-  /** `usage_based` (default), `recurring` (needs `interval`) or `monthly` (recurring, `P1M`). */
-  policy?: BillingPolicy;
-  /** Recurring bills: an ISO 8601 duration, `P1M`, `P1W`, `P1D`, `PT5S`, ... */
-  interval?: string;
-  /** Recurring bills of months or years: the day of the month periods end on (1-31; default 1, a calendar month). */
-  billing_anchor_day?: number;
-  /** Recurring bills: added as a line item at the start of every period, prorated for a partial one. */
-  recurring_fee?: RecurringFee;
-  customer_email?: string;
-  description?: string;
-  /**
-   * ISO 8601 duration (days, hours, minutes, seconds) after the end of the period during which
-   * the bill is a `draft` and still takes line items; default `PT0S`, at most `P30D`. A series
-   * passes it on to every period's bill.
-   */
-  grace_period?: string;
-  /** ISO 8601 duration from finalization to the invoice's due date; default `P30D`, at most `P365D`. */
-  payment_terms?: string;
-}
-
-/** The query of GET /bills. */
-export interface ListBillsQuery {
-  status?: 'open' | 'draft' | 'closed';
-  /**
-   * Closed bills whose invoice is in this state: a delivery state (`failed`, `sent`, ...) or a
-   * payment state (`open`, `partially_paid`, `paid`, `overdue`, `uncollectible`, `void`).
-   */
-  invoice_status?: InvoiceStatus | PaymentStatus;
-  /** The bills of one recurring series (its first bill's id), newest period first. */
-  series_id?: string;
-  /** 1-100, default 20. */
-  limit?: number;
-  cursor?: string;
-  /**
-   * `stored` (default): every bill's totals from Postgres, exact for every committed line item, in
-   * one query. `live`: open bills' totals from their workflows (a query each; slower).
-   */
-  totals?: 'stored' | 'live';
-}
-
-/** The body of POST /bills/:billId/cancel. */
-export interface CancelBillBody {
-  /** Close the bill now instead of at the end of its period. */
-  close_now?: boolean;
-}
-
-/** The query of GET /admin/reconcile. */
-export interface ReconcileQuery {
-  /** Only this bill. */
-  bill_id?: string;
 }
 
 /** A page of bills, newest first. */
@@ -254,31 +191,6 @@ export interface AddedLineItems {
 export interface LineItemPage {
   line_items: LineItem[];
   next_cursor: string | null;
-}
-
-/** The body of POST /bills/:billId/line-items, and one item of a batch. */
-export interface AddLineItemBody {
-  /** Integer minor units (cents for USD, yen for JPY), > 0. */
-  amount: number;
-  /** ISO 4217 code, e.g. USD, GEL, JPY, KWD. */
-  currency: string;
-  /** 1-500 characters. */
-  description: string;
-  /** Any JSON object up to 4 KB. */
-  metadata?: Record<string, unknown>;
-}
-
-/** The body of POST /bills/:billId/line-items/batch. */
-export interface AddLineItemsBody {
-  /** 1-1000 line items. */
-  items: AddLineItemBody[];
-}
-
-/** The query of GET /bills/:billId/line-items. */
-export interface ListLineItemsQuery {
-  /** 1-1000, default 100. */
-  limit?: number;
-  cursor?: string;
 }
 
 /**

@@ -10,47 +10,28 @@
  */
 import { randomUUID } from 'node:crypto';
 import type {
-  Bill,
-  BillPage,
-  CancelBillBody,
-  ClosedBill,
-  CreateBillBody,
-  ListBillsQuery,
-  ReconcileQuery,
-  ReconcileReport,
-} from '../bills/types';
-import type { ErrCode, ErrDetails } from '../core/errors';
-import type {
   AddLineItemBody,
   AddLineItemsBody,
-  AddedLineItem,
-  AddedLineItems,
-  LineItemPage,
+  CancelBillBody,
+  CreateBillBody,
+  ListBillsQuery,
   ListLineItemsQuery,
-} from '../bills/types';
+  ReconcileQuery,
+  RecurringFeeBody,
+} from '../bills/requests';
+import type { AddedLineItem, AddedLineItems, Bill, BillPage, ClosedBill, LineItemPage, ReconcileReport } from '../bills/types';
+import type { ErrCode, ErrDetails } from '../core/errors';
+import type { InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from '../invoices/requests';
 import type {
   CreditNoteIssued,
   InvoiceAccount,
   InvoiceAccountDetails,
-  InvoiceActionBody,
   InvoiceVoided,
-  IssueCreditNoteBody,
   PaymentRecorded,
-  RecordPaymentBody,
   RetryInvoiceResponse,
 } from '../invoices/types';
-import type {
-  CreateWebhookBody,
-  DeletedWebhook,
-  ListDeliveriesQuery,
-  ListWebhooksQuery,
-  UpdateWebhookBody,
-  Webhook,
-  WebhookDelivery,
-  WebhookDeliveryPage,
-  WebhookPage,
-  WebhookWithSecret,
-} from '../webhooks/types';
+import type { CreateWebhookBody, ListDeliveriesQuery, ListWebhooksQuery, UpdateWebhookBody } from '../webhooks/requests';
+import type { DeletedWebhook, Webhook, WebhookDelivery, WebhookDeliveryPage, WebhookPage, WebhookWithSecret } from '../webhooks/types';
 
 export type {
   AddLineItemBody,
@@ -69,8 +50,12 @@ export type {
   ListLineItemsQuery,
   ReconcileQuery,
   ReconcileReport,
+  RecurringFeeBody,
   RetryInvoiceResponse,
 };
+// What requests may hold, as the service declares it (the field types carry Encore's validation types).
+export type * from '../invoices/requests';
+export type * from '../webhooks/requests';
 // Everything a webhook receiver or manager needs: events, endpoints, deliveries.
 export type * from '../webhooks/types';
 // Invoices: summaries, accounts, payments, credit notes.

@@ -1,41 +1,16 @@
 /**
- * The API explorer: the generated OpenAPI document at /openapi.json and Swagger UI at /docs,
- * where a person can try every endpoint with an API key and idempotency keys. Both are public.
+ * The API explorer: the OpenAPI document `npm run build` made (dist/api/openapi.json) at
+ * /openapi.json and Swagger UI at /docs, where a person can try every endpoint with an API key
+ * and idempotency keys. Both are public.
  */
-import path from 'node:path';
 import fastifySwagger, { type StaticDocumentSpec } from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
-import type { OpenApiDocument } from './openapi';
-import { routes } from './routes';
-
-const root = path.resolve(__dirname, '..');
-
-// Generating takes a second or two (a TypeScript program), too long for start-up: the first
-// request that needs the document generates it, into this one object that every server of the
-// process hands out, including @fastify/swagger, which wants its document at boot.
-const document = {} as OpenApiDocument;
-let generated: Promise<OpenApiDocument> | undefined;
-
-function openApiDocument(): Promise<OpenApiDocument> {
-  if (!generated) {
-    // Loaded on demand too: the TypeScript compiler alone takes longer to load than the server.
-    generated = import('./openapi').then(({ buildOpenApiDocument }) => Object.assign(document, buildOpenApiDocument(routes, root)));
-    generated.catch(() => {
-      generated = undefined; // the next request tries again; this one answers 500
-    });
-  }
-  return generated;
-}
-
-/** Generates the document now rather than on the first request (a one-time pause of the process). */
-export function warmUpExplorer(): void {
-  void openApiDocument().catch(() => undefined);
-}
+import type { OpenApiDocument } from './api-artifacts';
 
 /** Serves the OpenAPI document at /openapi.json and the interactive explorer at /docs. */
-export function registerExplorer(app: FastifyInstance): void {
-  app.get('/openapi.json', () => openApiDocument());
+export function registerExplorer(app: FastifyInstance, document: OpenApiDocument): void {
+  app.get('/openapi.json', () => document);
 
   app.register(fastifySwagger, {
     mode: 'static',
@@ -46,11 +21,5 @@ export function registerExplorer(app: FastifyInstance): void {
     routePrefix: '/docs',
     theme: { title: 'Fees API explorer' },
     uiConfig: { persistAuthorization: true, displayRequestDuration: true },
-    uiHooks: {
-      // The document is built before the explorer's first page is served.
-      onRequest: (_request, _reply, done) => {
-        openApiDocument().then(() => done(), done);
-      },
-    },
   });
 }

@@ -22,7 +22,7 @@ import { createMailer } from '../invoices/mailer';
 import { connectClient } from '../core/temporal';
 import { createWorker, installSdkRuntime } from '../temporal/worker';
 import { startWebhookRelay } from '../webhooks/relay';
-import { warmUpExplorer } from './explorer';
+import { apiArtifacts } from './api-artifacts';
 import { postgresCheck, registerOps } from './ops';
 import { startEmbeddedPostgres } from './postgres';
 import { buildServer, createApp, guardWith } from './server';
@@ -62,6 +62,8 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(mode: Mode, config: Config): Promise<void> {
+  // Before anything starts: the API validates with, and serves, what `npm run build` made (dist/api).
+  if (mode === 'all' || mode === 'api') apiArtifacts();
   const runsWorker = mode === 'all' || mode === 'worker';
   const temporalMetrics = runsWorker ? (config.temporalMetricsAddress ?? `127.0.0.1:${await freePort()}`) : undefined;
   installSdkRuntime(config, createLogger(config.logLevel, { component: 'temporal-sdk' }), temporalMetrics);
@@ -174,8 +176,6 @@ async function main(mode: Mode, config: Config): Promise<void> {
   }
 
   console.log(`Fees API (${mode}) is up:\n  ${report.join('\n  ')}`);
-  // Before traffic arrives, so no request waits for it.
-  if (app) setImmediate(warmUpExplorer);
   if ((mode === 'all' || mode === 'api') && !config.auth.required) {
     console.warn(`\n${'!'.repeat(78)}\n!! ${OPEN_WARNING}\n${'!'.repeat(78)}\n`);
   }

@@ -4,18 +4,34 @@
  */
 import { cancelBill, createBill, getBill, listBills, requestClose } from '../bills/bills';
 import { reconcileBills } from '../bills/reconcile';
+import type {
+  AddLineItemBody,
+  AddLineItemsBody,
+  CancelBillBody,
+  CreateBillBody,
+  ListBillsQuery,
+  ListLineItemsQuery,
+  ReconcileQuery,
+} from '../bills/requests';
 import type { Principal, Scope } from '../core/auth';
 import type { Deps } from '../core/deps';
+import type { AppError } from '../core/errors';
 import { IDEMPOTENCY_HEADERS, idempotencyKeyOf, type IdempotencyKey } from '../core/idempotency';
-import { addLineItem, addLineItems, listLineItems } from '../bills/line-items';
+import { addLineItem, addLineItems, countRefusedAdd, countRefusedBatch, listLineItems } from '../bills/line-items';
 import * as account from '../invoices/invoice-account';
 import { getInvoicePdf, retryInvoice } from '../invoices/invoices';
+import type { InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from '../invoices/requests';
+import type { CreateWebhookBody, ListDeliveriesQuery, ListWebhooksQuery, UpdateWebhookBody } from '../webhooks/requests';
 import * as webhooks from '../webhooks/webhooks';
 
-export interface RouteRequest {
+/**
+ * A request as a handler gets it: checked against its route's schemas first (host/server.ts), so
+ * its body and query have the shapes the Encore declarations give them.
+ */
+export interface RouteRequest<Body = unknown, Query = unknown> {
   params: Record<string, string>;
-  query: Record<string, string | undefined>;
-  body: unknown;
+  query: Query;
+  body: Body;
   headers: Record<string, string | string[] | undefined>;
   /** Who is calling: set by the route guard (the shared scope when authentication is off). */
   principal: Principal;
@@ -31,7 +47,14 @@ export interface Route {
   handle: (deps: Deps, req: RouteRequest) => Promise<unknown>;
   /** The answer is a file, not JSON (an Encore `api.raw` endpoint). */
   file?: (result: never) => { contentType: string; filename: string; body: Buffer };
+  /** Told when the route's schemas refuse a request, which its handler then never sees. */
+  refused?: (error: AppError) => void;
 }
+
+/** A route whose handler takes the body and query its schemas let through. */
+const route = <Body = unknown, Query = unknown>(
+  r: Omit<Route, 'handle'> & { handle: (deps: Deps, req: RouteRequest<Body, Query>) => Promise<unknown> },
+) => r as Route;
 
 /** The request's idempotency key (either header), in its caller's lane. */
 function idempotencyKey(req: RouteRequest): IdempotencyKey | undefined {
@@ -43,14 +66,20 @@ function idempotencyKey(req: RouteRequest): IdempotencyKey | undefined {
 }
 
 export const routes: Route[] = [
-  {
+  route<CreateBillBody>({
     method: 'POST',
     path: '/bills',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => createBill(d, r.body, idempotencyKey(r)),
-  },
-  { method: 'GET', path: '/bills', scope: 'bills:read', headers: [], handle: (d, r) => listBills(d, r.query) },
+  }),
+  route<never, ListBillsQuery>({
+    method: 'GET',
+    path: '/bills',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => listBills(d, r.query),
+  }),
   { method: 'GET', path: '/bills/:billId', scope: 'bills:read', headers: [], handle: (d, r) => getBill(d, r.params.billId) },
   {
     method: 'POST',
@@ -66,34 +95,36 @@ export const routes: Route[] = [
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => requestClose(d, r.params.billId, idempotencyKey(r), 'POST /bills/:billId/finalize'),
   },
-  {
+  route<CancelBillBody>({
     method: 'POST',
     path: '/bills/:billId/cancel',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => cancelBill(d, r.params.billId, r.body, idempotencyKey(r)),
-  },
-  {
+  }),
+  route<AddLineItemBody>({
     method: 'POST',
     path: '/bills/:billId/line-items',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r)),
-  },
-  {
+    refused: countRefusedAdd,
+  }),
+  route<AddLineItemsBody>({
     method: 'POST',
     path: '/bills/:billId/line-items/batch',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => addLineItems(d, r.params.billId, r.body, idempotencyKey(r)),
-  },
-  {
+    refused: countRefusedBatch,
+  }),
+  route<never, ListLineItemsQuery>({
     method: 'GET',
     path: '/bills/:billId/line-items',
     scope: 'bills:read',
     headers: [],
     handle: (d, r) => listLineItems(d, r.params.billId, r.query),
-  },
+  }),
   {
     method: 'GET',
     path: '/bills/:billId/invoice',
@@ -120,34 +151,34 @@ export const routes: Route[] = [
     headers: [],
     handle: (d, r) => account.getInvoiceAccount(d, r.params.billId),
   },
-  {
+  route<RecordPaymentBody>({
     method: 'POST',
     path: '/bills/:billId/invoice/payments',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => account.recordPayment(d, r.params.billId, r.body, idempotencyKey(r)),
-  },
-  {
+  }),
+  route<InvoiceActionBody>({
     method: 'POST',
     path: '/bills/:billId/invoice/void',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => account.voidInvoice(d, r.params.billId, r.body, idempotencyKey(r)),
-  },
+  }),
   {
     method: 'POST',
     path: '/bills/:billId/invoice/mark-uncollectible',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => account.markUncollectible(d, r.params.billId, r.body, idempotencyKey(r)),
+    handle: (d, r) => account.markUncollectible(d, r.params.billId, idempotencyKey(r)),
   },
-  {
+  route<IssueCreditNoteBody>({
     method: 'POST',
     path: '/bills/:billId/credit-notes',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => account.issueCreditNote(d, r.params.billId, r.body, idempotencyKey(r)),
-  },
+  }),
   {
     method: 'GET',
     path: '/bills/:billId/credit-notes/:creditNoteId/pdf',
@@ -160,15 +191,27 @@ export const routes: Route[] = [
       body: note.pdf,
     }),
   },
-  { method: 'GET', path: '/admin/reconcile', scope: 'admin', headers: [], handle: (d, r) => reconcileBills(d, r.query) },
-  {
+  route<never, ReconcileQuery>({
+    method: 'GET',
+    path: '/admin/reconcile',
+    scope: 'admin',
+    headers: [],
+    handle: (d, r) => reconcileBills(d, r.query),
+  }),
+  route<CreateWebhookBody>({
     method: 'POST',
     path: '/webhooks',
     scope: 'webhooks:manage',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => webhooks.createWebhook(d, r.body, idempotencyKey(r)),
-  },
-  { method: 'GET', path: '/webhooks', scope: 'webhooks:manage', headers: [], handle: (d, r) => webhooks.listWebhooks(d, r.query) },
+  }),
+  route<never, ListWebhooksQuery>({
+    method: 'GET',
+    path: '/webhooks',
+    scope: 'webhooks:manage',
+    headers: [],
+    handle: (d, r) => webhooks.listWebhooks(d, r.query),
+  }),
   {
     method: 'GET',
     path: '/webhooks/:webhookId',
@@ -176,13 +219,13 @@ export const routes: Route[] = [
     headers: [],
     handle: (d, r) => webhooks.getWebhook(d, r.params.webhookId),
   },
-  {
+  route<UpdateWebhookBody>({
     method: 'PATCH',
     path: '/webhooks/:webhookId',
     scope: 'webhooks:manage',
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => webhooks.updateWebhook(d, r.params.webhookId, r.body, idempotencyKey(r)),
-  },
+  }),
   {
     method: 'DELETE',
     path: '/webhooks/:webhookId',
@@ -197,13 +240,13 @@ export const routes: Route[] = [
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => webhooks.rotateWebhookSecret(d, r.params.webhookId, idempotencyKey(r)),
   },
-  {
+  route<never, ListDeliveriesQuery>({
     method: 'GET',
     path: '/webhooks/:webhookId/deliveries',
     scope: 'webhooks:manage',
     headers: [],
     handle: (d, r) => webhooks.listDeliveries(d, r.params.webhookId, r.query),
-  },
+  }),
   {
     method: 'POST',
     path: '/webhooks/:webhookId/deliveries/:deliveryId/retry',

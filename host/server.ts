@@ -12,8 +12,10 @@ import type { Deps } from '../core/deps';
 import { AppError, unexpected } from '../core/errors';
 import { REDACT_PATHS, type DestinationStream } from '../core/log';
 import { httpDuration, registerOpenBillsGauge } from '../core/metrics';
+import { apiArtifacts, routeKey } from './api-artifacts';
 import { registerExplorer } from './explorer';
 import { postgresCheck, registerOps, temporalCheck, workerPollingCheck, type ReadinessCheck } from './ops';
+import { requestValidatorCompiler } from './request-validation';
 import { routes, type RouteRequest } from './routes';
 
 declare module 'fastify' {
@@ -173,6 +175,8 @@ export interface ServerOptions {
 
 export function buildServer(deps: Deps, opts: ServerOptions = {}): FastifyInstance {
   const { config } = deps;
+  // The request schemas and the OpenAPI document `npm run build` made: a missing or stale build stops start-up here.
+  const artifacts = apiArtifacts();
   const app = createApp(config, 'api', opts);
   const guard = guardWith(new Authenticator(deps.db, config.auth));
 
@@ -183,7 +187,8 @@ export function buildServer(deps: Deps, opts: ServerOptions = {}): FastifyInstan
     return defaultJson(req, body as string, done);
   });
 
-  registerExplorer(app);
+  registerExplorer(app, artifacts.openapi);
+  app.setValidatorCompiler(requestValidatorCompiler(artifacts.requests));
   registerOpenBillsGauge(deps.db);
   registerOps(app, {
     checks: opts.checks ?? {
@@ -198,10 +203,21 @@ export function buildServer(deps: Deps, opts: ServerOptions = {}): FastifyInstan
   });
 
   for (const route of routes) {
+    const { refused } = route;
     app.route({
       method: route.method,
       url: route.path,
-      preHandler: (req) => guard(req, route.scope),
+      // Who is calling comes first, then the shape of what they sent (Fastify validates after preValidation).
+      preValidation: (req) => guard(req, route.scope),
+      // A fresh object per server (Fastify marks it), holding the one schema object per part the compiler caches by.
+      schema: { ...artifacts.requests.routes[routeKey(route)] },
+      ...(refused
+        ? {
+            onError: async (_req: FastifyRequest, _reply: FastifyReply, err: FastifyError) => {
+              if (err.validationContext && err instanceof AppError) refused(err);
+            },
+          }
+        : {}),
       handler: async (req, reply) => {
         const result = await route.handle(deps, req as unknown as RouteRequest);
         if (!route.file) return result;

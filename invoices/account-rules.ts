@@ -1,17 +1,14 @@
 /**
  * The rules of an invoice's account, pure (no framework, no I/O): what a payment or a credit note
- * may be, and which status the amounts and dates give. The transactions in account-changes.ts
- * apply them under the account's row lock; the API parses requests with the same parsers.
+ * may be beyond its request's shape (invoices/requests.ts declares that), and which status the
+ * amounts and dates give. The use cases run them on requests, the lifecycle workflow's update
+ * validators run the money rules again on what reaches it, and the transactions in
+ * account-changes.ts apply the rest under the account's row lock.
  */
 import { failedPrecondition } from '../core/errors';
 import { isValidAmount } from '../core/money';
-import { asBody, fieldError, optionalString, parseCurrency, requiredString } from '../core/validate';
+import { checkStorable, checkSupportedCurrency, fieldError, parseCurrency } from '../core/validate';
 import type { CreditNoteLine, InvoiceAmounts, PaymentStatus } from './types';
-
-export const MAX_REFERENCE_CHARS = 200;
-export const MAX_REASON_CHARS = 500;
-export const MAX_CREDIT_NOTE_LINES = 100;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
 
 export interface PaymentInput {
   amount: number;
@@ -20,65 +17,83 @@ export interface PaymentInput {
   reference: string | null;
 }
 
-/** A payment as the client sent it; `paid_at` defaults to `now` and may not be after it. */
-export function parseRecordPayment(input: unknown, now: Date): PaymentInput {
-  const body = asBody(input);
-  const known = new Set(['amount', 'currency', 'paid_at', 'reference']);
-  for (const key of Object.keys(body)) if (!known.has(key)) throw fieldError(key, 'is not a field of a payment');
-  if (body.amount === undefined || body.amount === null) throw fieldError('amount', 'is required');
-  if (!isValidAmount(body.amount))
-    throw fieldError('amount', 'must be a positive integer number of minor units within the safe integer range');
-  const currency = parseCurrency(body.currency);
-  let paidAt = now.toISOString();
-  if (body.paid_at !== undefined && body.paid_at !== null) {
-    const t = typeof body.paid_at === 'string' && RFC3339.test(body.paid_at) ? new Date(body.paid_at) : null;
-    if (!t || Number.isNaN(t.getTime())) throw fieldError('paid_at', 'must be an RFC 3339 timestamp with a time zone');
-    if (t.getTime() > now.getTime() + 60_000) throw fieldError('paid_at', 'must not be in the future');
-    paidAt = t.toISOString();
-  }
-  return { amount: body.amount, currency, paid_at: paidAt, reference: optionalString(body, 'reference', MAX_REFERENCE_CHARS) };
+/** A payment request as its shape was checked: `paid_at` and `reference` may be absent or null. */
+export type PaymentRequest = Pick<PaymentInput, 'amount' | 'currency'> & { paid_at?: string | null; reference?: string | null };
+
+/** A payment in a currency that exists; `paid_at` (an RFC 3339 timestamp by its shape) a real instant, not after `now`, which it defaults to. */
+export function paymentInput(request: PaymentRequest, now: Date): PaymentInput {
+  const currency = checkSupportedCurrency(request.currency);
+  const reference = request.reference ?? null;
+  checkStorable({ reference });
+  return {
+    amount: request.amount,
+    currency,
+    paid_at: request.paid_at == null ? now.toISOString() : paidAt(request.paid_at, now),
+    reference,
+  };
+}
+
+function paidAt(value: string, now: Date): string {
+  const t = new Date(value);
+  if (Number.isNaN(t.getTime())) throw fieldError('paid_at', 'must be an RFC 3339 timestamp with a time zone');
+  if (t.getTime() > now.getTime() + 60_000) throw fieldError('paid_at', 'must not be in the future');
+  return t.toISOString();
+}
+
+const AMOUNT_REASON = 'must be a positive integer number of minor units within the safe integer range';
+
+/**
+ * The money of a payment as the lifecycle workflow's validator checks it again, before anything
+ * enters history: whatever reached it (Encore, for one, knows no integers).
+ */
+export function checkPaymentValues(payment: { amount: unknown; currency: unknown; paid_at: unknown }, now: Date): void {
+  if (!isValidAmount(payment.amount)) throw fieldError('amount', AMOUNT_REASON);
+  parseCurrency(payment.currency);
+  if (typeof payment.paid_at !== 'string') throw fieldError('paid_at', 'must be an RFC 3339 timestamp with a time zone');
+  paidAt(payment.paid_at, now);
 }
 
 export type CreditNoteInput = { full: true; reason: string | null } | { full: false; lines: CreditNoteLine[]; reason: string | null };
 
-/** `lines` (each an amount, currency and reason) or `full: true`, not both. */
-export function parseIssueCreditNote(input: unknown): CreditNoteInput {
-  const body = asBody(input);
-  const known = new Set(['lines', 'full', 'reason']);
-  for (const key of Object.keys(body)) if (!known.has(key)) throw fieldError(key, 'is not a field of a credit note');
-  const reason = optionalString(body, 'reason', MAX_REASON_CHARS);
-  if (body.full !== undefined && body.full !== null && typeof body.full !== 'boolean') throw fieldError('full', 'must be true or false');
-  const hasLines = body.lines !== undefined && body.lines !== null;
-  if (body.full === true) {
-    if (hasLines) throw fieldError('lines', 'must be absent with full: true');
+/** A credit note request as its shape was checked. */
+export interface CreditNoteRequest {
+  lines?: CreditNoteLine[] | null;
+  full?: boolean | null;
+  reason?: string | null;
+}
+
+/** `lines` (each in a currency that exists) or `full: true`, not both. */
+export function creditNoteInput(request: CreditNoteRequest): CreditNoteInput {
+  const reason = request.reason ?? null;
+  if (request.full === true) {
+    if (request.lines != null) throw fieldError('lines', 'must be absent with full: true');
+    checkStorable({ reason });
     return { full: true, reason };
   }
-  if (!hasLines) throw fieldError('lines', 'are required (or full: true)');
-  if (!Array.isArray(body.lines) || body.lines.length === 0 || body.lines.length > MAX_CREDIT_NOTE_LINES) {
-    throw fieldError('lines', `must be a list of 1 to ${MAX_CREDIT_NOTE_LINES} lines`);
-  }
-  const lines = body.lines.map((raw: unknown, i: number) => {
-    const line = asBody(raw);
-    const at = (field: string) => `lines[${i}].${field}`;
-    for (const key of Object.keys(line))
-      if (!['amount', 'currency', 'reason'].includes(key)) throw fieldError(at(key), 'is not a field of a line');
-    if (!isValidAmount(line.amount)) throw fieldError(at('amount'), 'must be a positive integer number of minor units');
-    const currency = parseCurrency(line.currency, at('currency'));
-    let text: string;
-    try {
-      text = requiredString(line, 'reason', MAX_REASON_CHARS);
-    } catch {
-      throw fieldError(at('reason'), `is required: 1 to ${MAX_REASON_CHARS} characters`);
-    }
-    return { amount: line.amount, currency, reason: text };
-  });
+  if (request.lines == null) throw fieldError('lines', 'are required (or full: true)');
+  const lines = request.lines.map((line, i) => ({
+    amount: line.amount,
+    currency: checkSupportedCurrency(line.currency, `lines[${i}].currency`),
+    reason: line.reason,
+  }));
+  checkStorable({ lines, reason });
   return { full: false, lines, reason };
 }
 
-export function parseInvoiceAction(input: unknown): { reason: string | null } {
-  const body = asBody(input);
-  for (const key of Object.keys(body)) if (key !== 'reason') throw fieldError(key, 'is not a field of this request');
-  return { reason: optionalString(body, 'reason', MAX_REASON_CHARS) };
+/** The money of a credit note as the lifecycle workflow's validator checks it again (see checkPaymentValues). */
+export function checkCreditNoteValues(note: CreditNoteInput): void {
+  if (note.full) return;
+  if (!Array.isArray(note.lines) || note.lines.length === 0) throw fieldError('lines', 'are required (or full: true)');
+  note.lines.forEach((line, i) => {
+    if (!isValidAmount(line.amount)) throw fieldError(`lines[${i}].amount`, AMOUNT_REASON);
+    parseCurrency(line.currency, `lines[${i}].currency`);
+  });
+}
+
+/** A void's reason as the lifecycle workflow's validator checks it again: none, or text Postgres can store. */
+export function checkActionReason(reason: unknown): void {
+  if (reason !== null && typeof reason !== 'string') throw fieldError('reason', 'must be a string');
+  checkStorable({ reason });
 }
 
 /** Statuses in which nothing more is owed or accepted: the lifecycle ends (a later request restarts it). */

@@ -6,15 +6,13 @@ import { checkScope, run, encoreDeps, sendError } from '../core/encore';
 import { idempotencyKeyOf } from '../core/idempotency';
 import * as invoiceAccount from './invoice-account';
 import { getInvoicePdf, retryInvoice } from './invoices';
+import type { IdPattern, InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from './requests';
 import type {
   CreditNoteIssued,
   InvoiceAccount,
   InvoiceAccountDetails,
-  InvoiceActionBody,
   InvoiceVoided,
-  IssueCreditNoteBody,
   PaymentRecorded,
-  RecordPaymentBody,
   RetryInvoiceResponse,
 } from './types';
 
@@ -47,7 +45,7 @@ export const invoicePdf = api.raw(
 /** Restarts the post-process of a bill whose invoice failed; a no-op when it is running or done. */
 export interface RetryInvoiceRequest {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -62,7 +60,7 @@ export const retry = api(
 /** A finalized invoice's account: amounts per currency, status, payments and credit notes. */
 export interface GetInvoiceAccountRequest {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
 }
 export const account = api(
   { expose: true, auth: true, method: 'GET', path: '/bills/:billId/invoice/account' },
@@ -76,7 +74,7 @@ export const account = api(
  */
 export interface RecordPaymentRequest extends RecordPaymentBody {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -95,7 +93,7 @@ export const payment = api(
  */
 export interface VoidInvoiceRequest extends InvoiceActionBody {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -108,10 +106,13 @@ export const voidInvoice = api(
     }),
 );
 
-/** Writes an invoice off as uncollectible; it stays payable (a payment of everything due makes it paid). */
+/**
+ * Writes an invoice off as uncollectible; it stays payable (a payment of everything due makes it paid).
+ * @additionalProperties false
+ */
 export interface MarkUncollectibleRequest {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -122,7 +123,6 @@ export const markUncollectible = api(
       invoiceAccount.markUncollectible(
         await deps(),
         req.billId,
-        {},
         idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt),
       ),
     ),
@@ -134,7 +134,7 @@ export const markUncollectible = api(
  */
 export interface IssueCreditNoteRequest extends IssueCreditNoteBody {
   /** The bill's id (`bill_id`). */
-  billId: string;
+  billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }

@@ -13,8 +13,8 @@ import { idempotently } from '../core/deps';
 import { billNotFound, failedPrecondition, invalidArgument, notFound } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { toAppError, updateWithDeadline } from '../core/temporal';
-import { fieldError, parseId } from '../core/validate';
-import { parseInvoiceAction, parseIssueCreditNote, parseRecordPayment } from './account-rules';
+import { checkStorable, fieldError, parseId } from '../core/validate';
+import { creditNoteInput, paymentInput } from './account-rules';
 import { creditNotePdf, listCreditNotes, listPayments, readAccount } from './account-store';
 import {
   InvoiceStatusKey,
@@ -26,6 +26,7 @@ import {
   voidInvoiceUpdate,
 } from './messages';
 import { findInvoice } from './store';
+import type { InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from './requests';
 import type { CreditNoteIssued, InvoiceAccount, InvoiceAccountDetails, InvoiceVoided, PaymentRecorded } from './types';
 import { closedBillPostProcessWorkflow } from './workflow';
 
@@ -98,15 +99,14 @@ async function updateInvoice<Ret, Args extends unknown[]>(
 
 export async function recordPayment(
   deps: Deps,
-  billIdParam: unknown,
-  body: unknown,
+  billId: string,
+  body: RecordPaymentBody,
   key: IdempotencyKey | undefined,
 ): Promise<PaymentRecorded> {
-  const billId = parseId(billIdParam, 'billId');
-  const payment = parseRecordPayment(body, new Date());
+  const payment = paymentInput(body, new Date());
   const operation = 'POST /bills/:billId/invoice/payments';
   // What the client sent: a defaulted paid_at differs on every retry.
-  const requested = fingerprint(operation, { bill_id: billId, ...payment, paid_at: (body as { paid_at?: unknown })?.paid_at ?? null });
+  const requested = fingerprint(operation, { bill_id: billId, ...payment, paid_at: body.paid_at ?? null });
   return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
     const paymentId = derivedId(PAYMENT_NAMESPACE, billId, seed);
     const input = { ...payment, payment_id: paymentId, request_fingerprint: requested };
@@ -116,12 +116,11 @@ export async function recordPayment(
 
 export async function issueCreditNote(
   deps: Deps,
-  billIdParam: unknown,
-  body: unknown,
+  billId: string,
+  body: IssueCreditNoteBody,
   key: IdempotencyKey | undefined,
 ): Promise<CreditNoteIssued> {
-  const billId = parseId(billIdParam, 'billId');
-  const note = parseIssueCreditNote(body);
+  const note = creditNoteInput(body);
   const operation = 'POST /bills/:billId/credit-notes';
   const requested = fingerprint(operation, { bill_id: billId, ...note });
   return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
@@ -133,12 +132,12 @@ export async function issueCreditNote(
 
 export async function voidInvoice(
   deps: Deps,
-  billIdParam: unknown,
-  body: unknown,
+  billId: string,
+  body: InvoiceActionBody,
   key: IdempotencyKey | undefined,
 ): Promise<InvoiceVoided> {
-  const billId = parseId(billIdParam, 'billId');
-  const { reason } = parseInvoiceAction(body);
+  const reason = body.reason ?? null;
+  checkStorable({ reason });
   const operation = 'POST /bills/:billId/invoice/void';
   const requested = fingerprint(operation, { bill_id: billId, reason });
   return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
@@ -148,14 +147,7 @@ export async function voidInvoice(
   });
 }
 
-export async function markUncollectible(
-  deps: Deps,
-  billIdParam: unknown,
-  body: unknown,
-  key: IdempotencyKey | undefined,
-): Promise<InvoiceAccount> {
-  const billId = parseId(billIdParam, 'billId');
-  if (parseInvoiceAction(body).reason !== null) throw fieldError('reason', 'is not a field of this request');
+export async function markUncollectible(deps: Deps, billId: string, key: IdempotencyKey | undefined): Promise<InvoiceAccount> {
   const operation = 'POST /bills/:billId/invoice/mark-uncollectible';
   // Idempotent by itself (a second write-off answers the first), so a key is welcome, not required.
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async (seed) =>
@@ -169,8 +161,7 @@ export async function markUncollectible(
 }
 
 /** The account with its payments and credit notes, from Postgres. */
-export async function getInvoiceAccount(deps: Deps, billIdParam: unknown): Promise<InvoiceAccountDetails> {
-  const billId = parseId(billIdParam, 'billId');
+export async function getInvoiceAccount(deps: Deps, billId: string): Promise<InvoiceAccountDetails> {
   const invoice = await readAccount(deps.db, billId);
   if (!invoice) {
     const found = await findInvoice(deps.db, billId, false);
@@ -181,13 +172,14 @@ export async function getInvoiceAccount(deps: Deps, billIdParam: unknown): Promi
   return { invoice, payments, credit_notes };
 }
 
+/** A raw endpoint's (no request type: its path is checked here). */
 export async function getCreditNotePdf(
   deps: Deps,
-  billIdParam: unknown,
-  creditNoteIdParam: unknown,
+  billIdParam: string,
+  creditNoteIdParam: string | undefined,
 ): Promise<{ credit_note_number: string; pdf: Buffer }> {
   const billId = parseId(billIdParam, 'billId');
-  const id = typeof creditNoteIdParam === 'string' ? creditNoteIdParam : '';
+  const id = creditNoteIdParam ?? '';
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
     throw fieldError('creditNoteId', 'must be a credit note id (a UUID)');
   const found = await creditNotePdf(deps.db, billId, id.toLowerCase());

@@ -19,7 +19,8 @@ export interface InvoicePdf {
   pdf: Buffer;
 }
 
-export async function getInvoicePdf(deps: Deps, billIdParam: unknown): Promise<InvoicePdf> {
+/** A raw endpoint's (no request type: its path is checked here). */
+export async function getInvoicePdf(deps: Deps, billIdParam: string | undefined): Promise<InvoicePdf> {
   const billId = parseId(billIdParam, 'billId');
   const found = await findInvoice(deps.db, billId, true);
   if (!found) throw billNotFound(billId);
@@ -48,8 +49,7 @@ async function accountSummary(db: Deps['db'], billId: string): Promise<Pick<Invo
  * that was lost), and otherwise leaves it be. An invoice already sent (or skipped) is never sent
  * again; the answer shows it as it is.
  */
-export async function retryInvoice(deps: Deps, billIdParam: unknown, key: IdempotencyKey | undefined): Promise<RetryInvoiceResponse> {
-  const billId = parseId(billIdParam, 'billId');
+export async function retryInvoice(deps: Deps, billId: string, key: IdempotencyKey | undefined): Promise<RetryInvoiceResponse> {
   const operation = 'POST /bills/:billId/invoice/retry';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
     const found = await findInvoice(deps.db, billId, false);

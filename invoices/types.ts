@@ -95,30 +95,6 @@ export interface CreditNote {
   sent_at: string | null;
 }
 
-/** The body of POST /bills/:billId/invoice/payments. */
-export interface RecordPaymentBody {
-  /** Minor units, at most what is due in `currency`: overpayment is refused. */
-  amount: number;
-  currency: string;
-  /** RFC 3339, not in the future; now when absent. */
-  paid_at?: string;
-  /** The payment's reference in the payer's or the bank's records (at most 200 characters). */
-  reference?: string;
-}
-
-/** The body of POST /bills/:billId/credit-notes: `lines`, or `full: true` for everything still due. */
-export interface IssueCreditNoteBody {
-  lines?: CreditNoteLine[];
-  full?: boolean;
-  /** Shown on the credit note (at most 500 characters). */
-  reason?: string;
-}
-
-/** The body of POST /bills/:billId/invoice/void. */
-export interface InvoiceActionBody {
-  reason?: string;
-}
-
 export interface PaymentRecorded {
   payment: Payment;
   invoice: InvoiceAccount;

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/workflow';
 import { refuseAsFailure } from '../core/refusals';
 import type { PostProcessActivities } from './activities';
-import { SETTLED, parseInvoiceAction, parseIssueCreditNote, parseRecordPayment } from './account-rules';
+import { SETTLED, checkActionReason, checkCreditNoteValues, checkPaymentValues } from './account-rules';
 import {
   InvoiceStatusKey,
   getInvoiceAccountQuery,
@@ -100,7 +100,7 @@ function registerAccountHandlers(billId: string, life: Lifecycle): void {
       }),
     {
       validator: ({ payment_id: _, request_fingerprint: __, ...payment }) =>
-        refuseAsFailure(() => parseRecordPayment(payment, new Date(Date.now()))),
+        refuseAsFailure(() => checkPaymentValues(payment, new Date(Date.now()))),
     },
   );
   setHandler(
@@ -113,7 +113,7 @@ function registerAccountHandlers(billId: string, life: Lifecycle): void {
           life.unsent.push(issued.credit_note.credit_note_id);
         return issued;
       }),
-    { validator: (input) => refuseAsFailure(() => parseIssueCreditNote(input.note)) },
+    { validator: (input) => refuseAsFailure(() => checkCreditNoteValues(input.note)) },
   );
   setHandler(
     voidInvoiceUpdate,
@@ -125,7 +125,7 @@ function registerAccountHandlers(billId: string, life: Lifecycle): void {
         if (note?.email_status === 'pending' && !life.unsent.includes(note.credit_note_id)) life.unsent.push(note.credit_note_id);
         return voided;
       }),
-    { validator: (input) => refuseAsFailure(() => parseInvoiceAction({ reason: input.reason })) },
+    { validator: (input) => refuseAsFailure(() => checkActionReason(input.reason)) },
   );
   setHandler(markUncollectibleUpdate, () =>
     life.change(async () => {

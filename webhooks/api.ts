@@ -5,16 +5,13 @@ import { encoreDeps, run } from '../core/encore';
 import { idempotencyKeyOf } from '../core/idempotency';
 import type {
   CreateWebhookBody,
-  DeletedWebhook,
+  DeliveryIdPattern,
   ListDeliveriesQuery,
   ListWebhooksQuery,
   UpdateWebhookBody,
-  Webhook,
-  WebhookDelivery,
-  WebhookDeliveryPage,
-  WebhookPage,
-  WebhookWithSecret,
-} from './types';
+  WebhookIdPattern,
+} from './requests';
+import type { DeletedWebhook, Webhook, WebhookDelivery, WebhookDeliveryPage, WebhookPage, WebhookWithSecret } from './types';
 import * as webhooks from './webhooks';
 
 // Bound once, at the top: Encore's parser binds a database handle to the const it initialises.
@@ -48,7 +45,7 @@ export const list = api(
 /** Returns one webhook (without its secret). */
 export interface GetWebhookRequest {
   /** The webhook's id (`webhook_id`). */
-  webhookId: string;
+  webhookId: string & WebhookIdPattern;
 }
 export const get = api(
   { expose: true, auth: true, method: 'GET', path: '/webhooks/:webhookId' },
@@ -58,7 +55,7 @@ export const get = api(
 /** Changes a webhook's URL, events, description, or enables or disables it. */
 export interface UpdateWebhookRequest extends UpdateWebhookBody {
   /** The webhook's id (`webhook_id`). */
-  webhookId: string;
+  webhookId: string & WebhookIdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -74,7 +71,7 @@ export const update = api(
 /** Removes a webhook and its delivery records; deliveries on their way stop. */
 export interface DeleteWebhookRequest {
   /** The webhook's id (`webhook_id`). */
-  webhookId: string;
+  webhookId: string & WebhookIdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -92,7 +89,7 @@ export const remove = api(
  */
 export interface RotateWebhookSecretRequest {
   /** The webhook's id (`webhook_id`). */
-  webhookId: string;
+  webhookId: string & WebhookIdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -107,7 +104,7 @@ export const rotateSecret = api(
 /** Lists a webhook's deliveries, newest first: the event, attempts, the last answer and the next attempt. */
 export interface ListDeliveriesRequest extends ListDeliveriesQuery {
   /** The webhook's id (`webhook_id`). */
-  webhookId: string;
+  webhookId: string & WebhookIdPattern;
 }
 export const listDeliveries = api(
   { expose: true, auth: true, method: 'GET', path: '/webhooks/:webhookId/deliveries' },
@@ -121,9 +118,9 @@ export const listDeliveries = api(
 /** Sends a failed, cancelled or delivered event again, with the same webhook-id; a pending one is left as it is. */
 export interface RetryDeliveryRequest {
   /** The webhook's id (`webhook_id`). */
-  webhookId: string;
+  webhookId: string & WebhookIdPattern;
   /** The delivery's id (`delivery_id`). */
-  deliveryId: string;
+  deliveryId: string & DeliveryIdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }
@@ -143,7 +140,7 @@ export const retryDelivery = api(
 /** Sends a `ping` event to this webhook alone; the answer is its delivery, on its way. */
 export interface TestWebhookRequest {
   /** The webhook's id (`webhook_id`). */
-  webhookId: string;
+  webhookId: string & WebhookIdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
   idempotencyKeyAlt?: Header<'Idempotency-Key'>;
 }

@@ -87,33 +87,6 @@ export interface WebhookWithSecret extends Webhook {
   secret: string;
 }
 
-/** The body of POST /webhooks. */
-export interface CreateWebhookBody {
-  /** Where events are POSTed: https (http only outside production), at most 2048 characters. */
-  url: string;
-  /** Event types to receive, or `["*"]` for every type. */
-  events: string[];
-  /** Up to 500 characters, for people. */
-  description?: string;
-}
-
-/** The body of PATCH /webhooks/:webhookId: only the fields given change. */
-export interface UpdateWebhookBody {
-  url?: string;
-  events?: string[];
-  description?: string | null;
-  /** false disables it (no new deliveries, pending ones are cancelled); true enables it again. */
-  enabled?: boolean;
-}
-
-/** The query of GET /webhooks. */
-export interface ListWebhooksQuery {
-  /** 1-100, default 100. */
-  limit?: number;
-  /** `next_cursor` of the previous page. */
-  cursor?: string;
-}
-
 export interface WebhookPage {
   webhooks: Webhook[];
   next_cursor: string | null;
@@ -149,14 +122,6 @@ export interface WebhookDelivery {
   next_attempt_at: string | null;
   delivered_at: string | null;
   created_at: string;
-}
-
-/** The query of GET /webhooks/:webhookId/deliveries. */
-export interface ListDeliveriesQuery {
-  status?: DeliveryStatus;
-  /** 1-100, default 50. */
-  limit?: number;
-  cursor?: string;
 }
 
 export interface WebhookDeliveryPage {

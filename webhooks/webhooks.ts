@@ -7,7 +7,7 @@ import { inTransaction } from '../core/db';
 import { idempotently, type Deps } from '../core/deps';
 import { failedPrecondition, invalidArgument, notFound, AppError } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
-import { encodeCursor, parseId } from '../core/validate';
+import { decodeCursor, encodeCursor, isId, isIsoInstant, pageSize } from '../core/validate';
 import { checkResolved } from './addresses';
 import { emitEvent } from './events';
 import { generateSecret, secretBoxOf, type SecretBox } from './secrets';
@@ -23,8 +23,9 @@ import {
   selectEndpointsPage,
   updateEndpoint,
 } from './store';
+import type { CreateWebhookBody, ListDeliveriesQuery, ListWebhooksQuery, UpdateWebhookBody } from './requests';
 import type { DeletedWebhook, Webhook, WebhookDelivery, WebhookDeliveryPage, WebhookPage, WebhookWithSecret } from './types';
-import { parseCreateWebhook, parseDeliveryId, parseDeliveryQuery, parsePaging, parseUpdateWebhook, type UrlRules } from './validation';
+import { createWebhookInput, updateWebhookInput, type UrlRules } from './validation';
 
 // Fixed namespace: a webhook id derived from an idempotency key is the same on every retry.
 const WEBHOOK_ID_NAMESPACE = '6b1f0f5e-2c8a-4f7d-9a43-0e5d7c2b9f18';
@@ -67,8 +68,8 @@ interface SealedAnswer {
 
 const opened = (deps: Deps, a: SealedAnswer): WebhookWithSecret => ({ ...a.webhook, secret: box(deps).open(a.sealed_secret) });
 
-export async function createWebhook(deps: Deps, body: unknown, key: IdempotencyKey | undefined): Promise<WebhookWithSecret> {
-  const input = parseCreateWebhook(body, urlRules(deps));
+export async function createWebhook(deps: Deps, body: CreateWebhookBody, key: IdempotencyKey | undefined): Promise<WebhookWithSecret> {
+  const input = createWebhookInput(body, urlRules(deps));
   await checkReceiver(deps, input.url);
   const operation = 'POST /webhooks';
   const requestFingerprint = fingerprint(operation, input);
@@ -92,21 +93,31 @@ export async function createWebhook(deps: Deps, body: unknown, key: IdempotencyK
   return opened(deps, answer);
 }
 
-export async function listWebhooks(deps: Deps, query: { limit?: unknown; cursor?: unknown }): Promise<WebhookPage> {
-  const paging = parsePaging(query);
-  const rows = await selectEndpointsPage(deps.db, paging.limit + 1, paging.after);
-  const page = rows.slice(0, paging.limit);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A page's position: (created_at, id), where the id is as strict as in a request. */
+const positionOf = (cursor: string | undefined, isKey: (v: unknown) => boolean) =>
+  decodeCursor(cursor, (p) => p.length === 2 && isIsoInstant(p[0]) && isKey(p[1])) as [string, string] | null;
+
+export async function listWebhooks(deps: Deps, query: ListWebhooksQuery): Promise<WebhookPage> {
+  const limit = pageSize(query.limit, 100, 100);
+  const rows = await selectEndpointsPage(deps.db, limit + 1, positionOf(query.cursor, isId));
+  const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return { webhooks: page, next_cursor: rows.length > paging.limit ? encodeCursor([last.created_at, last.webhook_id]) : null };
+  return { webhooks: page, next_cursor: rows.length > limit ? encodeCursor([last.created_at, last.webhook_id]) : null };
 }
 
-export async function getWebhook(deps: Deps, webhookIdParam: unknown): Promise<Webhook> {
-  return (await requireWebhook(deps, parseId(webhookIdParam, 'webhookId'))).webhook;
+export async function getWebhook(deps: Deps, webhookId: string): Promise<Webhook> {
+  return (await requireWebhook(deps, webhookId)).webhook;
 }
 
-export async function updateWebhook(deps: Deps, webhookIdParam: unknown, body: unknown, key: IdempotencyKey | undefined): Promise<Webhook> {
-  const webhookId = parseId(webhookIdParam, 'webhookId');
-  const change = parseUpdateWebhook(body, urlRules(deps));
+export async function updateWebhook(
+  deps: Deps,
+  webhookId: string,
+  body: UpdateWebhookBody,
+  key: IdempotencyKey | undefined,
+): Promise<Webhook> {
+  const change = updateWebhookInput(body, urlRules(deps));
   if (change.url) await checkReceiver(deps, change.url);
   const operation = 'PATCH /webhooks/:webhookId';
   return idempotently(deps, key, operation, fingerprint(operation, { webhook_id: webhookId, ...change }), async () => {
@@ -116,8 +127,7 @@ export async function updateWebhook(deps: Deps, webhookIdParam: unknown, body: u
   });
 }
 
-export async function deleteWebhook(deps: Deps, webhookIdParam: unknown, key: IdempotencyKey | undefined): Promise<DeletedWebhook> {
-  const webhookId = parseId(webhookIdParam, 'webhookId');
+export async function deleteWebhook(deps: Deps, webhookId: string, key: IdempotencyKey | undefined): Promise<DeletedWebhook> {
   const operation = 'DELETE /webhooks/:webhookId';
   return idempotently(deps, key, operation, fingerprint(operation, { webhook_id: webhookId }), async () => {
     if (!(await deleteEndpoint(deps.db, webhookId))) throw webhookNotFound(webhookId);
@@ -126,12 +136,7 @@ export async function deleteWebhook(deps: Deps, webhookIdParam: unknown, key: Id
 }
 
 /** A new secret, answered once; the previous one signs alongside it for WEBHOOK_SECRET_OVERLAP_MS (24 h). */
-export async function rotateWebhookSecret(
-  deps: Deps,
-  webhookIdParam: unknown,
-  key: IdempotencyKey | undefined,
-): Promise<WebhookWithSecret> {
-  const webhookId = parseId(webhookIdParam, 'webhookId');
+export async function rotateWebhookSecret(deps: Deps, webhookId: string, key: IdempotencyKey | undefined): Promise<WebhookWithSecret> {
   const operation = 'POST /webhooks/:webhookId/rotate-secret';
   const answer = await idempotently(
     deps,
@@ -148,29 +153,24 @@ export async function rotateWebhookSecret(
   return opened(deps, answer);
 }
 
-export async function listDeliveries(
-  deps: Deps,
-  webhookIdParam: unknown,
-  query: { status?: unknown; limit?: unknown; cursor?: unknown },
-): Promise<WebhookDeliveryPage> {
-  const webhookId = parseId(webhookIdParam, 'webhookId');
-  const q = parseDeliveryQuery(query);
+export async function listDeliveries(deps: Deps, webhookId: string, query: ListDeliveriesQuery): Promise<WebhookDeliveryPage> {
+  const limit = pageSize(query.limit, 50, 100);
+  // (created_at, delivery_id): a forged id that is not a UUID is refused here, not by Postgres.
+  const after = positionOf(query.cursor, (v) => typeof v === 'string' && UUID.test(v));
   await requireWebhook(deps, webhookId);
-  const rows = await selectDeliveriesPage(deps.db, webhookId, { ...q, limit: q.limit + 1 });
-  const page = rows.slice(0, q.limit);
+  const rows = await selectDeliveriesPage(deps.db, webhookId, { status: query.status ?? null, limit: limit + 1, after });
+  const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return { deliveries: page, next_cursor: rows.length > q.limit ? encodeCursor([last.created_at, last.delivery_id]) : null };
+  return { deliveries: page, next_cursor: rows.length > limit ? encodeCursor([last.created_at, last.delivery_id]) : null };
 }
 
 /** Sends a failed, cancelled or delivered event again (same webhook-id); a pending one is left as it is. */
 export async function retryDelivery(
   deps: Deps,
-  webhookIdParam: unknown,
-  deliveryIdParam: unknown,
+  webhookId: string,
+  deliveryId: string,
   key: IdempotencyKey | undefined,
 ): Promise<WebhookDelivery> {
-  const webhookId = parseId(webhookIdParam, 'webhookId');
-  const deliveryId = parseDeliveryId(deliveryIdParam);
   const operation = 'POST /webhooks/:webhookId/deliveries/:deliveryId/retry';
   return idempotently(deps, key, operation, fingerprint(operation, { webhook_id: webhookId, delivery_id: deliveryId }), async () => {
     const { webhook } = await requireWebhook(deps, webhookId);
@@ -182,8 +182,7 @@ export async function retryDelivery(
 }
 
 /** Sends a `ping` event to this endpoint alone; the answer is its delivery, on its way. */
-export async function testWebhook(deps: Deps, webhookIdParam: unknown, key: IdempotencyKey | undefined): Promise<WebhookDelivery> {
-  const webhookId = parseId(webhookIdParam, 'webhookId');
+export async function testWebhook(deps: Deps, webhookId: string, key: IdempotencyKey | undefined): Promise<WebhookDelivery> {
   const operation = 'POST /webhooks/:webhookId/test';
   return idempotently(deps, key, operation, fingerprint(operation, { webhook_id: webhookId }), async () => {
     const { webhook } = await requireWebhook(deps, webhookId);

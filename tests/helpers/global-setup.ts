@@ -12,6 +12,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../../core/config';
 import { DEV_SERVER_ARGS, findTemporalCli } from '../../host/temporal-dev';
 import { WORKFLOWS_PATH } from '../../temporal/worker';
+import { ensureApi } from '../../scripts/build-api';
 import { runLogPath } from './run-logs';
 import { freePort } from './ports';
 
@@ -105,6 +106,9 @@ async function startDevServer(cli: string): Promise<DevServer> {
 }
 
 export default async function globalSetup(): Promise<void> {
+  // The request schemas and OpenAPI document every stack serves (npm test builds them first; a run
+  // of one file may not have): built here when missing or out of date.
+  ensureApi(path.resolve(__dirname, '..', '..'));
   // Everything a run writes to disk goes in here; global teardown removes it (helpers/tmp.ts).
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fees-test-'));
   process.env.FEES_TEST_TMP = dir;

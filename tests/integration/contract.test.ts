@@ -4,13 +4,11 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { buildOpenApiDocument } from '../../host/openapi';
-import { routes } from '../../host/routes';
+import { apiArtifacts } from '../../host/api-artifacts';
 import { answersChecked, holdToContract } from '../helpers/contract';
 import { call, startStack } from '../helpers/stack';
 
-const document = buildOpenApiDocument(routes, path.resolve(__dirname, '..', '..'));
+const document = apiArtifacts().openapi;
 const bill = { bill_id: 'b-1', status: 'open' }; // far from a whole Bill
 
 // What the impostor answers, by path.

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { insertApiKey } from '../../core/auth';
-import type { OpenApiDocument } from '../../host/openapi';
+import type { OpenApiDocument } from '../../host/api-artifacts';
 import { routes } from '../../host/routes';
 import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 

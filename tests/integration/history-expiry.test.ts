@@ -3,7 +3,7 @@
  * start again, while Postgres still holds the bill. A bill row with no workflow stands in for that.
  */
 import { requestedBill } from '../../bills/bills';
-import { parseCreateBill } from '../../bills/validation';
+import { createBillInput, type BillRequest } from '../../bills/validation';
 import { fingerprint } from '../../core/idempotency';
 import { billWorkflowId } from '../../bills/messages';
 import { postProcessWorkflowId } from '../../invoices/messages';
@@ -16,8 +16,8 @@ beforeAll(async () => {
 afterAll(() => stack.stop());
 
 /** Writes a bill as an earlier, forgotten workflow would have left it. */
-async function billWithoutWorkflow(body: Record<string, unknown>, status: 'open' | 'closed', fp?: string): Promise<void> {
-  const input = parseCreateBill(body, new Date());
+async function billWithoutWorkflow(body: BillRequest, status: 'open' | 'closed', fp?: string): Promise<void> {
+  const input = createBillInput(body, new Date());
   const created = new Date(Date.now() - 60_000).toISOString();
   await stack.db.query(
     `INSERT INTO bills (bill_id, status, policy, currency, billing_period_start, billing_period_end, created_at, closed_at, request_fingerprint)

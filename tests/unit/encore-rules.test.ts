@@ -232,6 +232,66 @@ function layoutViolations(sources: ts.SourceFile[]): string[] {
   return found;
 }
 
+/**
+ * Rule 5: a path parameter is a string, number or boolean, validated or not
+ * (tsparser/src/parser/resources/apis/encoding.rs:528-552, `rewrite_path_types`: `unwrap_validated`,
+ * then only Basic String, Boolean or Number). The field's type is taken as written: a named alias
+ * (`billId: Id`) is a Named type there, refused as "unsupported path parameter type". A validation
+ * type may come through an alias inside the intersection (`string & IdPattern`), which `intersect`
+ * resolves (tsparser/src/parser/types/typ.rs:1365-1372, a Named operand).
+ */
+function pathParamViolations(program: ts.Program, files: string[]): { checked: number; found: string[] } {
+  const checker = program.getTypeChecker();
+  const resolved = (node: ts.TypeReferenceNode) => {
+    let symbol = checker.getSymbolAtLocation(node.typeName);
+    if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+    return symbol?.declarations?.[0];
+  };
+  const isValidation = (node: ts.TypeNode): boolean => {
+    if (ts.isParenthesizedTypeNode(node)) return isValidation(node.type);
+    if (ts.isIntersectionTypeNode(node)) return node.types.every(isValidation);
+    if (!ts.isTypeReferenceNode(node)) return false;
+    const decl = resolved(node);
+    if (!decl) return false;
+    if (/[\\/]node_modules[\\/]encore\.dev[\\/]validate[\\/]/.test(decl.getSourceFile().fileName)) return true;
+    return ts.isTypeAliasDeclaration(decl) && isValidation(decl.type);
+  };
+  const BASIC = [ts.SyntaxKind.StringKeyword, ts.SyntaxKind.NumberKeyword, ts.SyntaxKind.BooleanKeyword];
+  const allowed = (type: ts.TypeNode | undefined): boolean => {
+    if (!type) return false;
+    if (BASIC.includes(type.kind)) return true;
+    if (!ts.isIntersectionTypeNode(type)) return false;
+    const basics = type.types.filter((t) => BASIC.includes(t.kind));
+    return basics.length === 1 && type.types.filter((t) => !basics.includes(t)).every(isValidation);
+  };
+  const found: string[] = [];
+  let checked = 0;
+  for (const fileName of files) {
+    const file = program.getSourceFile(fileName)!;
+    walk(file, (n) => {
+      if (!ts.isCallExpression(n) || n.expression.getText() !== 'api') return;
+      const [options, handler] = n.arguments;
+      const pathProp = ts.isObjectLiteralExpression(options)
+        ? options.properties.find((p) => ts.isPropertyAssignment(p) && p.name.getText() === 'path')
+        : undefined;
+      const routePath =
+        pathProp && ts.isPropertyAssignment(pathProp) && ts.isStringLiteral(pathProp.initializer) ? pathProp.initializer.text : '';
+      const paramType = handler && ts.isArrowFunction(handler) ? handler.parameters[0]?.type : undefined;
+      const decl = paramType && ts.isTypeReferenceNode(paramType) ? resolved(paramType) : undefined;
+      for (const [, name] of routePath.matchAll(/:(\w+)/g)) {
+        checked++;
+        const member =
+          decl && ts.isInterfaceDeclaration(decl)
+            ? decl.members.find((m): m is ts.PropertySignature => ts.isPropertySignature(m) && m.name.getText() === name)
+            : undefined;
+        if (!allowed(member?.type))
+          found.push(`${rel(file.fileName)}: path parameter ${name} is ${member?.type?.getText() ?? 'undeclared'}`);
+      }
+    });
+  }
+  return { checked, found };
+}
+
 /** The Encore layer as it was before these rules held (copied from the code, to show each rule catches it). */
 const BEFORE = {
   db: `export const database = new SQLDatabase('fees', { migrations: '../migrations' });`,
@@ -242,6 +302,12 @@ const BEFORE = {
   api: `const deps = () => encoreDeps(SQLDatabase.named('fees'));`,
   worker: `export const WORKFLOWS_PATH = path.join(__dirname, 'workflows.ts');`,
   pdf: `const FONT = readFileSync(require.resolve('dejavu-fonts-ttf/ttf/DejaVuSans.ttf'));`,
+  pathParam: `import { api } from "encore.dev/api";
+import type { MatchesRegexp } from "encore.dev/validate";
+type Id = string & MatchesRegexp<'^[A-Za-z0-9_.:-]{1,64}$'>;
+interface GetBillRequest { billId: Id; }
+interface Bill { bill_id: string; }
+export const get = api({ expose: true, method: 'GET', path: '/bills/:billId' }, async (req: GetBillRequest): Promise<Bill> => ({ bill_id: req.billId }));`,
 };
 
 describe("the Encore layer follows Encore's parser rules", () => {
@@ -250,7 +316,16 @@ describe("the Encore layer follows Encore's parser rules", () => {
   it('finds the services and their files', () => {
     expect(SERVICES.sort()).toEqual(['bills', 'invoices', 'temporal', 'webhooks']);
     expect(serviceFiles.map(rel)).toEqual(
-      expect.arrayContaining(['bills/api.ts', 'bills/db.ts', 'bills/gateway.ts', 'invoices/api.ts', 'webhooks/api.ts']),
+      expect.arrayContaining([
+        'bills/api.ts',
+        'bills/db.ts',
+        'bills/gateway.ts',
+        'bills/requests.ts',
+        'invoices/api.ts',
+        'invoices/requests.ts',
+        'webhooks/api.ts',
+        'webhooks/requests.ts',
+      ]),
     );
   });
 
@@ -311,6 +386,31 @@ describe("the Encore layer follows Encore's parser rules", () => {
       'tests/unit/fixtures/encore-bad-api.ts: request AliasRequest is not an interface',
       'tests/unit/fixtures/encore-bad-api.ts: response Indexed has a top-level index signature',
       'tests/unit/fixtures/encore-bad-api.ts: response is not declared as Promise<Interface>',
+    ]);
+  });
+
+  it('rule 5: path parameters are strings, validated in the intersection, never through a named alias', () => {
+    const apiFiles = serviceFiles.filter((f) => f.endsWith('api.ts'));
+    const options = {
+      strict: true,
+      skipLibCheck: true,
+      noEmit: true,
+      module: ts.ModuleKind.Preserve,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+    };
+    const ours = pathParamViolations(ts.createProgram(apiFiles, options), apiFiles);
+    expect(ours.found).toEqual([]);
+    expect(ours.checked).toBeGreaterThanOrEqual(20);
+    // Before: the id's alias as the parameter's type. Read from a file that is not on disk (it would import encore.dev).
+    const before = path.join(root, 'bills', 'before-api.ts');
+    const host = ts.createCompilerHost(options);
+    const getSourceFile = host.getSourceFile.bind(host);
+    host.getSourceFile = (name, version) =>
+      name === before ? ts.createSourceFile(name, BEFORE.pathParam, ts.ScriptTarget.ES2022, true) : getSourceFile(name, version);
+    const fileExists = host.fileExists.bind(host);
+    host.fileExists = (name) => name === before || fileExists(name);
+    expect(pathParamViolations(ts.createProgram([before], options, host), [before]).found).toEqual([
+      'bills/before-api.ts: path parameter billId is Id',
     ]);
   });
 });

@@ -1,9 +1,12 @@
 import { type AppError } from '../../core/errors';
 import {
+  checkActionReason,
+  checkCreditNoteValues,
   checkPayment,
+  checkPaymentValues,
   creditLines,
-  parseIssueCreditNote,
-  parseRecordPayment,
+  creditNoteInput,
+  paymentInput,
   statusOf,
   type AccountFacts,
 } from '../../invoices/account-rules';
@@ -55,22 +58,37 @@ describe('payments', () => {
     expect(refused(() => checkPayment('void', a, { amount: 1, currency: 'EUR' })).message).toMatch(/void/);
   });
 
-  it('parses a payment: paid_at defaults to now and may not be in the future', () => {
-    expect(parseRecordPayment({ amount: 100, currency: 'EUR' }, now)).toEqual({
+  it('takes a payment: paid_at defaults to now, is kept in UTC, and may not be in the future', () => {
+    expect(paymentInput({ amount: 100, currency: 'EUR' }, now)).toEqual({
       amount: 100,
       currency: 'EUR',
       paid_at: now.toISOString(),
       reference: null,
     });
+    expect(paymentInput({ amount: 1, currency: 'EUR', paid_at: '2026-12-01T12:00:00+04:00', reference: 'r' }, now)).toMatchObject({
+      paid_at: '2026-12-01T08:00:00.000Z',
+      reference: 'r',
+    });
     for (const [body, field] of [
-      [{ amount: 0, currency: 'EUR' }, 'amount'],
-      [{ amount: 1.5, currency: 'EUR' }, 'amount'],
-      [{ amount: 1, currency: 'eur' }, 'currency'],
+      [{ amount: 1, currency: 'XYZ' }, 'currency'],
       [{ amount: 1, currency: 'EUR', paid_at: '2030-01-01T00:00:00Z' }, 'paid_at'],
-      [{ amount: 1, currency: 'EUR', paid_at: 'yesterday' }, 'paid_at'],
-      [{ amount: 1, currency: 'EUR', amont: 2 }, 'amont'],
+      [{ amount: 1, currency: 'EUR', paid_at: '2026-13-01T00:00:00Z' }, 'paid_at'],
+      [{ amount: 1, currency: 'EUR', reference: 'a\u0000' }, 'reference'],
     ] as const) {
-      expect(refused(() => parseRecordPayment(body, now)).details).toMatchObject({ field });
+      expect(refused(() => paymentInput(body, now)).details).toMatchObject({ field });
+    }
+  });
+
+  it("checks a payment's money again in the workflow's validator, whatever reached it", () => {
+    expect(() => checkPaymentValues({ amount: 100, currency: 'EUR', paid_at: now.toISOString() }, now)).not.toThrow();
+    for (const [payment, field] of [
+      [{ amount: 0, currency: 'EUR', paid_at: now.toISOString() }, 'amount'],
+      [{ amount: 1.5, currency: 'EUR', paid_at: now.toISOString() }, 'amount'],
+      [{ amount: 1, currency: 'eur', paid_at: now.toISOString() }, 'currency'],
+      [{ amount: 1, currency: 'EUR', paid_at: '2030-01-01T00:00:00Z' }, 'paid_at'],
+      [{ amount: 1, currency: 'EUR', paid_at: 5 }, 'paid_at'],
+    ] as const) {
+      expect(refused(() => checkPaymentValues(payment, now)).details).toMatchObject({ field });
     }
   });
 });
@@ -100,12 +118,31 @@ describe('credit notes', () => {
     );
   });
 
-  it('parses lines or full, not both', () => {
-    expect(parseIssueCreditNote({ full: true })).toEqual({ full: true, reason: null });
-    expect(refused(() => parseIssueCreditNote({ full: true, lines: [] })).details).toMatchObject({ field: 'lines' });
-    expect(refused(() => parseIssueCreditNote({})).details).toMatchObject({ field: 'lines' });
-    expect(refused(() => parseIssueCreditNote({ lines: [{ amount: 5, currency: 'EUR' }] })).details).toMatchObject({
-      field: 'lines[0].reason',
+  it('takes lines or full, not both', () => {
+    expect(creditNoteInput({ full: true })).toEqual({ full: true, reason: null });
+    expect(creditNoteInput({ lines: [{ amount: 5, currency: 'EUR', reason: 'r' }], full: null })).toEqual({
+      full: false,
+      lines: [{ amount: 5, currency: 'EUR', reason: 'r' }],
+      reason: null,
     });
+    expect(refused(() => creditNoteInput({ full: true, lines: [{ amount: 5, currency: 'EUR', reason: 'r' }] })).details).toMatchObject({
+      field: 'lines',
+    });
+    expect(refused(() => creditNoteInput({})).details).toMatchObject({ field: 'lines' });
+    expect(refused(() => creditNoteInput({ full: false })).details).toMatchObject({ field: 'lines' });
+    expect(refused(() => creditNoteInput({ lines: [{ amount: 5, currency: 'XYZ', reason: 'r' }] })).details).toMatchObject({
+      field: 'lines[0].currency',
+    });
+  });
+
+  it("checks a credit note's money and a void's reason again in the workflow's validators", () => {
+    expect(() => checkCreditNoteValues({ full: true, reason: null })).not.toThrow();
+    expect(refused(() => checkCreditNoteValues({ full: false, lines: [], reason: null })).details).toMatchObject({ field: 'lines' });
+    expect(
+      refused(() => checkCreditNoteValues({ full: false, lines: [{ amount: 0.5, currency: 'EUR', reason: 'r' }], reason: null })).details,
+    ).toMatchObject({ field: 'lines[0].amount' });
+    expect(() => checkActionReason(null)).not.toThrow();
+    expect(refused(() => checkActionReason('\ud800')).details).toMatchObject({ field: 'reason' });
+    expect(refused(() => checkActionReason(5)).details).toMatchObject({ field: 'reason' });
   });
 });

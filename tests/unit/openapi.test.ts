@@ -1,7 +1,7 @@
 /**
- * The OpenAPI document is generated from the route table and the Encore declarations. These
- * checks hold it to what the host serves: every route, its parameters where the host reads them,
- * its scope, and a well-formed 3.1 document whose references all resolve.
+ * The OpenAPI document is built (npm run build) from the route table and the Encore declarations.
+ * These checks hold it to what the host serves: every route, its parameters where the host reads
+ * them, its scope, and a well-formed 3.1 document whose references all resolve.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,14 +9,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HTTP_STATUS } from '../../core/errors';
 import { IDEMPOTENCY_HEADERS } from '../../core/idempotency';
-import { buildOpenApiDocument, refsIn, type OpenApiDocument, type Operation, type Schema } from '../../host/openapi';
+import type { OpenApiDocument, Operation, Schema } from '../../host/api-artifacts';
 import { routes, type Route } from '../../host/routes';
+import { refsIn } from '../../scripts/api/declarations';
+import { buildApi, ensureApi } from '../../scripts/build-api';
 
 const root = path.resolve(__dirname, '..', '..');
 let doc: OpenApiDocument;
 
 beforeAll(() => {
-  doc = buildOpenApiDocument(routes, root);
+  // The document the server serves: dist/api/openapi.json, built first if missing or out of date.
+  doc = ensureApi(root).openapi;
 }, 60_000);
 
 const openApiPath = (route: Pick<Route, 'path'>) => route.path.replace(/:(\w+)/g, '{$1}');
@@ -138,7 +141,7 @@ describe('the generated OpenAPI document', () => {
 
   it('refuses a route that no Encore api() declares', () => {
     const stray: Route = { ...routes[0], path: '/bills/:billId/nowhere' };
-    expect(() => buildOpenApiDocument([...routes, stray], root)).toThrow('no Encore api() declares POST /bills/:billId/nowhere');
+    expect(() => buildApi(root, [...routes, stray])).toThrow('no Encore api() declares POST /bills/:billId/nowhere');
   }, 60_000);
 });
 

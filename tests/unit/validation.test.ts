@@ -1,16 +1,23 @@
+/**
+ * The domain rules a request meets once its shape is checked (request-validation.test.ts holds the
+ * shapes, through the server): a bill's period and cadence, line items' currencies and metadata,
+ * what may be stored, listings, and the line item rules the workflow runs again.
+ */
 import { randomUUID } from 'node:crypto';
 import { v5 as uuidv5 } from 'uuid';
+import { billsPageQuery } from '../../bills/bills';
 import { AppError } from '../../core/errors';
-import { parseCreateBill, parseListBills } from '../../bills/validation';
+import { createBillInput } from '../../bills/validation';
 import { lineItemId } from '../../bills/line-item-ids';
 import {
   batchTotals,
   checkBatchFitsBill,
   checkLineItemFitsBill,
+  checkLineItemValues,
   checkStagedBatchFitsBill,
-  parseNewLineItem,
+  newLineItem,
 } from '../../bills/line-item-rules';
-import { encodeCursor } from '../../core/validate';
+import { checkStorable, encodeCursor, pageSize } from '../../core/validate';
 
 const now = new Date('2026-11-21T12:00:00Z');
 
@@ -24,9 +31,9 @@ function rejection(fn: () => unknown): AppError {
   throw new Error('expected a rejection');
 }
 
-describe('parseCreateBill', () => {
+describe('createBillInput', () => {
   it('normalises the period end to UTC and fills defaults', () => {
-    expect(parseCreateBill({ billing_period_end: '2026-12-01T04:00:00+04:00' }, now)).toEqual({
+    expect(createBillInput({ billing_period_end: '2026-12-01T04:00:00+04:00' }, now)).toEqual({
       bill_id: null,
       billing_period_end: '2026-12-01T00:00:00.000Z',
       currency: null,
@@ -44,60 +51,127 @@ describe('parseCreateBill', () => {
 
   it('takes a grace period up to P30D and payment terms of at least a second', () => {
     const end = '2027-01-01T00:00:00Z';
-    const parsed = parseCreateBill({ billing_period_end: end, grace_period: 'P2DT12H', payment_terms: 'PT5S' }, now);
+    const parsed = createBillInput({ billing_period_end: end, grace_period: 'P2DT12H', payment_terms: 'PT5S' }, now);
     expect([parsed.grace_period, parsed.payment_terms]).toEqual(['P2DT12H', 'PT5S']);
-    expect(parseCreateBill({ billing_period_end: end, grace_period: 'PT0S' }, now).grace_period).toBe('PT0S');
+    expect(createBillInput({ billing_period_end: end, grace_period: 'PT0S' }, now).grace_period).toBe('PT0S');
     for (const [field, value] of [
       ['grace_period', 'P31D'],
       ['grace_period', 'P1M'],
       ['grace_period', '3 days'],
-      ['grace_period', 5],
       ['payment_terms', 'PT0S'],
       ['payment_terms', 'P366D'],
     ] as const) {
-      expect(() => parseCreateBill({ billing_period_end: end, [field]: value }, now)).toThrow(
+      expect(() => createBillInput({ billing_period_end: end, [field]: value }, now)).toThrow(
         expect.objectContaining({ details: expect.objectContaining({ field }) }),
       );
     }
   });
 
   it('treats null like an absent optional field', () => {
-    expect(parseCreateBill({ billing_period_end: '2027-01-01T00:00:00Z', currency: null, bill_id: null }, now).currency).toBeNull();
+    expect(createBillInput({ billing_period_end: '2027-01-01T00:00:00Z', currency: null, bill_id: null }, now).currency).toBeNull();
   });
 
   it.each([
-    [{ billing_period_end: '2026-11-21T12:00:00Z' }, 'billing_period_end'],
-    [{ billing_period_end: '2032-11-22T00:00:00Z' }, 'billing_period_end'],
-    [{ billing_period_end: '2026-12-01' }, 'billing_period_end'],
-    [{ billing_period_end: '2027-01-01T00:00:00Z', bill_id: '' }, 'bill_id'],
-    [{ billing_period_end: '2027-01-01T00:00:00Z', bill_id: 'a/b' }, 'bill_id'],
-    [{ billing_period_end: '2027-01-01T00:00:00Z', currency: 'US' }, 'currency'],
-    [{ billing_period_end: '2027-01-01T00:00:00Z', customer_email: 'a@b' }, 'customer_email'],
-    [{ billing_period_end: '2027-01-01T00:00:00Z', description: 5 }, 'description'],
-  ])('refuses %j naming %s', (body, field) => {
-    const err = rejection(() => parseCreateBill(body, now));
+    [{ billing_period_end: '2026-11-21T12:00:00Z' }, 'billing_period_end', 'must be in the future'],
+    [{ billing_period_end: '2032-11-22T00:00:00Z' }, 'billing_period_end', 'must be within 5 years'],
+    [{ billing_period_end: '2027-02-30T00:00:00Z' }, 'billing_period_end', 'is not a real date and time'],
+    [{}, 'billing_period_end', 'is required'],
+    [{ billing_period_end: '2027-01-01T00:00:00Z', currency: 'ABC' }, 'currency', 'ABC is not a supported currency'],
+    [
+      { billing_period_end: '2027-01-01T00:00:00Z', description: 'a\u0000b' },
+      'description',
+      'must not contain NUL characters or unpaired surrogates',
+    ],
+    [
+      { billing_period_end: '2027-01-01T00:00:00Z', interval: 'P1M' },
+      'interval',
+      'is only for recurring bills (policy recurring or monthly)',
+    ],
+    [{ policy: 'recurring' as const }, 'interval', 'is required for a recurring bill (an ISO 8601 duration such as P1M)'],
+    [{ policy: 'monthly' as const, interval: 'P1W' }, 'interval', 'must be P1M (or absent) for a monthly bill'],
+    [{ policy: 'recurring' as const, interval: 'P10Y' }, 'interval', 'must be at most 5 years'],
+    [
+      { policy: 'recurring' as const, interval: 'P1D', billing_anchor_day: 3 },
+      'billing_anchor_day',
+      'is only for intervals of months or years',
+    ],
+    [{ policy: 'recurring' as const, interval: 'P1D', grace_period: 'P1D' }, 'grace_period', 'must be shorter than the interval (P1D)'],
+    [
+      { policy: 'monthly' as const, recurring_fee: { amount: 1, currency: 'XYZ', description: 'x' } },
+      'recurring_fee.currency',
+      'XYZ is not a supported currency',
+    ],
+  ])('refuses %j naming %s', (body, field, reason) => {
+    const err = rejection(() => createBillInput(body, now));
     expect(err.code).toBe('invalid_argument');
-    expect(err.details).toMatchObject({ field });
+    expect(err.details).toEqual({ field, reason });
   });
 
-  it('accepts every id character the API promises', () => {
-    expect(parseCreateBill({ bill_id: 'Ab_9.:-z', billing_period_end: '2027-01-01T00:00:00Z' }, now).bill_id).toBe('Ab_9.:-z');
+  it('sets up a monthly bill: interval P1M, anchored on the first, its period ending at the next first', () => {
+    expect(createBillInput({ policy: 'monthly' }, now)).toMatchObject({
+      interval: 'P1M',
+      billing_anchor_day: 1,
+      billing_period_end: '2026-12-01T00:00:00.000Z',
+      requested_period_end: null,
+    });
   });
 });
 
-describe('parseNewLineItem', () => {
-  it('accepts a valid item and keeps metadata', () => {
-    expect(parseNewLineItem({ amount: 1, currency: 'KWD', description: 'x', metadata: { a: 1 } })).toEqual({
+describe('newLineItem', () => {
+  it('accepts a valid item and keeps metadata; absent metadata is null', () => {
+    expect(newLineItem({ amount: 1, currency: 'KWD', description: 'x', metadata: { a: 1 } })).toEqual({
       amount: 1,
       currency: 'KWD',
       description: 'x',
       metadata: { a: 1 },
     });
+    expect(newLineItem({ amount: 1, currency: 'USD', description: 'x' }).metadata).toBeNull();
   });
 
-  it('counts description length in characters, not bytes', () => {
-    expect(parseNewLineItem({ amount: 1, currency: 'USD', description: '€'.repeat(500) }).description).toHaveLength(500);
-    expect(rejection(() => parseNewLineItem({ amount: 1, currency: 'USD', description: '€'.repeat(501) })).code).toBe('invalid_argument');
+  it('refuses a currency that does not exist and metadata over 4 KB, naming the field under its prefix', () => {
+    expect(rejection(() => newLineItem({ amount: 1, currency: 'XAU', description: 'x' }, 'items[2].')).details).toEqual({
+      field: 'items[2].currency',
+      reason: 'XAU is not a supported currency',
+    });
+    // 4096 bytes as JSON: {"x":"..."} is 8 bytes around the value; é is 2 bytes in UTF-8.
+    expect(() => newLineItem({ amount: 1, currency: 'USD', description: 'x', metadata: { x: 'y'.repeat(4088) } })).not.toThrow();
+    expect(
+      rejection(() => newLineItem({ amount: 1, currency: 'USD', description: 'x', metadata: { x: 'é'.repeat(2045) } })).details,
+    ).toEqual({
+      field: 'metadata',
+      reason: 'must be at most 4096 bytes as JSON',
+    });
+  });
+
+  it('leaves the money rules to checkLineItemValues, which the workflow runs on anything', () => {
+    expect(() => checkLineItemValues({ amount: 5, currency: 'USD' })).not.toThrow();
+    for (const [item, field] of [
+      [{ amount: 1.5, currency: 'USD' }, 'amount'],
+      [{ amount: 2 ** 53, currency: 'USD' }, 'amount'],
+      [{ amount: '5', currency: 'USD' }, 'amount'],
+      [{ amount: 5, currency: 'usd' }, 'currency'],
+      [{ amount: 5, currency: 'XAU' }, 'currency'],
+    ] as const) {
+      expect(rejection(() => checkLineItemValues(item)).details).toMatchObject({ field });
+    }
+  });
+});
+
+describe('checkStorable', () => {
+  it('names the field of the first string Postgres cannot store as sent', () => {
+    expect(() => checkStorable({ description: 'ok', metadata: { a: ['b', { c: 'é' }] } })).not.toThrow();
+    expect(rejection(() => checkStorable({ items: [{ description: 'ok' }, { description: 'a\u0000' }] })).details).toEqual({
+      field: 'items[1].description',
+      reason: 'must not contain NUL characters or unpaired surrogates',
+    });
+    expect(rejection(() => checkStorable({ reference: '\ud800' })).details).toMatchObject({ field: 'reference' });
+  });
+
+  it("names free-form metadata as a whole, keys included (they are the client's, not the API's)", () => {
+    expect(rejection(() => checkStorable({ items: [{ metadata: { deep: [{ k: '\udc00' }] } }] })).details).toMatchObject({
+      field: 'items[0].metadata',
+    });
+    expect(rejection(() => checkStorable({ metadata: { '\u0000': 1 } })).details).toMatchObject({ field: 'metadata' });
   });
 });
 
@@ -169,10 +243,10 @@ describe('staged batches', () => {
   });
 });
 
-describe('parseListBills', () => {
-  it('defaults and round-trips a cursor', () => {
+describe('a page of bills', () => {
+  it('defaults, splits invoice_status into a delivery or a payment state, and round-trips a cursor', () => {
     const cursor = encodeCursor(['2026-11-21T12:00:00.000Z', 'b-1']);
-    expect(parseListBills({ cursor })).toEqual({
+    expect(billsPageQuery({ cursor }, 100)).toEqual({
       status: null,
       invoice_status: null,
       payment_status: null,
@@ -181,22 +255,26 @@ describe('parseListBills', () => {
       after: { created_at: '2026-11-21T12:00:00.000Z', bill_id: 'b-1' },
       live: false,
     });
-    expect(parseListBills({ totals: 'live' }).live).toBe(true);
-    // invoice_status names a delivery state or a payment state; draft is a status of its own.
-    expect(parseListBills({ invoice_status: 'failed' })).toMatchObject({ invoice_status: 'failed', payment_status: null });
-    expect(parseListBills({ invoice_status: 'overdue' })).toMatchObject({ invoice_status: null, payment_status: 'overdue' });
-    expect(parseListBills({ status: 'draft' }).status).toBe('draft');
+    expect(billsPageQuery({ totals: 'live' }, 100).live).toBe(true);
+    expect(billsPageQuery({ invoice_status: 'failed' }, 100)).toMatchObject({ invoice_status: 'failed', payment_status: null });
+    expect(billsPageQuery({ invoice_status: 'overdue' }, 100)).toMatchObject({ invoice_status: null, payment_status: 'overdue' });
+    expect(billsPageQuery({ status: 'draft' }, 100).status).toBe('draft');
+    expect(billsPageQuery({}, 10).limit).toBe(10);
   });
 
   it.each([
-    { limit: '1.5' },
-    { limit: '-1' },
-    { status: 'OPEN' },
-    { invoice_status: 'lost' },
-    { cursor: encodeCursor([1, 2]) },
-    { totals: 'LIVE' },
-  ])('refuses %j', (q) => {
-    expect(rejection(() => parseListBills(q)).code).toBe('invalid_argument');
+    [{ limit: 101 }, 'limit'],
+    [{ cursor: encodeCursor([1, 2]) }, 'cursor'],
+    [{ cursor: encodeCursor(['2024-02-30T00:00:00.000Z', 'b-1']) }, 'cursor'],
+    [{ cursor: 'not base64 json' }, 'cursor'],
+  ])('refuses %j', (q, field) => {
+    expect(rejection(() => billsPageQuery(q, 100)).details).toMatchObject({ field });
+  });
+
+  it('takes a page size up to the configured largest page', () => {
+    expect(pageSize(undefined, 20, 100)).toBe(20);
+    expect(pageSize(100, 20, 100)).toBe(100);
+    expect(rejection(() => pageSize(101, 20, 100)).details).toEqual({ field: 'limit', reason: 'must be an integer from 1 to 100' });
   });
 });
 
