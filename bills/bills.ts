@@ -11,7 +11,7 @@ import { idempotently } from '../core/deps';
 import { AppError, failedPrecondition } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
-import { toAppError, withDeadline } from '../core/temporal';
+import { toAppError, withDeadline, workflowStartOptions } from '../core/temporal';
 import { decodeCursor, encodeCursor, isId, isIsoInstant, pageSize } from '../core/validate';
 import { INVOICE_STATUSES, PAYMENT_STATUSES } from '../invoices/types';
 import { listLineItemsPage } from './line-items';
@@ -83,7 +83,7 @@ export async function createBill(deps: Deps, body: CreateBillBody, key: Idempote
     };
     const startWorkflowOperation = new WithStartWorkflowOperation(billLifecycleWorkflow, {
       workflowId: billWorkflowId(billId),
-      taskQueue: deps.config.temporal.taskQueue,
+      ...workflowStartOptions(deps.config),
       args: [{ bill: header, continueAsNewAfterItems: deps.config.continueAsNewAfterItems, activitySettings: deps.config.billActivities }],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

@@ -9,7 +9,7 @@ import {
   ParentClosePolicy,
   allHandlersFinished,
   condition,
-  continueAsNew,
+  makeContinueAsNewFunc,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -118,6 +118,10 @@ async function cancelSeries(bill: BillState, db: DatabaseActivities, { close_now
   return bill.live();
 }
 
+/** The next run of this bill, with this run's workflow task timeout (a start option, not carried otherwise). */
+const continueAsNext = (input: m.BillWorkflowInput) =>
+  makeContinueAsNewFunc<typeof billLifecycleWorkflow>({ workflowTaskTimeout: workflowInfo().taskTimeoutMs })(input);
+
 /** The bill's life: its row, its fee, the wait for its end, the close. */
 export async function billLifecycleWorkflow(input: m.BillWorkflowInput): Promise<m.LiveBill> {
   const bill = BillState.of(input);
@@ -154,7 +158,7 @@ export async function billLifecycleWorkflow(input: m.BillWorkflowInput): Promise
       // can drain, unless a close arrives or the phase ends meanwhile.
       bill.draining = true;
       const drained = await condition(() => bill.closeRequested || (bill.idle() && allHandlersFinished()), end - Date.now());
-      if (drained && !bill.closeRequested) return continueAsNew<typeof billLifecycleWorkflow>({ ...input, carried: bill.carried() });
+      if (drained && !bill.closeRequested) return continueAsNext({ ...input, carried: bill.carried() });
       bill.draining = false;
     }
     if (bill.closeRequested || bill.status === 'draft' || graceMs === 0) break;
@@ -208,6 +212,7 @@ async function renew(bill: BillState, input: m.BillWorkflowInput): Promise<void>
       workflowId: m.billWorkflowId(next.bill.bill_id),
       args: [next],
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowTaskTimeout: workflowInfo().taskTimeoutMs,
       typedSearchAttributes: billSearchAttributes(next.bill),
       staticSummary: billSummary(next.bill),
     }),
@@ -232,6 +237,7 @@ async function close(bill: BillState, input: m.BillWorkflowInput, db: DatabaseAc
       workflowId: postProcessWorkflowId(billId),
       args: [{ bill_id: billId }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowTaskTimeout: workflowInfo().taskTimeoutMs,
       typedSearchAttributes: [{ key: InvoiceStatusKey, value: 'pending' }],
       staticSummary: postProcessSummary(billId),
     }),

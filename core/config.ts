@@ -96,6 +96,12 @@ const settings = z.object({
     devServerPort: variable('TEMPORAL_DEV_PORT', integer(1, 65535).default(7233)),
     /** The dev server's web UI. */
     devServerUiPort: variable('TEMPORAL_DEV_UI_PORT', integer(1, 65535).default(8233)),
+    /**
+     * How long a worker may hold a workflow task before Temporal gives it to another: how long a
+     * workflow stalls when its worker dies mid-task. Temporal's default; the tests and drills that
+     * kill workers shorten it.
+     */
+    workflowTaskTimeoutMs: variable('TEMPORAL_WORKFLOW_TASK_TIMEOUT_MS', integer(1_000, 60_000).default(10_000)),
   }),
   auth: z.object({
     /** Off only in development: every endpoint is open (start-up says so loudly). Unset: on with NODE_ENV=production. */
@@ -121,8 +127,8 @@ const settings = z.object({
     retryInitialMs: variable('BILL_RETRY_INITIAL_MS', integer(10, 3_600_000).default(200)),
     /** The interval stops growing here. */
     retryMaxIntervalMs: variable('BILL_RETRY_MAX_INTERVAL_MS', integer(10, 3_600_000).default(10_000)),
-    /** One attempt of a ledger write, a local activity: it runs inside the workflow task, so below that task's 10 s timeout. */
-    localTimeoutMs: variable('BILL_LOCAL_ACTIVITY_TIMEOUT_MS', integer(100, 9_000).default(5_000)),
+    /** One attempt of a ledger write, a local activity: it runs inside the workflow task, so below that task's timeout. */
+    localTimeoutMs: variable('BILL_LOCAL_ACTIVITY_TIMEOUT_MS', integer(100, 59_000).default(5_000)),
   }),
   /** Worker tuning; 0 leaves the Temporal SDK's default. */
   worker: z.object({
@@ -136,6 +142,12 @@ const settings = z.object({
     maxConcurrentWorkflowTasks: variable('WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', integer(0, 10_000).default(0)),
     /** Activity task slots. */
     maxConcurrentActivities: variable('WORKER_MAX_CONCURRENT_ACTIVITIES', integer(0, 10_000).default(0)),
+    /**
+     * How long a workflow's next task waits on the queue of the worker that ran its last one
+     * before any worker may take it: how long a workflow stalls after its worker dies (the SDK's
+     * default, 10 s, when 0). The tests and drills that kill workers shorten it.
+     */
+    stickyQueueTimeoutMs: variable('WORKER_STICKY_QUEUE_TIMEOUT_MS', integer(0, 600_000).default(0)),
   }),
   listing: z.object({
     /** Largest page of GET /bills. */
@@ -285,6 +297,12 @@ function crossFieldProblems(c: Config): string[] {
   if (c.smtp.timeoutMs >= c.postProcess.activityTimeoutMs) {
     problems.push(
       `SMTP_TIMEOUT_MS (${c.smtp.timeoutMs}) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS (${c.postProcess.activityTimeoutMs})`,
+    );
+  }
+  // A ledger write runs inside its workflow task: past the task's timeout the task would time out around it.
+  if (c.billActivities.localTimeoutMs >= c.temporal.workflowTaskTimeoutMs) {
+    problems.push(
+      `BILL_LOCAL_ACTIVITY_TIMEOUT_MS (${c.billActivities.localTimeoutMs}) must be below TEMPORAL_WORKFLOW_TASK_TIMEOUT_MS (${c.temporal.workflowTaskTimeoutMs})`,
     );
   }
   if ((c.temporal.tlsCertPath === undefined) !== (c.temporal.tlsKeyPath === undefined)) {

@@ -30,6 +30,11 @@ export function connectionOptions(config: Config, address: string) {
   };
 }
 
+/** Where and how every workflow the service starts runs: its task queue and workflow task timeout. */
+export function workflowStartOptions(config: Config) {
+  return { taskQueue: config.temporal.taskQueue, workflowTaskTimeout: config.temporal.workflowTaskTimeoutMs };
+}
+
 export async function connectClient(config: Config, address: string): Promise<Client> {
   const connection = await Connection.connect(connectionOptions(config, address));
   return new Client({ connection, namespace: config.temporal.namespace });

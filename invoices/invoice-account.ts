@@ -12,7 +12,7 @@ import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
 import { billNotFound, failedPrecondition, invalidArgument, notFound } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
-import { toAppError, updateWithDeadline } from '../core/temporal';
+import { toAppError, updateWithDeadline, workflowStartOptions } from '../core/temporal';
 import { checkStorable, fieldError, parseId } from '../core/validate';
 import { creditNoteInput, paymentInput } from './account-rules';
 import { creditNotePdf, listCreditNotes, listPayments, readAccount } from './account-store';
@@ -76,7 +76,7 @@ async function updateInvoice<Ret, Args extends unknown[]>(
   }
   const startWorkflowOperation = new WithStartWorkflowOperation(closedBillPostProcessWorkflow, {
     workflowId: postProcessWorkflowId(billId),
-    taskQueue: deps.config.temporal.taskQueue,
+    ...workflowStartOptions(deps.config),
     args: [{ bill_id: billId, lifecycle_only: true }],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',

@@ -6,7 +6,7 @@ import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
 import { AppError, billNotFound, notFound } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
-import { toAppError, withDeadline } from '../core/temporal';
+import { toAppError, withDeadline, workflowStartOptions } from '../core/temporal';
 import { parseId } from '../core/validate';
 import { InvoiceStatusKey, postProcessSummary, postProcessWorkflowId } from './messages';
 import { readAccount } from './account-store';
@@ -74,7 +74,7 @@ export async function retryInvoice(deps: Deps, billId: string, key: IdempotencyK
       await withDeadline(deps.temporal, deps.config.updateTimeoutMs, () =>
         deps.temporal.workflow.start(closedBillPostProcessWorkflow, {
           workflowId: postProcessWorkflowId(billId),
-          taskQueue: deps.config.temporal.taskQueue,
+          ...workflowStartOptions(deps.config),
           args: [{ bill_id: billId }],
           workflowIdConflictPolicy: reopened ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',

@@ -3,7 +3,7 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
-  continueAsNew,
+  makeContinueAsNewFunc,
   log,
   proxyActivities,
   proxyLocalActivities,
@@ -164,7 +164,10 @@ async function runLifecycle(billId: string, life: Lifecycle, delivery: InvoiceSt
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength >= MAX_HISTORY_EVENTS) {
       await condition(allHandlersFinished);
-      if (life.unsent.length === 0) return continueAsNew<typeof closedBillPostProcessWorkflow>({ bill_id: billId, lifecycle_only: true });
+      if (life.unsent.length === 0) {
+        const next = makeContinueAsNewFunc<typeof closedBillPostProcessWorkflow>({ workflowTaskTimeout: info.taskTimeoutMs });
+        return next({ bill_id: billId, lifecycle_only: true });
+      }
       continue;
     }
     const waitsForDue = account.overdue_at === null && (account.status === 'open' || account.status === 'partially_paid');

@@ -71,6 +71,7 @@ function workerTuning(w: Config['worker']): Partial<SdkWorkerOptions> {
     maxConcurrentActivityTaskExecutions: set(w.maxConcurrentActivities),
     maxConcurrentWorkflowTaskPolls: set(w.workflowTaskPollers),
     maxConcurrentActivityTaskPolls: set(w.activityTaskPollers),
+    stickyQueueScheduleToStartTimeout: set(w.stickyQueueTimeoutMs),
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
 }

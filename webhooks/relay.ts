@@ -10,6 +10,7 @@ import type { PoolClient } from 'pg';
 import type { Config } from '../core/config';
 import type { Db } from '../core/db';
 import type { Logger } from '../core/log';
+import { workflowStartOptions } from '../core/temporal';
 import { deliveryWorkflowId } from './messages';
 import { webhookDeliveryWorkflow } from './workflow';
 
@@ -46,7 +47,7 @@ async function dispatchBatch({ db, temporal, config, log }: RelayDeps): Promise<
       try {
         await temporal.workflow.start(webhookDeliveryWorkflow, {
           workflowId: deliveryWorkflowId(d.delivery_id, d.generation),
-          taskQueue: config.temporal.taskQueue,
+          ...workflowStartOptions(config),
           args: [
             {
               delivery_id: d.delivery_id,

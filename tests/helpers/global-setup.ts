@@ -1,44 +1,22 @@
 /**
- * Once per test run: a fresh database on the machine's Postgres, the real Temporal dev server on a
- * free port, and one workflow bundle. Tests find them through FEES_TEST_* environment variables.
+ * Once per test run: the migrated template every test file's database is copied from
+ * (helpers/databases.ts), the real Temporal dev server on a free port, and one workflow bundle.
+ * Tests find them through FEES_TEST_* environment variables.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../../core/config';
+import { createPool, migrate } from '../../core/db';
 import { DEV_SERVER_ARGS, findTemporalCli } from '../../host/temporal-dev';
 import { WORKFLOWS_PATH } from '../../temporal/worker';
 import { ensureApi } from '../../scripts/build-api';
+import { createDatabase } from './databases';
 import { runLogPath } from './run-logs';
 import { freePort } from './ports';
-
-export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/** A fresh database on the machine's Postgres; returns its URL. */
-export async function createDatabase(name: string): Promise<string> {
-  await admin((c) => c.query(`CREATE DATABASE ${name}`));
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-export async function dropDatabase(name: string): Promise<void> {
-  await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-}
 
 export interface DevServer {
   address: string;
@@ -113,8 +91,17 @@ export default async function globalSetup(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fees-test-'));
   process.env.FEES_TEST_TMP = dir;
 
-  const dbName = `fees_test_${process.pid}_${Date.now()}`;
-  const url = await createDatabase(dbName);
+  // Migrated once; each test file copies it (helpers/per-file.ts). The run's own copy serves
+  // scripts that use the set-up outside jest (the history recorder).
+  const prefix = `fees_test_${process.pid}_${Date.now()}`;
+  const template = `${prefix}_template`;
+  const pool = createPool(await createDatabase(template), 2);
+  try {
+    await migrate(pool);
+  } finally {
+    await pool.end();
+  }
+  const url = await createDatabase(`${prefix}_run`, template);
 
   const cli = findTemporalCli(loadConfig());
   if (!cli) throw new Error('Tests need the Temporal CLI: see docs/development.md (go install ...) or set TEMPORAL_CLI_PATH');
@@ -125,7 +112,8 @@ export default async function globalSetup(): Promise<void> {
   writeFileSync(bundlePath, code);
 
   process.env.FEES_TEST_DATABASE_URL = url;
-  process.env.FEES_TEST_DATABASE_NAME = dbName;
+  process.env.FEES_TEST_DATABASE_PREFIX = prefix;
+  process.env.FEES_TEST_DATABASE_TEMPLATE = template;
   process.env.FEES_TEST_TEMPORAL_ADDRESS = devServer.address;
   process.env.FEES_TEST_BUNDLE = bundlePath;
   (globalThis as Record<string, unknown>).__feesTestEnv = devServer;

@@ -1,7 +1,8 @@
 /**
- * A passing test run is quiet: the service's, the SDK's and the dev server's log lines go to files
- * under the run's temp directory (`<run>/logs/*.log`), and helpers/log-reporter.js prints the part
- * of each that a test file wrote only when that file fails.
+ * A passing test run is quiet: the service's, the SDK's and child processes' log lines go to files
+ * of the test file's own folder (`<run>/logs/<file>/*.log`, set by helpers/per-file.ts), the dev
+ * server's to the run's (`<run>/logs/dev-server.log`), and helpers/log-reporter.js prints them only
+ * when a test file fails.
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import type { DestinationStream } from '../../core/log';
 export type RunLog = 'service' | 'temporal-sdk' | 'dev-server' | 'child-processes' | 'test-notes';
 
 export function runLogPath(name: RunLog): string {
-  const dir = path.join(process.env.FEES_TEST_TMP ?? path.resolve('.data'), 'logs');
+  const dir = process.env.FEES_TEST_LOG_DIR ?? path.join(process.env.FEES_TEST_TMP ?? path.resolve('.data'), 'logs');
   mkdirSync(dir, { recursive: true });
   return path.join(dir, `${name}.log`);
 }

@@ -40,6 +40,16 @@ export interface Stack {
 
 export const TEST_WEBHOOK_SECRETS_KEY = Buffer.alloc(32, 7).toString('base64');
 
+/**
+ * For a stack whose tests kill a worker: a workflow whose worker died waits about a second, not
+ * ten, before another worker takes its next task (sticky queue), or the task it held (task timeout).
+ */
+export const KILLED_WORKER_ENV = {
+  WORKER_STICKY_QUEUE_TIMEOUT_MS: '1000',
+  TEMPORAL_WORKFLOW_TASK_TIMEOUT_MS: '3000',
+  BILL_LOCAL_ACTIVITY_TIMEOUT_MS: '2000',
+};
+
 function quietSdk(): void {
   try {
     Runtime.install({ logger: sdkRunLogger() });
@@ -209,7 +219,53 @@ export const WRITABLE_TABLES = [
   'credit_note_lines',
 ];
 
-/** Rows in every table a request could write: a rejected request must leave these unchanged. */
+/** What a check is about: bills, the idempotency keys sent, webhook receivers by URL. */
+export interface RowScope {
+  bills?: string[];
+  keys?: string[];
+  webhookUrls?: string[];
+}
+
+/** Per table, the rows of `scope`: which rows (by a digest of their content) and how many. */
+const SCOPED: Record<string, string> = {
+  bills: 'SELECT * FROM bills WHERE bill_id = ANY($1)',
+  line_items: 'SELECT * FROM line_items WHERE bill_id = ANY($1)',
+  bill_totals: 'SELECT * FROM bill_totals WHERE bill_id = ANY($1)',
+  line_item_batches: 'SELECT * FROM line_item_batches WHERE bill_id = ANY($1)',
+  bill_postprocess: 'SELECT * FROM bill_postprocess WHERE bill_id = ANY($1)',
+  invoices: 'SELECT * FROM invoices WHERE bill_id = ANY($1)',
+  invoice_accounts: 'SELECT * FROM invoice_accounts WHERE bill_id = ANY($1)',
+  invoice_balances: 'SELECT * FROM invoice_balances WHERE bill_id = ANY($1)',
+  invoice_payments: 'SELECT * FROM invoice_payments WHERE bill_id = ANY($1)',
+  credit_notes: 'SELECT * FROM credit_notes WHERE bill_id = ANY($1)',
+  credit_note_lines: 'SELECT l.* FROM credit_note_lines l JOIN credit_notes n USING (credit_note_id) WHERE n.bill_id = ANY($1)',
+  idempotency_keys: 'SELECT * FROM idempotency_keys WHERE key = ANY($2)',
+  webhook_endpoints: 'SELECT * FROM webhook_endpoints WHERE url = ANY($3)',
+  webhook_events: `SELECT * FROM webhook_events WHERE payload->'data'->>'bill_id' = ANY($1)
+    OR event_id IN (SELECT d.event_id FROM webhook_deliveries d JOIN webhook_endpoints e USING (webhook_id) WHERE e.url = ANY($3))`,
+  webhook_deliveries: `SELECT d.* FROM webhook_deliveries d JOIN webhook_events v USING (event_id) LEFT JOIN webhook_endpoints e USING (webhook_id)
+    WHERE v.payload->'data'->>'bill_id' = ANY($1) OR e.url = ANY($3)`,
+};
+
+/**
+ * The rows a request could have written about `scope`, table by table, as a count and a digest of
+ * their content: a refused request must leave them unchanged. Only the test's own rows, so what
+ * other bills of the file do meanwhile (an invoice numbered on its own, say) cannot disturb it.
+ */
+export async function rowsOf(db: Db, scope: RowScope): Promise<Record<string, string>> {
+  const rows: Record<string, string> = {};
+  const params = [scope.bills ?? [], scope.keys ?? [], scope.webhookUrls ?? []];
+  for (const [table, sql] of Object.entries(SCOPED)) {
+    const { rows: r } = await db.query(
+      `SELECT count(*)::int AS n, md5(COALESCE(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM (${sql}) x`,
+      params,
+    );
+    rows[table] = `${r[0].n} ${r[0].h}`;
+  }
+  return rows;
+}
+
+/** Rows in every table a request could write (fuzz.test.ts digests them whole, having one stack to itself). */
 export async function tableCounts(db: Db): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const t of WRITABLE_TABLES) counts[t] = Number((await db.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
@@ -250,6 +306,7 @@ export async function startCrashingWorker(
     cwd: path.resolve(__dirname, '..', '..'),
     env: {
       ...process.env,
+      ...KILLED_WORKER_ENV,
       ...env,
       CRASH_AT: crashAt,
       DATABASE_URL: stack.config.databaseUrl,

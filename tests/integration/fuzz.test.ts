@@ -15,11 +15,9 @@ import http from 'node:http';
 import fc from 'fast-check';
 import { insertApiKey, type Scope } from '../../core/auth';
 import { encodeCursor } from '../../core/validate';
-import { createDatabase, dropDatabase } from '../helpers/global-setup';
 import { call, startStack, WRITABLE_TABLES, type Stack } from '../helpers/stack';
 import { noteForFailure } from '../helpers/run-logs';
 
-const dbName = `fees_fuzz_${process.pid}_${Date.now()}`;
 let stack: Stack;
 /** Authorization headers of the principals requests come as. */
 const principals: Record<'admin' | 'writer' | 'reader' | 'revoked', string> = { admin: '', writer: '', reader: '', revoked: '' };
@@ -29,7 +27,7 @@ let WEBHOOK = 'set-in-beforeAll';
 const FAR = new Date(Date.now() + 4 * 365 * 24 * 3600 * 1000).toISOString();
 
 beforeAll(async () => {
-  stack = await startStack({ DATABASE_URL: await createDatabase(dbName), AUTH_REQUIRED: 'true', AUTH_MAX_FAILURES: '1000000' });
+  stack = await startStack({ AUTH_REQUIRED: 'true', AUTH_MAX_FAILURES: '1000000' });
   // No relay: deliveries are written by requests but never sent, so nothing but a request changes
   // the webhook tables (a generated request may well subscribe a receiver to every event).
   await stack.relay.stop();
@@ -52,10 +50,7 @@ beforeAll(async () => {
   // The closed bill's invoice is written in the background: wait for it before comparing states.
   await waitForQuiet();
 }, 60_000);
-afterAll(async () => {
-  await stack.stop();
-  await dropDatabase(dbName);
-});
+afterAll(() => stack.stop());
 
 // Every table a request could write, and api_keys without last_used_at, which a lookup stamps
 // whether the request is then refused or not.

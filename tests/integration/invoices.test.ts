@@ -8,7 +8,18 @@ import { inTransaction } from '../../core/db';
 import { createLogger } from '../../core/log';
 import { invoiceFailures } from '../../core/metrics';
 import { assignInvoiceNumber } from '../../invoices/store';
-import { call, eventually, expectReplayOf, inSeconds, logSink, startCrashingWorker, startStack, uid, type Stack } from '../helpers/stack';
+import {
+  call,
+  eventually,
+  expectReplayOf,
+  inSeconds,
+  logSink,
+  startCrashingWorker,
+  startStack,
+  uid,
+  type Stack,
+  KILLED_WORKER_ENV,
+} from '../helpers/stack';
 import { pdfText, startSmtpPeer, type ReceivedMail, type SmtpPeer } from '../helpers/smtp';
 import { quietActivityEnvironment } from '../helpers/run-logs';
 
@@ -30,6 +41,7 @@ beforeAll(async () => {
     POSTPROCESS_RETRY_MAX_INTERVAL_MS: '300',
     POSTPROCESS_ACTIVITY_TIMEOUT_MS: '4000',
     SMTP_TIMEOUT_MS: '2000',
+    ...KILLED_WORKER_ENV,
   };
   // The worker's logger, written to memory so the test can read its lines.
   const sink = logSink();

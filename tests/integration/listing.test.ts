@@ -1,16 +1,10 @@
-import { createDatabase, dropDatabase } from '../helpers/global-setup';
 import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
 const open: string[] = [];
 const closed: string[] = [];
-// Its own database: with `totals=live` every open bill listed gets a workflow query, and open bills
-// other files left behind have no worker any more; each of those would wait out its deadline beside
-// this file's own queries on the shared dev server.
-const dbName = `fees_listing_${process.pid}_${Date.now()}`;
-
 beforeAll(async () => {
-  stack = await startStack({ DATABASE_URL: await createDatabase(dbName) });
+  stack = await startStack();
   for (let i = 0; i < 5; i++) {
     const billId = uid('list');
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
@@ -19,10 +13,7 @@ beforeAll(async () => {
   }
   for (const billId of closed) await call(stack, 'POST', `/bills/${billId}/close`);
 });
-afterAll(async () => {
-  await stack.stop();
-  await dropDatabase(dbName);
-});
+afterAll(() => stack.stop());
 
 /** Walks every page of a listing and returns the bills in order. */
 async function walk(query: string, limit: number): Promise<any[]> {

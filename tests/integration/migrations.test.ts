@@ -1,5 +1,5 @@
 import { createPool, listMigrations, migrate } from '../../core/db';
-import { createDatabase, dropDatabase } from '../helpers/global-setup';
+import { createDatabase, dropDatabase } from '../helpers/databases';
 
 describe('migrations', () => {
   const name = `fees_migrate_${process.pid}_${Date.now()}`;

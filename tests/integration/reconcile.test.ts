@@ -8,21 +8,15 @@ import { promisify } from 'node:util';
 import { reconcile } from '../../bills/reconcile';
 import { insertApiKey } from '../../core/auth';
 import { billWorkflowId } from '../../bills/messages';
-import { createDatabase, dropDatabase } from '../helpers/global-setup';
 import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 const root = path.resolve(__dirname, '..', '..');
-const dbName = `fees_reconcile_${process.pid}_${Date.now()}`;
 let stack: Stack;
 
 beforeAll(async () => {
-  const url = await createDatabase(dbName);
-  stack = await startStack({ DATABASE_URL: url, AUTH_REQUIRED: 'true', AUTH_CACHE_MS: '0' });
+  stack = await startStack({ AUTH_REQUIRED: 'true', AUTH_CACHE_MS: '0' });
 });
-afterAll(async () => {
-  await stack.stop();
-  await dropDatabase(dbName);
-});
+afterAll(() => stack.stop());
 
 let admin: Record<string, string>;
 async function openBillWithItems(amounts: number[]): Promise<string> {

@@ -15,13 +15,14 @@ import {
   startStack,
   uid,
   type Stack,
+  KILLED_WORKER_ENV,
 } from '../helpers/stack';
 
 let stack: Stack;
 
 beforeAll(async () => {
   // Room for a workflow task to time out (10 s) and be retried on another worker.
-  stack = await startStack({ UPDATE_TIMEOUT_MS: '60000' });
+  stack = await startStack({ UPDATE_TIMEOUT_MS: '60000', ...KILLED_WORKER_ENV });
 });
 afterAll(() => stack.stop());
 

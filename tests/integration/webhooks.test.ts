@@ -21,6 +21,7 @@ import {
   tableCounts,
   uid,
   type Stack,
+  KILLED_WORKER_ENV,
 } from '../helpers/stack';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver';
 
@@ -39,6 +40,7 @@ const ENV = {
   WEBHOOK_TIMEOUT_MS: '1500',
   WEBHOOK_RESPONSE_BODY_LIMIT: '64',
   POSTPROCESS_MAX_ATTEMPTS: '1',
+  ...KILLED_WORKER_ENV,
 };
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 /**
- * `npm run test:unit` selects the jest project `unit`: it must exist, hold every unit test and
- * nothing that needs Postgres or Temporal; and the integration tests, which count whole tables of
- * one shared database, run one file at a time.
+ * The jest projects the scripts select: `unit` (pure code, no global set-up), `integration` (the
+ * README's test command, files in parallel) and `drills` (the fault drills and the benchmark's smoke
+ * check, \`npm run test:drills\`), which the default test command leaves out.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,15 +9,19 @@ import { readConfigs } from 'jest-config';
 
 const root = path.resolve(__dirname, '..', '..');
 
-it('has a unit project without global set-up, which test:unit selects, and one worker', async () => {
+it('has a unit project without set-up, integration and drills projects on the stack, and the scripts that select them', async () => {
   const { globalConfig, configs } = await readConfigs({ $0: '', _: [] } as never, [root]);
-  const unit = configs.find((c) => c.displayName?.name === 'unit');
-  const integration = configs.find((c) => c.displayName?.name === 'integration');
-  expect(unit).toBeDefined();
-  expect(unit!.globalSetup).toBeFalsy();
-  expect(unit!.testMatch).toEqual([expect.stringMatching(/tests\/unit\//)]);
-  expect(integration!.globalSetup).toMatch(/global-setup/);
-  expect(globalConfig.maxWorkers).toBe(1);
+  const project = (name: string) => configs.find((c) => c.displayName?.name === name)!;
+  expect(project('unit').globalSetup).toBeFalsy();
+  expect(project('unit').testMatch).toEqual([expect.stringMatching(/tests\/unit\//)]);
+  for (const name of ['integration', 'drills']) {
+    expect(project(name).globalSetup).toMatch(/global-setup/);
+    expect(project(name).setupFilesAfterEnv).toEqual([expect.stringMatching(/per-file/), expect.stringMatching(/contract/)]);
+  }
+  expect(project('drills').testMatch).toEqual([expect.stringMatching(/tests\/drills\//)]);
+  expect(globalConfig.maxWorkers).toBeGreaterThan(1);
   const scripts = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts;
   expect(scripts['test:unit']).toMatch(/--selectProjects unit\b/);
+  expect(scripts.test).toMatch(/--selectProjects unit integration\b/);
+  expect(scripts['test:drills']).toMatch(/--selectProjects drills\b/);
 });

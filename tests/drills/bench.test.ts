@@ -8,19 +8,9 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createDatabase, dropDatabase } from '../helpers/global-setup';
 import { testTempDir } from '../helpers/tmp';
 
 const root = path.resolve(__dirname, '..', '..');
-
-// Its own database: the bench leaves hundreds of open bills behind, which would slow other
-// test files' listings down.
-const dbName = `fees_bench_${process.pid}_${Date.now()}`;
-let databaseUrl: string;
-beforeAll(async () => {
-  databaseUrl = await createDatabase(dbName);
-});
-afterAll(() => dropDatabase(dbName));
 
 it('runs every scenario briefly and reports them, with exact totals', async () => {
   const results = path.join(testTempDir('bench-'), 'latest.json');
@@ -28,7 +18,7 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     cwd: root,
     env: {
       ...process.env,
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: process.env.FEES_TEST_DATABASE_URL,
       TEMPORAL_ADDRESS: process.env.FEES_TEST_TEMPORAL_ADDRESS,
       BENCH_RESULTS: results,
     },
