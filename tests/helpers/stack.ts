@@ -226,25 +226,25 @@ export interface RowScope {
   webhookUrls?: string[];
 }
 
-/** Per table, the rows of `scope`: which rows (by a digest of their content) and how many. */
+/** Per table, the rows of `scope` ($1 the bills, $2 the keys, $3 the receivers' URLs; each query names only those it uses). */
 const SCOPED: Record<string, string> = {
-  bills: 'SELECT * FROM bills WHERE bill_id = ANY($1)',
-  line_items: 'SELECT * FROM line_items WHERE bill_id = ANY($1)',
-  bill_totals: 'SELECT * FROM bill_totals WHERE bill_id = ANY($1)',
-  line_item_batches: 'SELECT * FROM line_item_batches WHERE bill_id = ANY($1)',
-  bill_postprocess: 'SELECT * FROM bill_postprocess WHERE bill_id = ANY($1)',
-  invoices: 'SELECT * FROM invoices WHERE bill_id = ANY($1)',
-  invoice_accounts: 'SELECT * FROM invoice_accounts WHERE bill_id = ANY($1)',
-  invoice_balances: 'SELECT * FROM invoice_balances WHERE bill_id = ANY($1)',
-  invoice_payments: 'SELECT * FROM invoice_payments WHERE bill_id = ANY($1)',
-  credit_notes: 'SELECT * FROM credit_notes WHERE bill_id = ANY($1)',
-  credit_note_lines: 'SELECT l.* FROM credit_note_lines l JOIN credit_notes n USING (credit_note_id) WHERE n.bill_id = ANY($1)',
-  idempotency_keys: 'SELECT * FROM idempotency_keys WHERE key = ANY($2)',
-  webhook_endpoints: 'SELECT * FROM webhook_endpoints WHERE url = ANY($3)',
-  webhook_events: `SELECT * FROM webhook_events WHERE payload->'data'->>'bill_id' = ANY($1)
-    OR event_id IN (SELECT d.event_id FROM webhook_deliveries d JOIN webhook_endpoints e USING (webhook_id) WHERE e.url = ANY($3))`,
+  bills: 'SELECT * FROM bills WHERE bill_id = ANY($1::text[])',
+  line_items: 'SELECT * FROM line_items WHERE bill_id = ANY($1::text[])',
+  bill_totals: 'SELECT * FROM bill_totals WHERE bill_id = ANY($1::text[])',
+  line_item_batches: 'SELECT * FROM line_item_batches WHERE bill_id = ANY($1::text[])',
+  bill_postprocess: 'SELECT * FROM bill_postprocess WHERE bill_id = ANY($1::text[])',
+  invoices: 'SELECT * FROM invoices WHERE bill_id = ANY($1::text[])',
+  invoice_accounts: 'SELECT * FROM invoice_accounts WHERE bill_id = ANY($1::text[])',
+  invoice_balances: 'SELECT * FROM invoice_balances WHERE bill_id = ANY($1::text[])',
+  invoice_payments: 'SELECT * FROM invoice_payments WHERE bill_id = ANY($1::text[])',
+  credit_notes: 'SELECT * FROM credit_notes WHERE bill_id = ANY($1::text[])',
+  credit_note_lines: 'SELECT l.* FROM credit_note_lines l JOIN credit_notes n USING (credit_note_id) WHERE n.bill_id = ANY($1::text[])',
+  idempotency_keys: 'SELECT * FROM idempotency_keys WHERE key = ANY($2::text[])',
+  webhook_endpoints: 'SELECT * FROM webhook_endpoints WHERE url = ANY($3::text[])',
+  webhook_events: `SELECT * FROM webhook_events WHERE payload->'data'->>'bill_id' = ANY($1::text[])
+    OR event_id IN (SELECT d.event_id FROM webhook_deliveries d JOIN webhook_endpoints e USING (webhook_id) WHERE e.url = ANY($3::text[]))`,
   webhook_deliveries: `SELECT d.* FROM webhook_deliveries d JOIN webhook_events v USING (event_id) LEFT JOIN webhook_endpoints e USING (webhook_id)
-    WHERE v.payload->'data'->>'bill_id' = ANY($1) OR e.url = ANY($3)`,
+    WHERE v.payload->'data'->>'bill_id' = ANY($1::text[]) OR e.url = ANY($3::text[])`,
 };
 
 /**
@@ -254,11 +254,14 @@ const SCOPED: Record<string, string> = {
  */
 export async function rowsOf(db: Db, scope: RowScope): Promise<Record<string, string>> {
   const rows: Record<string, string> = {};
-  const params = [scope.bills ?? [], scope.keys ?? [], scope.webhookUrls ?? []];
+  const given = [scope.bills ?? [], scope.keys ?? [], scope.webhookUrls ?? []];
   for (const [table, sql] of Object.entries(SCOPED)) {
+    // Postgres refuses parameters a statement does not use: number them as this query uses them.
+    const used = [1, 2, 3].filter((n) => sql.includes(`$${n}`));
+    const text = used.reduce((q, n, i) => q.replaceAll(`$${n}`, `$${i + 1}`), sql);
     const { rows: r } = await db.query(
-      `SELECT count(*)::int AS n, md5(COALESCE(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM (${sql}) x`,
-      params,
+      `SELECT count(*)::int AS n, md5(COALESCE(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM (${text}) x`,
+      used.map((n) => given[n - 1]),
     );
     rows[table] = `${r[0].n} ${r[0].h}`;
   }
