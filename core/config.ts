@@ -71,8 +71,14 @@ const settings = z.object({
   ),
   /** Unset: start an embedded Postgres under dataDir. */
   databaseUrl: variable('DATABASE_URL', maybe(url('postgres:', 'postgresql:')), 'secret'),
-  /** The embedded Postgres's port (`npm start`, `npm run infra`). */
+  /** The embedded Postgres's port (`npm start`, `npm run infra`, and ours in `npm run cluster`). */
   embeddedPostgresPort: variable('EMBEDDED_PG_PORT', integer(1, 65535).default(5433)),
+  /**
+   * At start, `apply` pending migrations (under an advisory lock: processes may start together), or
+   * only `verify` that the database is at this release's migration and stop if not, where one job
+   * migrates before the processes start (`npm run cluster`, the Helm chart).
+   */
+  migrations: variable('MIGRATIONS', oneOf(['apply', 'verify'] as const).default('apply')),
   /** Postgres connections per process. */
   dbPoolSize: variable('DB_POOL_SIZE', integer(1, 200).default(10)),
   temporal: z.object({
@@ -102,6 +108,23 @@ const settings = z.object({
      * kill workers shorten it.
      */
     workflowTaskTimeoutMs: variable('TEMPORAL_WORKFLOW_TASK_TIMEOUT_MS', integer(1_000, 60_000).default(10_000)),
+  }),
+  /** `npm run cluster`: the Temporal server (not the dev server) on a Postgres of its own. */
+  cluster: z.object({
+    /** The Temporal server's frontend, where clients connect; its other services take the next ports. */
+    temporalPort: variable('CLUSTER_TEMPORAL_PORT', integer(1, 65525).default(7233)),
+    /** The first of its four membership ports. */
+    membershipPort: variable('CLUSTER_MEMBERSHIP_PORT', integer(1, 65525).default(6933)),
+    /** Its Prometheus metrics. */
+    metricsPort: variable('CLUSTER_TEMPORAL_METRICS_PORT', integer(1, 65535).default(8000)),
+    /** Temporal's own embedded Postgres (its databases temporal and temporal_visibility). */
+    temporalPostgresPort: variable('CLUSTER_TEMPORAL_PG_PORT', integer(1, 65535).default(5434)),
+    /** Fixed when the cluster's schema is first set up: the unit Temporal partitions history by. */
+    historyShards: variable('CLUSTER_HISTORY_SHARDS', integer(1, 16_384).default(4)),
+    /** The Temporal server binary; unset: `temporal-server` on PATH, else built with Go. */
+    serverPath: variable('TEMPORAL_SERVER_PATH', maybe(text)),
+    /** Its SQL schema tool; unset: `temporal-sql-tool` on PATH, else built with Go. */
+    sqlToolPath: variable('TEMPORAL_SQL_TOOL_PATH', maybe(text)),
   }),
   auth: z.object({
     /** Off only in development: every endpoint is open (start-up says so loudly). Unset: on with NODE_ENV=production. */

@@ -90,3 +90,22 @@ export async function migrate(db: Db, dir = MIGRATIONS_DIR): Promise<number[]> {
     client.release();
   }
 }
+
+/**
+ * For processes that do not migrate (MIGRATIONS=verify): the database must be at this release's
+ * newest migration, else start-up stops naming both versions and what to run.
+ */
+export async function verifyMigrated(db: Db, dir = MIGRATIONS_DIR): Promise<void> {
+  const latest = (await listMigrations(dir)).at(-1)?.version ?? 0;
+  const { rows } = await db
+    .query<{ version: string; dirty: boolean }>('SELECT version, dirty FROM schema_migrations LIMIT 1')
+    .catch((err: { code?: string }) => (err.code === '42P01' ? { rows: [] } : Promise.reject(err)));
+  const current = rows[0] ? Number(rows[0].version) : 0;
+  if (rows[0]?.dirty) throw new Error(`schema_migrations is dirty at version ${current}: fix the database by hand first`);
+  if (current !== latest) {
+    throw new Error(
+      `the database is at migration ${current}, this release needs ${latest}: run the migration job first ` +
+        `(npm run migrate, or MIGRATIONS=apply to let this process apply them)`,
+    );
+  }
+}

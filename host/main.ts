@@ -4,6 +4,8 @@
  *   api    (npm run api)     the HTTP API only
  *   worker (npm run worker)  the Temporal worker only
  *   infra  (npm run infra)   only the embedded Postgres and Temporal dev server
+ *   migrate (npm run migrate) applies pending migrations to DATABASE_URL, then exits (the job a
+ *                            deployment runs before its API and worker processes start)
  * `api` and `worker` scale apart in production; locally they connect to DATABASE_URL and
  * TEMPORAL_ADDRESS, by default where `npm run infra` (or `npm start`) puts them.
  */
@@ -15,7 +17,7 @@ import type { Worker } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { Authenticator } from '../core/auth';
 import { ConfigError, embeddedDatabaseUrl, loadConfig, type Config } from '../core/config';
-import { createPool, migrate, type Db } from '../core/db';
+import { createPool, migrate, verifyMigrated, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
 import { createLogger } from '../core/log';
 import { createMailer } from '../invoices/mailer';
@@ -28,7 +30,7 @@ import { startEmbeddedPostgres } from './postgres';
 import { buildServer, createApp, guardWith } from './server';
 import { startTemporalDevServer } from './temporal-dev';
 
-type Mode = 'all' | 'api' | 'worker' | 'infra';
+type Mode = 'all' | 'api' | 'worker' | 'infra' | 'migrate';
 
 const OPEN_WARNING =
   'AUTHENTICATION IS OFF: every endpoint is open to anyone who can reach it (development only; AUTH_REQUIRED=true turns it on).';
@@ -44,7 +46,7 @@ function freePort(): Promise<number> {
     });
   });
 }
-const MODES: Mode[] = ['all', 'api', 'worker', 'infra'];
+const MODES: Mode[] = ['all', 'api', 'worker', 'infra', 'migrate'];
 
 // What has been started, stopped in reverse order on shutdown (or when start-up fails half-way,
 // so no embedded server is left running behind a failed start).
@@ -97,8 +99,17 @@ async function main(mode: Mode, config: Config): Promise<void> {
   if (mode !== 'infra') {
     db = createPool(databaseUrl, config.dbPoolSize);
     onStop('database pool', () => db!.end());
-    const applied = await migrate(db);
-    if (applied.length) report.push(`Migrations   applied ${applied.join(', ')}`);
+    if (mode === 'migrate' || config.migrations === 'apply') {
+      const applied = await migrate(db);
+      report.push(`Migrations   ${applied.length ? `applied ${applied.join(', ')}` : 'none pending'}`);
+    } else {
+      await verifyMigrated(db);
+    }
+  }
+  if (mode === 'migrate') {
+    console.log(`Fees API (migrate):\n  ${report.join('\n  ')}`);
+    await stopAll();
+    return;
   }
 
   // One Temporal client per process, for the API and the webhook relay.

@@ -2,16 +2,14 @@
  * The Temporal dev server of `npm start`: the real Temporal CLI's `server start-dev`, state in
  * DATA_DIR so bills and their timers survive a restart.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../core/config';
+import { TEMPORAL_CLI, findGoTool, howToInstall } from './go-tools';
 import { stopProcess } from './processes';
 import { addMissingSearchAttributes, devServerSearchAttributeArgs } from '../temporal/search-attributes';
-
-export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 
 /**
  * Flags of the dev server: Update-with-Start (a multi-operation request) on, and SQLite in WAL
@@ -31,48 +29,18 @@ export const DEV_SERVER_ARGS = [
   ...devServerSearchAttributeArgs(),
 ];
 
-const HOW_TO_INSTALL = `No Temporal CLI found. The service needs the Temporal dev server (part of the Temporal CLI).
-Install one of these ways, then run the command again:
-  - with Go: go install ${TEMPORAL_CLI_MODULE}   (lands in $(go env GOPATH)/bin/temporal)
-  - a release binary from Temporal's download page, then set TEMPORAL_CLI_PATH=/path/to/temporal
+const HOW_TO_INSTALL = `${howToInstall(TEMPORAL_CLI)}
   - or point the service at a running Temporal: TEMPORAL_ADDRESS=host:7233`;
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string): string | undefined {
-  return (process.env.PATH ?? '')
-    .split(path.delimiter)
-    .filter(Boolean)
-    .map((dir) => path.join(dir, name))
-    .find(isExecutable);
-}
 
 /**
  * Where the `temporal` binary is, in this order: TEMPORAL_CLI_PATH, PATH, Go's bin directory
  * (building it with `go install` when Go is present), else undefined: the SDK's cached download.
  */
-export function findTemporalCli(config: Pick<Config, 'temporal'>, log: (line: string) => void = console.log): string | undefined {
-  if (config.temporal.cliPath) {
-    if (!isExecutable(config.temporal.cliPath)) throw new Error(`TEMPORAL_CLI_PATH=${config.temporal.cliPath} is not an executable file`);
-    return config.temporal.cliPath;
-  }
-  const found = onPath('temporal');
-  if (found) return found;
-  const go = onPath('go');
-  if (!go) return undefined;
-  const gopath = execFileSync(go, ['env', 'GOPATH'], { encoding: 'utf8' }).trim().split(path.delimiter)[0];
-  const built = path.join(gopath, 'bin', 'temporal');
-  if (isExecutable(built)) return built;
-  log(`Building the Temporal CLI with Go (first time only, takes a few minutes): go install ${TEMPORAL_CLI_MODULE}`);
-  const result = spawnSync(go, ['install', TEMPORAL_CLI_MODULE], { stdio: 'inherit' });
-  return result.status === 0 && isExecutable(built) ? built : undefined;
+export function findTemporalCli(
+  config: Pick<Config, 'temporal' | 'dataDir'>,
+  log: (line: string) => void = console.log,
+): string | undefined {
+  return findGoTool(TEMPORAL_CLI, config.temporal.cliPath, path.join(config.dataDir, 'bin'), log);
 }
 
 export interface RunningTemporal {
