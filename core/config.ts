@@ -58,6 +58,17 @@ const settings = z.object({
   workerPort: variable('WORKER_PORT', integer(0, 65535).default(4001)),
   /** Where both listen; 0.0.0.0 accepts other machines. */
   host: variable('HOST', text.default('127.0.0.1')),
+  /** How long a client may take, so a slow or stalled one cannot hold a connection (or a shutdown) for ever. */
+  http: z.object({
+    /** To send a request's headers. */
+    headersTimeoutMs: variable('HTTP_HEADERS_TIMEOUT_MS', integer(1_000, 600_000).default(10_000)),
+    /** To send a whole request, headers and body: past it the answer is 408 and the connection closes. */
+    requestTimeoutMs: variable('HTTP_REQUEST_TIMEOUT_MS', integer(1_000, 600_000).default(30_000)),
+    /** An idle keep-alive connection is closed after this. */
+    keepAliveTimeoutMs: variable('HTTP_KEEP_ALIVE_TIMEOUT_MS', integer(1_000, 600_000).default(5_000)),
+    /** On SIGTERM, in-flight requests finish within this (past the update deadline); then their connections are closed. */
+    shutdownTimeoutMs: variable('HTTP_SHUTDOWN_TIMEOUT_MS', integer(1_000, 600_000).default(20_000)),
+  }),
   /**
    * Which proxies in front are trusted to say who the client is (X-Forwarded-For): none (false),
    * the last N hops, or these addresses and CIDR ranges. It picks the address that failed
@@ -320,6 +331,12 @@ function crossFieldProblems(c: Config): string[] {
   if (c.smtp.timeoutMs >= c.postProcess.activityTimeoutMs) {
     problems.push(
       `SMTP_TIMEOUT_MS (${c.smtp.timeoutMs}) must be below POSTPROCESS_ACTIVITY_TIMEOUT_MS (${c.postProcess.activityTimeoutMs})`,
+    );
+  }
+  // Node refuses a headers deadline past the whole request's.
+  if (c.http.headersTimeoutMs > c.http.requestTimeoutMs) {
+    problems.push(
+      `HTTP_HEADERS_TIMEOUT_MS (${c.http.headersTimeoutMs}) must not be above HTTP_REQUEST_TIMEOUT_MS (${c.http.requestTimeoutMs})`,
     );
   }
   // A ledger write runs inside its workflow task: past the task's timeout the task would time out around it.

@@ -9,6 +9,7 @@
  * `api` and `worker` scale apart in production; locally they connect to DATABASE_URL and
  * TEMPORAL_ADDRESS, by default where `npm run infra` (or `npm start`) puts them.
  */
+import { spawn } from 'node:child_process';
 import { getHeapStatistics } from 'node:v8';
 import net from 'node:net';
 import { config as loadDotEnv } from 'dotenv';
@@ -27,7 +28,7 @@ import { startWebhookRelay } from '../webhooks/relay';
 import { apiArtifacts } from './api-artifacts';
 import { postgresCheck, registerOps } from './ops';
 import { startEmbeddedPostgres } from './postgres';
-import { buildServer, createApp, guardWith } from './server';
+import { buildServer, closeWithin, createApp, guardWith } from './server';
 import { startTemporalDevServer } from './temporal-dev';
 
 type Mode = 'all' | 'api' | 'worker' | 'infra' | 'migrate';
@@ -125,6 +126,15 @@ async function main(mode: Mode, config: Config): Promise<void> {
   let worker: Worker | undefined;
   let workerDone: Promise<void> | undefined;
   if (runsWorker) {
+    // Beside the worker: it hands the outbox's webhook deliveries to Temporal. Started first so it
+    // stops after the worker has drained, still dispatching what the last activities wrote.
+    const relay = startWebhookRelay({
+      db: db!,
+      temporal: await temporalClient(),
+      config,
+      log: createLogger(config.logLevel, { component: 'webhook-relay' }),
+    });
+    onStop('webhook relay', relay.stop);
     const mailer = createMailer(config);
     worker = await createWorker({ config, address: temporalAddress, db: db!, mailer });
     workerDone = worker.run();
@@ -136,14 +146,6 @@ async function main(mode: Mode, config: Config): Promise<void> {
       `Worker       polling task queue "${config.temporal.taskQueue}"; caches up to ${worker.options.maxCachedWorkflows} bill workflows (heap limit ${heapLimitMb()} MB)`,
     );
     report.push(`Invoices     ${mailer.target}${config.smtp.url ? '' : ' (set SMTP_URL to send real email)'}`);
-    // Beside the worker: it hands the outbox's webhook deliveries to Temporal.
-    const relay = startWebhookRelay({
-      db: db!,
-      temporal: await temporalClient(),
-      config,
-      log: createLogger(config.logLevel, { component: 'webhook-relay' }),
-    });
-    onStop('webhook relay', relay.stop);
     report.push(
       `Webhooks     relay running; receivers on private addresses ${config.webhooks.allowPrivate ? 'allowed' : 'refused'}` +
         (config.webhooks.secretsKey ? '' : ` (signing secrets sealed with ${config.dataDir}/webhook-secrets.key)`),
@@ -176,7 +178,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
     const pruner = setInterval(() => void pruneExpiredKeys(db!).catch(() => undefined), 60 * 60 * 1000);
     pruner.unref();
     await app.listen({ port: config.port, host: config.host });
-    onStop('HTTP server', () => app!.close()); // first to stop: no new requests, in-flight ones finish
+    onStop('HTTP server', () => closeWithin(app!, config.http.shutdownTimeoutMs)); // first to stop: no new requests, in-flight ones finish
     report.push(`API          http://${config.host}:${config.port}  (try: curl http://${config.host}:${config.port}/bills)`);
     report.push(`Explorer     http://${config.host}:${config.port}/docs   metrics /metrics   probes /healthz /readyz`);
     report.push(
@@ -201,6 +203,11 @@ async function main(mode: Mode, config: Config): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  if (process.env.FEES_SUPERVISED === '1') {
+    // Our supervisor was killed (it passes no signal then): stop in order rather than run on unseen.
+    const parent = process.ppid;
+    setInterval(() => process.ppid !== parent && void shutdown('supervisor gone'), 1_000).unref();
+  }
   if (workerDone) {
     workerDone.catch((err) => {
       console.error('worker stopped:', err);
@@ -223,11 +230,36 @@ try {
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(2);
 }
-main(mode, config).catch(async (err) => {
-  console.error(`Start-up failed: ${err instanceof Error ? err.message : err}`);
-  await stopAll();
-  process.exit(1);
-});
+/**
+ * A terminal's Ctrl-C signals its whole foreground process group, and the embedded Postgres and dev
+ * server are our children in it: they would stop before the worker drained (a run once logged 102
+ * refused connections). So the process a terminal starts in `all` and `infra` only supervises: it
+ * runs the service in a process group of its own, which no terminal signal reaches, passes SIGINT
+ * and SIGTERM on to it, and exits with it; the service stops its parts in order.
+ */
+function supervise(): void {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    detached: true,
+    env: { ...process.env, FEES_SUPERVISED: '1' },
+  });
+  let signals = 0;
+  const pass = (signal: NodeJS.Signals) => {
+    // A second Ctrl-C while it drains is the impatient kind: end it now.
+    child.kill(++signals > 1 ? 'SIGKILL' : signal);
+  };
+  process.on('SIGINT', () => pass('SIGINT'));
+  process.on('SIGTERM', () => pass('SIGTERM'));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+if ((mode === 'all' || mode === 'infra') && process.env.FEES_SUPERVISED !== '1') supervise();
+else
+  main(mode, config).catch(async (err) => {
+    console.error(`Start-up failed: ${err instanceof Error ? err.message : err}`);
+    await stopAll();
+    process.exit(1);
+  });
 
 /** The process's V8 heap limit: the SDK sizes its workflow cache from it (docs/performance.md). */
 function heapLimitMb(): number {

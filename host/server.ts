@@ -25,6 +25,9 @@ declare module 'fastify' {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** A body over the limit (413) and one of a type the API does not take (415) answer as HTTP says. */
+const TRANSPORT_STATUS = new Set([413, 415]);
 const BILL_PATH = /^\/bills\/([^/?]+)/;
 
 function safeDecode(s: string): string {
@@ -93,6 +96,12 @@ export function createApp(
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     bodyLimit: 1024 * 1024,
+    // A client that stops sending (a Content-Length it never fills) gets 408 and its connection
+    // closed, instead of holding it, and a shutdown waiting on it, for as long as it likes. Node
+    // checks these every connectionsCheckingInterval.
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: 1_000 },
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
     // Off by default: then req.ip is the peer, and an X-Forwarded-For the caller wrote means nothing.
     trustProxy:
       typeof config.trustProxy === 'number'
@@ -151,9 +160,29 @@ export function createApp(
     if (appError.status >= 500) req.log.error({ err }, 'request failed');
     const retryAfter = appError.details?.retry_after_seconds;
     if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
-    reply.code(appError.status).send(appError.toBody());
+    // Encore's codes have no 413 or 415: the body says invalid_argument, the status what HTTP says.
+    const status = fastifyClientError && TRANSPORT_STATUS.has(err.statusCode!) ? err.statusCode! : appError.status;
+    reply.code(status).send(appError.toBody());
   });
   return app;
+}
+
+/**
+ * Closes the server: no new connections, in-flight requests answered, within `ms`; then the
+ * connections still open (a client that never finishes its request) are cut, so a shutdown is bounded.
+ */
+export async function closeWithin(app: FastifyInstance, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), ms);
+  });
+  const closing = app.close();
+  if ((await Promise.race([closing, late])) === 'late') {
+    app.log.warn({ event: 'shutdown_timeout', after_ms: ms }, 'requests still open at the shutdown deadline: closing their connections');
+    app.server.closeAllConnections();
+    await closing;
+  }
+  clearTimeout(timer);
 }
 
 /** Checks an API key for `scope`; the caller is then on `req.principal`. */
