@@ -32,7 +32,11 @@ module.exports = {
   projects: [
     // Pure code: no Postgres, no Temporal, no global set-up (`npm run test:unit`).
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/tests/unit/**/*.test.ts'] },
-    { ...stack, displayName: 'integration', testMatch: ['<rootDir>/tests/integration/**/*.test.ts', '<rootDir>/tests/replay/**/*.test.ts'] },
+    {
+      ...stack,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/tests/integration/**/*.test.ts', '<rootDir>/tests/replay/**/*.test.ts'],
+    },
     // The fault drills and the benchmark's smoke check, minutes each: `npm run test:drills`.
     { ...stack, displayName: 'drills', testMatch: ['<rootDir>/tests/drills/**/*.test.ts'] },
   ],

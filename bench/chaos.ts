@@ -15,7 +15,7 @@
  *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races,webhooks,invoices]
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -28,15 +28,26 @@ import { createPool, type Db } from '../core/db';
 import { startEmbeddedPostgres } from '../host/postgres';
 import { startTemporalDevServer } from '../host/temporal-dev';
 import { connectClient } from '../core/temporal';
-import { sleep, spawnHost, startSplitStack, stopSplitStack, type SplitStack } from './launch';
+import { loadConfig, type Config } from '../core/config';
+import { freeClusterPorts, startCluster, untilReady, type Cluster, type ServiceProcess } from '../host/cluster';
+import { FAST_FAILOVER_ENV, sleep, spawnHost, startSplitStack, stopSplitStack, tempDataDir, type SplitStack } from './launch';
 
 const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races', 'webhooks', 'invoices'] as const;
 type Drill = (typeof DRILLS)[number];
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+/** The drills across processes (`--cluster`): the Temporal server on Postgres, two APIs, two workers. */
+const CLUSTER_DRILLS = ['worker_kill', 'temporal_kill', 'api_kill', 'postgres_restart', 'rolling_restart'] as const;
+type ClusterDrill = (typeof CLUSTER_DRILLS)[number];
+
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, cluster: { type: 'boolean', default: false } },
+});
 const quick = args.quick!;
-const only = args.only ? args.only.split(',') : [...DRILLS];
-for (const d of only) if (!DRILLS.includes(d as Drill)) throw new Error(`unknown drill ${d}; drills: ${DRILLS.join(', ')}`);
+const onCluster = args.cluster!;
+const known: readonly string[] = onCluster ? CLUSTER_DRILLS : DRILLS;
+const only = args.only ? args.only.split(',') : [...known];
+for (const d of only)
+  if (!known.includes(d)) throw new Error(`unknown drill ${d}; drills${onCluster ? ' on the cluster' : ''}: ${known.join(', ')}`);
 
 const SIZE = {
   items: quick ? 200 : 1000,
@@ -56,6 +67,13 @@ const RETRY_FOR_MS = 180_000;
 
 interface Stack extends SplitStack {
   db: Db;
+}
+
+/** What the invariants read: our database, and Temporal (reconciliation queries the open bills). */
+interface Checked {
+  db: Db;
+  config: Config;
+  temporal: { address: string };
 }
 
 async function startStack(): Promise<Stack> {
@@ -158,7 +176,7 @@ async function addOne(c: FeesClient, bill: string, amount: number): Promise<Add>
 }
 
 /** `n` adds over `bills` by `concurrency` clients; `progress` counts acknowledged ones. */
-function addMany(c: FeesClient, bills: string[], n: number, progress: { acked: number }): Promise<Add[]> {
+function addMany(c: FeesClient, bills: string[], n: number, progress: { acked: number; times?: number[] }): Promise<Add[]> {
   const adds: Add[] = [];
   let next = 0;
   return Promise.all(
@@ -166,7 +184,10 @@ function addMany(c: FeesClient, bills: string[], n: number, progress: { acked: n
       while (next < n) {
         const i = next++;
         const add = await addOne(c, bills[i % bills.length], 1 + Math.floor(Math.random() * 1000));
-        if (add.acked) progress.acked++;
+        if (add.acked) {
+          progress.acked++;
+          progress.times?.push(Date.now());
+        }
         adds.push(add);
       }
     }),
@@ -240,7 +261,7 @@ const byBill = <T extends { bill: string }>(xs: T[]) => {
  * stack's database) agrees with its payments, credit notes and bill totals, and never goes past
  * its total; every currency of a finalized bill has a balance and every payment one to count in.
  */
-async function accountInvariants(s: Stack): Promise<{ balances: number; problems: string[] }> {
+async function accountInvariants(s: Checked): Promise<{ balances: number; problems: string[] }> {
   const problems: string[] = [];
   const { rows } = await s.db.query<{
     bill_id: string;
@@ -286,7 +307,7 @@ async function accountInvariants(s: Stack): Promise<{ balances: number; problems
  * What is wrong with these bills, if anything: [] when every invariant holds. Only a close race
  * may refuse an add (as `failed_precondition`); any refusal elsewhere is a problem.
  */
-async function invariants(s: Stack, bills: string[], adds: Add[], closing = false): Promise<string[]> {
+async function invariants(s: Checked, bills: string[], adds: Add[], closing = false): Promise<string[]> {
   const problems: string[] = [];
   for (const a of adds.filter((x) => x.rejected && !(closing && x.rejected === 'failed_precondition'))) {
     problems.push(`an add to ${a.bill} was refused: ${a.rejected}`);
@@ -312,7 +333,7 @@ async function invariants(s: Stack, bills: string[], adds: Add[], closing = fals
 }
 
 let client: Awaited<ReturnType<typeof connectClient>> | undefined;
-async function temporalClient(s: Stack) {
+async function temporalClient(s: Checked) {
   client ??= await connectClient(s.config, s.temporal.address);
   return client;
 }
@@ -393,7 +414,7 @@ async function startReceiver(): Promise<Receiver> {
 // The drills
 
 interface Verdict {
-  drill: Drill;
+  drill: string;
   ok: boolean;
   seconds: number;
   summary: string;
@@ -967,55 +988,268 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
   },
 };
 
+// ---------------------------------------------------------------------------------------------
+// Across processes (`--cluster`): the stack `npm run cluster` starts (host/cluster.ts), on free
+// ports with its state in a temporary directory
+
+interface ClusterTarget extends Checked {
+  cluster: Cluster;
+  dataDir: string;
+  /** Each API process's base URL. */
+  urls: string[];
+}
+
+async function startClusterTarget(): Promise<ClusterTarget> {
+  const dataDir = tempDataDir('fees-chaos-cluster-');
+  const env = { ...process.env, ...(await freeClusterPorts()), DATA_DIR: dataDir, DATABASE_URL: undefined, TEMPORAL_ADDRESS: undefined };
+  const config = loadConfig(env);
+  const lines: string[] = [];
+  const cluster = await startCluster(config, {
+    // The processes' lines, kept for a failing drill's report.
+    output: (name, line) => {
+      lines.push(`[${name}] ${line}`);
+      if (lines.length > 20_000) lines.splice(0, 10_000);
+    },
+    log: () => undefined,
+    env: {
+      LOG_LEVEL: 'warn',
+      ...FAST_FAILOVER_ENV,
+      BILL_RETRY_MAX_INTERVAL_MS: '1000',
+      ...(quick ? { UPDATE_TIMEOUT_MS: '4000', BILL_ACTIVITY_TIMEOUT_MS: '5000' } : {}),
+    },
+  });
+  const target: ClusterTarget = {
+    cluster,
+    dataDir,
+    db: createPool(cluster.databaseUrl, 4),
+    config,
+    temporal: { address: cluster.temporalAddress },
+    urls: cluster.apis.map((a) => a.url),
+  };
+  clusterLines = () => lines.slice(-200).join('\n');
+  return target;
+}
+let clusterLines = () => '';
+
+/**
+ * The typed client as a load balancer in front of the API processes would serve it: each attempt
+ * to the next API in turn, so a retry after a dead process's refused connection lands on the other
+ * one, with the same idempotency key.
+ */
+function balancedClient(t: ClusterTarget, seen: Seen): FeesClient {
+  let next = 0;
+  return new FeesClient({
+    baseUrl: t.urls[0],
+    timeoutMs: RETRY_FOR_MS,
+    retry: { maxAttempts: 10_000, initialDelayMs: 50, maxDelayMs: 2000 },
+    fetch: async (input, init) => {
+      const url = new URL(String(input));
+      const base = new URL(t.urls[next++ % t.urls.length]);
+      url.host = base.host;
+      try {
+        const res = await fetch(url, init);
+        see(seen, String(res.status));
+        return res;
+      } catch (err) {
+        see(seen, 'network');
+        throw err;
+      }
+    },
+  });
+}
+
+/** The longest wait between two acknowledgements from `from` on: how long the fault held writes up. */
+function longestStall(times: number[], from: number): number {
+  const after = [from, ...times.filter((t) => t >= from)].sort((a, b) => a - b);
+  let longest = 0;
+  for (let i = 1; i < after.length; i++) longest = Math.max(longest, after[i] - after[i - 1]);
+  return longest;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/**
+ * Adds across both APIs while `fault` runs once a quarter of them is acknowledged; then the
+ * invariants, and the longest stall of acknowledgements from the fault on (time to recover).
+ */
+async function clusterLoad(
+  t: ClusterTarget,
+  c: FeesClient,
+  fault: () => Promise<string>,
+): Promise<{ summary: string; problems: string[] }> {
+  const bills = await createBills(c, SIZE.bills);
+  const progress = { acked: 0, times: [] as number[] };
+  const load = addMany(c, bills, SIZE.items, progress);
+  await until('a quarter of the adds', () => progress.acked >= SIZE.items / 4);
+  const at = Date.now();
+  const what = await fault();
+  const adds = await load;
+  // After the fault: every bill still takes an add (through whichever API answers).
+  const later = await Promise.all(bills.map((b) => addOne(c, b, 7)));
+  const problems = later.filter((a) => !a.acked).map((a) => `${a.bill}: an add after the fault was refused (${a.rejected})`);
+  problems.push(...(await invariants(t, bills, [...adds, ...later])));
+  return {
+    summary: `${SIZE.items} adds at concurrency ${SIZE.concurrency} over ${t.urls.length} APIs; ${what}; ${describeAdds(adds)}; longest stall of acknowledgements from the fault on ${seconds(longestStall(progress.times, at))}`,
+    problems,
+  };
+}
+
+/** A process stopped (SIGTERM, drained) or killed, then started again and ready. */
+async function restart(p: ServiceProcess, how: 'stop' | 'kill'): Promise<number> {
+  const at = Date.now();
+  if (how === 'kill') {
+    p.kill();
+    await p.exited();
+  } else await p.stop();
+  await p.start();
+  await untilReady(p);
+  return Date.now() - at;
+}
+
+const clusterDrills: Record<ClusterDrill, (t: ClusterTarget, c: FeesClient) => Promise<{ summary: string; problems: string[] }>> = {
+  worker_kill: (t, c) =>
+    clusterLoad(t, c, async () => {
+      const [victim, other] = t.cluster.workers;
+      victim.kill();
+      await victim.exited();
+      // The other carries the load alone for a while before the killed one comes back.
+      await sleep(quick ? 3000 : 10_000);
+      const alone = other.running();
+      await victim.start();
+      await untilReady(victim);
+      return `${victim.name} SIGKILLed, ${other.name} ${alone ? 'carried on alone' : 'HAD EXITED'} for ${quick ? 3 : 10} s, then ${victim.name} started again`;
+    }),
+
+  temporal_kill: (t, c) =>
+    clusterLoad(t, c, async () => {
+      const at = Date.now();
+      t.cluster.temporal.kill();
+      await t.cluster.temporal.start();
+      return `the Temporal server SIGKILLed and started again on its Postgres in ${seconds(Date.now() - at)}`;
+    }),
+
+  api_kill: (t, c) =>
+    clusterLoad(t, c, async () => {
+      const [victim] = t.cluster.apis;
+      victim.kill();
+      await victim.exited();
+      await sleep(quick ? 3000 : 10_000);
+      await victim.start();
+      await untilReady(victim);
+      return `${victim.name} SIGKILLed mid-request, clients retried on the other with the same keys, ${victim.name} back after ${quick ? 3 : 10} s`;
+    }),
+
+  postgres_restart: (t, c) =>
+    clusterLoad(t, c, async () => {
+      const at = Date.now();
+      await t.cluster.postgres.stop();
+      await sleep(SIZE.postgresDownMs);
+      await t.cluster.postgres.start();
+      return `our Postgres stopped for ${seconds(Date.now() - at)} and started again`;
+    }),
+
+  rolling_restart: (t, c) =>
+    clusterLoad(t, c, async () => {
+      const took: string[] = [];
+      for (const w of t.cluster.workers) took.push(`${w.name} ${seconds(await restart(w, 'stop'))}`);
+      return `both workers drained (SIGTERM) and started again one after the other (${took.join(', ')})`;
+    }),
+};
+
+async function clusterMain(started: number): Promise<number> {
+  const t = await startClusterTarget();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void t.cluster.stop().finally(() => process.exit(130)));
+  console.log(
+    `cluster up in ${seconds(Date.now() - started)}: the Temporal server at ${t.temporal.address} (${t.config.cluster.historyShards} shards), APIs ${t.urls.join(' ')}, ${t.cluster.workers.length} workers`,
+  );
+  let verdicts: Verdict[];
+  try {
+    verdicts = await runDrills(
+      (drill, seen) => clusterDrills[drill as ClusterDrill](t, balancedClient(t, seen)),
+      () => `\nthe cluster's last lines:\n${clusterLines()}`,
+    );
+  } finally {
+    await client?.connection.close();
+    await t.db.end().catch(() => undefined);
+    await t.cluster.stop();
+    rmSync(t.dataDir, { recursive: true, force: true });
+  }
+  return report(verdicts);
+}
+
+/** Runs each drill in `only` against `target`, prints its verdict, and the table at the end. */
+async function runDrills(
+  run: (drill: string, seen: Seen) => Promise<{ summary: string; problems: string[] }>,
+  outputOnFailure: () => string,
+): Promise<Verdict[]> {
+  const verdicts: Verdict[] = [];
+  for (const drill of only) {
+    const t = Date.now();
+    const seen: Seen = new Map();
+    let v: Verdict;
+    try {
+      const { summary, problems } = await run(drill, seen);
+      v = {
+        drill,
+        ok: problems.length === 0,
+        seconds: (Date.now() - t) / 1000,
+        summary: `${summary}; client saw ${showSeen(seen)}`,
+        problems,
+      };
+    } catch (err) {
+      v = {
+        drill,
+        ok: false,
+        seconds: (Date.now() - t) / 1000,
+        summary: `aborted: ${(err as Error).message}`,
+        problems: [String((err as Error).stack)],
+      };
+    }
+    verdicts.push(v);
+    console.log(`\n## ${drill}: ${v.ok ? 'PASS' : 'FAIL'} (${v.seconds.toFixed(1)} s)\n${v.summary}`);
+    for (const p of v.problems.slice(0, 20)) console.log(`  - ${p}`);
+  }
+  if (verdicts.some((v) => !v.ok)) console.log(outputOnFailure());
+  return verdicts;
+}
+
+function report(verdicts: Verdict[]): number {
+  console.log(
+    `\n| drill | verdict | seconds |\n|---|---|---|\n${verdicts.map((v) => `| ${v.drill} | ${v.ok ? 'PASS' : 'FAIL'} | ${v.seconds.toFixed(1)} |`).join('\n')}`,
+  );
+  const file = process.env.CHAOS_RESULTS;
+  if (file) {
+    writeFileSync(
+      file,
+      JSON.stringify({ quick, cluster: onCluster, cores: os.cpus().length, at: new Date().toISOString(), verdicts }, null, 2),
+    );
+  }
+  return verdicts.every((v) => v.ok) ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
-  console.log(`# Fees API fault drills${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, Node ${process.version}`);
+  console.log(
+    `# Fees API fault drills${onCluster ? ' on the cluster' : ''}${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, Node ${process.version}`,
+  );
+  if (onCluster) return clusterMain(started);
   const s = await startStack();
   // ^C stops the servers too (the drills' own processes die with us, see launch.ts).
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stopStack(s).finally(() => process.exit(130)));
   console.log(
     `stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: API ${s.url}, worker pid ${s.worker.pid}, Postgres ${s.postgres.dataDir}, Temporal ${s.temporal.address}`,
   );
-  const verdicts: Verdict[] = [];
+  let verdicts: Verdict[];
   try {
-    for (const drill of only as Drill[]) {
-      const t = Date.now();
-      const seen: Seen = new Map();
-      let v: Verdict;
-      try {
-        const { summary, problems } = await drills[drill](s, clientFor(s, seen));
-        v = {
-          drill,
-          ok: problems.length === 0,
-          seconds: (Date.now() - t) / 1000,
-          summary: `${summary}; client saw ${showSeen(seen)}`,
-          problems,
-        };
-      } catch (err) {
-        v = {
-          drill,
-          ok: false,
-          seconds: (Date.now() - t) / 1000,
-          summary: `aborted: ${(err as Error).message}`,
-          problems: [String((err as Error).stack)],
-        };
-      }
-      verdicts.push(v);
-      console.log(`\n## ${drill}: ${v.ok ? 'PASS' : 'FAIL'} (${v.seconds.toFixed(1)} s)\n${v.summary}`);
-      for (const p of v.problems.slice(0, 20)) console.log(`  - ${p}`);
-    }
+    verdicts = await runDrills(
+      (drill, seen) => drills[drill as Drill](s, clientFor(s, seen)),
+      () => `\nAPI output:\n${s.api.output().slice(-4000)}\nworker output:\n${s.worker.output().slice(-4000)}`,
+    );
   } finally {
     await client?.connection.close();
-    if (verdicts.some((v) => !v.ok))
-      console.log(`\nAPI output:\n${s.api.output().slice(-4000)}\nworker output:\n${s.worker.output().slice(-4000)}`);
     await stopStack(s);
   }
-  console.log(
-    `\n| drill | verdict | seconds |\n|---|---|---|\n${verdicts.map((v) => `| ${v.drill} | ${v.ok ? 'PASS' : 'FAIL'} | ${v.seconds.toFixed(1)} |`).join('\n')}`,
-  );
-  const file = process.env.CHAOS_RESULTS;
-  if (file) writeFileSync(file, JSON.stringify({ quick, cores: os.cpus().length, at: new Date().toISOString(), verdicts }, null, 2));
-  return verdicts.every((v) => v.ok) ? 0 : 1;
+  return report(verdicts);
 }
 
 main().then(

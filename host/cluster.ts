@@ -92,6 +92,33 @@ async function checkPorts(config: Config, apis: number, workers: number): Promis
   }
 }
 
+/**
+ * Ports for a cluster beside whatever else runs on this machine (the drills, a test run): a block
+ * nothing listens on now, below Linux's ephemeral range (32768 up), so no outgoing connection takes
+ * one of them meanwhile. The variables to give loadConfig.
+ */
+export async function freeClusterPorts(apis = 2, workers = 2): Promise<Record<string, string>> {
+  if (apis + workers > 8) throw new Error('freeClusterPorts: at most 8 API and worker processes');
+  for (let attempt = 0; attempt < 50; attempt++) {
+    // PORT.. +7 ours, +8..+10 the databases and metrics, +12..+15 and +22 Temporal, +24..+27 membership.
+    const base = 20_000 + 32 * Math.floor(Math.random() * 350);
+    const env = {
+      PORT: String(base),
+      EMBEDDED_PG_PORT: String(base + 8),
+      CLUSTER_TEMPORAL_PG_PORT: String(base + 9),
+      CLUSTER_TEMPORAL_METRICS_PORT: String(base + 10),
+      CLUSTER_TEMPORAL_PORT: String(base + 12),
+      CLUSTER_MEMBERSHIP_PORT: String(base + 24),
+    };
+    const taken = await checkPorts(loadConfig(env), apis, workers).then(
+      () => false,
+      () => true,
+    );
+    if (!taken) return env;
+  }
+  throw new Error('freeClusterPorts: no free block of ports between 20000 and 31200');
+}
+
 function requireTool(tool: typeof TEMPORAL_SERVER, configured: string | undefined, config: Config, log: (l: string) => void): string {
   const found = findGoTool(tool, configured, path.join(config.dataDir, 'bin'), log);
   if (!found) throw new Error(howToInstall(tool));
@@ -252,6 +279,7 @@ export async function startCluster(config: Config, options: ClusterOptions = {})
         stop: () => server.stop(),
         kill: () => process.kill(server.pid, 'SIGKILL'),
         start: async () => {
+          await server.exited; // after kill(): its ports are free only once it is gone
           server = await startTemporalServer(serverOptions);
         },
       },
@@ -270,7 +298,7 @@ export async function startCluster(config: Config, options: ClusterOptions = {})
 }
 
 /** Until the process's /readyz answers 200 (an API: Postgres, Temporal and a polling worker; a worker: its own checks). */
-async function untilReady(p: ServiceProcess, timeoutMs = 120_000): Promise<void> {
+export async function untilReady(p: ServiceProcess, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!p.running()) throw new Error(`${p.name} exited while starting (its lines are above)`);

@@ -53,7 +53,11 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
   // for a request that is being carried out: close instead, so the client sees no answer and
   // retries with its idempotency key. (Writing into a response under way, or after one that said
   // `Connection: close`, would garble it, too.)
-  if ((socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
+  // A request whose own body stalls is the one that times out: nothing of its answer is written
+  // yet, so its 408 is the answer.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  const stalled = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && inFlight?.headersSent === false;
+  if (inFlight && !stalled) {
     socket.destroy(err);
     return;
   }
@@ -215,6 +219,8 @@ export function buildServer(deps: Deps, opts: ServerOptions = {}): FastifyInstan
     if (body === '') return done(null, undefined);
     return defaultJson(req, body as string, done);
   });
+  // Every endpoint takes JSON: a text/plain body (which Fastify would parse as a string) gets 415.
+  app.removeContentTypeParser('text/plain');
 
   registerExplorer(app, artifacts.openapi);
   app.setValidatorCompiler(requestValidatorCompiler(artifacts.requests));

@@ -3,27 +3,30 @@
  * Temporal: every scenario runs and reports, and the one-bill run ends with exact totals. It
  * asserts nothing about speed: performance numbers come from `npm run bench`, not from tests.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { runScript } from '../helpers/processes';
 import { testTempDir } from '../helpers/tmp';
 
-const root = path.resolve(__dirname, '..', '..');
+interface Scenario {
+  throughput: number;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  errors: number;
+}
+
+/** A number a scenario that did work must report: finite and above zero (JSON turns NaN and Infinity into null). */
+const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
 
 it('runs every scenario briefly and reports them, with exact totals', async () => {
   const results = path.join(testTempDir('bench-'), 'latest.json');
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'run.ts'), '--quick'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: process.env.FEES_TEST_DATABASE_URL,
-      TEMPORAL_ADDRESS: process.env.FEES_TEST_TEMPORAL_ADDRESS,
-      BENCH_RESULTS: results,
-    },
-    maxBuffer: 16 * 1024 * 1024,
+  const { code, stdout, stderr } = await runScript('bench/run.ts', ['--quick'], {
+    DATABASE_URL: process.env.FEES_TEST_DATABASE_URL,
+    TEMPORAL_ADDRESS: process.env.FEES_TEST_TEMPORAL_ADDRESS,
+    BENCH_RESULTS: results,
   });
+  expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
   expect(stdout).toContain('| scenario | throughput |');
   const report = JSON.parse(readFileSync(results, 'utf8'));
   expect(report).toMatchObject({ quick: true, cores: os.cpus().length });
@@ -57,7 +60,18 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
   // Every target is checked against this run's own numbers (met or not: a quick run proves nothing).
   expect(report.targets).toHaveLength(10);
   for (const t of report.targets) expect(typeof t.met).toBe('boolean');
-  for (const s of Object.values(report.scenarios) as { throughput: number }[]) expect(typeof s.throughput).toBe('number');
+  // Every scenario did work, however briefly: a throughput and latencies that are real numbers
+  // above zero. Listed by name, so a failure says which scenario measured nothing.
+  const scenarios = Object.entries(report.scenarios as Record<string, Scenario>);
+  const unmeasured = scenarios.filter(([, s]) => !positive(s.throughput)).map(([name, s]) => `${name}: ${s.throughput}`);
+  expect(unmeasured).toEqual([]);
+  // Latencies where a scenario reports them: real numbers, p99 no lower than p50 (autocannon's are
+  // whole milliseconds, so a fast request's p50 may be 0).
+  const badLatency = scenarios
+    .filter(([, s]) => s.p50_ms !== null || s.p99_ms !== null)
+    .filter(([, s]) => !(Number.isFinite(s.p50_ms) && Number.isFinite(s.p99_ms) && s.p50_ms! >= 0 && s.p99_ms! >= s.p50_ms!))
+    .map(([name, s]) => `${name}: p50 ${s.p50_ms}, p99 ${s.p99_ms}`);
+  expect(badLatency).toEqual([]);
   expect(report.scenarios.one_bill_1m_items.notes).toMatch(/totals exact/);
   expect(report.scenarios.reconcile.notes).toMatch(/ 0 differences$/);
 }, 300_000);

@@ -103,9 +103,12 @@ export default async function globalSetup(): Promise<void> {
   }
   const url = await createDatabase(`${prefix}_run`, template);
 
+  // TEST_TEMPORAL_ADDRESS: a Temporal of the caller's (`npm run test:cluster`: the real server on
+  // Postgres, its namespace and search attributes set up) instead of a dev server of the run's own.
+  const external = process.env.TEST_TEMPORAL_ADDRESS;
   const cli = findTemporalCli(loadConfig());
-  if (!cli) throw new Error('Tests need the Temporal CLI: see docs/development.md (go install ...) or set TEMPORAL_CLI_PATH');
-  const devServer = await startDevServer(cli);
+  if (!cli && !external) throw new Error('Tests need the Temporal CLI: see docs/development.md (go install ...) or set TEMPORAL_CLI_PATH');
+  const devServer: DevServer = external ? { address: external, teardown: async () => undefined } : await startDevServer(cli!);
 
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });

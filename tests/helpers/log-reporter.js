@@ -56,7 +56,10 @@ class RunLogReporter {
     const own = logsIn(logsDir() && path.join(logsDir(), slugOf(test.path)));
     const print = (file, from, size, what) => {
       const text = tail(file, from, size);
-      if (text) process.stderr.write(`\n----- ${path.basename(file)}${what} while ${name} ran -----\n${text}\n----- end of ${path.basename(file)} -----\n`);
+      if (text)
+        process.stderr.write(
+          `\n----- ${path.basename(file)}${what} while ${name} ran -----\n${text}\n----- end of ${path.basename(file)} -----\n`,
+        );
     };
     for (const [file, size] of own) print(file, 0, size, '');
     for (const [file, size] of logsIn(logsDir())) print(file, shared.get(file) ?? 0, size, ' (shared by the files running beside it)');

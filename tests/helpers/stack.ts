@@ -312,12 +312,7 @@ export async function startCrashingWorker(
       ...KILLED_WORKER_ENV,
       ...env,
       CRASH_AT: crashAt,
-      DATABASE_URL: stack.config.databaseUrl,
-      TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
-      DATA_DIR: stack.config.dataDir,
-      WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY,
-      LOG_LEVEL: 'warn',
+      ...stackEnv(stack),
     } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', openSync(runLogPath('child-processes'), 'a')],
   });
@@ -327,4 +322,31 @@ export async function startCrashingWorker(
     child.on('exit', () => reject(new Error('crashing worker exited before it was ready')));
   });
   return { exited, kill: () => child.kill('SIGKILL') };
+}
+
+/**
+ * A second API host on the stack's database, Temporal and secrets key, with `env` as its settings:
+ * a setting the API reads (not the worker) is tried without a stack of its own.
+ */
+export async function withApiHost<T>(stack: Stack, env: Record<string, string>, fn: (host: Stack) => Promise<T>): Promise<T> {
+  const config = loadConfig({ ...stackEnv(stack), ...env });
+  const app = buildServer({ ...stack.deps, config }, { logLevel: 'warn', logStream: runLogStream('service') });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    return await fn({ ...stack, config, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` });
+  } finally {
+    await app.close();
+  }
+}
+
+/** The settings another process of this stack needs: its database, Temporal, task queue, data and secrets key. */
+function stackEnv(stack: Stack): Record<string, string> {
+  return {
+    DATABASE_URL: stack.config.databaseUrl!,
+    TEMPORAL_ADDRESS: stack.config.temporal.address!,
+    TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
+    DATA_DIR: stack.config.dataDir,
+    WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY,
+    LOG_LEVEL: 'warn',
+  };
 }

@@ -1,7 +1,10 @@
 import net from 'node:net';
+import { v5 as uuidv5 } from 'uuid';
+import { ANONYMOUS } from '../../core/auth';
+import { seedOf } from '../../core/idempotency';
 import { encodeCursor } from '../../core/validate';
 import { postProcessWorkflowId } from '../../invoices/messages';
-import { call, eventually, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+import { call, eventually, inSeconds, rowsOf, startStack, uid, type Stack } from '../helpers/stack';
 
 const cursor = (position: unknown[]) => encodeCursor(position);
 
@@ -27,6 +30,27 @@ afterAll(() => stack.stop());
 
 const item = { amount: 100, currency: 'USD', description: 'ok' };
 const end = () => inSeconds(3600);
+
+/**
+ * The id a create without bill_id derives from its idempotency key (bills/bills.ts), so a refused
+ * create's check covers the bill it would have made. Held to the service's own by the last test.
+ */
+const BILL_ID_NAMESPACE = '2d8f4b8e-3f0a-4c55-9f7e-1c9a3b6d5e21';
+const billIdFrom = (key: string) => uuidv5(seedOf({ key, caller: ANONYMOUS.key_id }), BILL_ID_NAMESPACE);
+
+/** Every bill a request to `path` with `body` and `key` could write about. */
+function billsOf(path: string, body: unknown, key: string): string[] {
+  const inPath = /^\/bills\/([^/?]+)/.exec(path)?.[1];
+  const inBody = typeof body === 'object' && body !== null ? (body as { bill_id?: unknown }).bill_id : undefined;
+  return [
+    openBill,
+    usdBill,
+    closedBill,
+    billIdFrom(key),
+    ...(inPath ? [decodeURIComponent(inPath)] : []),
+    ...(typeof inBody === 'string' ? [inBody] : []),
+  ];
+}
 
 // [name, method, path (a function so ids resolve after set-up), body, expected status, expected code]
 type Case = [string, string, () => string, unknown, number, string];
@@ -178,14 +202,23 @@ const cases: Case[] = [
 
 describe('bad input', () => {
   it.each(cases)('rejects %s with a clear 4xx and writes nothing', async (_name, method, path, body, status, code) => {
-    const before = await tableCounts(stack.db);
-    const reply = await call(stack, method, path(), body, { 'X-Idempotency-Key': uid('key') });
+    const url = path();
+    const key = uid('key');
+    const scope = { bills: billsOf(url, body, key), keys: [key] };
+    const before = await rowsOf(stack.db, scope);
+    const reply = await call(stack, method, url, body, { 'X-Idempotency-Key': key });
     expect(reply.status).toBe(status);
     expect(Object.keys(reply.body).sort()).toEqual(['code', 'details', 'message']);
     expect(reply.body.code).toBe(code);
     expect(reply.body.details === null || typeof reply.body.details === 'object').toBe(true);
     expect(reply.body.message.length).toBeGreaterThan(3);
-    expect(await tableCounts(stack.db)).toEqual(before);
+    expect(await rowsOf(stack.db, scope)).toEqual(before);
+  });
+
+  it('scopes those checks to the bill a create would make: the id it derives from its key', async () => {
+    const key = uid('key');
+    const created = await call(stack, 'POST', '/bills', { billing_period_end: end() }, { 'X-Idempotency-Key': key });
+    expect(created).toMatchObject({ status: 200, body: { bill_id: billIdFrom(key) } });
   });
 
   it('names the offending field in the details', async () => {

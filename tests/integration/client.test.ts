@@ -3,12 +3,10 @@
  * real stack, and through a fault-injecting proxy: a retried add lands exactly once, and errors
  * that retrying cannot fix are not retried.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { FeesApiError, FeesClient } from '../../client';
 import { insertApiKey } from '../../core/auth';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
+import { runCommand } from '../helpers/processes';
 import { eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
@@ -31,7 +29,7 @@ afterAll(async () => {
 const direct = () => new FeesClient({ baseUrl: stack.url, token, retry: { initialDelayMs: 20, maxDelayMs: 200 } });
 const viaProxy = () => new FeesClient({ baseUrl: proxy.url, token, retry: { initialDelayMs: 20, maxDelayMs: 200 } });
 
-async function rowsOf(billId: string): Promise<number> {
+async function storedItems(billId: string): Promise<number> {
   const { rows } = await stack.db.query('SELECT count(*)::int AS n FROM line_items WHERE bill_id = $1', [billId]);
   return rows[0].n;
 }
@@ -122,18 +120,14 @@ describe('the typed client, end to end', () => {
   });
 
   it('is importable as fees-api/client from the built package, with its type declarations', async () => {
-    const root = path.resolve(__dirname, '..', '..');
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '-e',
-        `
+    const { code, stdout } = await runCommand(process.execPath, [
+      '-e',
+      `
       const { FeesClient, FeesApiError } = require('fees-api/client');
       console.log(typeof FeesClient, typeof FeesApiError, require.resolve('fees-api/client'));
     `,
-      ],
-      { cwd: root },
-    );
+    ]);
+    expect(code).toBe(0);
     expect(stdout).toMatch(/^function function .*dist\/client\/index\.js/);
   });
 });
@@ -154,7 +148,7 @@ describe('the typed client through faults', () => {
     expect(proxy.seen).toHaveLength(3);
     // One key for the logical operation, on every attempt.
     expect(new Set(proxy.seen.map((r) => r.idempotencyKey)).size).toBe(1);
-    expect(await rowsOf(billId)).toBe(1);
+    expect(await storedItems(billId)).toBe(1);
   });
 
   it('retries 503, 504, a reset connection and 409 aborted; honours Retry-After on 429', async () => {
@@ -165,7 +159,7 @@ describe('the typed client through faults', () => {
     });
     await viaProxy().addLineItem(billId, { amount: 1, currency: 'USD', description: 'x' });
     expect(proxy.seen.map((r) => r.fault)).toHaveLength(5);
-    expect(await rowsOf(billId)).toBe(1);
+    expect(await storedItems(billId)).toBe(1);
 
     proxy.seen.length = 0;
     proxy.inject({
@@ -177,7 +171,7 @@ describe('the typed client through faults', () => {
     await viaProxy().addLineItem(billId, { amount: 2, currency: 'USD', description: 'y' });
     expect(Date.now() - t).toBeGreaterThanOrEqual(950);
     expect(proxy.seen).toHaveLength(2);
-    expect(await rowsOf(billId)).toBe(2);
+    expect(await storedItems(billId)).toBe(2);
   });
 
   it('does not retry an answer that retrying cannot change', async () => {
@@ -196,7 +190,7 @@ describe('the typed client through faults', () => {
     expect(await failure(viaProxy().getBill(billId, { timeoutMs: 5000 }))).toMatchObject({ code: 'resource_exhausted', status: 429 });
     expect(Date.now() - t).toBeLessThan(1000);
     expect(proxy.seen).toHaveLength(4);
-    expect(await rowsOf(billId)).toBe(0);
+    expect(await storedItems(billId)).toBe(0);
   });
 
   it('gives up at its deadline, and a later retry with the same key still lands once', async () => {
@@ -208,10 +202,10 @@ describe('the typed client through faults', () => {
     );
     expect(err).toMatchObject({ code: 'deadline_exceeded', status: 0 });
     // The service did act on it; the caller's retry with its key finds that.
-    await eventually(async () => (await rowsOf(billId)) === 1);
+    await eventually(async () => (await storedItems(billId)) === 1);
     const again = await viaProxy().addLineItem(billId, { amount: 9, currency: 'USD', description: 'slow' }, { idempotencyKey: key });
     expect(again.totals[0]).toMatchObject({ amount: 9, line_item_count: 1 });
-    expect(await rowsOf(billId)).toBe(1);
+    expect(await storedItems(billId)).toBe(1);
   });
 
   it('stops when its AbortSignal fires, also between retries', async () => {

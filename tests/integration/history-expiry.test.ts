@@ -2,6 +2,7 @@
  * Temporal forgets a closed workflow after its namespace's retention period and then lets its id
  * start again, while Postgres still holds the bill. A bill row with no workflow stands in for that.
  */
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { requestedBill } from '../../bills/bills';
 import { createBillInput, type BillRequest } from '../../bills/validation';
 import { fingerprint } from '../../core/idempotency';
@@ -46,7 +47,9 @@ describe('after the workflow history of a bill has expired', () => {
     // The new run saw the bill closed and ended at once: no second close, no post-process.
     const result = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).result();
     expect(result.status).toBe('closed');
-    await expect(stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId)).describe()).rejects.toThrow();
+    const postProcess = stack.deps.temporal.workflow.getHandle(postProcessWorkflowId(billId)).describe();
+    await expect(postProcess).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(postProcess).rejects.toMatchObject({ workflowId: postProcessWorkflowId(billId) });
     expect((await stack.db.query('SELECT 1 FROM bill_postprocess WHERE bill_id = $1', [billId])).rowCount).toBe(0);
   });
 

@@ -1,11 +1,18 @@
 import { insertApiKey } from '../../core/auth';
-import { call, expectReplayOf, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+import { pruneExpiredKeys } from '../../core/idempotency';
+import { call, expectReplayOf, inSeconds, rowsOf, startStack, uid, type Stack } from '../helpers/stack';
 
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack();
 });
 afterAll(() => stack.stop());
+
+/** The bill's row but its ledger version (line_item_seq), which every write attempt moves on. */
+async function billRow(billId: string): Promise<Record<string, unknown>> {
+  const { line_item_seq: _, ...row } = (await stack.db.query('SELECT * FROM bills WHERE bill_id = $1', [billId])).rows[0];
+  return row;
+}
 
 const lineItemCount = async (billId: string) =>
   Number((await stack.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [billId])).rows[0].count);
@@ -48,52 +55,34 @@ describe('idempotency keys', () => {
     expect((await call(stack, 'POST', `/bills/${billId}/line-items`, item)).body.code).toBe('failed_precondition');
   });
 
-  it('refuses the same key with a different request, and writes nothing', async () => {
-    const billId = uid();
-    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
-    const key = uid('key');
-    await call(
-      stack,
-      'POST',
-      `/bills/${billId}/line-items`,
-      { amount: 1, currency: 'USD', description: 'a' },
-      { 'X-Idempotency-Key': key },
-    );
-    const other = await call(
-      stack,
-      'POST',
-      `/bills/${billId}/line-items`,
-      { amount: 2, currency: 'USD', description: 'a' },
-      { 'X-Idempotency-Key': key },
-    );
-    expect(other.status).toBe(400);
-    expect(other.body).toMatchObject({ code: 'invalid_argument', details: { field: 'X-Idempotency-Key' } });
-    expect(await lineItemCount(billId)).toBe(1);
-  });
-
-  it('refuses a key reused for a different line item even after the key record is gone', async () => {
-    const billId = uid();
-    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
-    const key = uid('key');
-    await call(
-      stack,
-      'POST',
-      `/bills/${billId}/line-items`,
-      { amount: 1, currency: 'USD', description: 'a' },
-      { 'X-Idempotency-Key': key },
-    );
+  it.each([
+    // [when, the key's record is deleted first, the field the refusal names]
+    ['while its record is kept', false, 'X-Idempotency-Key'],
     // As if the key had expired: only the line item id, derived from the key, remembers it.
-    await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
-    const other = await call(
-      stack,
-      'POST',
-      `/bills/${billId}/line-items`,
-      { amount: 2, currency: 'USD', description: 'a' },
-      { 'X-Idempotency-Key': key },
-    );
+    ['after its record is gone', true, 'idempotency_key'],
+  ])('refuses a key reused for a different line item %s, and writes nothing', async (_when, forget, field) => {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const key = uid('key');
+    const first = { amount: 1, currency: 'USD', description: 'a' };
+    expect((await call(stack, 'POST', `/bills/${billId}/line-items`, first, { 'X-Idempotency-Key': key })).status).toBe(200);
+    if (forget) await stack.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
+    const scope = { bills: [billId], keys: [key] };
+    const before = { rows: await rowsOf(stack.db, scope), bill: await billRow(billId) };
+
+    const other = await call(stack, 'POST', `/bills/${billId}/line-items`, { ...first, amount: 2 }, { 'X-Idempotency-Key': key });
     expect(other.status).toBe(400);
-    expect(other.body).toMatchObject({ code: 'invalid_argument', details: { field: 'idempotency_key' } });
-    expect(await lineItemCount(billId)).toBe(1);
+    expect(other.body).toMatchObject({ code: 'invalid_argument', details: { field } });
+    const after = await rowsOf(stack.db, scope);
+    if (forget) {
+      // Without its record the add reaches the ledger, whose write reserves positions before it
+      // finds the id taken: the ledger's version (bills.line_item_seq) moves on, as after any write
+      // attempt. Nothing else of the bill's, nor any other row, changes.
+      expect(after).toEqual({ ...before.rows, bills: after.bills });
+      expect(await billRow(billId)).toEqual(before.bill);
+    } else {
+      expect(after).toEqual(before.rows);
+    }
     expect((await call(stack, 'GET', `/bills/${billId}`)).body.totals[0]).toMatchObject({ amount: 1, line_item_count: 1 });
   });
 
@@ -170,15 +159,18 @@ describe('idempotency keys belong to a caller and an operation', () => {
   it("gives another caller's same key and body its own bill, not the first caller's answer", async () => {
     const key = { 'Idempotency-Key': uid('order') };
     const body = { billing_period_end: inSeconds(3600), description: 'same order number' };
-    const before = await tableCounts(authed.db);
     const fromA = await call(authed, 'POST', '/bills', body, { ...a, ...key });
     const fromB = await call(authed, 'POST', '/bills', body, { ...b, ...key });
     expect([fromA.status, fromB.status]).toEqual([200, 200]);
     expect(fromB.body.bill_id).not.toBe(fromA.body.bill_id);
-    expect((await tableCounts(authed.db)).bills).toBe(before.bills + 2);
-    // Each caller's retry still gets its own first answer.
+    // Two bills, one each, and one key record per caller.
+    const scope = { bills: [fromA.body.bill_id, fromB.body.bill_id], keys: [key['Idempotency-Key']] };
+    const created = await rowsOf(authed.db, scope);
+    expect(created).toMatchObject({ bills: expect.stringMatching(/^2 /), idempotency_keys: expect.stringMatching(/^2 /) });
+    // Each caller's retry still gets its own first answer, and writes nothing.
     expectReplayOf(await call(authed, 'POST', '/bills', body, { ...a, ...key }), fromA);
     expectReplayOf(await call(authed, 'POST', '/bills', body, { ...b, ...key }), fromB);
+    expect(await rowsOf(authed.db, scope)).toEqual(created);
   });
 
   it('lets another caller use the same key for a different request, and derives other line item ids', async () => {
@@ -247,5 +239,41 @@ describe('idempotency keys belong to a caller and an operation', () => {
     expect(
       Number((await authed.db.query('SELECT count(*) FROM line_items WHERE bill_id = $1', [created.body.bill_id])).rows[0].count),
     ).toBe(3);
+  });
+});
+
+describe('expired idempotency keys', () => {
+  /** Keys with answered requests of their own, as the API stored them. */
+  async function storedKeys(n: number): Promise<string[]> {
+    const billId = uid();
+    await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
+    const keys = Array.from({ length: n }, () => uid('prune'));
+    for (const [i, key] of keys.entries()) {
+      const reply = await call(
+        stack,
+        'POST',
+        `/bills/${billId}/line-items`,
+        { amount: 1 + i, currency: 'USD', description: key },
+        { 'Idempotency-Key': key },
+      );
+      expect(reply.status).toBe(200);
+    }
+    return keys;
+  }
+  const stillStored = async (keys: string[]) =>
+    (await stack.db.query<{ key: string }>('SELECT key FROM idempotency_keys WHERE key = ANY($1) ORDER BY key', [keys])).rows.map(
+      (r) => r.key,
+    );
+
+  it('are deleted by the pruner in batches, and live ones are kept', async () => {
+    const keys = await storedKeys(5);
+    const [expired, live] = [keys.slice(0, 3), keys.slice(3)];
+    // As a day past their TTL: expired a moment ago. The rest are live for hours yet (IDEMPOTENCY_TTL_HOURS).
+    await stack.db.query(`UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = ANY($1)`, [expired]);
+    // This file's database holds no other expired key: every count is ours.
+    expect(await pruneExpiredKeys(stack.db, 2)).toBe(2);
+    expect(await pruneExpiredKeys(stack.db, 2)).toBe(1);
+    expect(await pruneExpiredKeys(stack.db, 2)).toBe(0);
+    expect(await stillStored(keys)).toEqual([...live].sort());
   });
 });

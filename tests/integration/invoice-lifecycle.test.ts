@@ -2,10 +2,13 @@
  * Invoices after the close, on the real stack: a draft that still takes late usage during its
  * grace period, payments per currency up to paid, overdue at a short due date, credit notes that
  * never credit more than the invoice, and a void that keeps the original invoice. Every write is
- * sent twice with its idempotency key and applied once; the outbox holds each event once.
+ * sent twice with its idempotency key and applied once; the outbox holds each event once. Due
+ * dates and write-offs have files of their own (invoice-due-dates, invoice-write-off), which run
+ * beside this one.
  */
 import { createHash } from 'node:crypto';
-import { call, eventually, expectReplayOf, inSeconds, startStack, tableCounts, uid, type Stack } from '../helpers/stack';
+import { call, eventually, expectReplayOf, inSeconds, ledgerSums, rowsOf, startStack, uid, type Stack } from '../helpers/stack';
+import { accountOf, eventCount, invoiceEvents, invoiceOf, invoiceWhen, issuedBill, issuedInvoice, pdfAt } from '../helpers/invoices';
 import { pdfText, startSmtpPeer, type ReceivedMail, type SmtpPeer } from '../helpers/smtp';
 
 const received: ReceivedMail[] = [];
@@ -32,48 +35,12 @@ async function twice(method: string, path: string, body: unknown) {
   return first;
 }
 
-async function closedBill(items: [number, string][], extra: Record<string, unknown> = {}) {
-  const billId = uid();
-  expect(
-    (
-      await call(stack, 'POST', '/bills', {
-        bill_id: billId,
-        billing_period_end: inSeconds(3600),
-        customer_email: `${billId}@example.com`,
-        ...extra,
-      })
-    ).status,
-  ).toBe(200);
-  for (const [amount, currency] of items) {
-    expect((await call(stack, 'POST', `/bills/${billId}/line-items`, { amount, currency, description: `usage ${currency}` })).status).toBe(
-      200,
-    );
-  }
-  expect((await call(stack, 'POST', `/bills/${billId}/close`)).status).toBe(200);
-  await finalized(billId);
-  return billId;
-}
+/** A closed bill with its invoice issued and emailed (see issuedBill). */
+const closedBill = (items: [number, string][], extra: Record<string, unknown> = {}) =>
+  issuedBill(stack, items, { customer_email: `${uid('c')}@example.com`, ...extra });
 
-const invoiceOf = async (billId: string) => (await call(stack, 'GET', `/bills/${billId}`)).body.invoice;
-/** Finalized (its account open) and rendered (its PDF stored). */
-const finalized = (billId: string) =>
-  eventually(async () => {
-    const invoice = await invoiceOf(billId);
-    return invoice?.payment_status && invoice.status !== 'pending' && invoice;
-  }, 30_000);
-const eventsOf = async (billId: string) =>
-  (
-    await stack.db.query<{ type: string }>(
-      `SELECT type FROM webhook_events WHERE payload::jsonb -> 'data' ->> 'bill_id' = $1 OR payload::jsonb -> 'data' -> 'invoice' ->> 'bill_id' = $1 ORDER BY created_at, event_id`,
-      [billId],
-    )
-  ).rows.map((r) => r.type);
-const pdfOf = async (path: string) => {
-  const res = await fetch(stack.url + path);
-  expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toBe('application/pdf');
-  return Buffer.from(await res.arrayBuffer());
-};
+const typesOf = async (billId: string) => (await invoiceEvents(stack, billId)).map((e) => e.type);
+const pdfOf = (path: string) => pdfAt(stack, path);
 
 describe('grace period', () => {
   it('a late item inside the grace period lands on the invoice; one after finalization is refused', async () => {
@@ -102,9 +69,10 @@ describe('grace period', () => {
     expect(late.body.totals).toMatchObject([{ currency: 'EUR', amount: 1250, line_item_count: 2 }]);
 
     // Finalized by its grace period's end, with the late item on the invoice.
-    await finalized(billId);
+    await issuedInvoice(stack, billId);
     const closed = (await call(stack, 'GET', `/bills/${billId}`)).body;
     expect(closed).toMatchObject({ status: 'closed', totals: [{ currency: 'EUR', amount: 1250, line_item_count: 2 }] });
+    expect(await ledgerSums(stack, billId)).toEqual({ n: 2, total: '1250' });
     expect(closed.invoice.amounts).toEqual([{ currency: 'EUR', total: 1250, credited: 0, paid: 0, due: 1250 }]);
     const text = await pdfText(await pdfOf(`/bills/${billId}/invoice`));
     expect(text).toContain('late usage');
@@ -113,7 +81,7 @@ describe('grace period', () => {
     const after = await call(stack, 'POST', `/bills/${billId}/line-items`, { amount: 1, currency: 'EUR', description: 'too late' });
     expect(after.status).toBe(400);
     expect(after.body.code).toBe('failed_precondition');
-    expect(await eventsOf(billId)).toEqual(expect.arrayContaining(['bill.created', 'bill.drafted', 'bill.closed', 'invoice.finalized']));
+    expect(await typesOf(billId)).toEqual(expect.arrayContaining(['bill.created', 'bill.drafted', 'bill.closed', 'invoice.finalized']));
   });
 
   it('POST /finalize ends a draft now; a zero grace period closes at the period end as before', async () => {
@@ -168,17 +136,18 @@ describe('payments', () => {
     expect(first.status).toBe(200);
     expect(first.body.invoice).toMatchObject({ status: 'partially_paid' });
 
-    // The invoice's own email may still be going out (invoice.sent): the outbox is left out.
-    const counted = async () => ({ ...(await tableCounts(stack.db)), idempotency_keys: 0, webhook_events: 0, webhook_deliveries: 0 });
-    const accountBefore = (await call(stack, 'GET', `/bills/${billId}/invoice/account`)).body;
-    const before = await counted();
-    const over = await call(stack, 'POST', path, { amount: 601, currency: 'EUR' }, key(uid('k')));
+    // Refused: the bill's rows (its events among them) and the keys sent stay as they were.
+    const [overKey, wrongKey] = [uid('k'), uid('k')];
+    const scope = { bills: [billId], keys: [overKey, wrongKey] };
+    const accountBefore = await accountOf(stack, billId);
+    const before = await rowsOf(stack.db, scope);
+    const over = await call(stack, 'POST', path, { amount: 601, currency: 'EUR' }, key(overKey));
     expect(over.status).toBe(400);
     expect(over.body).toMatchObject({ code: 'failed_precondition', details: { field: 'amount', currency: 'EUR', due: 600 } });
-    const wrong = await call(stack, 'POST', path, { amount: 1, currency: 'GBP' }, key(uid('k')));
+    const wrong = await call(stack, 'POST', path, { amount: 1, currency: 'GBP' }, key(wrongKey));
     expect(wrong.status).toBe(400);
-    expect(await counted()).toEqual(before);
-    expect((await call(stack, 'GET', `/bills/${billId}/invoice/account`)).body).toEqual(accountBefore);
+    expect(await rowsOf(stack.db, scope)).toEqual(before);
+    expect(await accountOf(stack, billId)).toEqual(accountBefore);
 
     // Money moves only under a key; a key reused for another payment after its record expired
     // is refused by the payment's own fingerprint, not answered as the first one.
@@ -196,36 +165,37 @@ describe('payments', () => {
     const last = await twice('POST', path, { amount: 500, currency: 'USD', paid_at: '2026-01-02T03:04:05Z' });
     expect(last.body.invoice).toMatchObject({ status: 'paid', paid_at: '2026-01-02T03:04:05.000Z' });
 
-    const bill = (await call(stack, 'GET', `/bills/${billId}`)).body;
-    expect(bill.invoice).toMatchObject({ payment_status: 'paid' });
-    expect(bill.invoice.amounts).toEqual([
+    const invoice = await invoiceOf(stack, billId);
+    expect(invoice).toMatchObject({ payment_status: 'paid' });
+    expect(invoice!.amounts).toEqual([
       { currency: 'EUR', total: 1000, credited: 0, paid: 1000, due: 0 },
       { currency: 'USD', total: 500, credited: 0, paid: 500, due: 0 },
     ]);
-    const account = (await call(stack, 'GET', `/bills/${billId}/invoice/account`)).body;
-    expect(account.payments.map((p: { amount: number }) => p.amount)).toEqual([400, 1, 599, 500]);
+    const account = await accountOf(stack, billId);
+    expect(account.payments.map((p) => p.amount)).toEqual([400, 1, 599, 500]);
     const paidList = (await call(stack, 'GET', '/bills?invoice_status=paid&limit=100')).body.bills.map(
       (b: { bill_id: string }) => b.bill_id,
     );
     expect(paidList).toContain(billId);
-    const events = await eventsOf(billId);
+    const events = await typesOf(billId);
     expect(events.filter((t) => t === 'invoice.payment_recorded')).toHaveLength(4);
     expect(events.filter((t) => t === 'invoice.paid')).toHaveLength(1);
     // Paid: the lifecycle has ended; a later payment starts it again and is refused as overpayment.
-    const again = await call(stack, 'POST', path, { amount: 1, currency: 'EUR' }, key(uid('k')));
+    const againKey = uid('k');
+    const paidRows = await rowsOf(stack.db, { bills: [billId], keys: [againKey] });
+    const again = await call(stack, 'POST', path, { amount: 1, currency: 'EUR' }, key(againKey));
     expect(again.status).toBe(400);
+    expect(again.body).toMatchObject({ code: 'failed_precondition', details: { due: 0 } });
+    expect(await rowsOf(stack.db, { bills: [billId], keys: [againKey] })).toEqual(paidRows);
   });
 
   it('a PT5S payment term gives overdue, once', async () => {
     const billId = await closedBill([[700, 'EUR']], { payment_terms: 'PT5S' });
-    const overdue = await eventually(async () => {
-      const invoice = await invoiceOf(billId);
-      return invoice.payment_status === 'overdue' && invoice;
-    }, 30_000);
-    expect(Date.parse(overdue.due_at)).toBeLessThanOrEqual(Date.now());
+    const overdue = await invoiceWhen(stack, billId, (i) => i.payment_status === 'overdue');
+    expect(Date.parse(overdue.due_at!)).toBeLessThanOrEqual(Date.now());
     // Still payable: a full payment settles it.
     expect((await twice('POST', `/bills/${billId}/invoice/payments`, { amount: 700, currency: 'EUR' })).body.invoice.status).toBe('paid');
-    expect((await eventsOf(billId)).filter((t) => t === 'invoice.overdue')).toHaveLength(1);
+    expect(await eventCount(stack, billId, 'invoice.overdue')).toBe(1);
   });
 });
 
@@ -275,7 +245,7 @@ describe('credit notes', () => {
     expect(mails.map((m) => m.mail.attachments[0].filename).sort()).toEqual(
       [`${won.credit_note.credit_note_number}.pdf`, `${full.body.credit_note.credit_note_number}.pdf`].sort(),
     );
-    expect((await eventsOf(billId)).filter((t) => t === 'credit_note.issued')).toHaveLength(2);
+    expect(await eventCount(stack, billId, 'credit_note.issued')).toBe(2);
   });
 
   it('a void keeps the PDF and number of the original, with a full credit note that says so', async () => {
@@ -284,7 +254,7 @@ describe('credit notes', () => {
       [300, 'USD'],
     ]);
     const original = await pdfOf(`/bills/${billId}/invoice`);
-    const number = (await invoiceOf(billId)).invoice_number;
+    const number = (await invoiceOf(stack, billId))!.invoice_number;
     await twice('POST', `/bills/${billId}/credit-notes`, { lines: [{ amount: 500, currency: 'EUR', reason: 'discount' }] });
 
     const voided = await twice('POST', `/bills/${billId}/invoice/void`, { reason: 'billed in error' });
@@ -306,21 +276,29 @@ describe('credit notes', () => {
     expect((await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 1, currency: 'USD' }, key(uid('k')))).body.code).toBe(
       'failed_precondition',
     );
-    expect((await eventsOf(billId)).filter((t) => t === 'invoice.voided')).toHaveLength(1);
+    expect(await eventCount(stack, billId, 'invoice.voided')).toBe(1);
 
     // A paid invoice cannot be voided.
     const paid = await closedBill([[100, 'EUR']]);
     await call(stack, 'POST', `/bills/${paid}/invoice/payments`, { amount: 100, currency: 'EUR' }, key(uid('k')));
-    expect((await call(stack, 'POST', `/bills/${paid}/invoice/void`, {}, key(uid('k')))).status).toBe(400);
+    const voidKey = uid('k');
+    const paidRows = await rowsOf(stack.db, { bills: [paid], keys: [voidKey] });
+    const refused = await call(stack, 'POST', `/bills/${paid}/invoice/void`, {}, key(voidKey));
+    expect(refused).toMatchObject({ status: 400, body: { code: 'failed_precondition', details: { status: 'paid' } } });
+    expect(await rowsOf(stack.db, { bills: [paid], keys: [voidKey] })).toEqual(paidRows);
   });
 
   it('an invoice that is not finalized takes nothing', async () => {
     const billId = uid();
     await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600) });
-    const refused = await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 1, currency: 'EUR' }, key(uid('k')));
+    const [payKey, creditKey] = [uid('k'), uid('k')];
+    const scope = { bills: [billId], keys: [payKey, creditKey] };
+    const before = await rowsOf(stack.db, scope);
+    const refused = await call(stack, 'POST', `/bills/${billId}/invoice/payments`, { amount: 1, currency: 'EUR' }, key(payKey));
     expect(refused.status).toBe(400);
     expect(refused.body.message).toMatch(/not finalized/);
-    expect((await call(stack, 'POST', `/bills/nope-${billId}/credit-notes`, { full: true }, key(uid('k')))).status).toBe(404);
+    expect((await call(stack, 'POST', `/bills/nope-${billId}/credit-notes`, { full: true }, key(creditKey))).status).toBe(404);
+    expect(await rowsOf(stack.db, scope)).toEqual(before);
     await call(stack, 'POST', `/bills/${billId}/close`);
   });
 });

@@ -2,15 +2,12 @@
  * Reconciliation (`npm run reconcile`, GET /admin/reconcile): it finds each kind of difference
  * by bill id, and finds none in a healthy database. Its own database, so "every bill" is ours.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { reconcile } from '../../bills/reconcile';
 import { insertApiKey } from '../../core/auth';
 import { billWorkflowId } from '../../bills/messages';
+import { runScript } from '../helpers/processes';
 import { call, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
-const root = path.resolve(__dirname, '..', '..');
 let stack: Stack;
 
 beforeAll(async () => {
@@ -32,22 +29,8 @@ async function openBillWithItems(amounts: number[]): Promise<string> {
 }
 
 /** The CLI, as an operator runs it, against this test's database and Temporal. */
-async function cli(args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'host', 'reconcile.ts'), ...args], {
-      cwd: root,
-      env: {
-        ...process.env,
-        DATABASE_URL: stack.config.databaseUrl,
-        TEMPORAL_ADDRESS: stack.config.temporal.address,
-      },
-    });
-    return { code: 0, out: stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string };
-    return { code: e.code, out: e.stdout };
-  }
-}
+const cli = (args: string[]) =>
+  runScript('host/reconcile.ts', args, { DATABASE_URL: stack.config.databaseUrl, TEMPORAL_ADDRESS: stack.config.temporal.address });
 
 describe('reconciliation', () => {
   it('finds nothing when open and closed bills agree, from the endpoint and the CLI', async () => {
@@ -58,7 +41,7 @@ describe('reconciliation', () => {
     const reply = await call(stack, 'GET', '/admin/reconcile', undefined, admin);
     expect(reply.status).toBe(200);
     expect(reply.body).toMatchObject({ ok: true, bills_checked: 2, open_bills_checked_live: 1, line_items_checked: '3', differences: [] });
-    expect((await cli(['--bill', open])).code).toBe(0);
+    expect(await cli(['--bill', open])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^OK: 1 bills \(1 open, checked live\)/) });
   });
 
   it('needs the admin scope', async () => {
@@ -90,9 +73,9 @@ describe('reconciliation', () => {
     const diff = reply.body.differences.find((d: { bill_id: string }) => d.bill_id === behindBack);
     expect(diff).toMatchObject({ live: { USD: { amount: '100', count: '1' } }, stored: { USD: { amount: '105', count: '2' } } });
 
-    const { code, out } = await cli([]);
+    const { code, stdout } = await cli([]);
     expect(code).toBe(1);
-    for (const id of [behindBack, tampered, orphan]) expect(out).toContain(id);
+    for (const id of [behindBack, tampered, orphan]) expect(stdout).toContain(id);
     // One bill at a time: a healthy one still passes.
     const healthy = await openBillWithItems([1]);
     expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${healthy}`, undefined, admin)).body).toMatchObject({

@@ -2,7 +2,6 @@
  * `npm start` as a newcomer runs it: embedded Postgres and Temporal dev server, worker and API in
  * one process, state in DATA_DIR that survives a restart, and a clean exit on SIGTERM.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,53 +10,40 @@ import { findTemporalCli } from '../../host/temporal-dev';
 import { eventually, inSeconds, uid } from '../helpers/stack';
 import { holdToContract } from '../helpers/contract';
 import { freePort } from '../helpers/ports';
+import { runCommand, startProcess, type Running } from '../helpers/processes';
 
-const root = path.resolve(__dirname, '..', '..');
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function start(env: Record<string, string>): Promise<Started> {
-  // As `npm start` runs it: node itself with tsx's loader, so signals reach the service directly
-  // (the tsx CLI wrapper relays them, and gives up on a child whose event loop is busy).
-  const child = spawn(process.execPath, ['--max-old-space-size=1024', '--import', 'tsx', 'host/main.ts', 'all'], {
-    cwd: root,
+/** `npm start`, as it runs it, once it says it is up. */
+async function start(env: Record<string, string>): Promise<Running> {
+  const service = startProcess('host/main.ts', ['all'], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    nodeArgs: ['--max-old-space-size=1024'],
   });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('is up')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, output: () => out };
+  await service.waitFor('is up');
+  return service;
 }
 
 /** SIGTERM, then the exit code, with the output attached when it is not 0. */
-async function stop({ child, output }: Started): Promise<string> {
-  child.kill('SIGTERM');
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  return code === 0 ? 'exit 0' : `exit ${code}\n${output()}`;
+async function stop(service: Running): Promise<string> {
+  const code = await service.stop('SIGTERM');
+  return code === 0 ? 'exit 0' : `exit ${code}\n${service.output()}`;
 }
 
-/** SIGKILL for the service process, leaving its children (Postgres, the dev server) behind. */
-function crash({ child }: Started): void {
-  process.kill(child.pid!, 'SIGKILL');
+/**
+ * SIGKILL for the service process, leaving its children (Postgres, the dev server) behind. That is
+ * the process `npm start`'s supervisor runs (host/main.ts), not the supervisor: killed itself, the
+ * supervisor's service notices and stops in order.
+ */
+async function crash(service: Running): Promise<void> {
+  const { code, stdout } = await runCommand('pgrep', ['-P', String(service.child.pid)]);
+  expect(code).toBe(0);
+  for (const pid of stdout.trim().split('\n')) process.kill(Number(pid), 'SIGKILL');
+  await service.exited;
 }
 
-function devServersOn(port: number): string[] {
-  try {
-    return execFileSync('pgrep', ['-f', `start-dev --port ${port}`], { encoding: 'utf8' })
-      .trim()
-      .split('\n');
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
+async function devServersOn(port: number): Promise<string[]> {
+  // pgrep exits 1 when nothing matches.
+  const { code, stdout } = await runCommand('pgrep', ['-f', `start-dev --port ${port}`]);
+  return code === 0 ? stdout.trim().split('\n') : [];
 }
 
 describe('npm start on embedded defaults', () => {
@@ -112,7 +98,7 @@ describe('npm start on embedded defaults', () => {
       });
       expect(live).toMatchObject({ status: 'open', totals: [{ currency: 'GEL', amount: 4200 }] });
     } finally {
-      crash(second);
+      await crash(second);
     }
 
     // After a hard kill, Postgres and the Temporal dev server are still running: the next start
@@ -124,6 +110,6 @@ describe('npm start on embedded defaults', () => {
     } finally {
       expect(await stop(third)).toBe('exit 0');
     }
-    expect(devServersOn(Number(env.TEMPORAL_DEV_PORT))).toEqual([]);
+    expect(await devServersOn(Number(env.TEMPORAL_DEV_PORT))).toEqual([]);
   }, 180_000);
 });

@@ -8,7 +8,7 @@ import { insertApiKey } from '../../core/auth';
 import { loadConfig } from '../../core/config';
 import { createLogger } from '../../core/log';
 import { buildServer } from '../../host/server';
-import { attemptDelivery } from '../../webhooks/delivery';
+import { pruneEvents } from '../../webhooks/relay';
 import { SecretBox } from '../../webhooks/secrets';
 import {
   TEST_WEBHOOK_SECRETS_KEY,
@@ -16,10 +16,11 @@ import {
   eventually,
   inSeconds,
   logSink,
+  rowsOf,
   startCrashingWorker,
   startStack,
-  tableCounts,
   uid,
+  withApiHost,
   type Stack,
   KILLED_WORKER_ENV,
 } from '../helpers/stack';
@@ -87,6 +88,28 @@ async function openBill(opts: Record<string, unknown> = {}) {
   return created.body;
 }
 
+/** A test ping to the endpoint; resolves with the request its receiver got. */
+async function ping(webhookId: string, path: string) {
+  const sent = await call(stack, 'POST', `/webhooks/${webhookId}/test`);
+  expect(sent.status).toBe(200);
+  return eventually(async () => receiver.at(path).find((r) => r.id === sent.body.event.id));
+}
+
+/** Every page of a listing at `limit` rows a page, in the order it answered. */
+async function walk(path: string, key: 'deliveries' | 'webhooks', id: 'delivery_id' | 'webhook_id', limit: number): Promise<string[]> {
+  const seen: string[] = [];
+  for (let cursor = ''; ;) {
+    const page = (await call(stack, 'GET', `${path}?limit=${limit}${cursor}`)).body;
+    seen.push(...page[key].map((row: Record<string, string>) => row[id]));
+    if (!page.next_cursor) return seen;
+    cursor = `&cursor=${page.next_cursor}`;
+  }
+}
+
+/** The documented order of a listing: newest first, and by id (descending) within one millisecond. */
+const newestFirst = (rows: { id: string; created_at: Date }[]) =>
+  [...rows].sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).map((r) => r.id);
+
 describe('events', () => {
   it('each event type arrives once per subscribed endpoint, after its change committed, signed', async () => {
     const all = await register('/all', ['*'], async (_n, r) => {
@@ -141,10 +164,23 @@ describe('events', () => {
         .filter((r) => mine.has(r.event.data.bill_id))
         .map((r) => `${r.event.type} ${r.event.data.bill_id}`);
     await eventually(async () => expected.every((e) => seen('/all').includes(e)) && seen('/closes').length >= 4, 60_000);
-    // Anything late or doubled would show within this second.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Every delivery of these bills' events to the two endpoints is settled, so nothing of theirs
+    // is still on its way: an event beyond those expected would be a delivery of its own, a
+    // doubled arrival an attempt beyond the first.
+    const settled = await eventually(async () => {
+      const { rows } = await stack.db.query<{ event: string; status: string; attempts: number }>(
+        `SELECT e.type || ' ' || (e.payload->'data'->>'bill_id') AS event, d.status, d.attempts
+           FROM webhook_deliveries d JOIN webhook_events e USING (event_id)
+          WHERE d.webhook_id = ANY($1) AND e.payload->'data'->>'bill_id' = ANY($2)`,
+        [[all.webhook_id, closes.webhook_id], [...mine]],
+      );
+      return rows.every((r) => r.status !== 'pending') && rows;
+    });
+    const expectedClosed = expected.filter((e) => e.startsWith('bill.closed'));
+    expect(settled.map((r) => r.event).sort()).toEqual([...expected, ...expectedClosed].sort());
+    expect(settled.filter((r) => r.status !== 'succeeded' || r.attempts !== 1)).toEqual([]);
     expect(seen('/all').sort()).toEqual([...expected].sort());
-    expect(seen('/closes').sort()).toEqual(expected.filter((e) => e.startsWith('bill.closed')).sort());
+    expect(seen('/closes').sort()).toEqual(expectedClosed.sort());
 
     for (const r of [...receiver.at('/all'), ...receiver.at('/closes')]) {
       expect(r.verifiedWith).toHaveLength(1);
@@ -181,17 +217,45 @@ describe('events', () => {
     expect((await deliveries(closes.webhook_id)).map((d) => d.event.type)).toEqual(expect.arrayContaining(['bill.closed']));
   }, 120_000);
 
-  it('a change that rolls back records no event', async () => {
-    const before = await stack.db.query('SELECT count(*)::int AS n FROM webhook_events');
-    const client = await stack.db.connect();
+  it('a close whose transaction fails records no bill.closed; once it succeeds, exactly one', async () => {
+    const bill = await openBill();
+    const closedEvents = async () =>
+      (
+        await stack.db.query(
+          `SELECT count(*)::int AS n FROM webhook_events WHERE type = 'bill.closed' AND payload->'data'->>'bill_id' = $1`,
+          [bill.bill_id],
+        )
+      ).rows[0].n as number;
+    // The fault: the commit of this bill's close fails, after the close has written everything
+    // (its event too). It sits on the bill's row, not on the event's, so that an event written
+    // outside the close's transaction would survive it. Each firing counts in a sequence, which a
+    // rollback does not undo.
+    const fault = `close_fault_${bill.bill_id.replace(/\W/g, '_')}`;
+    await stack.db.query(`CREATE SEQUENCE ${fault}_hits`);
+    await stack.db.query(
+      `CREATE FUNCTION ${fault}() RETURNS trigger AS $$
+       BEGIN PERFORM nextval('${fault}_hits'); RAISE EXCEPTION 'injected fault: the close of % cannot commit', NEW.bill_id; END
+       $$ LANGUAGE plpgsql`,
+    );
+    await stack.db.query(
+      `CREATE CONSTRAINT TRIGGER ${fault} AFTER UPDATE ON bills DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+       WHEN (NEW.bill_id = '${bill.bill_id}' AND NEW.status = 'closed') EXECUTE FUNCTION ${fault}()`,
+    );
+    const hits = async () =>
+      (await stack.db.query(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM ${fault}_hits`)).rows[0].n;
+    let closing: Promise<unknown> | undefined;
     try {
-      await client.query('BEGIN');
-      await client.query(`SELECT webhook_emit('bill.closed', '{"bill_id":"never"}'::json)`);
-      await client.query('ROLLBACK');
+      closing = call(stack, 'POST', `/bills/${bill.bill_id}/close`);
+      // The close ran and rolled back, then its retry did too.
+      await eventually(async () => Number(await hits()) >= 2);
+      expect((await stack.db.query('SELECT status FROM bills WHERE bill_id = $1', [bill.bill_id])).rows[0].status).toBe('open');
+      expect(await closedEvents()).toBe(0);
     } finally {
-      client.release();
+      await stack.db.query(`DROP TRIGGER ${fault} ON bills; DROP FUNCTION ${fault}(); DROP SEQUENCE ${fault}_hits`);
     }
-    expect((await stack.db.query('SELECT count(*)::int AS n FROM webhook_events')).rows[0].n).toBe(before.rows[0].n);
+    // The fault gone, the close's next retry commits: the bill closed, with one event.
+    expect(await closing).toMatchObject({ status: 200, body: { bill: { status: 'closed' } } });
+    expect(await closedEvents()).toBe(1);
   });
 });
 
@@ -204,17 +268,17 @@ describe('delivery', () => {
       (n) => (n <= 3 ? 'x'.repeat(5000) : 'ok'),
     );
     const bill = await openBill();
-    const got = await eventually(async () => {
-      const r = receiver.at('/flaky').filter((x) => x.event.data.bill_id === bill.bill_id);
-      return r.length >= 4 && r;
+    // Recorded as delivered: its workflow has ended, so no attempt is left to arrive.
+    const delivery = await eventually(async () => {
+      const [d] = await deliveries(hook.webhook_id);
+      return d?.status !== 'pending' && d;
     }, 30_000);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(receiver.at('/flaky').filter((x) => x.event.data.bill_id === bill.bill_id)).toHaveLength(4);
+    expect(delivery).toMatchObject({ status: 'succeeded', attempts: 4, last_status_code: 200, last_response_body: 'ok' });
+    const got = receiver.at('/flaky').filter((x) => x.event.data.bill_id === bill.bill_id);
+    expect(got.map((r) => r.answered)).toEqual([500, 500, 500, 200]);
     expect(new Set(got.map((r) => r.id)).size).toBe(1);
     expect(new Set(got.map((r) => r.body)).size).toBe(1);
     expect(got.every((r) => r.verifiedWith.length === 1)).toBe(true);
-    const [delivery] = await deliveries(hook.webhook_id);
-    expect(delivery).toMatchObject({ status: 'succeeded', attempts: 4, last_status_code: 200, last_response_body: 'ok' });
     // One log line per failed attempt, naming the event; a failed answer's body is kept truncated.
     const failures = logLines.filter((l) => l.event === 'webhook_attempt_failed' && l.event_id === got[0].id);
     expect(failures.map((l) => l.attempt)).toEqual([1, 2, 3]);
@@ -241,15 +305,16 @@ describe('delivery', () => {
       released = true;
       await stack.startWorker();
     }
-    const got = await eventually(async () => {
-      const r = receiver.at('/slow').filter((x) => x.event.data.bill_id === bill!.bill_id && x.answered === 200);
-      return r.length > 0 && r;
+    // Recorded as delivered (after the receiver's answer came back): nothing of it is on its way.
+    const delivery = await eventually(async () => {
+      const [d] = await deliveries(hook.webhook_id);
+      return d?.status !== 'pending' && d;
     }, 40_000);
+    expect(delivery.status).toBe('succeeded');
     const all = receiver.at('/slow').filter((x) => x.event.data.bill_id === bill!.bill_id);
     expect(all.length).toBeGreaterThanOrEqual(2);
-    expect(new Set(all.map((r) => r.id))).toEqual(new Set([got[0].id]));
-    const [delivery] = await deliveries(hook.webhook_id);
-    expect(delivery.status).toBe('succeeded');
+    expect(all.at(-1)!.answered).toBe(200);
+    expect(new Set(all.map((r) => r.id))).toEqual(new Set([delivery.event.id]));
   }, 90_000);
 
   it('after a rotation both secrets verify during the overlap, then only the new one', async () => {
@@ -277,6 +342,35 @@ describe('delivery', () => {
     expect((await call(stack, 'GET', `/webhooks/${hook.webhook_id}`)).body.previous_secret_expires_at).toBeNull();
   }, 30_000);
 
+  it('a second rotation within the overlap signs with the newest secret and the one before it, no longer the first', async () => {
+    const hook = await register('/rotated-twice', ['bill.renewed']);
+    const second = await call(stack, 'POST', `/webhooks/${hook.webhook_id}/rotate-secret`);
+    const third = await call(stack, 'POST', `/webhooks/${hook.webhook_id}/rotate-secret`);
+    expect([second.status, third.status]).toEqual([200, 200]);
+    // The receiver knows all three: which of them verify is what was signed with.
+    receiver.route('/rotated-twice', [hook.secret, second.body.secret, third.body.secret]);
+
+    const got = await ping(hook.webhook_id, '/rotated-twice');
+    expect(got.verifiedWith.sort()).toEqual([second.body.secret, third.body.secret].sort());
+    expect(got.signature.split(' ')).toHaveLength(2);
+    // The one before signs for a full overlap from the second rotation.
+    expect(Date.parse(third.body.previous_secret_expires_at)).toBeGreaterThan(Date.parse(second.body.previous_secret_expires_at));
+  });
+
+  it('with an overlap of zero, a rotation signs with the new secret alone at once', async () => {
+    const hook = await register('/no-overlap', ['bill.renewed']);
+    const rotated = await withApiHost(stack, { WEBHOOK_SECRET_OVERLAP_MS: '0' }, (host) =>
+      call(host, 'POST', `/webhooks/${hook.webhook_id}/rotate-secret`),
+    );
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.previous_secret_expires_at).toBeNull();
+    receiver.route('/no-overlap', [hook.secret, rotated.body.secret]);
+
+    const got = await ping(hook.webhook_id, '/no-overlap');
+    expect(got.verifiedWith).toEqual([rotated.body.secret]);
+    expect(got.signature.split(' ')).toHaveLength(1);
+  });
+
   it('a disabled endpoint gets nothing; one failing for too long is disabled and says why', async () => {
     const off = await register('/off', ['*']);
     const patched = await call(stack, 'PATCH', `/webhooks/${off.webhook_id}`, { enabled: false });
@@ -292,17 +386,26 @@ describe('delivery', () => {
     }, 30_000);
     expect(disabled.disabled_reason).toMatch(/^every delivery failed since .*; the last: the receiver answered HTTP 503$/);
     expect(disabled.failing_since).not.toBeNull();
-    const cutOff = receiver.at('/broken').length;
+    // Its pending deliveries were cancelled with it (a ping that raced the disabling is cancelled
+    // by its own first attempt), so nothing more can be claimed and sent; attempts claimed before
+    // it was disabled may still be on their way: the receiver ends up with exactly those.
+    await eventually(async () => !(await deliveries(broken.webhook_id)).some((d) => d.status === 'pending'));
+    expect(pings).toBeGreaterThan(0);
+    expect((await deliveries(broken.webhook_id)).some((d) => d.event.id && d.status === 'cancelled')).toBe(true);
+    const claimed = async () =>
+      (await stack.db.query('SELECT sum(attempts)::int AS n FROM webhook_deliveries WHERE webhook_id = $1', [broken.webhook_id])).rows[0].n;
+    const cutOff = await eventually(async () => receiver.at('/broken').length === (await claimed()) && receiver.at('/broken').length);
+
+    // A bill's event, seen arriving at an enabled endpoint: the disabled ones got no delivery of it.
+    const control = await register('/control', ['bill.created']);
     const after = await openBill();
-    await new Promise((r) => setTimeout(r, 1500));
+    const arrived = await eventually(async () => receiver.at('/control').find((r) => r.event.data.bill_id === after.bill_id));
+    const { rows } = await stack.db.query('SELECT webhook_id FROM webhook_deliveries WHERE event_id = $1', [arrived.id]);
+    const these = [control.webhook_id, broken.webhook_id, off.webhook_id];
+    expect(rows.map((r) => r.webhook_id).filter((id) => these.includes(id))).toEqual([control.webhook_id]);
     expect(receiver.at('/broken')).toHaveLength(cutOff);
     expect(receiver.at('/off')).toHaveLength(0);
     expect(await deliveries(off.webhook_id)).toHaveLength(0);
-    const statuses = new Set((await deliveries(broken.webhook_id)).map((d) => d.status));
-    expect(statuses.has('pending')).toBe(false);
-    expect(pings).toBeGreaterThan(0);
-    expect((await deliveries(broken.webhook_id)).some((d) => d.event.id && d.status === 'cancelled')).toBe(true);
-    expect(receiver.at('/broken').some((r) => r.event.data.bill_id === after.bill_id)).toBe(false);
 
     // Enabled again and its receiver fixed: a failed delivery goes out again by hand, same id.
     receiver.route('/broken', [broken.secret], () => 200);
@@ -315,9 +418,13 @@ describe('delivery', () => {
     const retried = await call(stack, 'POST', `/webhooks/${broken.webhook_id}/deliveries/${last.delivery_id}/retry`);
     expect(retried.status).toBe(200);
     expect(retried.body.status).toBe('pending');
-    await eventually(async () => receiver.at('/broken').some((r) => r.id === last.event.id && r.answered === 200), 20_000);
-    const done = (await deliveries(broken.webhook_id)).find((d) => d.delivery_id === last.delivery_id);
+    // Recorded once the receiver's answer came back, so waited for rather than read at once.
+    const done = await eventually(async () => {
+      const d = (await deliveries(broken.webhook_id)).find((x) => x.delivery_id === last.delivery_id);
+      return d?.status !== 'pending' && d;
+    }, 20_000);
     expect(done.status).toBe('succeeded');
+    expect(receiver.at('/broken').some((r) => r.id === last.event.id && r.answered === 200)).toBe(true);
   }, 60_000);
 });
 
@@ -350,34 +457,33 @@ describe('the API', () => {
   });
 
   it('refuses bad input with a 400 naming the field and writes nothing', async () => {
-    const before = await tableCounts(stack.db);
-    const cases: [string, string, unknown, string][] = [
-      ['POST', '/webhooks', { events: ['*'] }, 'url'],
-      ['POST', '/webhooks', { url: 'ftp://example.com/x', events: ['*'] }, 'url'],
-      ['POST', '/webhooks', { url: 'https://user:pw@example.com/x', events: ['*'] }, 'url'],
-      ['POST', '/webhooks', { url: 'https://example.com/x', events: [] }, 'events'],
-      ['POST', '/webhooks', { url: 'https://example.com/x', events: ['bill.deleted'] }, 'events'],
-      ['POST', '/webhooks', { url: 'https://example.com/x', events: ['*', 'bill.closed'] }, 'events'],
-      ['POST', '/webhooks', { url: 'https://example.com/x', events: ['*'], secret: 'mine' }, 'secret'],
-      ['PATCH', `/webhooks/${registered[0]}`, {}, 'body'],
-      ['PATCH', `/webhooks/${registered[0]}`, { enabled: 'yes' }, 'enabled'],
-      ['GET', `/webhooks/${registered[0]}/deliveries?status=lost`, undefined, 'status'],
-      ['POST', `/webhooks/${registered[0]}/deliveries/not-a-uuid/retry`, undefined, 'deliveryId'],
+    // An endpoint of its own to change, and a key on every request: failed requests are not remembered.
+    const target = await register('/bad-input', ['bill.renewed']);
+    const urls = [receiver.url('/bad-input'), 'ftp://example.com/x', 'https://user:pw@example.com/x', 'https://example.com/x'];
+    const refused: [string, string, unknown, number, string, string?][] = [
+      ['POST', '/webhooks', { events: ['*'] }, 400, 'invalid_argument', 'url'],
+      ['POST', '/webhooks', { url: urls[1], events: ['*'] }, 400, 'invalid_argument', 'url'],
+      ['POST', '/webhooks', { url: urls[2], events: ['*'] }, 400, 'invalid_argument', 'url'],
+      ['POST', '/webhooks', { url: urls[3], events: [] }, 400, 'invalid_argument', 'events'],
+      ['POST', '/webhooks', { url: urls[3], events: ['bill.deleted'] }, 400, 'invalid_argument', 'events'],
+      ['POST', '/webhooks', { url: urls[3], events: ['*', 'bill.closed'] }, 400, 'invalid_argument', 'events'],
+      ['POST', '/webhooks', { url: urls[3], events: ['*'], secret: 'mine' }, 400, 'invalid_argument', 'secret'],
+      ['PATCH', `/webhooks/${target.webhook_id}`, {}, 400, 'invalid_argument', 'body'],
+      ['PATCH', `/webhooks/${target.webhook_id}`, { enabled: 'yes' }, 400, 'invalid_argument', 'enabled'],
+      ['GET', `/webhooks/${target.webhook_id}/deliveries?status=lost`, undefined, 400, 'invalid_argument', 'status'],
+      ['POST', `/webhooks/${target.webhook_id}/deliveries/not-a-uuid/retry`, undefined, 400, 'invalid_argument', 'deliveryId'],
+      ['GET', '/webhooks/nope', undefined, 404, 'not_found'],
+      ['PATCH', '/webhooks/nope', { enabled: true }, 404, 'not_found'],
+      ['DELETE', '/webhooks/nope', undefined, 404, 'not_found'],
+      ['POST', '/webhooks/nope/test', undefined, 404, 'not_found'],
     ];
-    for (const [method, path, body, field] of cases) {
-      const res = await call(stack, method, path, body);
-      expect([path, res.status, res.body.code, res.body.details?.field]).toEqual([path, 400, 'invalid_argument', field]);
+    const keys = refused.map(() => uid('key'));
+    const before = await rowsOf(stack.db, { webhookUrls: urls, keys });
+    for (const [i, [method, path, body, status, code, field]] of refused.entries()) {
+      const res = await call(stack, method, path, body, { 'idempotency-key': keys[i] });
+      expect([method, path, res.status, res.body.code, res.body.details?.field]).toEqual([method, path, status, code, field]);
     }
-    for (const [method, path] of [
-      ['GET', '/webhooks/nope'],
-      ['PATCH', '/webhooks/nope'],
-      ['DELETE', '/webhooks/nope'],
-      ['POST', '/webhooks/nope/test'],
-    ]) {
-      const res = await call(stack, method, path, method === 'PATCH' ? { enabled: true } : undefined);
-      expect([path, res.status, res.body.code]).toEqual([path, 404, 'not_found']);
-    }
-    expect(await tableCounts(stack.db)).toEqual(before);
+    expect(await rowsOf(stack.db, { webhookUrls: urls, keys })).toEqual(before);
   });
 });
 
@@ -397,31 +503,71 @@ describe('outbox', () => {
     await call(stack, 'POST', `/bills/${series.bill_id}/cancel`, { close_now: true });
   });
 
-  it('pages deliveries and webhooks without skipping rows made within one millisecond', async () => {
+  it('pages deliveries and webhooks newest first, then by id, each row once, when several share a millisecond', async () => {
     const hook = await register('/paged', ['bill.renewed']);
-    const pings = [];
-    for (let i = 0; i < 5; i++) pings.push((await call(stack, 'POST', `/webhooks/${hook.webhook_id}/test`)).body.delivery_id);
-    const seen: string[] = [];
-    for (let cursor = ''; ;) {
-      const page = (await call(stack, 'GET', `/webhooks/${hook.webhook_id}/deliveries?limit=2${cursor}`)).body;
-      seen.push(...page.deliveries.map((d: { delivery_id: string }) => d.delivery_id));
-      if (!page.next_cursor) break;
-      cursor = `&cursor=${page.next_cursor}`;
+    const pings: string[] = [];
+    for (let i = 0; i < 6; i++) pings.push((await call(stack, 'POST', `/webhooks/${hook.webhook_id}/test`)).body.delivery_id);
+    // Made one after another, rows never share a millisecond; a burst of events does. Four of
+    // them now share one (the newest), so every page size below splits the tie.
+    await stack.db.query(`UPDATE webhook_deliveries SET created_at = date_trunc('milliseconds', now()) WHERE delivery_id = ANY($1)`, [
+      pings.slice(1, 5),
+    ]);
+    const stored = await stack.db.query('SELECT delivery_id AS id, created_at FROM webhook_deliveries WHERE webhook_id = $1', [
+      hook.webhook_id,
+    ]);
+    for (const limit of [1, 2, 3]) {
+      const listed = await walk(`/webhooks/${hook.webhook_id}/deliveries`, 'deliveries', 'delivery_id', limit);
+      expect({ limit, listed }).toEqual({ limit, listed: newestFirst(stored.rows) });
     }
-    expect(seen.sort()).toEqual(pings.sort());
     const forged = Buffer.from(JSON.stringify([new Date().toISOString(), 'not-a-uuid'])).toString('base64url');
     const refused = await call(stack, 'GET', `/webhooks/${hook.webhook_id}/deliveries?cursor=${forged}`);
     expect([refused.status, refused.body.details?.field]).toEqual([400, 'cursor']);
 
-    const listed: string[] = [];
-    for (let cursor = ''; ;) {
-      const page = (await call(stack, 'GET', `/webhooks?limit=1${cursor}`)).body;
-      listed.push(...page.webhooks.map((w: { webhook_id: string }) => w.webhook_id));
-      if (!page.next_cursor) break;
-      cursor = `&cursor=${page.next_cursor}`;
+    // Endpoints, likewise: three registered now share the newest millisecond.
+    const tied = [];
+    for (const path of ['/paged-a', '/paged-b', '/paged-c']) tied.push((await register(path, ['bill.renewed'])).webhook_id);
+    await stack.db.query(`UPDATE webhook_endpoints SET created_at = date_trunc('milliseconds', now()) WHERE webhook_id = ANY($1)`, [tied]);
+    const endpoints = await stack.db.query('SELECT webhook_id AS id, created_at FROM webhook_endpoints');
+    for (const limit of [1, 2]) {
+      const listed = await walk('/webhooks', 'webhooks', 'webhook_id', limit);
+      expect({ limit, listed }).toEqual({ limit, listed: newestFirst(endpoints.rows) });
     }
-    expect(listed).toEqual(expect.arrayContaining(registered));
-    expect(new Set(listed).size).toBe(listed.length);
+  });
+
+  it('prunes events past their retention with their deliveries, unless a delivery is still pending', async () => {
+    const ok = await register('/prune-ok', ['bill.created']);
+    const down = await register('/prune-down', ['bill.created'], () => 503);
+    // Old and delivered: pruned. Old, delivered to one endpoint and still pending for another: kept.
+    // Delivered but recent: kept.
+    const oldDelivered = await ping(ok.webhook_id, '/prune-ok');
+    const bill = await openBill();
+    const oldPending = await eventually(async () => receiver.at('/prune-ok').find((r) => r.event.data.bill_id === bill.bill_id));
+    const recent = await ping(ok.webhook_id, '/prune-ok');
+    const deliveriesOf = async (eventId: string) =>
+      (await stack.db.query('SELECT webhook_id, status FROM webhook_deliveries WHERE event_id = $1 ORDER BY webhook_id', [eventId])).rows;
+    await eventually(async () => (await deliveriesOf(oldDelivered.id)).every((d) => d.status === 'succeeded'));
+    await eventually(async () => (await deliveriesOf(oldPending.id)).find((d) => d.webhook_id === ok.webhook_id)?.status === 'succeeded');
+    // The bill's event went to every endpoint taking bill.created; the one to prune-down is pending.
+    const kept = (await deliveriesOf(oldPending.id)).map((d) => d.webhook_id);
+    expect((await deliveriesOf(oldPending.id)).find((d) => d.webhook_id === down.webhook_id)).toMatchObject({ status: 'pending' });
+    const days = stack.config.webhooks.eventRetentionDays;
+    await stack.db.query(
+      `UPDATE webhook_events SET created_at = created_at - $2 * interval '1 day' - interval '1 hour' WHERE event_id = ANY($1)`,
+      [[oldDelivered.id, oldPending.id], days],
+    );
+
+    expect(await pruneEvents(stack.db, days)).toBe(1);
+    const events = await stack.db.query('SELECT event_id FROM webhook_events WHERE event_id = ANY($1)', [
+      [oldDelivered.id, oldPending.id, recent.id],
+    ]);
+    expect(events.rows.map((r) => r.event_id).sort()).toEqual([oldPending.id, recent.id].sort());
+    expect(await deliveriesOf(oldDelivered.id)).toEqual([]);
+    expect((await deliveriesOf(oldPending.id)).map((d) => d.webhook_id)).toEqual(kept);
+    const listed = (await deliveries(ok.webhook_id)).map((d) => d.event.id);
+    expect(listed).not.toContain(oldDelivered.id);
+    expect(listed).toEqual(expect.arrayContaining([oldPending.id, recent.id]));
+    // Its receiver is gone: its delivery would go on failing.
+    await call(stack, 'DELETE', `/webhooks/${down.webhook_id}`);
   });
 });
 
@@ -442,17 +588,7 @@ describe('production mode', () => {
       const { port } = app.server.address() as { port: number };
       const manager = await insertApiKey(stack.db, 'webhooks test', ['webhooks:manage']);
       const reader = await insertApiKey(stack.db, 'webhooks test', ['bills:read', 'bills:write']);
-      const post = (key: string, url: string) =>
-        fetch(`http://127.0.0.1:${port}/webhooks`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ url, events: ['*'] }),
-        }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
-
-      const before = await tableCounts(stack.db);
-      expect((await post(reader.key, 'https://example.com/hook')).status).toBe(403);
-      expect((await post(manager.key, 'http://example.com/hook')).body.details).toMatchObject({ field: 'url' });
-      for (const url of [
+      const privateUrls = [
         'https://127.0.0.1/hook',
         'https://localhost:8443/hook',
         'https://10.1.2.3/hook',
@@ -462,42 +598,29 @@ describe('production mode', () => {
         'https://[fd00:ec2::254]/hook',
         'https://[::ffff:127.0.0.1]/hook',
         'https://100.100.100.200/hook',
-      ]) {
+      ];
+      // Each request under an idempotency key of its own: a refused one leaves no answer behind either.
+      const keys = Array.from({ length: 2 + privateUrls.length }, () => uid('key'));
+      const post = (apiKey: string, url: string) =>
+        fetch(`http://127.0.0.1:${port}/webhooks`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'idempotency-key': keys.pop()! },
+          body: JSON.stringify({ url, events: ['*'] }),
+        }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+      // As sent and as it would be stored (https://[::ffff:7f00:1]/hook, say).
+      const sent = ['https://example.com/hook', 'http://example.com/hook', ...privateUrls];
+      const scope = { webhookUrls: [...sent, ...sent.map((u) => new URL(u).href)], keys: [...keys] };
+      const before = await rowsOf(stack.db, scope);
+
+      expect((await post(reader.key, 'https://example.com/hook')).status).toBe(403);
+      expect((await post(manager.key, 'http://example.com/hook')).body.details).toMatchObject({ field: 'url' });
+      for (const url of privateUrls) {
         const res = await post(manager.key, url);
         expect([url, res.status, res.body.details]).toEqual([url, 400, { field: 'url', reason: 'address_not_public' }]);
       }
-      expect(await tableCounts(stack.db)).toEqual(before);
+      expect(await rowsOf(stack.db, scope)).toEqual(before);
     } finally {
       await app.close();
     }
-  });
-
-  it('refuses to connect to a private address at delivery, too (a name can be re-pointed after registration)', async () => {
-    // Registered while private addresses were allowed; delivered by a production worker.
-    const hook = await register('/private', ['bill.renewed']);
-    // Marked dispatched in its own transaction, so no relay starts it: this test runs the attempt.
-    const client = await stack.db.connect();
-    let deliveryId: string;
-    try {
-      await client.query('BEGIN');
-      const event = await client.query(`SELECT webhook_emit('ping', '{}'::json, $1) AS id`, [hook.webhook_id]);
-      const { rows } = await client.query('UPDATE webhook_deliveries SET dispatched_at = now() WHERE event_id = $1 RETURNING delivery_id', [
-        event.rows[0].id,
-      ]);
-      deliveryId = rows[0].delivery_id;
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
-    const config = loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY, ...ENV });
-    const result = await attemptDelivery(
-      { db: stack.db, config, secrets: new SecretBox(Buffer.from(TEST_WEBHOOK_SECRETS_KEY, 'base64')), log: createLogger('silent') },
-      { delivery_id: deliveryId, generation: 0, attempt: 1 },
-    );
-    expect(result).toMatchObject({ done: false, next_attempt: 2 });
-    const [delivery] = await deliveries(hook.webhook_id);
-    expect(delivery.last_error).toMatch(/127\.0\.0\.1, a loopback address/);
-    expect(receiver.at('/private')).toHaveLength(0);
-    await call(stack, 'DELETE', `/webhooks/${hook.webhook_id}`);
   });
 });

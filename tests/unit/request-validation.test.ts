@@ -458,7 +458,7 @@ describe('requests of the right shape', () => {
     expect(answer).toMatchObject({ status: 503, body: { code: 'unavailable', message: REACHED_THE_STUB } });
   });
 
-  it("leave Fastify's own refusals as they were: malformed JSON, a body too large, a content type it does not parse", async () => {
+  it("answer Fastify's own refusals in the error shape: malformed JSON 400, a body too large 413, a content type it does not parse 415", async () => {
     expect(await send(app, 'POST', '/bills', '{"billing_period_end": ')).toMatchObject({
       status: 400,
       body: { code: 'invalid_argument', details: { reason: 'FST_ERR_CTP_INVALID_JSON_BODY' } },
@@ -470,7 +470,7 @@ describe('requests of the right shape', () => {
       headers: { 'content-type': 'application/json' },
     });
     expect([big.statusCode, big.json()]).toMatchObject([
-      400,
+      413,
       { code: 'invalid_argument', details: { reason: 'FST_ERR_CTP_BODY_TOO_LARGE' } },
     ]);
     const form = await app.inject({
@@ -480,7 +480,7 @@ describe('requests of the right shape', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect([form.statusCode, form.json()]).toMatchObject([
-      400,
+      415,
       { code: 'invalid_argument', details: { reason: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' } },
     ]);
   });
