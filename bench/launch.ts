@@ -114,7 +114,7 @@ export interface SplitStack {
  * A killed worker's workflows move on to another within about a second, not ten (the drills kill
  * workers on purpose; the benchmark never does).
  */
-export const FAST_FAILOVER_ENV = {
+const FAST_FAILOVER_ENV = {
   WORKER_STICKY_QUEUE_TIMEOUT_MS: '1000',
   TEMPORAL_WORKFLOW_TASK_TIMEOUT_MS: '3000',
   BILL_LOCAL_ACTIVITY_TIMEOUT_MS: '2000',

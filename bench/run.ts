@@ -5,9 +5,12 @@
  * bench/results/latest.json. `--quick` runs every scenario briefly (the test suite's smoke check);
  * `--only a,b` runs some scenarios.
  *
- *   npm run bench -- [--quick] [--only add_line_item,create_bill] [--split]
+ *   npm run bench -- [--quick] [--only add_line_item,create_bill] [--split | --cluster]
  *
- * `--split` runs the API and the worker as two processes, each with its own RSS.
+ * `--split` runs the API and the worker as two processes, each with its own RSS. `--cluster` runs
+ * the same scenarios on `npm run cluster`'s topology (host/cluster.ts): the Temporal server on
+ * Postgres, two API and two worker processes; the HTTP load goes to the first API, the bounds to
+ * the same server.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,10 +26,16 @@ import { stageBatch } from '../bills/line-item-store';
 import { batchTotals } from '../bills/line-item-rules';
 import { reconcile } from '../bills/reconcile';
 import { loadConfig } from '../core/config';
+import { freeClusterPorts, startCluster } from '../host/cluster';
 import { freePort, root, sleep, spawnHost, spawnScript, startSplitStack, stopSplitStack, tempDataDir } from './launch';
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, split: { type: 'boolean', default: false } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    split: { type: 'boolean', default: false },
+    cluster: { type: 'boolean', default: false },
+  },
 });
 const quick = args.quick!;
 const only = args.only ? new Set(args.only.split(',')) : null;
@@ -76,8 +85,10 @@ interface Service {
   temporalAddress: string;
   /** The process that serves the API (all-in-one unless --split). */
   pid: number | null;
-  /** With --split, the worker's own process. */
+  /** With --split, the worker's own process (with --cluster, the first worker's). */
   workerPid: number | null;
+  /** Every process of ours whose CPU counts as the service's (--cluster: both APIs and workers). */
+  pids: number[];
   stop: () => Promise<void>;
 }
 
@@ -89,7 +100,32 @@ async function startService(): Promise<Service> {
       temporalAddress: required('TEMPORAL_ADDRESS'),
       pid: null,
       workerPid: null,
+      pids: [],
       stop: async () => undefined,
+    };
+  }
+  if (args.cluster) {
+    const dataDir = tempDataDir('fees-bench-cluster-');
+    const config = loadConfig({
+      ...process.env,
+      ...(await freeClusterPorts()),
+      DATA_DIR: dataDir,
+      DATABASE_URL: undefined,
+      TEMPORAL_ADDRESS: undefined,
+    });
+    const cluster = await startCluster(config, { output: () => undefined, log: () => undefined, env: { LOG_LEVEL: 'warn' } });
+    const pidOf = (p: { pid: () => number | undefined }) => p.pid()!;
+    return {
+      url: cluster.apis[0].url,
+      databaseUrl: cluster.databaseUrl,
+      temporalAddress: cluster.temporalAddress,
+      pid: pidOf(cluster.apis[0]),
+      workerPid: pidOf(cluster.workers[0]),
+      pids: [...cluster.apis, ...cluster.workers].map(pidOf),
+      stop: async () => {
+        await cluster.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
     };
   }
   if (args.split) {
@@ -101,6 +137,7 @@ async function startService(): Promise<Service> {
       temporalAddress: s.temporal.address,
       pid: s.api.pid,
       workerPid: s.worker.pid,
+      pids: [s.api.pid, s.worker.pid],
       stop: () => stopSplitStack(s),
     };
   }
@@ -128,6 +165,7 @@ async function startService(): Promise<Service> {
     temporalAddress: process.env.TEMPORAL_ADDRESS ?? `127.0.0.1:${temporalPort}`,
     pid: host.pid,
     workerPid: null,
+    pids: [host.pid],
     stop: async () => {
       await host.stop();
       rmSync(dataDir, { recursive: true, force: true });
@@ -162,18 +200,17 @@ function cpuByRole(svc: Service): Map<string, { role: string; ms: number }> {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const role =
-        Number(pid) === svc.pid || Number(pid) === svc.workerPid
-          ? 'service'
-          : Number(pid) === process.pid
-            ? 'bench'
-            : cmd.includes('start-dev')
-              ? 'temporal'
-              : cmd.startsWith('postgres') || stat.includes('(postgres)')
-                ? 'postgres'
-                : cmd.includes('bench/noop/worker.ts')
-                  ? 'floor'
-                  : null;
+      const role = svc.pids.includes(Number(pid))
+        ? 'service'
+        : Number(pid) === process.pid
+          ? 'bench'
+          : cmd.includes('start-dev') || cmd.includes('deploy/temporal/config')
+            ? 'temporal'
+            : cmd.startsWith('postgres') || stat.includes('(postgres)')
+              ? 'postgres'
+              : cmd.includes('bench/noop/worker.ts')
+                ? 'floor'
+                : null;
       if (role) found.set(pid, { role, ms });
     } catch {
       // exited meanwhile
@@ -829,13 +866,14 @@ function report(started: number) {
     ...checked.map((t) => `| ${t.target} | ${t.value ?? '–'} | ${t.met === null ? '–' : t.met ? 'yes' : 'NO'} |`),
   ];
   console.log(`\n${lines.join('\n')}\n`);
-  const file = process.env.BENCH_RESULTS ?? path.join(root, 'bench', 'results', 'latest.json');
+  const file = process.env.BENCH_RESULTS ?? path.join(root, 'bench', 'results', args.cluster ? 'latest-cluster.json' : 'latest.json');
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(
     file,
     JSON.stringify(
       {
         quick,
+        topology: args.cluster ? 'cluster' : args.split ? 'split' : 'all-in-one',
         cores: os.cpus().length,
         node: process.version,
         at: new Date().toISOString(),

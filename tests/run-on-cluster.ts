@@ -10,28 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../core/config';
-import { startCluster } from '../host/cluster';
-import { freePort } from './helpers/ports';
+import { freeClusterPorts, startCluster } from '../host/cluster';
 
 async function main(): Promise<number> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'fees-test-cluster-'));
-  // Each block of ports the cluster needs: its frontend and membership ports come in fours.
-  const block = async () => {
-    for (;;) {
-      const port = await freePort();
-      if (port < 60_000) return port;
-    }
-  };
-  const config = loadConfig({
-    ...process.env,
-    DATA_DIR: dataDir,
-    PORT: String(await freePort()),
-    EMBEDDED_PG_PORT: String(await freePort()),
-    CLUSTER_TEMPORAL_PG_PORT: String(await freePort()),
-    CLUSTER_TEMPORAL_PORT: String(await block()),
-    CLUSTER_MEMBERSHIP_PORT: String(await block()),
-    CLUSTER_TEMPORAL_METRICS_PORT: String(await freePort()),
-  });
+  const config = loadConfig({ ...process.env, ...(await freeClusterPorts(0, 0)), DATA_DIR: dataDir });
   const cluster = await startCluster(config, { apis: 0, workers: 0, output: () => undefined });
   console.log(`The integration suite against the Temporal server at ${cluster.temporalAddress}`);
   try {
