@@ -171,3 +171,18 @@ export function toAppError(err: unknown): AppError {
 // 9 (FAILED_PRECONDITION) is what an update meets while its workflow's task is failing: whether
 // an earlier attempt's change committed is unknown, and the same key is safe to send again.
 const TEMPORAL_SIDE_FAILURES = new Set([1, 2, 9, 10, 13]);
+
+/** Whether a Temporal frontend answers at `address` within about three seconds (one of ours, or one left by a killed run). */
+export async function temporalAnswers(address: string): Promise<boolean> {
+  try {
+    const connection = await Connection.connect({ address, connectTimeout: 1000 });
+    try {
+      await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.getSystemInfo({}));
+      return true;
+    } finally {
+      await connection.close();
+    }
+  } catch {
+    return false;
+  }
+}

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../core/config';
+import { temporalAnswers } from '../core/temporal';
 import { TEMPORAL_CLI, findGoTool, howToInstall } from './go-tools';
 import { stopProcess } from './processes';
 import { addMissingSearchAttributes, devServerSearchAttributeArgs } from '../temporal/search-attributes';
@@ -69,21 +70,6 @@ async function stopOrphanedDevServer(dbFilename: string): Promise<void> {
     }
     const db = args.indexOf('--db-filename');
     if (args.includes('start-dev') && db > 0 && args[db + 1] === dbFilename) await stopProcess(Number(pid), 'SIGTERM', 10_000);
-  }
-}
-
-/** Whether a Temporal server already answers at `address` (a dev server left by a killed run). */
-async function temporalAnswers(address: string): Promise<boolean> {
-  try {
-    const connection = await Connection.connect({ address, connectTimeout: 1000 });
-    try {
-      await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.getSystemInfo({}));
-      return true;
-    } finally {
-      await connection.close();
-    }
-  } catch {
-    return false;
   }
 }
 

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { temporalAnswers } from '../core/temporal';
 import pg from 'pg';
 import { appRoot } from '../core/app-root';
 import { stopProcess } from './processes';
@@ -118,25 +118,11 @@ export async function startTemporalServer(o: TemporalServerOptions): Promise<Run
         `the Temporal server exited (code ${code}) before it answered at ${address}; its last lines (${o.logFile}):\n    ${tail}`,
       );
     }
-    answered = await answers(address);
+    answered = await temporalAnswers(address);
     if (!answered && Date.now() > deadline) {
       await stopProcess(child.pid!, 'SIGKILL');
       throw new Error(`the Temporal server did not answer at ${address} within 120 s (its log: ${o.logFile})`);
     }
   }
   return { address, pid: child.pid!, exited, stop: () => stopProcess(child.pid!, 'SIGTERM', 30_000) };
-}
-
-async function answers(address: string): Promise<boolean> {
-  try {
-    const connection = await Connection.connect({ address, connectTimeout: 1000 });
-    try {
-      await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.getSystemInfo({}));
-      return true;
-    } finally {
-      await connection.close();
-    }
-  } catch {
-    return false;
-  }
 }
