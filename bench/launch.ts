@@ -60,7 +60,10 @@ export function scriptNodeArgs(mode: 'all' | 'api' | 'worker'): string[] {
 
 /** `host/main.ts <mode>` as its own process, resolved once it says it is up. */
 export function spawnHost(mode: 'all' | 'api' | 'worker', env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<HostProcess> {
-  return spawnScript('host/main.ts', [mode], env, [...scriptNodeArgs(mode), ...nodeArgs], 'is up');
+  // Without a supervisor (it is there for a terminal's Ctrl-C): the pid we measure and signal is
+  // the service itself, not an idle parent.
+  const unsupervised = { ...env, FEES_SUPERVISED: '1' };
+  return spawnScript('host/main.ts', [mode], unsupervised, [...scriptNodeArgs(mode), ...nodeArgs], 'is up');
 }
 
 /** A TypeScript file of this repository as its own process, resolved once it prints `ready`. */
