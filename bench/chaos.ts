@@ -425,13 +425,17 @@ const describeAdds = (adds: Add[]) =>
   `${adds.filter((a) => a.acked).length} acknowledged, ${adds.filter((a) => a.rejected).length} rejected`;
 
 /** Adds under load while `fault` runs once a quarter of them is acknowledged. */
-async function underLoad(s: Stack, c: FeesClient, fault: () => Promise<string>): Promise<{ bills: string[]; adds: Add[]; what: string }> {
+async function underLoad(
+  c: FeesClient,
+  fault: () => Promise<string>,
+): Promise<{ bills: string[]; adds: Add[]; what: string; faultAt: number; ackTimes: number[] }> {
   const bills = await createBills(c, SIZE.bills);
-  const progress = { acked: 0 };
+  const progress = { acked: 0, times: [] as number[] };
   const load = addMany(c, bills, SIZE.items, progress);
   await until('a quarter of the adds', () => progress.acked >= SIZE.items / 4);
+  const faultAt = Date.now();
   const what = await fault();
-  return { bills, adds: await load, what };
+  return { bills, adds: await load, what, faultAt, ackTimes: progress.times };
 }
 
 /** SIGKILL (a crash, mid-request), then a new process of the same kind on the same port. */
@@ -445,7 +449,7 @@ async function killAndRestart(s: Stack, which: 'api' | 'worker'): Promise<string
 
 const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: string; problems: string[] }>> = {
   async worker_kill(s, c) {
-    const { bills, adds, what } = await underLoad(s, c, () => killAndRestart(s, 'worker'));
+    const { bills, adds, what } = await underLoad(c, () => killAndRestart(s, 'worker'));
     return {
       summary: `${SIZE.items} adds at concurrency ${SIZE.concurrency}; ${what}; ${describeAdds(adds)}`,
       problems: await invariants(s, bills, adds),
@@ -453,7 +457,7 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
   },
 
   async api_kill(s, c) {
-    const { bills, adds, what } = await underLoad(s, c, () => killAndRestart(s, 'api'));
+    const { bills, adds, what } = await underLoad(c, () => killAndRestart(s, 'api'));
     return {
       summary: `${SIZE.items} adds; ${what}; clients retried with the same keys; ${describeAdds(adds)}`,
       problems: await invariants(s, bills, adds),
@@ -471,7 +475,7 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
     const quietAdds = await Promise.all(quiet.flatMap((b) => [addOne(c, b, 10), addOne(c, b, 20)]));
     const totalsOf = (b: string) => c.getBill(b);
     const before = await Promise.all(quiet.map(totalsOf));
-    const { bills, adds, what } = await underLoad(s, c, async () => {
+    const { bills, adds, what } = await underLoad(c, async () => {
       const at = Date.now();
       await s.temporal.stop();
       await sleep(1000);
@@ -507,7 +511,7 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
     const reads = new Map<string, number>();
     let slowest = 0;
     let readProblems: string[] = [];
-    const { bills, adds, what } = await underLoad(s, c, async () => {
+    const { bills, adds, what } = await underLoad(c, async () => {
       const [probe] = await createBills(c, 1);
       const at = Date.now();
       await s.postgres.stop();
@@ -997,6 +1001,8 @@ interface ClusterTarget extends Checked {
   dataDir: string;
   /** Each API process's base URL. */
   urls: string[];
+  /** The processes' last lines, for a failing drill's report. */
+  lastLines: () => string;
 }
 
 async function startClusterTarget(): Promise<ClusterTarget> {
@@ -1026,11 +1032,10 @@ async function startClusterTarget(): Promise<ClusterTarget> {
     config,
     temporal: { address: cluster.temporalAddress },
     urls: cluster.apis.map((a) => a.url),
+    lastLines: () => lines.slice(-200).join('\n'),
   };
-  clusterLines = () => lines.slice(-200).join('\n');
   return target;
 }
-let clusterLines = () => '';
 
 /**
  * The typed client as a load balancer in front of the API processes would serve it: each attempt
@@ -1078,13 +1083,7 @@ async function clusterLoad(
   c: FeesClient,
   fault: () => Promise<string>,
 ): Promise<{ summary: string; problems: string[] }> {
-  const bills = await createBills(c, SIZE.bills);
-  const progress = { acked: 0, times: [] as number[] };
-  const load = addMany(c, bills, SIZE.items, progress);
-  await until('a quarter of the adds', () => progress.acked >= SIZE.items / 4);
-  const at = Date.now();
-  const what = await fault();
-  const adds = await load;
+  const { bills, adds, what, faultAt, ackTimes } = await underLoad(c, fault);
   // After the fault: every bill still takes an add (through whichever API answers).
   const later = await Promise.all(bills.map((b) => addOne(c, b, 7)));
   const problems = later.filter((a) => !a.acked).map((a) => `${a.bill}: an add after the fault was refused (${a.rejected})`);
@@ -1110,7 +1109,7 @@ async function clusterLoad(
     summary:
       `${SIZE.items} adds at concurrency ${SIZE.concurrency} over ${t.urls.length} APIs; ${what}; ${describeAdds(adds)}; ` +
       `${acked.size} acknowledged in all, ${rows.length} stored, ${rows.length - stored.size} doubled, ${lost} lost, ${extra} stored unacknowledged; ` +
-      `longest stall of acknowledgements from the fault on ${seconds(longestStall(progress.times, at))}` +
+      `longest stall of acknowledgements from the fault on ${seconds(longestStall(ackTimes, faultAt))}` +
       (unreachableFor >= 1000 ? `; every bill's workflow agreed with its stored totals ${seconds(unreachableFor)} after the load` : ''),
     problems,
   };
@@ -1188,7 +1187,7 @@ async function clusterMain(started: number): Promise<number> {
   try {
     verdicts = await runDrills(
       (drill, seen) => clusterDrills[drill as ClusterDrill](t, balancedClient(t, seen)),
-      () => `\nthe cluster's last lines:\n${clusterLines()}`,
+      () => `\nthe cluster's last lines:\n${t.lastLines()}`,
     );
   } finally {
     await client?.connection.close();

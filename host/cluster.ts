@@ -31,8 +31,8 @@ export interface ServiceProcess {
   start: () => Promise<void>;
   /** SIGTERM, then SIGKILL after `graceMs`. */
   stop: (graceMs?: number) => Promise<void>;
-  /** Resolves when the current run has exited. */
-  exited: () => Promise<void>;
+  /** Resolves with its exit code (null after a signal) when the current run has exited. */
+  exited: () => Promise<number | null>;
   kill: () => void;
 }
 
@@ -134,7 +134,7 @@ function serviceProcess(
   output: (name: string, line: string) => void,
 ): ServiceProcess {
   let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
+  let exited: Promise<number | null> = Promise.resolve(null);
   const [command, ...args] = PROCESS_COMMANDS[role];
   const process_ = {
     name,
@@ -161,7 +161,7 @@ function serviceProcess(
       exited = new Promise((resolve) =>
         started.on('exit', (code, signal) => {
           output(name, `exited (${signal ?? `code ${code}`})`);
-          resolve();
+          resolve(code);
         }),
       );
     },
@@ -185,8 +185,7 @@ async function runJob(role: Role, env: NodeJS.ProcessEnv, output: (name: string,
     output(name, line);
   });
   await job.start();
-  await job.exited();
-  if (!lines.some((l) => l === 'exited (code 0)')) throw new Error(`the ${role} job failed:\n    ${lines.slice(-10).join('\n    ')}`);
+  if ((await job.exited()) !== 0) throw new Error(`the ${role} job failed:\n    ${lines.slice(-10).join('\n    ')}`);
 }
 
 export async function startCluster(config: Config, options: ClusterOptions = {}): Promise<Cluster> {
