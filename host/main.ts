@@ -188,11 +188,6 @@ async function main(mode: Mode, config: Config): Promise<void> {
     );
   }
 
-  console.log(`Fees API (${mode}) is up:\n  ${report.join('\n  ')}`);
-  if ((mode === 'all' || mode === 'api') && !config.auth.required) {
-    console.warn(`\n${'!'.repeat(78)}\n!! ${OPEN_WARNING}\n${'!'.repeat(78)}\n`);
-  }
-
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -201,6 +196,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
     await stopAll();
     process.exit(0);
   };
+  // Before the banner: whoever waits for it (a supervisor, a test, a terminal user) may signal at once.
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   if (process.env.FEES_SUPERVISED === '1') {
@@ -208,6 +204,11 @@ async function main(mode: Mode, config: Config): Promise<void> {
     const parent = process.ppid;
     setInterval(() => process.ppid !== parent && void shutdown('supervisor gone'), 1_000).unref();
   }
+  console.log(`Fees API (${mode}) is up:\n  ${report.join('\n  ')}`);
+  if ((mode === 'all' || mode === 'api') && !config.auth.required) {
+    console.warn(`\n${'!'.repeat(78)}\n!! ${OPEN_WARNING}\n${'!'.repeat(78)}\n`);
+  }
+
   if (workerDone) {
     workerDone.catch((err) => {
       console.error('worker stopped:', err);
