@@ -12,7 +12,7 @@
  * Postgres, two API and two worker processes; the HTTP load goes to the first API, the bounds to
  * the same server.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,12 +20,14 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { billWorkflowId, appendLineItemsUpdate, addStagedLineItemsUpdate, getBillQuery } from '../bills/messages';
 import { noopUpdate, noopWorkflow, writeActivityUpdate, writeEagerUpdate, writeLocalUpdate } from './noop/workflows';
 import { stageBatch } from '../bills/line-item-store';
 import { batchTotals } from '../bills/line-item-rules';
 import { reconcile } from '../bills/reconcile';
 import { loadConfig } from '../core/config';
+import { AesGcmCodec, dataConverter } from '../core/payload-codec';
 import { freeClusterPorts, startCluster } from '../host/cluster';
 import { freePort, root, sleep, spawnHost, spawnScript, startSplitStack, stopSplitStack, tempDataDir } from './launch';
 
@@ -417,12 +419,19 @@ async function startFloor(svc: Service, temporal: Client, db: pg.Pool) {
 async function main() {
   const started = Date.now();
   console.log(
-    `# Fees API benchmark${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    `# Fees API benchmark${quick ? ' (quick)' : ''}: ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}` +
+      (process.env.PAYLOAD_ENCRYPTION_KEYS ? ', payloads encrypted (PAYLOAD_ENCRYPTION_KEYS)' : ''),
   );
   const svc = await startService();
   currentService = svc;
   const db = new pg.Pool({ connectionString: svc.databaseUrl, max: POOL_SIZE });
   const temporal = new Client({ connection: await Connection.connect({ address: svc.temporalAddress }) });
+  // Our workflows' payloads, as the service writes them (encrypted with PAYLOAD_ENCRYPTION_KEYS); the floor's stay plain.
+  const ourConfig = loadConfig({ PAYLOAD_ENCRYPTION_KEYS: process.env.PAYLOAD_ENCRYPTION_KEYS });
+  const ours = new Client({ connection: temporal.connection, dataConverter: dataConverter(ourConfig) });
+  // What one add costs the codec: the payloads one add passes through it (4 encoded, 4 decoded, about
+  // 150 bytes each, counted on an add to a bill with encryption on), with the configured key or a fresh one.
+  const codec = new AesGcmCodec(ourConfig.payloadKeys ?? [{ id: 'bench', key: randomBytes(32) }]);
   const floor = await startFloor(svc, temporal, db);
   try {
     const bills = await createBills(svc, quick ? 10 : 100);
@@ -441,7 +450,7 @@ async function main() {
     // Our workflow without the API: one item per update, straight to 100 bills.
     const append = async (i: number) => {
       const id = randomUUID();
-      await temporal.workflow
+      await ours.workflow
         .getHandle(billWorkflowId(bills[i % bills.length]))
         .executeUpdate(appendLineItemsUpdate, { args: [{ items: [{ ...item(i), metadata: null, line_item_id: id }] }], updateId: id });
     };
@@ -533,6 +542,19 @@ async function main() {
           ...(await httpLoad(svc, { name: 'add_line_item', connections: 32, next: () => addTo(bills[seq % bills.length]) })),
           notes: '100 bills, 32 callers',
         }),
+      ],
+      [
+        'payload_codec',
+        async () => {
+          const payload = (i: number) => defaultPayloadConverter.toPayload({ ...item(i), line_item_id: randomUUID(), bill_id: bills[0] });
+          const oneAdd = async (i: number) => {
+            for (let k = 0; k < 4; k++) await codec.decode(await codec.encode([payload(i)]));
+          };
+          return {
+            ...(await loop('payload_codec', 'adds/s', 1, 1, oneAdd, null)),
+            notes: "one add's payloads sealed and opened (AES-256-GCM), in the bench process",
+          };
+        },
       ],
       [
         'temporal_noop_update_1',
@@ -633,7 +655,7 @@ async function main() {
               const batchId = randomUUID();
               if ((await stageBatch(db, { batch_id: batchId, bill_id: billId, request_fingerprint: 'bench', items })) !== 'staged')
                 throw new Error('not staged');
-              await temporal.workflow.getHandle(billWorkflowId(billId)).executeUpdate(addStagedLineItemsUpdate, {
+              await ours.workflow.getHandle(billWorkflowId(billId)).executeUpdate(addStagedLineItemsUpdate, {
                 args: [{ batch_id: batchId, item_count: items.length, totals: batchTotals(items) }],
                 updateId: batchId,
               });
@@ -702,7 +724,7 @@ async function main() {
         1,
         1,
         async () => {
-          await Promise.all(page.map((id) => temporal.workflow.getHandle(billWorkflowId(id)).query(getBillQuery)));
+          await Promise.all(page.map((id) => ours.workflow.getHandle(billWorkflowId(id)).query(getBillQuery)));
         },
         svc.pid,
       );
@@ -741,7 +763,7 @@ async function main() {
         }),
       );
       const seconds = (Date.now() - t) / 1000;
-      const live = await temporal.workflow.getHandle(billWorkflowId(bill)).query(getBillQuery);
+      const live = await ours.workflow.getHandle(billWorkflowId(bill)).query(getBillQuery);
       const liveSum = live.totals.reduce((a, x) => a + x.amount, 0);
       const stored = await db.query('SELECT coalesce(sum(amount), 0)::text AS s, count(*)::int AS n FROM line_items WHERE bill_id = $1', [
         bill,
@@ -765,7 +787,7 @@ async function main() {
     if (wanted('reconcile')) {
       // Everything the run left behind: its cost, to show it can run often.
       const t = Date.now();
-      const report = await reconcile({ db, temporal, config: loadConfig({}) });
+      const report = await reconcile({ db, temporal: ours, config: ourConfig });
       const seconds = (Date.now() - t) / 1000;
       record({
         name: 'reconcile',
@@ -818,6 +840,11 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
     create_bill_vs_noop_start: div(s('create_bill')?.throughput, s('temporal_noop_start')?.throughput),
     add_line_item_vs_append_update_bare: div(s('add_line_item')?.throughput, s('append_update_bare')?.throughput),
     add_line_items_batch_vs_temporal_batch_bare: div(s('add_line_items_batch')?.throughput, s('temporal_batch_bare')?.throughput),
+    // The codec's CPU per add (bench process) over the service's CPU per add, same run.
+    payload_codec_vs_add_line_item_service_cpu: div(
+      (s('payload_codec')?.cpu_ms_per_op?.bench ?? 0) * 10,
+      (s('add_line_item')?.cpu_ms_per_op?.service ?? 0) * 10,
+    ),
     write_local_vs_noop_update: div(s('temporal_write_local')?.throughput, s('temporal_noop_update')?.throughput),
     write_activity_vs_noop_update: div(s('temporal_write_activity')?.throughput, s('temporal_noop_update')?.throughput),
     write_eager_vs_noop_update: div(s('temporal_write_eager')?.throughput, s('temporal_noop_update')?.throughput),
@@ -845,6 +872,11 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
       check('create_bill ≥ 0.7 × temporal_noop_start throughput', ratios.create_bill_vs_noop_start, (v) => v >= 0.7),
       check('list_open_bills p99 ≤ 50 ms (1,000 open bills)', s('list_open_bills')?.p99_ms, (v) => v <= 50),
       check('open_bills_10k p99 ≤ 50 ms (10,000 open bills)', s('open_bills_10k')?.p99_ms, (v) => v <= 50),
+      check(
+        "payload encryption's CPU per add ≤ 0.05 × add_line_item's service CPU",
+        ratios.payload_codec_vs_add_line_item_service_cpu,
+        (v) => v <= 0.05,
+      ),
       check('one_bill_1m_items exact and ≤ 60 s', million ? (million.exact ? million.seconds! : Infinity) : null, (v) => v <= 60),
     ],
   };

@@ -68,6 +68,7 @@ export async function createBill(deps: Deps, body: CreateBillBody, key: Idempote
     // With a key, a generated id is derived from it (in its caller's lane), so a retry after a
     // lost answer finds the bill its first attempt created instead of creating a second one.
     const billId = input.bill_id ?? (seed ? uuidv5(seed, BILL_ID_NAMESPACE) : uuidv7());
+    const customerPrivate = deps.config.payloadKeys !== undefined;
     const { bill_id: _, ...fields } = input;
     const header: BillHeader = {
       ...fields,
@@ -84,10 +85,17 @@ export async function createBill(deps: Deps, body: CreateBillBody, key: Idempote
     const startWorkflowOperation = new WithStartWorkflowOperation(billLifecycleWorkflow, {
       workflowId: billWorkflowId(billId),
       ...workflowStartOptions(deps.config),
-      args: [{ bill: header, continueAsNewAfterItems: deps.config.continueAsNewAfterItems, activitySettings: deps.config.billActivities }],
+      args: [
+        {
+          bill: header,
+          continueAsNewAfterItems: deps.config.continueAsNewAfterItems,
+          activitySettings: deps.config.billActivities,
+          ...(customerPrivate ? { customerPrivate } : {}),
+        },
+      ],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      typedSearchAttributes: billSearchAttributes(header),
+      typedSearchAttributes: billSearchAttributes(header, 'open', [], customerPrivate),
       staticSummary: billSummary(header),
     });
     try {

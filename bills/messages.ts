@@ -21,6 +21,11 @@ export interface BillWorkflowInput {
   continueAsNewAfterItems?: number;
   /** Timeout and retry backoff of its database activities, from the configuration at creation. */
   activitySettings: BillActivitySettings;
+  /**
+   * Payloads are encrypted (PAYLOAD_ENCRYPTION_KEYS): the customer's email stays out of what
+   * Temporal keeps in clear, the search attributes. Absent on bills started without encryption.
+   */
+  customerPrivate?: boolean;
 }
 
 export interface BillActivitySettings {

@@ -5,6 +5,7 @@
  * before the workflow counts it, so an open bill that differs is read again, both sides, before it
  * is reported.
  */
+import { dataConverter } from '../core/payload-codec';
 import { QueryRejectedError, WorkflowClient } from '@temporalio/client';
 import type { Deps } from '../core/deps';
 import { isWorkflowGone } from '../core/temporal';
@@ -64,6 +65,8 @@ function runningWorkflows(deps: Deps): WorkflowClient {
   return new WorkflowClient({
     connection: deps.temporal.connection,
     namespace: deps.config.temporal.namespace,
+    // The service's own converter: with encryption on, the answers are sealed.
+    dataConverter: dataConverter(deps.config),
     queryRejectCondition: 'NOT_OPEN',
   });
 }

@@ -20,14 +20,19 @@ export const BILL_SEARCH_ATTRIBUTES = [BillStatusKey, BillPolicyKey, BillCustome
  * A bill's attributes as it starts (or as a bill of the previous release gets them later): open,
  * its currency if it is restricted to one. Absent values (no customer, no series) are left out.
  */
-export function billSearchAttributes(bill: BillHeader, status: BillStatus = 'open', currencies: string[] = []): SearchAttributePair[] {
+export function billSearchAttributes(
+  bill: BillHeader,
+  status: BillStatus = 'open',
+  currencies: string[] = [],
+  customerPrivate = false,
+): SearchAttributePair[] {
   const pairs: SearchAttributePair[] = [
     { key: BillStatusKey, value: status },
     { key: BillPolicyKey, value: bill.policy },
     { key: BillPeriodEndKey, value: new Date(bill.billing_period_end) },
     { key: BillCurrenciesKey, value: bill.currency ? [bill.currency] : [...currencies].sort() },
   ];
-  if (bill.customer_email) pairs.push({ key: BillCustomerKey, value: bill.customer_email });
+  if (bill.customer_email && !customerPrivate) pairs.push({ key: BillCustomerKey, value: bill.customer_email });
   if (bill.series_id) pairs.push({ key: BillSeriesIdKey, value: bill.series_id });
   return pairs;
 }

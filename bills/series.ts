@@ -51,5 +51,10 @@ export function nextPeriod(input: BillWorkflowInput): BillWorkflowInput {
     previous_bill_id: header.bill_id,
     request_fingerprint: `renewal of ${header.bill_id}`,
   };
-  return { bill: next, continueAsNewAfterItems: input.continueAsNewAfterItems, activitySettings: input.activitySettings };
+  return {
+    bill: next,
+    continueAsNewAfterItems: input.continueAsNewAfterItems,
+    activitySettings: input.activitySettings,
+    ...(input.customerPrivate ? { customerPrivate: true } : {}),
+  };
 }

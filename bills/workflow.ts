@@ -132,7 +132,7 @@ export async function billLifecycleWorkflow(input: m.BillWorkflowInput): Promise
   // A run that continued as new may start without the search attributes; the summary comes with
   // the first run's start only, so every run shows it as its current details (not a command).
   if (!workflowInfo().typedSearchAttributes.get(BillStatusKey))
-    upsertSearchAttributes(billSearchAttributes(bill.bill, bill.status, Object.keys(bill.totals)));
+    upsertSearchAttributes(billSearchAttributes(bill.bill, bill.status, Object.keys(bill.totals), input.customerPrivate));
   setCurrentDetails(billSummary(input.bill));
 
   if (!bill.persisted && !(await persist(bill, ledger))) {
@@ -213,7 +213,7 @@ async function renew(bill: BillState, input: m.BillWorkflowInput): Promise<void>
       args: [next],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowTaskTimeout: workflowInfo().taskTimeoutMs,
-      typedSearchAttributes: billSearchAttributes(next.bill),
+      typedSearchAttributes: billSearchAttributes(next.bill, 'open', [], next.customerPrivate),
       staticSummary: billSummary(next.bill),
     }),
   );

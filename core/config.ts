@@ -107,6 +107,10 @@ const settings = z.object({
     tlsKeyPath: variable('TEMPORAL_TLS_KEY_PATH', maybe(text)),
     /** Temporal Cloud's API key. */
     apiKey: variable('TEMPORAL_API_KEY', maybe(text), 'secret'),
+    /** The CA that signed the server's certificate, for a self-hosted cluster with its own CA (PEM); implies TLS. */
+    tlsServerCaPath: variable('TEMPORAL_TLS_SERVER_CA_PATH', maybe(text)),
+    /** The name the server's certificate is checked against, when it is not the address's host (a load balancer, an IP). */
+    tlsServerName: variable('TEMPORAL_TLS_SERVER_NAME', maybe(text)),
     /** The `temporal` binary run as the dev server; unset: looked for on PATH, then built or downloaded. */
     cliPath: variable('TEMPORAL_CLI_PATH', maybe(text)),
     /** The dev server's gRPC port. */
@@ -182,7 +186,34 @@ const settings = z.object({
      * default, 10 s, when 0). The tests and drills that kill workers shorten it.
      */
     stickyQueueTimeoutMs: variable('WORKER_STICKY_QUEUE_TIMEOUT_MS', integer(0, 600_000).default(0)),
+    /**
+     * On SIGTERM the worker stops polling and lets running tasks finish for this long; then it
+     * cancels its activities. Below the orchestrator's own grace period (Kubernetes: 30 s).
+     */
+    shutdownGraceTimeMs: variable('WORKER_SHUTDOWN_GRACE_TIME_MS', integer(0, 3_600_000).default(15_000)),
+    /**
+     * Past this, the worker stops even if an activity ignores its cancellation (its attempt times
+     * out on the server and is retried elsewhere): a stuck call never holds a shutdown for ever.
+     */
+    shutdownForceTimeMs: variable('WORKER_SHUTDOWN_FORCE_TIME_MS', integer(1_000, 3_600_000).default(25_000)),
   }),
+  /**
+   * Encryption of what the service hands Temporal (workflow inputs and results, updates, queries,
+   * activity arguments, summaries): \`id=base64key\` pairs, comma-separated, each key 32 bytes
+   * (AES-256-GCM). The first encrypts; all decrypt, so a rotation puts the new key first and keeps
+   * the old ones while histories written with them live. Unset: payloads are plaintext.
+   */
+  payloadKeys: variable('PAYLOAD_ENCRYPTION_KEYS', maybe(text.transform(parsePayloadKeys)), 'secret'),
+  /** Web origins (the Temporal UI's) allowed to call /codec/encode and /codec/decode from a browser. */
+  codecCorsOrigins: variable(
+    'CODEC_CORS_ORIGINS',
+    text.default('').transform((list) =>
+      list
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    ),
+  ),
   listing: z.object({
     /** Largest page of GET /bills. */
     billsMaxLimit: variable('LIST_BILLS_MAX_LIMIT', integer(1, 1_000).default(100)),
@@ -305,6 +336,33 @@ function parseTrustProxy(value: string, ctx: z.core.$RefinementCtx): false | num
   return entries;
 }
 
+/** \`id=base64,id=base64\`: ids of letters, digits, dot, dash and underscore; 32-byte keys; no id twice. */
+function parsePayloadKeys(list: string, ctx: z.core.$RefinementCtx): { id: string; key: Buffer }[] {
+  const keys = list
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const at = entry.indexOf('=');
+      return { id: entry.slice(0, Math.max(at, 0)), key: Buffer.from(entry.slice(at + 1), 'base64') };
+    });
+  const ids = keys.map((k) => k.id);
+  if (
+    keys.length === 0 ||
+    keys.some((k) => !/^[A-Za-z0-9._-]{1,64}$/.test(k.id) || k.key.length !== 32) ||
+    new Set(ids).size !== ids.length
+  ) {
+    ctx.issues.push({
+      code: 'custom',
+      input: '',
+      message:
+        'must be id=key pairs, comma-separated: each id 1-64 letters, digits, . _ -, each key 32 bytes in base64 (openssl rand -base64 32), no id twice',
+    });
+    return z.NEVER;
+  }
+  return keys;
+}
+
 /** The rules between settings. A bad value is read as its default by now, so these still run beside its report. */
 function crossFieldProblems(c: Config): string[] {
   const problems: string[] = [];
@@ -343,6 +401,11 @@ function crossFieldProblems(c: Config): string[] {
   if (c.billActivities.localTimeoutMs >= c.temporal.workflowTaskTimeoutMs) {
     problems.push(
       `BILL_LOCAL_ACTIVITY_TIMEOUT_MS (${c.billActivities.localTimeoutMs}) must be below TEMPORAL_WORKFLOW_TASK_TIMEOUT_MS (${c.temporal.workflowTaskTimeoutMs})`,
+    );
+  }
+  if (c.worker.shutdownForceTimeMs <= c.worker.shutdownGraceTimeMs) {
+    problems.push(
+      `WORKER_SHUTDOWN_FORCE_TIME_MS (${c.worker.shutdownForceTimeMs}) must be above WORKER_SHUTDOWN_GRACE_TIME_MS (${c.worker.shutdownGraceTimeMs})`,
     );
   }
   if ((c.temporal.tlsCertPath === undefined) !== (c.temporal.tlsKeyPath === undefined)) {

@@ -15,16 +15,22 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Config } from './config';
 import { AppError, unexpected } from './errors';
+import { dataConverter } from './payload-codec';
 import { refusalIn } from './refusals';
 
 export function connectionOptions(config: Config, address: string) {
   const t = config.temporal;
-  const mtls =
-    t.tlsCertPath && t.tlsKeyPath ? { clientCertPair: { crt: readFileSync(t.tlsCertPath), key: readFileSync(t.tlsKeyPath) } } : undefined;
+  const tlsConfig = {
+    ...(t.tlsCertPath && t.tlsKeyPath ? { clientCertPair: { crt: readFileSync(t.tlsCertPath), key: readFileSync(t.tlsKeyPath) } } : {}),
+    // A self-hosted cluster's own CA, and the name its certificate carries.
+    ...(t.tlsServerCaPath ? { serverRootCACertificate: readFileSync(t.tlsServerCaPath) } : {}),
+    ...(t.tlsServerName ? { serverNameOverride: t.tlsServerName } : {}),
+  };
+  const configured = Object.keys(tlsConfig).length > 0;
   return {
     address,
     // Temporal Cloud with an API key always uses TLS.
-    tls: mtls ?? (t.tls || t.apiKey !== undefined ? true : undefined),
+    tls: configured ? tlsConfig : t.tls || t.apiKey !== undefined ? true : undefined,
     apiKey: t.apiKey,
     metadata: t.apiKey ? { 'temporal-namespace': t.namespace } : undefined,
   };
@@ -37,7 +43,7 @@ export function workflowStartOptions(config: Config) {
 
 export async function connectClient(config: Config, address: string): Promise<Client> {
   const connection = await Connection.connect(connectionOptions(config, address));
-  return new Client({ connection, namespace: config.temporal.namespace });
+  return new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverter(config) });
 }
 
 /** Runs a Temporal call with a deadline, so a missing worker yields 503 rather than a hang. */

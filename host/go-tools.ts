@@ -17,8 +17,9 @@ export interface GoTool {
   built: string;
   /** Names it has on PATH when installed from a release archive. */
   onPath: string[];
-  /** `--version` prints this when it is the binary we want (another `server` may sit in GOPATH/bin). */
+  /** `--version` (or `versionArgs`) prints this when it is the binary we want (another `server` may sit in GOPATH/bin). */
   version: RegExp;
+  versionArgs?: string[];
   /** The variable that points at it. */
   variable: string;
 }
@@ -51,6 +52,17 @@ export const TEMPORAL_SQL_TOOL: GoTool = {
   variable: 'TEMPORAL_SQL_TOOL_PATH',
 };
 
+/** `npm run validate:deploy` lints and renders the Helm chart with it. */
+export const HELM: GoTool = {
+  what: 'Helm',
+  module: 'helm.sh/helm/v4/cmd/helm@v4.3.2',
+  built: 'helm',
+  onPath: ['helm'],
+  version: /^v4\./,
+  versionArgs: ['version', '--short'],
+  variable: 'HELM_PATH',
+};
+
 export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
@@ -70,7 +82,7 @@ export function onPath(name: string): string | undefined {
 
 function isTheTool(file: string, tool: GoTool): boolean {
   if (!isExecutable(file)) return false;
-  const run = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const run = spawnSync(file, tool.versionArgs ?? ['--version'], { encoding: 'utf8', timeout: 10_000 });
   return tool.version.test(`${run.stdout ?? ''}`.trim());
 }
 

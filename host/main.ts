@@ -22,6 +22,7 @@ import { createPool, migrate, verifyMigrated, type Db } from '../core/db';
 import { pruneExpiredKeys } from '../core/idempotency';
 import { createLogger } from '../core/log';
 import { createMailer } from '../invoices/mailer';
+import { payloadCodec } from '../core/payload-codec';
 import { connectClient } from '../core/temporal';
 import { createWorker, installSdkRuntime } from '../temporal/worker';
 import { startWebhookRelay } from '../webhooks/relay';
@@ -47,6 +48,8 @@ function freePort(): Promise<number> {
     });
   });
 }
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+const POOL_END_TIMEOUT_MS = 2_000;
 const MODES: Mode[] = ['all', 'api', 'worker', 'infra', 'migrate'];
 
 // What has been started, stopped in reverse order on shutdown (or when start-up fails half-way,
@@ -99,7 +102,17 @@ async function main(mode: Mode, config: Config): Promise<void> {
   let db: Db | undefined;
   if (mode !== 'infra') {
     db = createPool(databaseUrl, config.dbPoolSize);
-    onStop('database pool', () => db!.end());
+    // A task a forced worker abandoned may still hold a connection: past this the process exits with it.
+    onStop('database pool', () =>
+      Promise.race([
+        db!.end(),
+        sleep(POOL_END_TIMEOUT_MS).then(() => {
+          throw new Error(
+            `connections still in use after ${POOL_END_TIMEOUT_MS} ms (a task the worker abandoned); they close with the process`,
+          );
+        }),
+      ]),
+    );
     if (mode === 'migrate' || config.migrations === 'apply') {
       const applied = await migrate(db);
       report.push(`Migrations   ${applied.length ? `applied ${applied.join(', ')}` : 'none pending'}`);
@@ -112,6 +125,13 @@ async function main(mode: Mode, config: Config): Promise<void> {
     await stopAll();
     return;
   }
+
+  const codec = payloadCodec(config);
+  report.push(
+    codec
+      ? `Payloads     encrypted (AES-256-GCM) with key "${codec.currentKeyId}"; ${config.payloadKeys!.length} key(s) decrypt`
+      : 'Payloads     plaintext in Temporal (set PAYLOAD_ENCRYPTION_KEYS to encrypt them: docs/operations.md)',
+  );
 
   // One Temporal client per process, for the API and the webhook relay.
   let client: Client | undefined;
@@ -138,9 +158,19 @@ async function main(mode: Mode, config: Config): Promise<void> {
     const mailer = createMailer(config);
     worker = await createWorker({ config, address: temporalAddress, db: db!, mailer });
     workerDone = worker.run();
+    // SIGTERM: running tasks get WORKER_SHUTDOWN_GRACE_TIME_MS, then their activities are cancelled;
+    // past WORKER_SHUTDOWN_FORCE_TIME_MS the SDK gives up on them (their attempts time out and are retried elsewhere).
     onStop('worker', async () => {
+      const started = Date.now();
       if (worker!.getState() === 'RUNNING') worker!.shutdown();
-      await workerDone;
+      await workerDone!.catch((err: Error) => {
+        const forced = Date.now() - started >= config.worker.shutdownForceTimeMs - 50;
+        throw forced
+          ? new Error(
+              `forced after WORKER_SHUTDOWN_FORCE_TIME_MS (${config.worker.shutdownForceTimeMs} ms): tasks still running were abandoned and will be retried by another worker (${err.message})`,
+            )
+          : err;
+      });
     });
     report.push(
       `Worker       polling task queue "${config.temporal.taskQueue}"; caches up to ${worker.options.maxCachedWorkflows} bill workflows (heap limit ${heapLimitMb()} MB)`,

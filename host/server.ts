@@ -14,6 +14,7 @@ import { REDACT_PATHS, type DestinationStream } from '../core/log';
 import { httpDuration, registerOpenBillsGauge } from '../core/metrics';
 import { apiArtifacts, routeKey } from './api-artifacts';
 import { registerExplorer } from './explorer';
+import { registerCodec } from './codec';
 import { postgresCheck, registerOps, temporalCheck, workerPollingCheck, type ReadinessCheck } from './ops';
 import { requestValidatorCompiler } from './request-validation';
 import { routes, type RouteRequest } from './routes';
@@ -236,6 +237,8 @@ export function buildServer(deps: Deps, opts: ServerOptions = {}): FastifyInstan
     healthPublic: config.auth.healthPublic,
     metricsPublic: config.auth.metricsPublic,
   });
+
+  registerCodec(app, config, { guard });
 
   for (const route of routes) {
     const { refused } = route;

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from '../core/log';
 import { createMailer, type Mailer } from '../invoices/mailer';
 import { createActivities, type Activities } from './activities';
 import { appRoot } from '../core/app-root';
+import { dataConverter } from '../core/payload-codec';
 import { connectionOptions } from '../core/temporal';
 import { missingSearchAttributes } from './search-attributes';
 
@@ -50,6 +51,10 @@ export async function createWorker({
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...workerTuning(config.worker),
+    // On shutdown (SIGTERM): running tasks get the grace time, then activities are cancelled; past the force time the worker stops regardless.
+    shutdownGraceTime: config.worker.shutdownGraceTimeMs,
+    shutdownForceTime: config.worker.shutdownForceTimeMs,
+    dataConverter: dataConverter(config),
     ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: (wrapActivities ?? ((a) => a))(
       createActivities({

@@ -12,7 +12,7 @@
 import { OpenAPIBackend, type Operation } from 'openapi-backend';
 
 /** Served by the standalone host beside the API, and outside its contract (docs/observability.md). */
-const OUTSIDE_THE_API = /^\/(healthz|readyz|metrics|openapi\.json|docs)(\/|$)/;
+const OUTSIDE_THE_API = /^\/(healthz|readyz|metrics|codec|openapi\.json|docs)(\/|$)/;
 
 const realFetch = globalThis.fetch;
 let checked = 0;

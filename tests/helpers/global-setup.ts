@@ -15,6 +15,7 @@ import { DEV_SERVER_ARGS, findTemporalCli } from '../../host/temporal-dev';
 import { WORKFLOWS_PATH } from '../../temporal/worker';
 import { ensureApi } from '../../scripts/build-api';
 import { createDatabase } from './databases';
+import { chooseSuiteEncryption } from './encryption';
 import { runLogPath } from './run-logs';
 import { freePort } from './ports';
 
@@ -114,6 +115,7 @@ export default async function globalSetup(): Promise<void> {
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
   writeFileSync(bundlePath, code);
 
+  chooseSuiteEncryption();
   process.env.FEES_TEST_DATABASE_URL = url;
   process.env.FEES_TEST_DATABASE_PREFIX = prefix;
   process.env.FEES_TEST_DATABASE_TEMPLATE = template;

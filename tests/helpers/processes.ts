@@ -7,6 +7,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
+import { suiteEncryptionEnv } from './encryption';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -35,7 +36,13 @@ export function runCommand(file: string, args: string[], opts: RunOptions = {}):
     execFile(
       file,
       args,
-      { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 0, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      {
+        cwd: opts.cwd ?? ROOT,
+        env: { ...(opts.env ?? process.env), ...suiteEncryptionEnv() },
+        timeout: opts.timeoutMs ?? 0,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: 'utf8',
+      },
       (err, stdout, stderr) => {
         if (!err) return resolve({ code: 0, stdout, stderr });
         if (typeof err.code === 'number' && !err.killed) return resolve({ code: err.code, stdout, stderr });
@@ -95,7 +102,7 @@ export interface StartOptions {
 export function startProcess(script: string, args: string[], opts: StartOptions): Running {
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', script, ...args], {
     cwd: ROOT,
-    env: opts.env,
+    env: { ...opts.env, ...suiteEncryptionEnv() },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.group === true,
   });

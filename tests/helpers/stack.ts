@@ -2,6 +2,7 @@
  * A real service for a test file: the Fastify host on a free port, a real worker on its own task
  * queue, the shared Postgres database and Temporal dev server from global-setup.
  */
+import { suiteEncryptionEnv } from './encryption';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -74,6 +75,7 @@ export async function startStack(
     DB_POOL_SIZE: '20',
     // One key for every process of a test (its crashing workers too), so sealed secrets open anywhere.
     WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY,
+    ...suiteEncryptionEnv(),
     ...env,
   });
   const db = createPool(config.databaseUrl!, config.dbPoolSize);
@@ -348,5 +350,6 @@ function stackEnv(stack: Stack): Record<string, string> {
     DATA_DIR: stack.config.dataDir,
     WEBHOOK_SECRETS_KEY: TEST_WEBHOOK_SECRETS_KEY,
     LOG_LEVEL: 'warn',
+    ...suiteEncryptionEnv(),
   };
 }

@@ -1,4 +1,5 @@
 import { Worker } from '@temporalio/worker';
+import { suiteDataConverter } from '../helpers/encryption';
 import { formatMinorUnits } from '../../core/money';
 import { billWorkflowId, getBillQuery } from '../../bills/messages';
 import { call, inSeconds, liveTotals, mismatchReports, startStack, uid, type Stack } from '../helpers/stack';
@@ -109,7 +110,11 @@ describe('concurrent adds', () => {
 
     // The last run started from carried state; its history replays deterministically.
     const history = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
-    await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, history, billWorkflowId(billId));
+    await Worker.runReplayHistory(
+      { workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! }, dataConverter: suiteDataConverter() },
+      history,
+      billWorkflowId(billId),
+    );
   });
 });
 

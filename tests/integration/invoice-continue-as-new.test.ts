@@ -7,6 +7,7 @@
  * threshold, and then lets payments from a few clients at once carry it over: they race the
  * continue-as-new, and more follow on the new run.
  */
+import { suiteDataConverter } from '../helpers/encryption';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { postProcessWorkflowId } from '../../invoices/messages';
@@ -106,7 +107,7 @@ describe("an invoice's lifecycle with a long history", () => {
     const reconciled = (await call(stack, 'GET', `/admin/reconcile?bill_id=${billId}`)).body;
     expect(reconciled).toMatchObject({ ok: true, invoices_checked: 1, invoice_differences: [] });
     // Both runs replay on today's code.
-    const bundle = { workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } };
+    const bundle = { workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! }, dataConverter: suiteDataConverter() };
     await Worker.runReplayHistory(bundle, { events: firstHistory }, lifecycle.workflowId);
     await Worker.runReplayHistory(bundle, { events: nextHistory }, lifecycle.workflowId);
   }, 120_000);

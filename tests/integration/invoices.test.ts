@@ -2,6 +2,7 @@
  * Invoices end to end: the abandoned post-process renders a PDF and emails it to a real SMTP peer
  * on loopback, exactly once, through SMTP outages, a killed worker and concurrent closes.
  */
+import { suiteDataConverter } from '../helpers/encryption';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { inTransaction } from '../../core/db';
@@ -97,7 +98,11 @@ async function settleAndFinish(billId: string): Promise<void> {
 
 async function replay(handle: WorkflowHandle): Promise<void> {
   const history = await handle.fetchHistory();
-  await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, history, handle.workflowId);
+  await Worker.runReplayHistory(
+    { workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! }, dataConverter: suiteDataConverter() },
+    history,
+    handle.workflowId,
+  );
 }
 
 const invoicePdf = (billId: string) => pdfAt(stack, `/bills/${billId}/invoice`);

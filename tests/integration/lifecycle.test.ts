@@ -1,4 +1,5 @@
 import { Worker } from '@temporalio/worker';
+import { suiteDataConverter } from '../helpers/encryption';
 import { billWorkflowId } from '../../bills/messages';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
@@ -100,7 +101,11 @@ describe('the life of a bill over HTTP', () => {
     expect(bill).toMatchObject({ totals: [{ currency: 'USD', amount: 42 }], totals_source: 'stored' });
     expect(Date.parse(bill.closed_at)).toBeGreaterThanOrEqual(Date.parse(bill.billing_period_end));
     const history = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
-    await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, history, billWorkflowId(billId));
+    await Worker.runReplayHistory(
+      { workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! }, dataConverter: suiteDataConverter() },
+      history,
+      billWorkflowId(billId),
+    );
   });
 
   it('replays the recorded history of a bill closed on request, with a rejected update, deterministically', async () => {
@@ -111,7 +116,11 @@ describe('the life of a bill over HTTP', () => {
     await call(stack, 'POST', `/bills/${billId}/close`);
     const history = await stack.deps.temporal.workflow.getHandle(billWorkflowId(billId)).fetchHistory();
     await expect(
-      Worker.runReplayHistory({ workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! } }, history, billWorkflowId(billId)),
+      Worker.runReplayHistory(
+        { workflowBundle: { codePath: process.env.FEES_TEST_BUNDLE! }, dataConverter: suiteDataConverter() },
+        history,
+        billWorkflowId(billId),
+      ),
     ).resolves.toBeUndefined();
   });
 });

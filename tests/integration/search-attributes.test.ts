@@ -18,7 +18,14 @@ const since = new Date().toISOString();
 beforeAll(async () => {
   // Invoices go to a port nobody listens on, one attempt: they fail, as an operator would find them.
   // Runs continue as new after two items: each run is a row of its own in Temporal's list.
-  stack = await startStack({ SMTP_URL: 'smtp://127.0.0.1:9', POSTPROCESS_MAX_ATTEMPTS: '1', BILL_CONTINUE_AS_NEW_AFTER: '2' });
+  // Payloads in plaintext even in the encrypted run: with encryption on, the customer's email is
+  // left out of the search attributes (tests/integration/payload-encryption.test.ts).
+  stack = await startStack({
+    SMTP_URL: 'smtp://127.0.0.1:9',
+    POSTPROCESS_MAX_ATTEMPTS: '1',
+    BILL_CONTINUE_AS_NEW_AFTER: '2',
+    PAYLOAD_ENCRYPTION_KEYS: '',
+  });
 });
 
 afterAll(async () => {

@@ -46,3 +46,16 @@ it('refuses a certificate without its key, and a key without its certificate', (
     expect(() => loadConfig(env)).toThrow(/TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together/);
   }
 });
+
+it("trusts a self-hosted cluster's own CA and checks its certificate against the name given", () => {
+  const ca = path.join(dir, 'ca.pem');
+  writeFileSync(ca, 'CA BYTES');
+  expect(optionsFor({ TEMPORAL_TLS_SERVER_CA_PATH: ca, TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' }).tls).toEqual({
+    serverRootCACertificate: Buffer.from('CA BYTES'),
+    serverNameOverride: 'temporal.internal',
+  });
+  expect(optionsFor({ TEMPORAL_TLS_SERVER_CA_PATH: ca, TEMPORAL_TLS_CERT_PATH: cert, TEMPORAL_TLS_KEY_PATH: key }).tls).toEqual({
+    clientCertPair: { crt: Buffer.from('CERTIFICATE BYTES'), key: Buffer.from('KEY BYTES') },
+    serverRootCACertificate: Buffer.from('CA BYTES'),
+  });
+});
