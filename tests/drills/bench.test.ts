@@ -43,6 +43,7 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     'list_open_bills_live',
     'one_bill_1m_items',
     'open_bills_10k',
+    'payload_codec',
     'pg_insert_batch',
     'pg_insert_single',
     'reconcile',
@@ -58,7 +59,7 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     'temporal_write_local_1',
   ]);
   // Every target is checked against this run's own numbers (met or not: a quick run proves nothing).
-  expect(report.targets).toHaveLength(10);
+  expect(report.targets).toHaveLength(11);
   for (const t of report.targets) expect(typeof t.met).toBe('boolean');
   // Every scenario did work, however briefly: a throughput and latencies that are real numbers
   // above zero. Listed by name, so a failure says which scenario measured nothing.
