@@ -1,7 +1,7 @@
 /** Starting the service's processes for the benchmark and the fault drills. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { loadConfig, type Config } from '../core/config';
@@ -77,8 +77,15 @@ export async function spawnScript(
   const args = [...nodeArgs, '--import', 'tsx', file, ...scriptArgs];
   const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  // BENCH_SERVICE_LOG=<file>: the process's output goes there too (with BENCH_NODE_ARGS=--trace-gc, its GC trace).
+  const log = process.env.BENCH_SERVICE_LOG;
+  if (log) appendFileSync(log, `=== ${file} ${scriptArgs.join(' ')} started ${new Date().toISOString()}\n`);
+  const keep = (d: Buffer) => {
+    out += d;
+    if (log) appendFileSync(log, d);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   children.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => children.delete(child));

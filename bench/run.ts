@@ -13,7 +13,7 @@
  * the same server.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -689,6 +689,9 @@ async function main() {
           'CREATE TABLE IF NOT EXISTS bench_line_items (LIKE line_items INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)',
         );
       }
+      // With BENCH_SERVICE_LOG, each scenario's start, to line the service's own output (a GC trace) up with it.
+      if (process.env.BENCH_SERVICE_LOG)
+        appendFileSync(process.env.BENCH_SERVICE_LOG, `=== scenario ${name} ${new Date().toISOString()}\n`);
       record(await run());
       if (name === 'pg_insert_batch') {
         // Its million rows would keep Postgres busy (autovacuum, checkpoint) through the next scenarios.
