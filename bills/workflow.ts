@@ -10,6 +10,7 @@ import {
   allHandlersFinished,
   condition,
   makeContinueAsNewFunc,
+  patched,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -132,7 +133,7 @@ export async function billLifecycleWorkflow(input: m.BillWorkflowInput): Promise
   // A run that continued as new may start without the search attributes; the summary comes with
   // the first run's start only, so every run shows it as its current details (not a command).
   if (!workflowInfo().typedSearchAttributes.get(BillStatusKey))
-    upsertSearchAttributes(billSearchAttributes(bill.bill, bill.status, Object.keys(bill.totals), input.customerPrivate));
+    upsertSearchAttributes(billSearchAttributes(bill.bill, bill.status, Object.keys(bill.totals), customerPrivate(input)));
   setCurrentDetails(billSummary(input.bill));
 
   if (!bill.persisted && !(await persist(bill, ledger))) {
@@ -204,6 +205,13 @@ async function enterDraft(bill: BillState, input: m.BillWorkflowInput, db: Datab
   if (input.bill.interval && !bill.cancelled) await renew(bill, input);
 }
 
+/**
+ * A bill created with payload encryption on keeps its customer's email out of its search
+ * attributes (plaintext in Temporal). Added after 1.0.0, whose bills have no such input: patched.
+ */
+// patch private-customer-attribute: 1.1.0; deprecated in 1.2.0
+const customerPrivate = (input: m.BillWorkflowInput) => input.customerPrivate === true && patched('private-customer-attribute');
+
 async function renew(bill: BillState, input: m.BillWorkflowInput): Promise<void> {
   const next = nextPeriod(input);
   bill.nextBillId = next.bill.bill_id;
@@ -213,7 +221,7 @@ async function renew(bill: BillState, input: m.BillWorkflowInput): Promise<void>
       args: [next],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowTaskTimeout: workflowInfo().taskTimeoutMs,
-      typedSearchAttributes: billSearchAttributes(next.bill, 'open', [], next.customerPrivate),
+      typedSearchAttributes: billSearchAttributes(next.bill, 'open', [], customerPrivate(next)),
       staticSummary: billSummary(next.bill),
     }),
   );

@@ -44,7 +44,15 @@ const invoicePrefix = text
   .regex(/^[A-Z][A-Z0-9]{0,15}$/, 'must be 1-16 upper-case letters and digits, starting with a letter')
   // Credit notes number from CN-<year>: a shared counter would leave gaps in both series.
   .refine((prefix) => prefix !== 'CN', 'must not be CN: credit notes are numbered CN-<year>');
-const key32 = text.refine((key) => Buffer.from(key, 'base64').length === 32, 'must be 32 bytes in base64 (openssl rand -base64 32)');
+/** A 256-bit key as base64 text (WEBHOOK_SECRETS_KEY, each of PAYLOAD_ENCRYPTION_KEYS). */
+const is32Bytes = (base64: string) => Buffer.from(base64, 'base64').length === 32;
+const key32 = text.refine(is32Bytes, 'must be 32 bytes in base64 (openssl rand -base64 32)');
+/** A comma-separated list, blanks around entries and empty entries dropped. */
+const commaList = (list: string) =>
+  list
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
 
 const settings = z.object({
   /** NODE_ENV=production: refuses to start without authentication or a webhook secrets key. */
@@ -205,15 +213,7 @@ const settings = z.object({
    */
   payloadKeys: variable('PAYLOAD_ENCRYPTION_KEYS', maybe(text.transform(parsePayloadKeys)), 'secret'),
   /** Web origins (the Temporal UI's) allowed to call /codec/encode and /codec/decode from a browser. */
-  codecCorsOrigins: variable(
-    'CODEC_CORS_ORIGINS',
-    text.default('').transform((list) =>
-      list
-        .split(',')
-        .map((o) => o.trim())
-        .filter(Boolean),
-    ),
-  ),
+  codecCorsOrigins: variable('CODEC_CORS_ORIGINS', text.default('').transform(commaList)),
   listing: z.object({
     /** Largest page of GET /bills. */
     billsMaxLimit: variable('LIST_BILLS_MAX_LIMIT', integer(1, 1_000).default(100)),
@@ -318,10 +318,7 @@ function parseTrustProxy(value: string, ctx: z.core.$RefinementCtx): false | num
   if (v === '' || v === 'false' || v === 'off' || v === '0') return false;
   // Past a few hops it is "trust everyone" by another name.
   if (/^\d+$/.test(v)) return Number(v) <= 10 ? Number(v) : refuse('must be at most 10 proxy hops');
-  const entries = value
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean);
+  const entries = commaList(value);
   const valid = (e: string) => {
     const [address, bits, extra] = e.split('/');
     if (extra !== undefined) return false;
@@ -338,18 +335,14 @@ function parseTrustProxy(value: string, ctx: z.core.$RefinementCtx): false | num
 
 /** \`id=base64,id=base64\`: ids of letters, digits, dot, dash and underscore; 32-byte keys; no id twice. */
 function parsePayloadKeys(list: string, ctx: z.core.$RefinementCtx): { id: string; key: Buffer }[] {
-  const keys = list
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const at = entry.indexOf('=');
-      return { id: entry.slice(0, Math.max(at, 0)), key: Buffer.from(entry.slice(at + 1), 'base64') };
-    });
-  const ids = keys.map((k) => k.id);
+  const pairs = commaList(list).map((entry) => {
+    const at = entry.indexOf('=');
+    return { id: entry.slice(0, Math.max(at, 0)), key: entry.slice(at + 1) };
+  });
+  const ids = pairs.map((k) => k.id);
   if (
-    keys.length === 0 ||
-    keys.some((k) => !/^[A-Za-z0-9._-]{1,64}$/.test(k.id) || k.key.length !== 32) ||
+    pairs.length === 0 ||
+    pairs.some((k) => !/^[A-Za-z0-9._-]{1,64}$/.test(k.id) || !is32Bytes(k.key)) ||
     new Set(ids).size !== ids.length
   ) {
     ctx.issues.push({
@@ -360,7 +353,7 @@ function parsePayloadKeys(list: string, ctx: z.core.$RefinementCtx): { id: strin
     });
     return z.NEVER;
   }
-  return keys;
+  return pairs.map(({ id, key }) => ({ id, key: Buffer.from(key, 'base64') }));
 }
 
 /** The rules between settings. A bad value is read as its default by now, so these still run beside its report. */

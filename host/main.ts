@@ -27,7 +27,7 @@ import { connectClient } from '../core/temporal';
 import { createWorker, installSdkRuntime } from '../temporal/worker';
 import { startWebhookRelay } from '../webhooks/relay';
 import { apiArtifacts } from './api-artifacts';
-import { postgresCheck, registerOps } from './ops';
+import { postgresCheck, registerOps, withTimeout } from './ops';
 import { startEmbeddedPostgres } from './postgres';
 import { buildServer, closeWithin, createApp, guardWith } from './server';
 import { startTemporalDevServer } from './temporal-dev';
@@ -48,7 +48,6 @@ function freePort(): Promise<number> {
     });
   });
 }
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 const POOL_END_TIMEOUT_MS = 2_000;
 const MODES: Mode[] = ['all', 'api', 'worker', 'infra', 'migrate'];
 
@@ -104,14 +103,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
     db = createPool(databaseUrl, config.dbPoolSize);
     // A task a forced worker abandoned may still hold a connection: past this the process exits with it.
     onStop('database pool', () =>
-      Promise.race([
-        db!.end(),
-        sleep(POOL_END_TIMEOUT_MS).then(() => {
-          throw new Error(
-            `connections still in use after ${POOL_END_TIMEOUT_MS} ms (a task the worker abandoned); they close with the process`,
-          );
-        }),
-      ]),
+      withTimeout(db!.end(), 'the pool (a connection held by a task the worker abandoned closes with the process)', POOL_END_TIMEOUT_MS),
     );
     if (mode === 'migrate' || config.migrations === 'apply') {
       const applied = await migrate(db);
@@ -164,6 +156,7 @@ async function main(mode: Mode, config: Config): Promise<void> {
       const started = Date.now();
       if (worker!.getState() === 'RUNNING') worker!.shutdown();
       await workerDone!.catch((err: Error) => {
+        // The SDK reports a forced stop as "Worker still in use", not as an error of its own kind: the time says it.
         const forced = Date.now() - started >= config.worker.shutdownForceTimeMs - 50;
         throw forced
           ? new Error(

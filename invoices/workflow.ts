@@ -165,6 +165,7 @@ async function runLifecycle(billId: string, life: Lifecycle, delivery: InvoiceSt
       // An update still running may leave a credit note to email (a void of a written-off invoice
       // that a new run took up as it began): wait for it, and send what it left. 1.0.0 ended the
       // run at once and left that note pending for ever.
+      // patch send-notes-of-late-updates: 1.1.0; deprecated in 1.2.0
       if (!patched('send-notes-of-late-updates')) break;
       await condition(allHandlersFinished);
       if (life.unsent.length === 0) break;

@@ -103,17 +103,23 @@ async function invoiceInFlight(smtp: SlowSmtp): Promise<string> {
   return billId;
 }
 
+/** Starts `worker`, holds an invoice's email at `smtp`, sends SIGTERM (releasing the email after `releaseAfterMs`, if given), and times the exit. */
+async function sigtermDuringSend(worker: ReturnType<typeof workerProcess>, smtp: SlowSmtp, releaseAfterMs?: number) {
+  await worker.waitFor('Fees API (worker) is up');
+  const billId = await invoiceInFlight(smtp);
+  const signalled = Date.now();
+  worker.child.kill('SIGTERM');
+  if (releaseAfterMs !== undefined) setTimeout(() => smtp.release(), releaseAfterMs);
+  const code = await worker.exited;
+  return { billId, code, took: Date.now() - signalled };
+}
+
 it('drains within its grace time: the send in flight finishes, then the process exits 0', async () => {
   const smtp = await slowSmtp();
   const worker = workerProcess(smtp, 10_000, 20_000);
   try {
-    await worker.waitFor('Fees API (worker) is up');
-    const billId = await invoiceInFlight(smtp);
-    const signalled = Date.now();
-    worker.child.kill('SIGTERM');
-    setTimeout(() => smtp.release(), 1_500);
-    expect(await worker.exited).toBe(0);
-    const took = Date.now() - signalled;
+    const { billId, code, took } = await sigtermDuringSend(worker, smtp, 1_500);
+    expect(code).toBe(0);
     // It waited for the send (held 1.5 s) and no longer: well inside the 10 s grace time.
     expect(took).toBeGreaterThanOrEqual(1_500);
     expect(took).toBeLessThan(8_000);
@@ -133,12 +139,7 @@ it('is forced after its force time when a send does not finish; another worker s
   const stuck = await slowSmtp();
   const worker = workerProcess(stuck, 1_000, 3_000);
   try {
-    await worker.waitFor('Fees API (worker) is up');
-    const billId = await invoiceInFlight(stuck);
-    const signalled = Date.now();
-    worker.child.kill('SIGTERM');
-    await worker.exited;
-    const took = Date.now() - signalled;
+    const { billId, took } = await sigtermDuringSend(worker, stuck);
     // Not before the force time, and not the 6 s the send would take to give up by itself.
     expect(took).toBeGreaterThanOrEqual(3_000);
     expect(took).toBeLessThan(5_500);
