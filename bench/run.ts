@@ -413,7 +413,8 @@ async function startFloor(svc: Service, temporal: Client, db: pg.Pool) {
   const ids = Array.from({ length: 100 }, () => `floor-${randomUUID()}`);
   await Promise.all(ids.map((workflowId) => temporal.workflow.start(noopWorkflow, { workflowId, taskQueue })));
   const handles = ids.map((id) => temporal.workflow.getHandle(id));
-  return { taskQueue, handles, stop: () => worker.stop() };
+  const httpUrl = `http://127.0.0.1:${/^http (\d+)$/m.exec(worker.output())![1]}`;
+  return { taskQueue, handles, httpUrl, stop: () => worker.stop() };
 }
 
 async function main() {
@@ -527,6 +528,16 @@ async function main() {
         async () => ({
           ...(await loop('temporal_write_eager', 'req/s', 32, 1, write(writeEagerUpdate), null)),
           notes: 'one row by regular activity, eager dispatch',
+        }),
+      ],
+      [
+        'http_floor',
+        async () => ({
+          ...(await httpLoad(
+            { ...svc, url: floor.httpUrl },
+            { name: 'http_floor', connections: 32, next: () => addTo(bills[seq % bills.length]) },
+          )),
+          notes: "an add's request and answer on a bare Fastify route (the floor's process), 32 callers",
         }),
       ],
       [
@@ -834,6 +845,8 @@ interface Target {
 function targets(byName: Record<string, ScenarioResult>): { ratios: Record<string, number | null>; targets: Target[] } {
   const s = (name: string) => byName[name];
   const div = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? Math.round((a / b) * 100) / 100 : null);
+  const cpu = (name: string, role: string) => s(name)?.cpu_ms_per_op?.[role];
+  const workerClient = () => (cpu('temporal_write_local', 'floor') ?? NaN) + (cpu('temporal_write_local', 'bench') ?? NaN);
   const ratios = {
     add_line_item_vs_noop_update: div(s('add_line_item')?.throughput, s('temporal_noop_update')?.throughput),
     add_line_item_p99_vs_noop_update_p99: div(s('add_line_item')?.p99_ms, s('temporal_noop_update')?.p99_ms),
@@ -848,6 +861,18 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
       (s('payload_codec')?.cpu_ms_per_op?.bench ?? 0) * 10,
       (s('add_line_item')?.cpu_ms_per_op?.service ?? 0) * 10,
     ),
+    add_line_item_vs_write_local: div(s('add_line_item')?.throughput, s('temporal_write_local')?.throughput),
+    add_line_item_1_caller_p50_vs_write_local_1_p50: div(s('add_line_item_1_caller')?.p50_ms, s('temporal_write_local_1')?.p50_ms),
+    // CPU per operation: our service per add against the bound's worker and client per one-row
+    // write; with HTTP's own cost (http_floor's server) added to the bound; our worker side
+    // (append_update_bare, no HTTP) against the bound's worker; Postgres per add against per write.
+    add_line_item_service_cpu_vs_write_local_worker_client: div(cpu('add_line_item', 'service'), workerClient()),
+    add_line_item_service_cpu_vs_write_local_worker_client_http: div(
+      cpu('add_line_item', 'service'),
+      workerClient() + (cpu('http_floor', 'floor') ?? NaN),
+    ),
+    append_update_bare_service_cpu_vs_write_local_worker: div(cpu('append_update_bare', 'service'), cpu('temporal_write_local', 'floor')),
+    add_line_item_postgres_cpu_vs_write_local: div(cpu('add_line_item', 'postgres'), cpu('temporal_write_local', 'postgres')),
     write_local_vs_noop_update: div(s('temporal_write_local')?.throughput, s('temporal_noop_update')?.throughput),
     write_activity_vs_noop_update: div(s('temporal_write_activity')?.throughput, s('temporal_noop_update')?.throughput),
     write_eager_vs_noop_update: div(s('temporal_write_eager')?.throughput, s('temporal_noop_update')?.throughput),
@@ -863,7 +888,19 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
     ratios,
     targets: [
       check('add_line_item ≥ 0.7 × temporal_noop_update throughput', ratios.add_line_item_vs_noop_update, (v) => v >= 0.7),
+      check('add_line_item ≥ 0.8 × temporal_write_local throughput', ratios.add_line_item_vs_write_local, (v) => v >= 0.8),
       check('add_line_item p99 ≤ 1.5 × temporal_noop_update p99', ratios.add_line_item_p99_vs_noop_update_p99, (v) => v <= 1.5),
+      check(
+        'add_line_item_1_caller p50 ≤ 1.5 × temporal_write_local_1 p50',
+        ratios.add_line_item_1_caller_p50_vs_write_local_1_p50,
+        (v) => v <= 1.5,
+      ),
+      check(
+        "add_line_item service CPU ≤ 1.3 × temporal_write_local's worker + client CPU",
+        ratios.add_line_item_service_cpu_vs_write_local_worker_client,
+        (v) => v <= 1.3,
+      ),
+      check("add_line_item Postgres CPU ≤ 3 × temporal_write_local's", ratios.add_line_item_postgres_cpu_vs_write_local, (v) => v <= 3),
       check(
         'add_line_item_1_caller p50 ≤ 2 × temporal_noop_update_1 p50',
         ratios.add_line_item_1_caller_p50_vs_noop_update_1_p50,

@@ -38,6 +38,7 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     'append_update_bare',
     'append_update_bare_1',
     'create_bill',
+    'http_floor',
     'list_open_bills',
     'list_open_bills_8_callers',
     'list_open_bills_live',
@@ -59,7 +60,7 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     'temporal_write_local_1',
   ]);
   // Every target is checked against this run's own numbers (met or not: a quick run proves nothing).
-  expect(report.targets).toHaveLength(11);
+  expect(report.targets).toHaveLength(15);
   for (const t of report.targets) expect(typeof t.met).toBe('boolean');
   // Every scenario did work, however briefly: a throughput and latencies that are real numbers
   // above zero. Listed by name, so a failure says which scenario measured nothing.

@@ -26,7 +26,13 @@ async function openBill(): Promise<string> {
   return billId;
 }
 
-const item = (n: number): LedgerItem => ({ line_item_id: randomUUID(), amount: n, currency: 'USD', description: `item ${n}`, metadata: null });
+const item = (n: number): LedgerItem => ({
+  line_item_id: randomUUID(),
+  amount: n,
+  currency: 'USD',
+  description: `item ${n}`,
+  metadata: null,
+});
 
 it('writes a line item without reading through line_items', async () => {
   const crowded = await openBill();
