@@ -115,7 +115,18 @@ async function startService(): Promise<Service> {
       DATABASE_URL: undefined,
       TEMPORAL_ADDRESS: undefined,
     });
-    const cluster = await startCluster(config, { output: () => undefined, log: () => undefined, env: { LOG_LEVEL: 'warn' } });
+    // The processes' lines are kept (the last 200; all of them in BENCH_SERVICE_LOG) and printed if
+    // the cluster does not start, so its error's "lines above" are there.
+    const lines: string[] = [];
+    const output = (name: string, line: string) => {
+      lines.push(`[${name}] ${line}`);
+      if (lines.length > 200) lines.shift();
+      if (process.env.BENCH_SERVICE_LOG) appendFileSync(process.env.BENCH_SERVICE_LOG, `[${name}] ${line}\n`);
+    };
+    const cluster = await startCluster(config, { output, log: () => undefined, env: { LOG_LEVEL: 'warn' } }).catch((err: unknown) => {
+      console.error(lines.join('\n'));
+      throw err;
+    });
     const pidOf = (p: { pid: () => number | undefined }) => p.pid()!;
     return {
       url: cluster.apis[0].url,

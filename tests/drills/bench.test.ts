@@ -1,11 +1,12 @@
 /**
- * Smoke check of the benchmark harness (`npm run bench -- --quick`) against the test Postgres and
+ * Smoke check of the benchmark harnesses (`npm run bench -- --quick`, `npm run bench:sql`) against the test Postgres and
  * Temporal: every scenario runs and reports, and the one-bill run ends with exact totals. It
  * asserts nothing about speed: performance numbers come from `npm run bench`, not from tests.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ADMIN_URL } from '../helpers/databases';
 import { runScript } from '../helpers/processes';
 import { testTempDir } from '../helpers/tmp';
 
@@ -77,3 +78,15 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
   expect(report.scenarios.one_bill_1m_items.notes).toMatch(/totals exact/);
   expect(report.scenarios.reconcile.notes).toMatch(/ 0 differences$/);
 }, 300_000);
+
+it('measures what one add costs Postgres, statement by statement (npm run bench:sql)', async () => {
+  const { code, stdout, stderr } = await runScript('bench/sql-costs.ts', [], { DATABASE_URL: ADMIN_URL, SQL_COSTS_CALLS: '200' });
+  expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
+  for (const statement of [
+    'one-row insert \\(the bound\\)',
+    'idempotency claim \\+ completion',
+    'ledger write \\(append_line_items, one item\\)',
+  ]) {
+    expect(stdout).toMatch(new RegExp(`^\\| ${statement} \\| \\d+\\.\\d{3}, \\d+\\.\\d{3}, \\d+\\.\\d{3} \\| `, 'm'));
+  }
+}, 120_000);
