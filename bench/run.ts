@@ -198,7 +198,12 @@ function required(name: string): string {
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
-/** CPU time so far, in ms, of this machine's processes that play a role, by pid. */
+/**
+ * CPU time so far, in ms, of this machine's processes that play a role, by pid. The Temporal
+ * server's own Postgres (the cluster's `postgres-temporal`) counts as Temporal's, as the dev
+ * server's SQLite does inside its process: *postgres* is ours (and the bounds' rows), so the two
+ * topologies' Postgres columns measure the same thing.
+ */
 function cpuByRole(svc: Service): Map<string, { role: string; ms: number }> {
   const found = new Map<string, { role: string; ms: number }>();
   let pids: string[];
@@ -207,27 +212,44 @@ function cpuByRole(svc: Service): Map<string, { role: string; ms: number }> {
   } catch {
     return found;
   }
+  const procs = new Map<string, { ms: number; ppid: string; cmd: string; postgres: boolean }>();
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const role = svc.pids.includes(Number(pid))
-        ? 'service'
-        : Number(pid) === process.pid
-          ? 'bench'
-          : cmd.includes('start-dev') || cmd.includes('deploy/temporal/config')
-            ? 'temporal'
-            : cmd.startsWith('postgres') || stat.includes('(postgres)')
-              ? 'postgres'
-              : cmd.includes('bench/noop/worker.ts')
-                ? 'floor'
-                : null;
-      if (role) found.set(pid, { role, ms });
+      procs.set(pid, {
+        ms: (Number(fields[11]) + Number(fields[12])) * TICK_MS,
+        ppid: fields[1],
+        cmd,
+        postgres: cmd.startsWith('postgres') || stat.includes('(postgres)'),
+      });
     } catch {
       // exited meanwhile
     }
+  }
+  // A Postgres process's server: up its parents while they are Postgres too (a backend's parent is
+  // the postmaster, whose command line names its data directory).
+  const serverOf = (pid: string) => {
+    let at = pid;
+    while (procs.get(procs.get(at)!.ppid)?.postgres) at = procs.get(at)!.ppid;
+    return procs.get(at)!.cmd;
+  };
+  for (const [pid, p] of procs) {
+    const role = svc.pids.includes(Number(pid))
+      ? 'service'
+      : Number(pid) === process.pid
+        ? 'bench'
+        : p.cmd.includes('start-dev') || p.cmd.includes('deploy/temporal/config')
+          ? 'temporal'
+          : p.postgres
+            ? serverOf(pid).includes('postgres-temporal')
+              ? 'temporal'
+              : 'postgres'
+            : p.cmd.includes('bench/noop/worker.ts')
+              ? 'floor'
+              : null;
+    if (role) found.set(pid, { role, ms: p.ms });
   }
   return found;
 }
