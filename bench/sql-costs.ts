@@ -13,7 +13,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { appendLineItems } from '../bills/line-item-store';
+import { loadConfig } from '../core/config';
 import { createPool, migrate, type Db } from '../core/db';
+import { idempotencySettings } from '../core/deps';
 import { fingerprint, idempotent } from '../core/idempotency';
 
 const CALLS = Number(process.env.SQL_COSTS_CALLS ?? 2000);
@@ -44,7 +46,8 @@ type Case = (i: number) => Promise<unknown>;
 
 function cases(db: Db, bills: string[]): Record<string, Case> {
   const item = (i: number) => ({ line_item_id: randomUUID(), amount: 100 + i, currency: 'USD', description: 'API calls', metadata: null });
-  const settings = { ttlHours: 24, lockMs: 30_000, waitMs: 10_000 };
+  // The service's own settings, from the environment as it would read them.
+  const settings = idempotencySettings(loadConfig());
   const operation = 'POST /bills/:billId/line-items';
   return {
     'one-row insert (the bound)': (i) =>
