@@ -1,13 +1,14 @@
 /**
  * Import boundaries (`npm run lint`). The folders are layers, each importing only those below it:
- *   core < webhooks < invoices < bills < temporal < host
+ *   core < webhooks < invoices < taxes < customers < bills < temporal < host
  * core is plumbing; webhooks the outbox the features write events to, with its endpoints and
- * delivery workflow; invoices the invoice's whole life after its bill closes; bills the bill
+ * delivery workflow; invoices the invoice's whole life after its bill closes; taxes the catalogue
+ * of tax rates; customers the buyers bills name (invoices read both by SQL only); bills the bill
  * aggregate with its line items, workflow and use cases; temporal the worker's composition root;
  * host the standalone process. client, scripts (the build), bench and tests sit on top. A cycle,
  * between modules or folders, fails the build.
  */
-const LAYERS = ['core', 'webhooks', 'invoices', 'bills', 'temporal', 'host'];
+const LAYERS = ['core', 'webhooks', 'invoices', 'taxes', 'customers', 'bills', 'temporal', 'host'];
 const ON_TOP = ['client', 'scripts', 'bench', 'tests'];
 
 const upward = LAYERS.slice(0, -1).map((layer, i) => ({
@@ -43,7 +44,7 @@ module.exports = {
       comment:
         'The service reads what the build derived from the declarations (dist/api); the TypeScript compiler and the schema generator stay in scripts/.',
       severity: 'error',
-      from: { path: '^(core|webhooks|invoices|bills|temporal|host)/' },
+      from: { path: '^(core|webhooks|invoices|taxes|customers|bills|temporal|host)/' },
       to: { path: '^(scripts/|node_modules/(typescript|ts-json-schema-generator)/)' },
     },
     {
@@ -52,9 +53,9 @@ module.exports = {
         'Request types (<service>/requests.ts) are the Encore layer: domain rules take plain values, and the use cases hand them the checked requests.',
       severity: 'error',
       from: {
-        path: '^(core/|bills/(validation|line-item-rules|periods|bill-state|types)\\.ts$|invoices/(account-rules|types)\\.ts$|webhooks/(validation|types)\\.ts$)',
+        path: '^(core/|bills/(validation|line-item-rules|periods|bill-state|types)\\.ts$|invoices/(account-rules|types|tax|document)\\.ts$|customers/(customer-rules|types)\\.ts$|webhooks/(validation|types)\\.ts$)',
       },
-      to: { path: '^(bills|invoices|webhooks)/requests\\.ts$' },
+      to: { path: '^(bills|invoices|webhooks|customers|taxes)/requests\\.ts$' },
     },
     {
       name: 'not-to-tests-or-bench',

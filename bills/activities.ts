@@ -3,6 +3,7 @@
  * after continue-as-new) changes nothing. They are thin on purpose; the SQL lives in the stores.
  */
 import { activityLogContext, currentSourceRef } from '../core/activity-context';
+import { recordAudit, SYSTEM } from '../core/audit';
 import { inTransaction, type Db } from '../core/db';
 import { databaseRefusal } from '../core/errors';
 import type { Logger } from '../core/log';
@@ -137,11 +138,14 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
     },
 
     /** Marks the bill's series cancelled: it will not renew. */
-    async cancelSeries(input: { bill_id: string; at: string }): Promise<string | null> {
+    async cancelSeries(input: { bill_id: string; at: string; actor?: string }): Promise<string | null> {
       const outcome = await inTransaction(db, async (tx) => {
         const marked = await markSeriesCancelled(tx, input.bill_id, input.at);
-        if (marked && 'newly' in marked && marked.newly)
+        if (marked && 'newly' in marked && marked.newly) {
           await emitEvent(tx, 'series.cancelled', toBill((await findBill(tx, input.bill_id))!, null));
+          const actor = input.actor ?? 'unknown';
+          await recordAudit(tx, { bill_id: input.bill_id, subject: 'bill', subject_id: input.bill_id, action: 'series cancelled', actor });
+        }
         return marked;
       });
       if (outcome === null) throw new Error(`bill ${input.bill_id} does not exist`);
@@ -159,11 +163,23 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
     async closeBill(input: {
       bill_id: string;
       closed_at: string;
+      /** Who asked; absent when its period's end closed it. */
+      closed_by?: string;
     }): Promise<{ closed_at: string; totals: TotalsByCurrency; version: number }> {
       const { closed_now, ...closed } = await inTransaction(db, async (tx) => {
         const marked = await markClosed(tx, input.bill_id, input.closed_at);
         // The event carries the final bill, written in the transaction that closes it.
-        if (marked.closed_now) await emitEvent(tx, 'bill.closed', toBill((await findBill(tx, input.bill_id))!, null));
+        if (marked.closed_now) {
+          await emitEvent(tx, 'bill.closed', toBill((await findBill(tx, input.bill_id))!, null));
+          await recordAudit(tx, {
+            bill_id: input.bill_id,
+            subject: 'bill',
+            subject_id: input.bill_id,
+            action: input.closed_by ? 'closed on request' : 'closed at the end of its period',
+            actor: input.closed_by ?? SYSTEM,
+            data: { totals: marked.totals },
+          });
+        }
         return marked;
       });
       if (closed_now) billsClosed.inc();

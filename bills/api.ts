@@ -7,6 +7,7 @@ import { run, encoreDeps } from '../core/encore';
 import { idempotencyKeyOf } from '../core/idempotency';
 import { cancelBill, createBill, getBill, listBills, requestClose } from './bills';
 import { database } from './db';
+import * as auditTrail from './audit-trail';
 import * as lineItems from './line-items';
 import { reconcileBills } from './reconcile';
 import type { IdPattern } from '../invoices/requests';
@@ -16,10 +17,11 @@ import type {
   CancelBillBody,
   CreateBillBody,
   ListBillsQuery,
+  ListAuditQuery,
   ListLineItemsQuery,
   ReconcileQuery,
 } from './requests';
-import type { AddedLineItem, AddedLineItems, Bill, BillPage, ClosedBill, LineItemPage, ReconcileReport } from './types';
+import type { AddedLineItem, AddedLineItems, AuditPage, Bill, BillPage, ClosedBill, LineItemPage, ReconcileReport } from './types';
 
 const deps = () => encoreDeps(database);
 
@@ -30,7 +32,7 @@ export interface CreateBillRequest extends CreateBillBody {
 }
 export const create = api({ expose: true, auth: true, method: 'POST', path: '/bills' }, async (req: CreateBillRequest): Promise<Bill> =>
   run('bills:write', async (caller) =>
-    createBill(await deps(), req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+    createBill(await deps(), req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt), caller.key_id),
   ),
 );
 
@@ -61,7 +63,7 @@ export const close = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/close' },
   async (req: CloseBillRequest): Promise<ClosedBill> =>
     run('bills:write', async (caller) =>
-      requestClose(await deps(), req.billId, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+      requestClose(await deps(), req.billId, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt), caller.key_id),
     ),
 );
 
@@ -83,6 +85,7 @@ export const finalize = api(
         await deps(),
         req.billId,
         idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt),
+        caller.key_id,
         'POST /bills/:billId/finalize',
       ),
     ),
@@ -103,7 +106,7 @@ export const cancel = api(
   async (req: CancelBillRequest): Promise<Bill> =>
     run('bills:write', async (caller) => {
       const { billId, idempotencyKey, idempotencyKeyAlt, ...body } = req;
-      return cancelBill(await deps(), billId, body, idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt));
+      return cancelBill(await deps(), billId, body, idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt), caller.key_id);
     }),
 );
 
@@ -128,7 +131,13 @@ export const addLineItem = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items' },
   async (req: AddLineItemRequest): Promise<AddedLineItem> =>
     run('bills:write', async (caller) =>
-      lineItems.addLineItem(await deps(), req.billId, req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+      lineItems.addLineItem(
+        await deps(),
+        req.billId,
+        req,
+        idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt),
+        caller.key_id,
+      ),
     ),
 );
 
@@ -146,7 +155,13 @@ export const addLineItems = api(
   { expose: true, auth: true, method: 'POST', path: '/bills/:billId/line-items/batch' },
   async (req: AddLineItemsRequest): Promise<AddedLineItems> =>
     run('bills:write', async (caller) =>
-      lineItems.addLineItems(await deps(), req.billId, req, idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt)),
+      lineItems.addLineItems(
+        await deps(),
+        req.billId,
+        req,
+        idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt),
+        caller.key_id,
+      ),
     ),
 );
 
@@ -159,4 +174,14 @@ export const listLineItems = api(
   { expose: true, auth: true, method: 'GET', path: '/bills/:billId/line-items' },
   async (req: ListLineItemsRequest): Promise<LineItemPage> =>
     run('bills:read', async () => lineItems.listLineItems(await deps(), req.billId, req)),
+);
+
+/** The bill's audit trail, oldest first: each change of the bill and its invoice, who made it, and why. */
+export interface ListAuditRequest extends ListAuditQuery {
+  /** The bill's id (`bill_id`). */
+  billId: string & IdPattern;
+}
+export const listAudit = api(
+  { expose: true, auth: true, method: 'GET', path: '/bills/:billId/audit' },
+  async (req: ListAuditRequest): Promise<AuditPage> => run('bills:read', async () => auditTrail.listAudit(await deps(), req.billId, req)),
 );

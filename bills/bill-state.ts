@@ -81,6 +81,8 @@ export class BillState {
   /** Draining in-flight adds before continuing as new; new adds are asked to retry meanwhile. */
   draining = false;
   closeRequested = false;
+  /** Who asked for the close (null: its period's end closes it, `system`). */
+  closedBy: string | null = null;
   closedAt: string | null = null;
   continuedAsNew: number;
   feeCharged: boolean;

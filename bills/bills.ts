@@ -6,13 +6,16 @@
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
+import type { Actor } from '../core/audit';
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
 import { AppError, failedPrecondition } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsFallbacks } from '../core/metrics';
 import { toAppError, withDeadline, workflowStartOptions } from '../core/temporal';
-import { decodeCursor, encodeCursor, isId, isIsoInstant, pageSize } from '../core/validate';
+import { decodeCursor, encodeCursor, fieldError, isId, isIsoInstant, pageSize } from '../core/validate';
+import { findCustomer } from '../customers/store';
+import { checkTaxRateCodes } from '../taxes/tax-rates';
 import { INVOICE_STATUSES, PAYMENT_STATUSES } from '../invoices/types';
 import { listLineItemsPage } from './line-items';
 import { requireBill } from './lookup';
@@ -52,16 +55,24 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
  * What identifies a create request: what the client sent. A period end computed from the clock
  * differs on every retry; the one the client gave does not.
  */
-export function requestedBill(input: CreateBillInput): Omit<CreateBillInput, 'requested_period_end' | 'billing_period_end'> & {
-  billing_period_end: string | null;
-} {
-  const { requested_period_end, ...rest } = input;
-  return { ...rest, billing_period_end: requested_period_end };
+export function requestedBill(input: CreateBillInput) {
+  const { requested_period_end, customer_id, tax_rates, ...rest } = input;
+  // Named only when given: a request without them is the same request as before they existed.
+  return { ...rest, billing_period_end: requested_period_end, customer_id: customer_id ?? undefined, tax_rates: tax_rates ?? undefined };
 }
 
-export async function createBill(deps: Deps, body: CreateBillBody, key: IdempotencyKey | undefined): Promise<Bill> {
+/** The customer and the tax rates a bill names must exist (a customer's email may stand in for customer_email). */
+async function checkParties(deps: Deps, input: CreateBillInput): Promise<void> {
+  if (input.customer_id !== null && !(await findCustomer(deps.db, input.customer_id))) {
+    throw fieldError('customer_id', `names customer ${input.customer_id}, which does not exist (POST /customers creates one)`);
+  }
+  await checkTaxRateCodes(deps, input.tax_rates, 'tax_rates');
+}
+
+export async function createBill(deps: Deps, body: CreateBillBody, key: IdempotencyKey | undefined, actor: Actor): Promise<Bill> {
   const now = new Date();
   const parsed = createBillInput(body, now);
+  await checkParties(deps, parsed);
   const requested = requestedBill(parsed);
   const { requested_period_end: _, ...input } = parsed;
   return idempotently(deps, key, 'POST /bills', fingerprint('POST /bills', requested), async (seed) => {
@@ -81,6 +92,7 @@ export async function createBill(deps: Deps, body: CreateBillBody, key: Idempote
       previous_bill_id: null,
       grace_period: input.grace_period ?? 'PT0S',
       payment_terms: input.payment_terms ?? 'P30D',
+      created_by: actor,
     };
     const startWorkflowOperation = new WithStartWorkflowOperation(billLifecycleWorkflow, {
       workflowId: billWorkflowId(billId),
@@ -164,11 +176,12 @@ export async function requestClose(
   deps: Deps,
   billId: string,
   key: IdempotencyKey | undefined,
+  actor: Actor,
   operation: 'POST /bills/:billId/close' | 'POST /bills/:billId/finalize' = 'POST /bills/:billId/close',
 ): Promise<ClosedBill> {
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async () => {
     // A completed workflow ('gone') means the bill closed already: answer with the same final bill.
-    await updateBill(deps, billId, closeBillUpdate);
+    await updateBill(deps, billId, closeBillUpdate, { actor });
     const row = await requireBill(deps.db, billId);
     if (row.status !== 'closed') throw new AppError('unavailable', `bill ${billId} is not closed yet; retry`);
     const [bill] = await withLiveTotals(deps, [row], deps.config.queryTimeoutMs);
@@ -181,11 +194,17 @@ export async function requestClose(
  * Cancels a recurring bill's series: it will not renew. The bill closes at the end of its period,
  * or now with `close_now`. Cancelling again answers the same bill.
  */
-export async function cancelBill(deps: Deps, billId: string, body: CancelBillBody, key: IdempotencyKey | undefined): Promise<Bill> {
+export async function cancelBill(
+  deps: Deps,
+  billId: string,
+  body: CancelBillBody,
+  key: IdempotencyKey | undefined,
+  actor: Actor,
+): Promise<Bill> {
   const input = { close_now: body.close_now === true };
   const operation = 'POST /bills/:billId/cancel';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...input }), async () => {
-    if ((await updateBill(deps, billId, cancelSeriesUpdate, input)) === 'gone') {
+    if ((await updateBill(deps, billId, cancelSeriesUpdate, { ...input, actor })) === 'gone') {
       // Its workflow has completed: the bill closed, cancelled or renewed.
       const row = await requireBill(deps.db, billId);
       if (!row.interval) throw failedPrecondition('only a recurring bill has a series to cancel; close this one instead');

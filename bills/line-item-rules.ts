@@ -11,7 +11,10 @@ import type { LineItem, NewLineItem, StagedBatchRef } from './types';
 export const MAX_METADATA_BYTES = 4096;
 
 /** A line item as a request gives it, its shape checked: `metadata` may be absent or null. */
-export type LineItemRequest = Omit<NewLineItem, 'metadata'> & { metadata?: NewLineItem['metadata'] };
+export type LineItemRequest = Omit<NewLineItem, 'metadata' | 'tax_rates' | 'actor'> & {
+  metadata?: NewLineItem['metadata'];
+  tax_rates?: string[] | null;
+};
 
 /**
  * A requested line item under the rules its shape cannot say: a currency that exists, metadata of
@@ -23,7 +26,8 @@ export function newLineItem(item: LineItemRequest, at = ''): NewLineItem {
   if (metadata !== null && new TextEncoder().encode(JSON.stringify(metadata)).length > MAX_METADATA_BYTES) {
     throw fieldError(`${at}metadata`, `must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
   }
-  return { amount: item.amount, currency: item.currency, description: item.description, metadata };
+  const rates = item.tax_rates == null ? {} : { tax_rates: item.tax_rates };
+  return { amount: item.amount, currency: item.currency, description: item.description, metadata, ...rates };
 }
 
 /**
@@ -105,6 +109,7 @@ export function isSameLineItem(stored: LineItem, item: NewLineItem): boolean {
     stored.amount === item.amount &&
     stored.currency === item.currency &&
     stored.description === item.description &&
-    canonicalJson(stored.metadata) === canonicalJson(item.metadata)
+    canonicalJson(stored.metadata) === canonicalJson(item.metadata) &&
+    canonicalJson(stored.tax_rates) === canonicalJson(item.tax_rates ?? null)
   );
 }

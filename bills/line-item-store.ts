@@ -11,11 +11,12 @@ interface RawLineItem {
   currency: string;
   description: string;
   metadata: Record<string, unknown> | null;
+  tax_rates: string[] | null;
   source_ref: string;
   created_at: Date;
 }
 
-const COLUMNS = 'line_item_id, position, bill_id, amount, currency, description, metadata, source_ref, created_at';
+const COLUMNS = 'line_item_id, position, bill_id, amount, currency, description, metadata, tax_rates, source_ref, created_at';
 
 export interface StoredLineItem {
   item: LineItem;
@@ -32,6 +33,7 @@ function toStored(r: RawLineItem): StoredLineItem {
       currency: r.currency,
       description: r.description,
       metadata: r.metadata,
+      tax_rates: r.tax_rates,
       created_at: r.created_at.toISOString(),
     },
     position: r.position,
@@ -167,6 +169,9 @@ export async function appendLineItems(
           currency: i.currency,
           description: i.description,
           metadata: i.metadata,
+          // Absent (NULL in the row) when not given, as they reach us from a 1.0.0 workflow.
+          tax_rates: i.tax_rates,
+          actor: i.actor,
         })),
       ),
       JSON.stringify(batches.map((b) => ({ batch_id: b.batch_id, item_count: b.item_count, totals: b.totals }))),

@@ -3,6 +3,7 @@
  * ever joins a bill through its workflow, so these belong to the bill.
  */
 import { v4 as uuidv4 } from 'uuid';
+import type { Actor } from '../core/audit';
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
 import { AppError, billNotFound, failedPrecondition, invalidArgument, unexpected } from '../core/errors';
@@ -11,6 +12,7 @@ import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { totalsList, type CurrencyTotal } from '../core/money';
 import { sendUpdate, unknownOutcome, type UpdateFailure } from '../core/temporal';
 import { checkStorable, decodeCursor, encodeCursor, isPosition, pageSize } from '../core/validate';
+import { checkTaxRateCodes } from '../taxes/tax-rates';
 import { lineItemId } from './line-item-ids';
 import { dropStagedBatch, findLineItems, ledgerSnapshot, selectLineItemsPage, stageBatch } from './line-item-store';
 import type { AddLineItemBody, AddLineItemsBody, ListLineItemsQuery } from './requests';
@@ -34,9 +36,10 @@ export async function addLineItem(
   billId: string,
   body: AddLineItemBody,
   key: IdempotencyKey | undefined,
+  actor: Actor,
 ): Promise<AddedLineItem> {
   try {
-    const added = await addOneLineItem(deps, billId, body, key);
+    const added = await addOneLineItem(deps, billId, body, key, actor);
     lineItemsMetric.inc({ result: 'accepted', reason: '' });
     return added;
   } catch (err) {
@@ -57,13 +60,24 @@ export function countRefusedBatch(): void {
   lineItemsMetric.inc({ result: 'rejected', reason: 'invalid_argument:batch' });
 }
 
-async function addOneLineItem(deps: Deps, billId: string, body: AddLineItemBody, key: IdempotencyKey | undefined): Promise<AddedLineItem> {
+async function addOneLineItem(
+  deps: Deps,
+  billId: string,
+  body: AddLineItemBody,
+  key: IdempotencyKey | undefined,
+  actor: Actor,
+): Promise<AddedLineItem> {
   const item = newLineItem(body);
   checkStorable(item);
+  await checkTaxRateCodes(deps, item.tax_rates, 'tax_rates');
   const operation = 'POST /bills/:billId/line-items';
   return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId, ...item }), async (seed) =>
     // Without a key the request is new by definition.
-    groupsOf(deps).add(billId, { ...item, line_item_id: lineItemId(billId, seed ?? uuidv4()) }, Date.now() + deps.config.updateTimeoutMs),
+    groupsOf(deps).add(
+      billId,
+      { ...item, actor, line_item_id: lineItemId(billId, seed ?? uuidv4()) },
+      Date.now() + deps.config.updateTimeoutMs,
+    ),
   );
 }
 
@@ -119,8 +133,9 @@ function answersOf(billId: string, items: AddLineItemInput[], result: AppendLine
     const r = result.results[i];
     if ('refused' in r) return new AppError(r.refused.code, r.refused.message, r.refused.details);
     const { line_item_id, amount, currency, description, metadata } = item;
+    const tax_rates = item.tax_rates ?? null;
     return {
-      line_item: { line_item_id, bill_id: billId, amount, currency, description, metadata, created_at: r.created_at },
+      line_item: { line_item_id, bill_id: billId, amount, currency, description, metadata, tax_rates, created_at: r.created_at },
       totals: result.totals,
     };
   });
@@ -181,11 +196,13 @@ export async function addLineItems(
   billId: string,
   body: AddLineItemsBody,
   key: IdempotencyKey | undefined,
+  actor: Actor,
 ): Promise<AddedLineItems> {
   let items: NewLineItem[];
   try {
     items = body.items.map((item, i) => newLineItem(item, `items[${i}].`));
     checkStorable({ items });
+    for (const [i, item] of items.entries()) await checkTaxRateCodes(deps, item.tax_rates, `items[${i}].tax_rates`);
   } catch (err) {
     countRefusedBatch();
     throw err;
@@ -193,7 +210,15 @@ export async function addLineItems(
   const operation = 'POST /bills/:billId/line-items/batch';
   const fp = fingerprint(operation, { bill_id: billId, items });
   try {
-    const added = await idempotently(deps, key, operation, fp, (seed) => addStagedBatch(deps, billId, items, seed, fp));
+    const added = await idempotently(deps, key, operation, fp, (seed) =>
+      addStagedBatch(
+        deps,
+        billId,
+        items.map((item) => ({ ...item, actor })),
+        seed,
+        fp,
+      ),
+    );
     lineItemsMetric.inc({ result: 'accepted', reason: '' }, items.length);
     return added;
   } catch (err) {

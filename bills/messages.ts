@@ -55,6 +55,13 @@ export interface CarriedState {
 export interface CancelSeriesInput {
   /** Close this bill now instead of at the end of its period. */
   close_now: boolean;
+  /** Who asked, for the audit trail (absent in updates sent by 1.0.0). */
+  actor?: string;
+}
+
+export interface CloseBillInput {
+  /** Who asked, for the audit trail (1.0.0 sent no input). */
+  actor?: string;
 }
 
 /** What the running workflow knows; the endpoints merge it with the stored bill header. */
@@ -134,7 +141,7 @@ export const appendLineItemsUpdate = defineUpdate<AppendLineItemsResult, [Append
  */
 export const addStagedLineItemsUpdate = defineUpdate<AddLineItemsResult, [AddStagedLineItemsInput]>('addStagedLineItemsUpdate');
 /** Closes the bill early; returns once final totals are stored. Idempotent. */
-export const closeBillUpdate = defineUpdate<LiveBill>('closeBillUpdate');
+export const closeBillUpdate = defineUpdate<LiveBill, [CloseBillInput]>('closeBillUpdate');
 /** Stops a recurring bill's renewal (and closes it now when asked). Idempotent. */
 export const cancelSeriesUpdate = defineUpdate<LiveBill, [CancelSeriesInput]>('cancelSeriesUpdate');
 export const getBillQuery = defineQuery<LiveBill>('getBillQuery');

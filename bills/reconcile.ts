@@ -170,7 +170,7 @@ async function invoiceDifferences(deps: Deps, billIds: string[] | null): Promise
       overdue_at: iso(first.overdue_at),
       uncollectible_at: iso(first.uncollectible_at),
       voided_at: iso(first.voided_at),
-      amounts: toAmounts(balances),
+      amounts: toAmounts(balances.map((b) => ({ ...b, tax: '0' }))),
     });
     // Its timer fires at due_at: a minute later, an invoice with something due is overdue.
     if ((expected === 'open' || expected === 'partially_paid') && first.due_at.getTime() < now - OVERDUE_LAG_MS) expected = 'overdue';

@@ -7,6 +7,7 @@
 import type { IsEmail, Max, MaxLen, Min, MinLen } from 'encore.dev/validate';
 import type { Amount, Currency, Id, Text, Timestamp } from '../invoices/requests';
 import type { InvoiceStatus, PaymentStatus } from '../invoices/types';
+import type { TaxRateCodes } from '../customers/requests';
 import type { BillingPolicy } from './types';
 
 /** A recurring bill's fee, as a create request gives it. */
@@ -44,6 +45,10 @@ export interface CreateBillBody {
   /** Recurring bills: added as a line item at the start of every period, prorated for a partial one. */
   recurring_fee?: RecurringFeeBody | null;
   customer_email?: (string & MaxLen<254> & IsEmail) | null;
+  /** A customer (POST /customers): the invoice's buyer, frozen at finalization; its email when `customer_email` is absent. */
+  customer_id?: Id | null;
+  /** Default tax rates of the bill's line items (before the customer's). */
+  tax_rates?: TaxRateCodes | null;
   description?: (Text & MaxLen<500>) | null;
   /**
    * ISO 8601 duration (days, hours, minutes, seconds) after the end of the period during which
@@ -65,7 +70,7 @@ export interface ListBillsQuery {
   /**
    * Closed bills whose invoice is in this state: a delivery state (`failed`, `sent`, ...) or a
    * payment state (`open`, `partially_paid`, `paid`, `overdue`, `uncollectible`, `void`).
-   * @errorMessage must be one of pending, generated, sent, skipped, failed, open, partially_paid, paid, overdue, uncollectible, void
+   * @errorMessage must be one of pending, generated, sent, skipped, failed, no_invoice, open, partially_paid, paid, overdue, uncollectible, void
    */
   invoice_status?: InvoiceStatus | PaymentStatus;
   /** The bills of one recurring series (its first bill's id), newest period first. */
@@ -105,6 +110,8 @@ export interface AddLineItemBody {
   description: Text & MaxLen<500>;
   /** Any JSON object up to 4 KB. */
   metadata?: Record<string, unknown> | null;
+  /** The line's tax rates (codes of POST /tax-rates); absent: the bill's, else the customer's; []: no tax. */
+  tax_rates?: TaxRateCodes | null;
 }
 
 /** The body of POST /bills/:billId/line-items/batch. */
@@ -114,6 +121,16 @@ export interface AddLineItemsBody {
    * @errorMessage must be an array of 1 to 1000 line items
    */
   items: AddLineItemBody[] & MinLen<1> & MaxLen<1000>;
+}
+
+/** The query of GET /bills/:billId/audit. */
+export interface ListAuditQuery {
+  /**
+   * 1-1000, default 100.
+   * @asType integer
+   */
+  limit?: number & Min<1>;
+  cursor?: string;
 }
 
 /** The query of GET /bills/:billId/line-items. */

@@ -49,6 +49,8 @@ export function nextPeriod(input: BillWorkflowInput): BillWorkflowInput {
     billing_period_end: periodEnd(new Date(start), interval, header.billing_anchor_day ?? 1).toISOString(),
     created_at: new Date(Date.now()).toISOString(),
     previous_bill_id: header.bill_id,
+    // The audit trail's actor of a renewal: the series itself, not whoever created its first bill.
+    created_by: 'system',
     request_fingerprint: `renewal of ${header.bill_id}`,
   };
   return {

@@ -2,8 +2,9 @@
 import type { Queryable } from '../core/db';
 import { parseMinorUnits, type TotalsByCurrency } from '../core/money';
 import { dropBatchesOfBill } from './line-item-store';
-import { AMOUNTS_SQL, toAmounts } from '../invoices/account-store';
+import { AMOUNTS_SQL, toAmounts, type AmountsRaw } from '../invoices/account-store';
 import type { InvoiceStatus, InvoiceSummary, PaymentStatus } from '../invoices/types';
+import { SYSTEM } from '../core/audit';
 import { emitSql } from '../webhooks/events';
 import type { EventType } from '../webhooks/types';
 import type { BillHeader, BillingPolicy, TotalsText } from './types';
@@ -35,6 +36,8 @@ interface RawBillRow {
   policy: BillingPolicy;
   currency: string | null;
   customer_email: string | null;
+  customer_id: string | null;
+  tax_rates: string[] | null;
   description: string | null;
   billing_period_start: Date;
   billing_period_end: Date;
@@ -55,7 +58,7 @@ interface RawBillRow {
   drafted_at: Date | null;
   payment_status: PaymentStatus | null;
   due_at: Date | null;
-  invoice_amounts: { currency: string; total: string; credited: string; paid: string }[] | null;
+  invoice_amounts: AmountsRaw[] | null;
   invoice_status: InvoiceStatus | null;
   invoice_number: string | null;
   invoice_sent_at: Date | null;
@@ -66,7 +69,7 @@ interface RawBillRow {
 // And, for a recurring bill, the bill of the next period.
 const FROM = `bills b LEFT JOIN bill_postprocess pp USING (bill_id) LEFT JOIN invoices i USING (bill_id)
   LEFT JOIN invoice_accounts ia ON ia.bill_id = b.bill_id LEFT JOIN bills nb ON nb.previous_bill_id = b.bill_id`;
-const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.description, b.billing_period_start,
+const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.customer_id, b.tax_rates, b.description, b.billing_period_start,
   b.billing_period_end, b.created_at, b.closed_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
   b.recurring_fee_amount, b.recurring_fee_currency, b.recurring_fee_description, b.series_id, b.previous_bill_id,
   b.cancelled_at, nb.bill_id AS next_bill_id, pp.status AS invoice_status,
@@ -154,15 +157,23 @@ export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEve
     b.previous_bill_id,
     b.grace_period,
     b.payment_terms,
+    // A header a 1.0.0 workflow carries has neither.
+    b.customer_id ?? null,
+    b.tax_rates ?? null,
+    // The audit trail's first entry of the bill: who created it (a renewal: the series, `system`).
+    b.created_by ?? (b.previous_bill_id ? SYSTEM : 'unknown'),
   ];
   const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data))));
   const inserted = await db.query(
     `WITH created AS (
        INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
          billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
-         recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id, grace_period, payment_terms)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-       ON CONFLICT DO NOTHING RETURNING 1)
+         recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id, grace_period, payment_terms,
+         customer_id, tax_rates)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+       ON CONFLICT DO NOTHING RETURNING 1),
+     audited AS (
+       INSERT INTO audit_log (bill_id, subject, subject_id, action, actor) SELECT $1, 'bill', $1, 'created', $21 FROM created)
      SELECT ${['1', ...emits].join(', ')} FROM created`,
     params,
   );

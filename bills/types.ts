@@ -31,6 +31,13 @@ export interface BillFields {
   policy: BillingPolicy;
   currency: string | null;
   customer_email: string | null;
+  /**
+   * The customer invoices are issued to (POST /customers); its email is used when
+   * `customer_email` is not given. (A bill created by 1.0.0 has neither field in its workflow.)
+   */
+  customer_id: string | null;
+  /** Default tax rates of the bill's line items, before the customer's; null: the customer's. */
+  tax_rates: string[] | null;
   description: string | null;
   billing_period_start: string;
   billing_period_end: string;
@@ -93,6 +100,8 @@ export interface ClosedBill {
 /** What a bill's workflow carries: its creation facts and the request that created it. */
 export interface BillHeader extends BillFields {
   request_fingerprint: string;
+  /** Who created it, for the audit trail (`system` for a series' next period); absent in 1.0.0 headers. */
+  created_by?: string;
 }
 
 /** Per currency: amount and line item count, as decimal strings (sums may pass 2^53). */
@@ -163,6 +172,8 @@ export interface LineItem {
   currency: string;
   description: string;
   metadata: Record<string, unknown> | null;
+  /** The line's own tax rates; null: the bill's (or its customer's) apply at finalization. */
+  tax_rates: string[] | null;
   created_at: string;
 }
 
@@ -172,6 +183,10 @@ export interface NewLineItem {
   currency: string;
   description: string;
   metadata: Record<string, unknown> | null;
+  /** Present only when the request named rates: an untaxed add carries no extra bytes through Temporal. */
+  tax_rates?: string[];
+  /** Who added it (the API key id); absent in line items of 1.0.0 workflows. */
+  actor?: string;
 }
 
 /** A line item added, and the bill's totals with it. */
@@ -212,4 +227,24 @@ export interface StagedBatchRef {
 export interface LedgerSnapshot {
   version: number;
   totals: TotalsByCurrency;
+}
+
+/** One change of a bill or its invoice: who, when, what, why. */
+export interface AuditRecord {
+  at: string;
+  /** bill, line_item, invoice, payment, credit_note. */
+  subject: string;
+  subject_id: string;
+  action: string;
+  /** The API key id, `anonymous` with authentication off, `system` for the service's own changes. */
+  actor: string;
+  /** The reason given (credit notes, voids). */
+  reason: string | null;
+  data: Record<string, unknown> | null;
+}
+
+/** GET /bills/:billId/audit: oldest first. */
+export interface AuditPage {
+  entries: AuditRecord[];
+  next_cursor: string | null;
 }

@@ -23,6 +23,8 @@ export interface CreateBillInput {
   currency: string | null;
   policy: BillingPolicy;
   customer_email: string | null;
+  customer_id: string | null;
+  tax_rates: string[] | null;
   description: string | null;
   interval: string | null;
   billing_anchor_day: number | null;
@@ -57,6 +59,8 @@ export function createBillInput(request: BillRequest, now: Date): CreateBillInpu
     currency,
     policy,
     customer_email: request.customer_email ?? null,
+    customer_id: request.customer_id ?? null,
+    tax_rates: request.tax_rates ?? null,
     description: request.description ?? null,
     grace_period: spanField(request.grace_period, 'grace_period', 0, MAX_GRACE_PERIOD_MS, 'P30D'),
     payment_terms: spanField(request.payment_terms, 'payment_terms', 1000, MAX_PAYMENT_TERMS_MS, 'P365D'),

@@ -75,7 +75,10 @@ function wireHandlers(bill: BillState, db: DatabaseActivities): void {
   setHandler(m.addStagedLineItemsUpdate, (ref) => addStagedBatch(bill, ref), {
     validator: (ref) => check(() => bill.checkStagedBatch(ref)),
   });
-  setHandler(m.closeBillUpdate, () => closeOnRequest(bill), { validator: () => check(() => bill.checkClose()) });
+  // 1.0.0 clients sent no input.
+  setHandler(m.closeBillUpdate, (req?: m.CloseBillInput) => closeOnRequest(bill, req?.actor), {
+    validator: (_req?: m.CloseBillInput) => check(() => bill.checkClose()),
+  });
   setHandler(m.cancelSeriesUpdate, (req) => cancelSeries(bill, db, req), {
     validator: (_req: m.CancelSeriesInput) => check(() => bill.checkCancel()),
   });
@@ -95,25 +98,27 @@ async function addStagedBatch(bill: BillState, ref: m.AddStagedLineItemsInput): 
   return { added: ref.item_count, totals: totalsList(bill.totals), version: bill.version };
 }
 
-async function closeOnRequest(bill: BillState): Promise<m.LiveBill> {
+async function closeOnRequest(bill: BillState, actor: string | undefined): Promise<m.LiveBill> {
   bill.closeRequested = true;
+  bill.closedBy ??= actor ?? null;
   await condition(() => bill.status === 'closed' || bill.conflict);
   check(() => bill.checkOurs());
   return bill.live();
 }
 
-async function cancelSeries(bill: BillState, db: DatabaseActivities, { close_now }: m.CancelSeriesInput): Promise<m.LiveBill> {
+async function cancelSeries(bill: BillState, db: DatabaseActivities, { close_now, actor }: m.CancelSeriesInput): Promise<m.LiveBill> {
   bill.cancelled = true;
   bill.cancelling++;
   try {
     await condition(() => bill.persisted || bill.conflict);
     check(() => bill.checkOurs());
-    await db.cancelSeries({ bill_id: bill.bill.bill_id, at: new Date(Date.now()).toISOString() });
+    await db.cancelSeries({ bill_id: bill.bill.bill_id, at: new Date(Date.now()).toISOString(), ...(actor ? { actor } : {}) });
   } finally {
     bill.cancelling--;
   }
   if (close_now) {
     bill.closeRequested = true;
+    bill.closedBy ??= actor ?? null;
     await condition(() => bill.status === 'closed');
   }
   return bill.live();
@@ -234,7 +239,8 @@ async function close(bill: BillState, input: m.BillWorkflowInput, db: DatabaseAc
   // A cancel accepted before the close writes to the bill row first: the database refuses any
   // change to a closed bill.
   await condition(() => bill.idle() && bill.cancelling === 0);
-  const stored = await db.closeBill({ bill_id: billId, closed_at: new Date(Date.now()).toISOString() });
+  const closedBy = bill.closedBy ? { closed_by: bill.closedBy } : {};
+  const stored = await db.closeBill({ bill_id: billId, closed_at: new Date(Date.now()).toISOString(), ...closedBy });
   // Postgres is the system of record; a mismatch means a write committed that no snapshot brought
   // back (or a bug): worth an alert, never a wrong invoice.
   if (!sameTotals(stored.totals, bill.totals)) await db.reportTotalsMismatch({ bill_id: billId, live: bill.totals, stored: stored.totals });

@@ -14,12 +14,17 @@ import type {
   AddLineItemsBody,
   CancelBillBody,
   CreateBillBody,
+  ListAuditQuery,
   ListBillsQuery,
   ListLineItemsQuery,
   ReconcileQuery,
   RecurringFeeBody,
 } from '../bills/requests';
-import type { AddedLineItem, AddedLineItems, Bill, BillPage, ClosedBill, LineItemPage, ReconcileReport } from '../bills/types';
+import type { AddedLineItem, AddedLineItems, AuditPage, Bill, BillPage, ClosedBill, LineItemPage, ReconcileReport } from '../bills/types';
+import type { CreateCustomerBody, ListCustomersQuery, UpdateCustomerBody } from '../customers/requests';
+import type { Customer, CustomerPage } from '../customers/types';
+import type { CreateTaxRateBody } from '../taxes/requests';
+import type { TaxRate, TaxRateList } from '../taxes/types';
 import type { ErrCode, ErrDetails } from '../core/errors';
 import type { InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from '../invoices/requests';
 import type {
@@ -56,6 +61,10 @@ export type {
 // What requests may hold, as the service declares it (the field types carry Encore's validation types).
 export type * from '../invoices/requests';
 export type * from '../webhooks/requests';
+export type * from '../customers/requests';
+export type * from '../customers/types';
+export type * from '../taxes/requests';
+export type * from '../taxes/types';
 // Everything a webhook receiver or manager needs: events, endpoints, deliveries.
 export type * from '../webhooks/types';
 // Invoices: summaries, accounts, payments, credit notes.
@@ -169,9 +178,20 @@ export class FeesClient {
     return this.call({ method: 'GET', path: `/bills/${enc(billId)}/line-items`, query }, opts);
   }
 
+  /** Who changed the bill and its invoice, when and why; oldest first. */
+  listAudit(billId: string, query: ListAuditQuery = {}, opts?: CallOptions): Promise<AuditPage> {
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}/audit`, query }, opts);
+  }
+
   /** The invoice PDF of a closed bill. */
   getInvoicePdf(billId: string, opts?: CallOptions): Promise<Uint8Array> {
     return this.call({ method: 'GET', path: `/bills/${enc(billId)}/invoice`, binary: true }, opts);
+  }
+
+  /** The invoice's EN 16931 UBL 2.1 document in `currency` (needed when the invoice has several). */
+  getInvoiceUbl(billId: string, currency?: string, opts?: CallOptions): Promise<Uint8Array> {
+    const query = { format: 'ubl', ...(currency ? { currency } : {}) };
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}/invoice`, query, binary: true }, opts);
   }
 
   retryInvoice(billId: string, opts?: CallOptions): Promise<RetryInvoiceResponse> {
@@ -201,6 +221,32 @@ export class FeesClient {
 
   getCreditNotePdf(billId: string, creditNoteId: string, opts?: CallOptions): Promise<Uint8Array> {
     return this.call({ method: 'GET', path: `/bills/${enc(billId)}/credit-notes/${enc(creditNoteId)}/pdf`, binary: true }, opts);
+  }
+
+  createCustomer(body: CreateCustomerBody, opts?: CallOptions): Promise<Customer> {
+    return this.call({ method: 'POST', path: '/customers', body }, opts);
+  }
+
+  listCustomers(query: ListCustomersQuery = {}, opts?: CallOptions): Promise<CustomerPage> {
+    return this.call({ method: 'GET', path: '/customers', query }, opts);
+  }
+
+  getCustomer(customerId: string, opts?: CallOptions): Promise<Customer> {
+    return this.call({ method: 'GET', path: `/customers/${enc(customerId)}` }, opts);
+  }
+
+  /** Invoices already issued keep the customer as it was when they were finalized. */
+  updateCustomer(customerId: string, body: UpdateCustomerBody, opts?: CallOptions): Promise<Customer> {
+    return this.call({ method: 'PATCH', path: `/customers/${enc(customerId)}`, body }, opts);
+  }
+
+  /** A rate never changes: the same code again with the same values answers it. */
+  createTaxRate(body: CreateTaxRateBody, opts?: CallOptions): Promise<TaxRate> {
+    return this.call({ method: 'POST', path: '/tax-rates', body }, opts);
+  }
+
+  listTaxRates(opts?: CallOptions): Promise<TaxRateList> {
+    return this.call({ method: 'GET', path: '/tax-rates' }, opts);
   }
 
   /** Needs the `admin` scope. */

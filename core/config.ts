@@ -4,9 +4,11 @@
  * so a bad value stops start-up with one clear line per problem instead of surfacing later as a
  * runtime failure.
  */
+import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { isBic, isCountryCode, normalizeIban, taxIdProblem } from './parties';
 
 type Env = Record<string, string | undefined>;
 
@@ -47,6 +49,16 @@ const invoicePrefix = text
 /** A 256-bit key as base64 text (WEBHOOK_SECRETS_KEY, each of PAYLOAD_ENCRYPTION_KEYS). */
 const is32Bytes = (base64: string) => Buffer.from(base64, 'base64').length === 32;
 const key32 = text.refine(is32Bytes, 'must be 32 bytes in base64 (openssl rand -base64 32)');
+const country = text.refine(isCountryCode, 'must be an ISO 3166-1 alpha-2 country code in capitals, e.g. DE');
+/** A logo for invoices: a PNG or JPEG file (checked by its first bytes, so a typo fails at start-up). */
+const imageFile = text.refine((file) => {
+  try {
+    const head = readFileSync(file).subarray(0, 4);
+    return head.toString('hex') === '89504e47' || head.subarray(0, 3).toString('hex') === 'ffd8ff';
+  } catch {
+    return false;
+  }
+}, 'must be the path of a readable PNG or JPEG file');
 /** A comma-separated list, blanks around entries and empty entries dropped. */
 const commaList = (list: string) =>
   list
@@ -254,6 +266,41 @@ const settings = z.object({
     /** Line items listed in the PDF; a longer bill lists these and summarises the rest. */
     pdfMaxLineItems: variable('INVOICE_PDF_MAX_LINE_ITEMS', integer(1, 100_000).default(1_000)),
   }),
+  /**
+   * The issuer printed on every invoice and e-invoice. Unset, a demo seller (which says so) stands
+   * in, so the service starts on its defaults; NODE_ENV=production requires a real one.
+   */
+  seller: z.object({
+    /** Legal name. Setting it requires the address (line 1, city, postal code, country). */
+    name: variable('SELLER_NAME', maybe(text.trim().min(1).max(200))),
+    addressLine1: variable('SELLER_ADDRESS_LINE1', maybe(text.trim().min(1).max(200))),
+    addressLine2: variable('SELLER_ADDRESS_LINE2', maybe(text.trim().min(1).max(200))),
+    city: variable('SELLER_CITY', maybe(text.trim().min(1).max(100))),
+    postalCode: variable('SELLER_POSTAL_CODE', maybe(text.trim().min(1).max(20))),
+    region: variable('SELLER_REGION', maybe(text.trim().min(1).max(100))),
+    country: variable('SELLER_COUNTRY', maybe(country)),
+    /** VAT number (checked against SELLER_COUNTRY's pattern and check digits where known). */
+    taxId: variable('SELLER_TAX_ID', maybe(text.trim().min(1).max(50))),
+    /** Printed as the seller's contact; unset: the address of INVOICE_FROM. */
+    email: variable('SELLER_EMAIL', maybe(mailbox)),
+    /** How to pay, printed on the invoice: a free text, and/or a bank account. */
+    paymentInstructions: variable('SELLER_PAYMENT_INSTRUCTIONS', maybe(text.trim().min(1).max(500))),
+    bankName: variable('SELLER_BANK_NAME', maybe(text.trim().min(1).max(100))),
+    iban: variable(
+      'SELLER_IBAN',
+      maybe(
+        text.transform((iban, ctx) => {
+          const normal = normalizeIban(iban);
+          if (normal) return normal;
+          ctx.issues.push({ code: 'custom', input: iban, message: 'must be a valid IBAN (its check digits)' });
+          return z.NEVER;
+        }),
+      ),
+    ),
+    bic: variable('SELLER_BIC', maybe(text.refine(isBic, 'must be a valid BIC (8 or 11 characters)'))),
+    /** A PNG or JPEG printed at the top of invoices. */
+    logoPath: variable('SELLER_LOGO_PATH', maybe(imageFile)),
+  }),
   smtp: z.object({
     /** smtp://user:pass@host:587 or smtps://...; unset: invoices are written to `${dataDir}/outbox`. */
     url: variable('SMTP_URL', maybe(url('smtp:', 'smtps:')), 'secret'),
@@ -357,6 +404,25 @@ function parsePayloadKeys(list: string, ctx: z.core.$RefinementCtx): { id: strin
 }
 
 /** The rules between settings. A bad value is read as its default by now, so these still run beside its report. */
+/** An invoice must name its seller with an address; a VAT number must fit the seller's country. */
+function sellerProblems(c: Config): string[] {
+  const s = c.seller;
+  if (s.name === undefined) {
+    const set = Object.entries(s).filter(([, value]) => value !== undefined);
+    if (set.length > 0) return [`SELLER_NAME is required when other SELLER_* settings are set (the demo seller is used only when none is)`];
+    return c.production ? ['SELLER_NAME is required with NODE_ENV=production: invoices are issued in its name'] : [];
+  }
+  const missing = (['addressLine1', 'city', 'postalCode', 'country'] as const).filter((k) => s[k] === undefined);
+  const problems = missing.map(
+    (k) => `${variableAt(['seller', k]).name} is required with SELLER_NAME: an invoice carries the seller's address`,
+  );
+  if (s.taxId !== undefined && s.country !== undefined) {
+    const problem = taxIdProblem(s.taxId, s.country);
+    if (problem) problems.push(`SELLER_TAX_ID ${problem}`);
+  }
+  return problems;
+}
+
 function crossFieldProblems(c: Config): string[] {
   const problems: string[] = [];
   // A key's lock must outlast the request holding it, or a duplicate could run beside it.
@@ -366,6 +432,7 @@ function crossFieldProblems(c: Config): string[] {
   if (c.production && !c.auth.required) {
     problems.push('AUTH_REQUIRED=false is refused with NODE_ENV=production: a billing API must not run open');
   }
+  problems.push(...sellerProblems(c));
   if (c.production && c.webhooks.secretsKey === undefined) {
     problems.push('WEBHOOK_SECRETS_KEY is required with NODE_ENV=production: it encrypts webhook signing secrets at rest');
   }

@@ -3,6 +3,7 @@
  * tests/unit/route-parity.test.ts reads both and fails when they drift apart.
  */
 import { cancelBill, createBill, getBill, listBills, requestClose } from '../bills/bills';
+import { listAudit } from '../bills/audit-trail';
 import { reconcileBills } from '../bills/reconcile';
 import type {
   AddLineItemBody,
@@ -10,6 +11,7 @@ import type {
   CancelBillBody,
   CreateBillBody,
   ListBillsQuery,
+  ListAuditQuery,
   ListLineItemsQuery,
   ReconcileQuery,
 } from '../bills/requests';
@@ -19,10 +21,14 @@ import type { AppError } from '../core/errors';
 import { IDEMPOTENCY_HEADERS, idempotencyKeyOf, type IdempotencyKey } from '../core/idempotency';
 import { addLineItem, addLineItems, countRefusedAdd, countRefusedBatch, listLineItems } from '../bills/line-items';
 import * as account from '../invoices/invoice-account';
-import { getInvoicePdf, retryInvoice } from '../invoices/invoices';
+import { getInvoiceFile, retryInvoice, type DocumentFile } from '../invoices/invoices';
 import type { InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from '../invoices/requests';
 import type { CreateWebhookBody, ListDeliveriesQuery, ListWebhooksQuery, UpdateWebhookBody } from '../webhooks/requests';
 import * as webhooks from '../webhooks/webhooks';
+import * as customers from '../customers/customers';
+import type { CreateCustomerBody, ListCustomersQuery, UpdateCustomerBody } from '../customers/requests';
+import type { CreateTaxRateBody } from '../taxes/requests';
+import * as taxRates from '../taxes/tax-rates';
 
 /**
  * A request as a handler gets it: checked against its route's schemas first (host/server.ts), so
@@ -71,7 +77,7 @@ export const routes: Route[] = [
     path: '/bills',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => createBill(d, r.body, idempotencyKey(r)),
+    handle: (d, r) => createBill(d, r.body, idempotencyKey(r), r.principal.key_id),
   }),
   route<never, ListBillsQuery>({
     method: 'GET',
@@ -86,28 +92,28 @@ export const routes: Route[] = [
     path: '/bills/:billId/close',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => requestClose(d, r.params.billId, idempotencyKey(r)),
+    handle: (d, r) => requestClose(d, r.params.billId, idempotencyKey(r), r.principal.key_id),
   },
   {
     method: 'POST',
     path: '/bills/:billId/finalize',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => requestClose(d, r.params.billId, idempotencyKey(r), 'POST /bills/:billId/finalize'),
+    handle: (d, r) => requestClose(d, r.params.billId, idempotencyKey(r), r.principal.key_id, 'POST /bills/:billId/finalize'),
   },
   route<CancelBillBody>({
     method: 'POST',
     path: '/bills/:billId/cancel',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => cancelBill(d, r.params.billId, r.body, idempotencyKey(r)),
+    handle: (d, r) => cancelBill(d, r.params.billId, r.body, idempotencyKey(r), r.principal.key_id),
   }),
   route<AddLineItemBody>({
     method: 'POST',
     path: '/bills/:billId/line-items',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r)),
+    handle: (d, r) => addLineItem(d, r.params.billId, r.body, idempotencyKey(r), r.principal.key_id),
     refused: countRefusedAdd,
   }),
   route<AddLineItemsBody>({
@@ -115,7 +121,7 @@ export const routes: Route[] = [
     path: '/bills/:billId/line-items/batch',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => addLineItems(d, r.params.billId, r.body, idempotencyKey(r)),
+    handle: (d, r) => addLineItems(d, r.params.billId, r.body, idempotencyKey(r), r.principal.key_id),
     refused: countRefusedBatch,
   }),
   route<never, ListLineItemsQuery>({
@@ -125,17 +131,20 @@ export const routes: Route[] = [
     headers: [],
     handle: (d, r) => listLineItems(d, r.params.billId, r.query),
   }),
+  route<never, ListAuditQuery>({
+    method: 'GET',
+    path: '/bills/:billId/audit',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => listAudit(d, r.params.billId, r.query),
+  }),
   {
     method: 'GET',
     path: '/bills/:billId/invoice',
     scope: 'bills:read',
     headers: [],
-    handle: (d, r) => getInvoicePdf(d, r.params.billId),
-    file: (invoice: Awaited<ReturnType<typeof getInvoicePdf>>) => ({
-      contentType: 'application/pdf',
-      filename: `${invoice.invoice_number}.pdf`,
-      body: invoice.pdf,
-    }),
+    handle: (d, r) => getInvoiceFile(d, r.params.billId, r.query as Record<string, unknown>),
+    file: (file: DocumentFile) => file,
   },
   {
     method: 'POST',
@@ -156,14 +165,14 @@ export const routes: Route[] = [
     path: '/bills/:billId/invoice/payments',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => account.recordPayment(d, r.params.billId, r.body, idempotencyKey(r)),
+    handle: (d, r) => account.recordPayment(d, r.params.billId, r.body, idempotencyKey(r), r.principal.key_id),
   }),
   route<InvoiceActionBody>({
     method: 'POST',
     path: '/bills/:billId/invoice/void',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => account.voidInvoice(d, r.params.billId, r.body, idempotencyKey(r)),
+    handle: (d, r) => account.voidInvoice(d, r.params.billId, r.body, idempotencyKey(r), r.principal.key_id),
   }),
   {
     method: 'POST',
@@ -177,19 +186,15 @@ export const routes: Route[] = [
     path: '/bills/:billId/credit-notes',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => account.issueCreditNote(d, r.params.billId, r.body, idempotencyKey(r)),
+    handle: (d, r) => account.issueCreditNote(d, r.params.billId, r.body, idempotencyKey(r), r.principal.key_id),
   }),
   {
     method: 'GET',
     path: '/bills/:billId/credit-notes/:creditNoteId/pdf',
     scope: 'bills:read',
     headers: [],
-    handle: (d, r) => account.getCreditNotePdf(d, r.params.billId, r.params.creditNoteId),
-    file: (note: Awaited<ReturnType<typeof account.getCreditNotePdf>>) => ({
-      contentType: 'application/pdf',
-      filename: `${note.credit_note_number}.pdf`,
-      body: note.pdf,
-    }),
+    handle: (d, r) => account.getCreditNoteFile(d, r.params.billId, r.params.creditNoteId, r.query as Record<string, unknown>),
+    file: (file: DocumentFile) => file,
   },
   route<never, ReconcileQuery>({
     method: 'GET',
@@ -198,6 +203,48 @@ export const routes: Route[] = [
     headers: [],
     handle: (d, r) => reconcileBills(d, r.query),
   }),
+  route<CreateCustomerBody>({
+    method: 'POST',
+    path: '/customers',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => customers.createCustomer(d, r.body, idempotencyKey(r), r.principal.key_id),
+  }),
+  route<never, ListCustomersQuery>({
+    method: 'GET',
+    path: '/customers',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => customers.listCustomers(d, r.query),
+  }),
+  {
+    method: 'GET',
+    path: '/customers/:customerId',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => customers.getCustomer(d, r.params.customerId),
+  },
+  route<UpdateCustomerBody>({
+    method: 'PATCH',
+    path: '/customers/:customerId',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => customers.updateCustomer(d, r.params.customerId, r.body, idempotencyKey(r), r.principal.key_id),
+  }),
+  route<CreateTaxRateBody>({
+    method: 'POST',
+    path: '/tax-rates',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => taxRates.createTaxRate(d, r.body, idempotencyKey(r), r.principal.key_id),
+  }),
+  {
+    method: 'GET',
+    path: '/tax-rates',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d) => taxRates.listTaxRates(d),
+  },
   route<CreateWebhookBody>({
     method: 'POST',
     path: '/webhooks',

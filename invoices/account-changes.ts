@@ -26,7 +26,12 @@ import {
   unsentCreditNotes,
   type AccountDates,
 } from './account-store';
+import { recordAudit } from '../core/audit';
 import { renderCreditNotePdf } from './credit-note-pdf';
+import type { CreditedLine, InvoiceDocument, InvoiceParties } from './document';
+import { loadInvoiceDocument } from './invoice-document';
+import { sellerLogo } from './seller';
+import { splitCredit } from './tax';
 import { issuerName, mailDomain, type Mailer } from './mailer';
 import { takeNumber } from './store';
 import type { CreditNote, CreditNoteIssued, InvoiceAccount, InvoiceVoided, PaymentRecorded } from './types';
@@ -38,6 +43,22 @@ export interface AccountDeps {
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** The actor of a change sent by a 1.0.0 client path that did not say who asked. */
+const UNKNOWN_ACTOR = 'unknown';
+
+/** A credit note's parties (its invoice's, as frozen) and the tax split of what it credits. */
+function creditNoteDocument(invoice: InvoiceDocument, lines: CreditedLine[]): InvoiceParties {
+  const byCurrency = new Map<string, number>();
+  for (const l of lines) byCurrency.set(l.currency, (byCurrency.get(l.currency) ?? 0) + l.amount);
+  const splits = [...byCurrency].sort(([a], [b]) => (a < b ? -1 : 1)).map(([currency, gross]) => splitCredit(gross, currency, invoice));
+  return {
+    seller: invoice.seller,
+    buyer: invoice.buyer,
+    taxes: splits.flatMap((s) => s.taxes.filter((t) => t.net !== 0 || t.tax !== 0)),
+    totals: splits.map((s) => s.total),
+  };
+}
 
 /** The account after `apply` changed its amounts or dates: status derived, saved, read back. */
 async function settle(tx: Queryable, before: InvoiceAccount, dates: AccountDates, paidAt: string): Promise<InvoiceAccount> {
@@ -91,7 +112,7 @@ const keyReused = (what: string) =>
 /** Records a payment once (by its id); refused when it would pay more than is due in its currency. */
 export async function applyPayment(
   db: Db,
-  input: PaymentInput & { bill_id: string; payment_id: string; request_fingerprint: string },
+  input: PaymentInput & { bill_id: string; payment_id: string; request_fingerprint: string; actor?: string },
 ): Promise<PaymentRecorded> {
   return inTransaction(db, async (tx) => {
     const before = await lockAccount(tx, input.bill_id);
@@ -106,7 +127,15 @@ export async function applyPayment(
     if (!isNew) throw new AppError('aborted', `payment ${input.payment_id} was recorded concurrently; retry with the same key`);
     await addToBalance(tx, input.bill_id, input.currency, 'paid', input.amount);
     const invoice = await settle(tx, before, {}, input.paid_at);
-    await emitEvent(tx, 'invoice.payment_recorded', { payment, invoice });
+    await emitEvent(tx, 'invoice.payment_recorded', { payment, invoice, actor: input.actor ?? null });
+    await recordAudit(tx, {
+      bill_id: input.bill_id,
+      subject: 'payment',
+      subject_id: payment.payment_id,
+      action: 'recorded',
+      actor: input.actor ?? UNKNOWN_ACTOR,
+      data: { amount: payment.amount, currency: payment.currency, reference: payment.reference },
+    });
     return { payment, invoice };
   });
 }
@@ -121,6 +150,7 @@ async function creditInTransaction(
   input: CreditNoteInput,
   dates: AccountDates,
   requestFingerprint: string,
+  actor: string,
 ): Promise<{ credit_note: CreditNote; invoice: InvoiceAccount }> {
   const billId = before.bill_id;
   const lines = creditLines(
@@ -132,18 +162,22 @@ async function creditInTransaction(
   const now = new Date();
   const sequence = `CN-${now.getUTCFullYear()}`;
   const { value, number } = await takeNumber(tx, sequence);
-  const bill = await tx.query<{ customer_email: string | null }>('SELECT customer_email FROM bills WHERE bill_id = $1', [billId]);
-  const pdf = await renderCreditNotePdf({
-    credit_note_number: number,
-    invoice_number: before.invoice_number,
-    kind,
-    reason: input.reason,
-    issued_at: now.toISOString(),
-    bill_id: billId,
-    customer_email: bill.rows[0].customer_email,
-    issuer: issuerName(deps.config.invoice.from),
-    lines,
-  });
+  const invoice = (await loadInvoiceDocument(tx, billId, 0, deps.config))!;
+  const document = creditNoteDocument(invoice, lines);
+  const pdf = await renderCreditNotePdf(
+    {
+      ...document,
+      credit_note_number: number,
+      invoice_number: before.invoice_number,
+      invoice_issued_at: invoice.issued_at,
+      kind,
+      reason: input.reason,
+      issued_at: now.toISOString(),
+      bill_id: billId,
+      lines,
+    },
+    { logo: sellerLogo(deps.config) },
+  );
   await insertCreditNote(tx, {
     credit_note_id: id,
     bill_id: billId,
@@ -155,19 +189,29 @@ async function creditInTransaction(
     request_fingerprint: requestFingerprint,
     issued_at: now.toISOString(),
     lines,
+    document,
     pdf,
     pdf_sha256: sha256(pdf),
   });
   for (const line of lines) await addToBalance(tx, billId, line.currency, 'credited', line.amount);
-  const invoice = await settle(tx, before, dates, now.toISOString());
+  const after = await settle(tx, before, dates, now.toISOString());
   const creditNote = (await findCreditNote(tx, id))!;
-  await emitEvent(tx, 'credit_note.issued', { credit_note: creditNote, invoice });
-  return { credit_note: creditNote, invoice };
+  await emitEvent(tx, 'credit_note.issued', { credit_note: creditNote, invoice: after, actor });
+  await recordAudit(tx, {
+    bill_id: billId,
+    subject: 'credit_note',
+    subject_id: number,
+    action: `issued (${kind})`,
+    actor,
+    reason: input.reason,
+    data: { lines, taxes: creditNote.taxes },
+  });
+  return { credit_note: creditNote, invoice: after };
 }
 
 export async function issueCreditNote(
   deps: AccountDeps,
-  input: { bill_id: string; credit_note_id: string; note: CreditNoteInput; request_fingerprint: string },
+  input: { bill_id: string; credit_note_id: string; note: CreditNoteInput; request_fingerprint: string; actor?: string },
 ): Promise<CreditNoteIssued> {
   return inTransaction(deps.db, async (tx) => {
     const before = await lockAccount(tx, input.bill_id);
@@ -178,7 +222,17 @@ export async function issueCreditNote(
       return { credit_note: existing.credit_note, invoice: before };
     }
     const kind = input.note.full ? 'full' : 'partial';
-    return creditInTransaction(tx, deps, before, input.credit_note_id, kind, input.note, {}, input.request_fingerprint);
+    return creditInTransaction(
+      tx,
+      deps,
+      before,
+      input.credit_note_id,
+      kind,
+      input.note,
+      {},
+      input.request_fingerprint,
+      input.actor ?? UNKNOWN_ACTOR,
+    );
   });
 }
 
@@ -188,7 +242,7 @@ export async function issueCreditNote(
  */
 export async function voidInvoice(
   deps: AccountDeps,
-  input: { bill_id: string; credit_note_id: string; reason: string | null; request_fingerprint: string },
+  input: { bill_id: string; credit_note_id: string; reason: string | null; request_fingerprint: string; actor?: string },
 ): Promise<InvoiceVoided> {
   return inTransaction(deps.db, async (tx) => {
     const before = await lockAccount(tx, input.bill_id);
@@ -213,12 +267,21 @@ export async function voidInvoice(
         { full: true, reason: input.reason },
         { voided_at: voidedAt },
         input.request_fingerprint,
+        input.actor ?? UNKNOWN_ACTOR,
       );
       result = { invoice: issued.invoice, credit_note: issued.credit_note };
     } else {
       result = { invoice: await settle(tx, before, { voided_at: voidedAt }, voidedAt), credit_note: null };
     }
     await emitEvent(tx, 'invoice.voided', result.invoice);
+    await recordAudit(tx, {
+      bill_id: input.bill_id,
+      subject: 'invoice',
+      subject_id: before.invoice_number,
+      action: 'voided',
+      actor: input.actor ?? UNKNOWN_ACTOR,
+      reason: input.reason,
+    });
     return result;
   });
 }
@@ -233,6 +296,13 @@ export async function markUncollectible(db: Db, billId: string): Promise<Invoice
     }
     const after = await settle(tx, before, { uncollectible_at: new Date().toISOString() }, new Date().toISOString());
     await emitEvent(tx, 'invoice.marked_uncollectible', after);
+    await recordAudit(tx, {
+      bill_id: billId,
+      subject: 'invoice',
+      subject_id: before.invoice_number,
+      action: 'marked uncollectible',
+      actor: UNKNOWN_ACTOR,
+    });
     return after;
   });
 }
@@ -275,7 +345,7 @@ export async function sendCreditNote(deps: AccountDeps, creditNoteId: string): P
         issuerName(from),
       ].join('\n'),
       messageId: `<${mail.credit_note_number}.${creditNoteId.slice(0, 8)}@${mailDomain(from)}>`,
-      attachment: { filename: `${mail.credit_note_number}.pdf`, content: mail.pdf },
+      attachments: [{ filename: `${mail.credit_note_number}.pdf`, content: mail.pdf, contentType: 'application/pdf' }],
     });
     await recordCreditNoteMail(tx, creditNoteId, {
       status: 'sent',

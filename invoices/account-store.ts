@@ -1,7 +1,10 @@
 /** SQL for invoice accounts, payments and credit notes. Plain rows; the rules are in account-rules.ts. */
 import type { Queryable } from '../core/db';
 import { parseMinorUnits } from '../core/money';
-import type { CreditNote, CreditNoteLine, InvoiceAccount, InvoiceAmounts, Payment, PaymentStatus } from './types';
+import type { Config } from '../core/config';
+import type { CreditNoteDocument, InvoiceParties, TaxSubtotal } from './document';
+import { sellerOf } from './seller';
+import type { CreditNote, CreditNoteLine, InvoiceAccount, InvoiceAmounts, Payment, PaymentStatus, TaxLine } from './types';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -17,20 +20,42 @@ interface AccountRaw {
   uncollectible_at: Date | null;
   voided_at: Date | null;
   version: string;
-  amounts: { currency: string; total: string; credited: string; paid: string }[] | null;
+  amounts: AmountsRaw[] | null;
+  taxes: TaxSubtotal[] | null;
+}
+
+export interface AmountsRaw {
+  currency: string;
+  total: string;
+  tax: string;
+  credited: string;
+  paid: string;
 }
 
 /** The balances of an account as JSON text amounts (BIGINT sums never pass through a float). */
 export const AMOUNTS_SQL = (alias: string) => `(SELECT json_agg(json_build_object('currency', x.currency, 'total', x.total::text,
-    'credited', x.credited::text, 'paid', x.paid::text) ORDER BY x.currency)
+    'tax', x.tax::text, 'credited', x.credited::text, 'paid', x.paid::text) ORDER BY x.currency)
     FROM invoice_balances x WHERE x.bill_id = ${alias}.bill_id)`;
 
-export function toAmounts(raw: { currency: string; total: string; credited: string; paid: string }[] | null): InvoiceAmounts[] {
+export function toAmounts(raw: AmountsRaw[] | null): InvoiceAmounts[] {
   return (raw ?? []).map((r) => {
-    const [total, credited, paid] = [r.total, r.credited, r.paid].map(parseMinorUnits);
-    return { currency: r.currency, total, credited, paid, due: total - credited - paid };
+    const [total, tax, credited, paid] = [r.total, r.tax, r.credited, r.paid].map(parseMinorUnits);
+    return { currency: r.currency, net: total - tax, tax, total, credited, paid, due: total - credited - paid };
   });
 }
+
+/** A document's tax subtotals as the API lists them. */
+export const toTaxLines = (taxes: TaxSubtotal[] | null | undefined): TaxLine[] =>
+  (taxes ?? []).map((t) => ({
+    currency: t.currency,
+    code: t.rate.code,
+    name: t.rate.name,
+    percentage: t.rate.percentage,
+    category: t.rate.category,
+    exemption_reason: t.rate.exemption_reason,
+    net: t.net,
+    tax: t.tax,
+  }));
 
 function toAccount(r: AccountRaw): InvoiceAccount {
   return {
@@ -45,6 +70,7 @@ function toAccount(r: AccountRaw): InvoiceAccount {
     uncollectible_at: iso(r.uncollectible_at),
     voided_at: iso(r.voided_at),
     amounts: toAmounts(r.amounts),
+    taxes: toTaxLines(r.taxes),
     version: parseMinorUnits(r.version),
   };
 }
@@ -63,8 +89,14 @@ export async function openAccount(tx: Queryable, billId: string): Promise<boolea
     [billId],
   );
   if (opened.rowCount !== 1) return false;
+  // What is due is the gross the invoice froze; an invoice of 1.0.0 froze nothing: its bill's totals, untaxed.
   await tx.query(
-    'INSERT INTO invoice_balances (bill_id, currency, total) SELECT bill_id, currency, amount FROM bill_totals WHERE bill_id = $1',
+    `INSERT INTO invoice_balances (bill_id, currency, total, tax)
+     SELECT i.bill_id, t ->> 'currency', (t ->> 'gross')::bigint, (t ->> 'tax')::bigint
+       FROM invoices i, jsonb_array_elements(i.document -> 'totals') t WHERE i.bill_id = $1
+     UNION ALL
+     SELECT t.bill_id, t.currency, t.amount, 0 FROM bill_totals t JOIN invoices i USING (bill_id)
+      WHERE t.bill_id = $1 AND i.document IS NULL`,
     [billId],
   );
   return true;
@@ -74,7 +106,8 @@ export async function openAccount(tx: Queryable, billId: string): Promise<boolea
 export async function readAccount(db: Queryable, billId: string): Promise<InvoiceAccount | null> {
   const { rows } = await db.query<AccountRaw>(
     `SELECT a.bill_id, i.invoice_number, a.status, a.payment_terms, a.finalized_at, a.due_at, a.paid_at, a.overdue_at,
-            a.uncollectible_at, a.voided_at, a.version::text AS version, ${AMOUNTS_SQL('a')} AS amounts
+            a.uncollectible_at, a.voided_at, a.version::text AS version, ${AMOUNTS_SQL('a')} AS amounts,
+            i.document -> 'taxes' AS taxes
        FROM invoice_accounts a JOIN invoices i USING (bill_id) WHERE a.bill_id = $1`,
     [billId],
   );
@@ -171,10 +204,11 @@ interface CreditNoteRaw {
   lines: { currency: string; amount: string; reason: string }[];
   email_status: CreditNote['email_status'];
   sent_at: Date | null;
+  taxes: TaxSubtotal[] | null;
 }
 
 const CREDIT_NOTE_COLUMNS = `c.credit_note_id, c.credit_note_number, c.bill_id, i.invoice_number, c.kind, c.reason, c.issued_at,
-  c.email_status, c.sent_at,
+  c.email_status, c.sent_at, c.document -> 'taxes' AS taxes,
   (SELECT json_agg(json_build_object('currency', l.currency, 'amount', l.amount::text, 'reason', l.reason) ORDER BY l.position)
      FROM credit_note_lines l WHERE l.credit_note_id = c.credit_note_id) AS lines`;
 
@@ -183,6 +217,7 @@ const toCreditNote = (r: CreditNoteRaw): CreditNote => ({
   issued_at: r.issued_at.toISOString(),
   sent_at: iso(r.sent_at),
   lines: r.lines.map((l) => ({ currency: l.currency, amount: parseMinorUnits(l.amount), reason: l.reason })),
+  taxes: toTaxLines(r.taxes),
 });
 
 export async function findCreditNote(db: Queryable, creditNoteId: string): Promise<CreditNote | null> {
@@ -223,6 +258,8 @@ export interface NewCreditNote {
   request_fingerprint: string;
   issued_at: string;
   lines: CreditNoteLine[];
+  /** Its parties (its invoice's) and tax split. */
+  document: InvoiceParties;
   pdf: Buffer;
   pdf_sha256: string;
 }
@@ -230,8 +267,8 @@ export interface NewCreditNote {
 export async function insertCreditNote(tx: Queryable, n: NewCreditNote): Promise<void> {
   await tx.query(
     `INSERT INTO credit_notes (credit_note_id, bill_id, credit_note_number, sequence, sequence_value, kind, reason, request_fingerprint,
-       issued_at, pdf, pdf_sha256)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+       issued_at, pdf, pdf_sha256, document)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     [
       n.credit_note_id,
       n.bill_id,
@@ -244,6 +281,7 @@ export async function insertCreditNote(tx: Queryable, n: NewCreditNote): Promise
       n.issued_at,
       n.pdf,
       n.pdf_sha256,
+      JSON.stringify(n.document),
     ],
   );
   await tx.query(
@@ -260,6 +298,43 @@ export async function creditNotePdf(db: Queryable, billId: string, creditNoteId:
     [billId, creditNoteId],
   );
   return rows[0] ?? null;
+}
+
+/**
+ * A credit note as a document, to render its e-invoice: its frozen parties and tax split (or, for
+ * one issued by 1.0.0, today's seller and no tax).
+ */
+export async function creditNoteDocumentOf(db: Queryable, creditNoteId: string, config: Config): Promise<CreditNoteDocument | null> {
+  const { rows } = await db.query<
+    CreditNoteRaw & { document: InvoiceParties | null; invoice_issued_at: Date; customer_email: string | null }
+  >(
+    `SELECT ${CREDIT_NOTE_COLUMNS}, c.document, i.issued_at AS invoice_issued_at, b.customer_email
+       FROM credit_notes c JOIN invoices i USING (bill_id) JOIN bills b USING (bill_id) WHERE c.credit_note_id = $1`,
+    [creditNoteId],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  const note = toCreditNote(r);
+  const parties: InvoiceParties = r.document ?? {
+    seller: sellerOf(config),
+    buyer: { customer_id: null, name: null, email: r.customer_email, address: null, tax_id: null, tax_exempt: false },
+    taxes: [],
+    totals: [...new Set(note.lines.map((l) => l.currency))].sort().map((currency) => {
+      const gross = note.lines.filter((l) => l.currency === currency).reduce((n, l) => n + l.amount, 0);
+      return { currency, net: gross, tax: 0, gross };
+    }),
+  };
+  return {
+    ...parties,
+    credit_note_number: note.credit_note_number,
+    invoice_number: note.invoice_number,
+    invoice_issued_at: r.invoice_issued_at.toISOString(),
+    kind: note.kind,
+    reason: note.reason,
+    issued_at: note.issued_at,
+    bill_id: note.bill_id,
+    lines: note.lines,
+  };
 }
 
 /** Credit notes whose email has not gone out, oldest first. */
@@ -330,7 +405,8 @@ export interface InvoiceBalanceRecord {
 export async function invoiceBalanceRecords(db: Queryable, billIds: string[] | null): Promise<InvoiceBalanceRecord[]> {
   const { rows } = await db.query<InvoiceBalanceRecord>(
     `WITH accounts AS (
-       SELECT a.bill_id, i.invoice_number, a.status, a.due_at, a.overdue_at, a.uncollectible_at, a.voided_at
+       SELECT a.bill_id, i.invoice_number, a.status, a.due_at, a.overdue_at, a.uncollectible_at, a.voided_at,
+              i.document -> 'totals' AS frozen
          FROM invoice_accounts a JOIN invoices i USING (bill_id) WHERE $1::text[] IS NULL OR a.bill_id = ANY($1)),
      credits AS (
        SELECT n.bill_id, l.currency, SUM(l.amount) AS amount FROM credit_notes n JOIN credit_note_lines l USING (credit_note_id)
@@ -341,8 +417,11 @@ export async function invoiceBalanceRecords(db: Queryable, billIds: string[] | n
        SELECT bill_id, currency FROM invoice_balances WHERE bill_id IN (SELECT bill_id FROM accounts)
        UNION SELECT bill_id, currency FROM bill_totals WHERE bill_id IN (SELECT bill_id FROM accounts) AND amount > 0
        UNION SELECT bill_id, currency FROM credits UNION SELECT bill_id, currency FROM payments)
-     SELECT a.*, k.currency, COALESCE(x.total, 0)::text AS total, COALESCE(x.credited, 0)::text AS credited,
-            COALESCE(x.paid, 0)::text AS paid, COALESCE(t.amount, 0)::text AS invoiced,
+     -- What was invoiced: the ledger's net plus the tax the invoice froze (gross, as balances are).
+     SELECT a.bill_id, a.invoice_number, a.status, a.due_at, a.overdue_at, a.uncollectible_at, a.voided_at, k.currency,
+            COALESCE(x.total, 0)::text AS total, COALESCE(x.credited, 0)::text AS credited, COALESCE(x.paid, 0)::text AS paid,
+            (COALESCE(t.amount, 0) + COALESCE((SELECT (f ->> 'tax')::bigint FROM jsonb_array_elements(a.frozen) f
+                                                WHERE f ->> 'currency' = k.currency), 0))::text AS invoiced,
             COALESCE(c.amount, 0)::text AS credit_notes, COALESCE(p.amount, 0)::text AS payments
        FROM accounts a LEFT JOIN currencies k USING (bill_id)
        LEFT JOIN invoice_balances x ON x.bill_id = a.bill_id AND x.currency = k.currency

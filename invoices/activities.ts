@@ -54,9 +54,13 @@ export function createPostProcessActivities({ db, config, mailer, log }: PostPro
       return beginPostProcess(db, input.bill_id, input.workflow_id);
     },
 
-    async generateInvoice(input: { bill_id: string }): Promise<{ invoice_number: string }> {
+    /** invoice_number null: the bill closed with nothing on it and has no invoice. */
+    async generateInvoice(input: { bill_id: string }): Promise<{ invoice_number: string | null }> {
       const result = await refuseAsFailureAsync(() => generateInvoice({ db, config, mailer }, input.bill_id));
-      log.info({ ...activityLogContext(), bill_id: input.bill_id, invoice_number: result.invoice_number }, 'invoice generated');
+      log.info(
+        { ...activityLogContext(), bill_id: input.bill_id, invoice_number: result.invoice_number },
+        result.invoice_number ? 'invoice generated' : 'no invoice: the bill closed with nothing on it',
+      );
       return result;
     },
 

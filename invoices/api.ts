@@ -1,11 +1,12 @@
 /** Invoice endpoints for Encore. The standalone host serves the same table (host/routes.ts). */
+import type { ServerResponse } from 'node:http';
 import { currentRequest, type APICallMeta } from 'encore.dev';
 import { api, type Header } from 'encore.dev/api';
 import { SQLDatabase } from 'encore.dev/storage/sqldb';
 import { checkScope, run, encoreDeps, sendError } from '../core/encore';
 import { idempotencyKeyOf } from '../core/idempotency';
 import * as invoiceAccount from './invoice-account';
-import { getInvoicePdf, retryInvoice } from './invoices';
+import { getInvoiceFile, retryInvoice, type DocumentFile } from './invoices';
 import type { IdPattern, InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from './requests';
 import type {
   CreditNoteIssued,
@@ -20,7 +21,24 @@ import type {
 const database = SQLDatabase.named('fees');
 const deps = () => encoreDeps(database);
 
-/** The invoice PDF of a closed bill, once generated (404 while the bill is open, 409 before). */
+/** A raw endpoint's query: the first value of each parameter. */
+const queryOf = (url: string | undefined) => Object.fromEntries(new URL(url ?? '/', 'http://query').searchParams);
+
+function sendFile(resp: ServerResponse, file: DocumentFile): void {
+  resp.writeHead(200, {
+    'content-type': file.contentType,
+    'content-disposition': `inline; filename="${file.filename}"`,
+    'content-length': file.body.length,
+  });
+  resp.end(file.body);
+}
+
+/**
+ * The invoice of a closed bill, once generated (404 while the bill is open or when it closed with
+ * nothing on it, 409 before): its PDF, or with `?format=ubl` its EN 16931 UBL 2.1 e-invoice (one
+ * document per currency: `&currency=` picks one when the invoice has several).
+ * @contentType application/pdf application/xml
+ */
 export const invoicePdf = api.raw(
   { expose: true, auth: true, method: 'GET', path: '/bills/:billId/invoice' },
   // Encore types a raw handler as returning void; every path of this one answers inside its try.
@@ -29,13 +47,8 @@ export const invoicePdf = api.raw(
     try {
       checkScope('bills:read');
       const meta = currentRequest() as APICallMeta;
-      const invoice = await getInvoicePdf(await deps(), meta.pathParams.billId);
-      resp.writeHead(200, {
-        'content-type': 'application/pdf',
-        'content-disposition': `inline; filename="${invoice.invoice_number}.pdf"`,
-        'content-length': invoice.pdf.length,
-      });
-      resp.end(invoice.pdf);
+      const file = await getInvoiceFile(await deps(), meta.pathParams.billId, queryOf(_req.url));
+      sendFile(resp, file);
     } catch (err) {
       sendError(resp, err);
     }
@@ -83,7 +96,13 @@ export const payment = api(
   async (req: RecordPaymentRequest): Promise<PaymentRecorded> =>
     run('bills:write', async (caller) => {
       const { billId, idempotencyKey, idempotencyKeyAlt, ...body } = req;
-      return invoiceAccount.recordPayment(await deps(), billId, body, idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt));
+      return invoiceAccount.recordPayment(
+        await deps(),
+        billId,
+        body,
+        idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt),
+        caller.key_id,
+      );
     }),
 );
 
@@ -102,7 +121,13 @@ export const voidInvoice = api(
   async (req: VoidInvoiceRequest): Promise<InvoiceVoided> =>
     run('bills:write', async (caller) => {
       const { billId, idempotencyKey, idempotencyKeyAlt, ...body } = req;
-      return invoiceAccount.voidInvoice(await deps(), billId, body, idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt));
+      return invoiceAccount.voidInvoice(
+        await deps(),
+        billId,
+        body,
+        idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt),
+        caller.key_id,
+      );
     }),
 );
 
@@ -143,11 +168,20 @@ export const creditNote = api(
   async (req: IssueCreditNoteRequest): Promise<CreditNoteIssued> =>
     run('bills:write', async (caller) => {
       const { billId, idempotencyKey, idempotencyKeyAlt, ...body } = req;
-      return invoiceAccount.issueCreditNote(await deps(), billId, body, idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt));
+      return invoiceAccount.issueCreditNote(
+        await deps(),
+        billId,
+        body,
+        idempotencyKeyOf(caller.key_id, idempotencyKey, idempotencyKeyAlt),
+        caller.key_id,
+      );
     }),
 );
 
-/** A credit note's PDF. */
+/**
+ * A credit note's PDF, or with `?format=ubl` (and `&currency=`) its UBL 2.1 CreditNote.
+ * @contentType application/pdf application/xml
+ */
 export const creditNotePdf = api.raw(
   { expose: true, auth: true, method: 'GET', path: '/bills/:billId/credit-notes/:creditNoteId/pdf' },
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
@@ -155,13 +189,13 @@ export const creditNotePdf = api.raw(
     try {
       checkScope('bills:read');
       const meta = currentRequest() as APICallMeta;
-      const note = await invoiceAccount.getCreditNotePdf(await deps(), meta.pathParams.billId, meta.pathParams.creditNoteId);
-      resp.writeHead(200, {
-        'content-type': 'application/pdf',
-        'content-disposition': `inline; filename="${note.credit_note_number}.pdf"`,
-        'content-length': note.pdf.length,
-      });
-      resp.end(note.pdf);
+      const file = await invoiceAccount.getCreditNoteFile(
+        await deps(),
+        meta.pathParams.billId,
+        meta.pathParams.creditNoteId,
+        queryOf(_req.url),
+      );
+      sendFile(resp, file);
     } catch (err) {
       sendError(resp, err);
     }

@@ -1,75 +1,50 @@
-/** Renders a credit note PDF, laid out like the invoice it credits (same fonts, same facts block). */
+/**
+ * Renders a credit note PDF, laid out like the invoice it credits (same letterhead, parties and
+ * footers): which invoice it amends (art. 219 of Directive 2006/112/EC), the credited amounts, and
+ * their tax split per rate and currency as the invoice was split.
+ */
 import { formatMinorUnits } from '../core/money';
-import { newDocument, utcDate, writeFacts } from './invoice-pdf';
-import type { CreditNoteLine } from './types';
+import type { CreditNoteDocument } from './document';
+import { startDocument, Table, utcDate, writeTaxTotals, writeText, type Column } from './invoice-pdf';
 
-export interface CreditNoteDocument {
-  credit_note_number: string;
-  invoice_number: string;
-  kind: 'partial' | 'full' | 'void';
-  reason: string | null;
-  issued_at: string;
-  bill_id: string;
-  customer_email: string | null;
-  issuer: string;
-  lines: CreditNoteLine[];
-}
+const KINDS: Record<CreditNoteDocument['kind'], string> = {
+  partial: 'Partial credit',
+  full: 'Full credit: everything still due on the invoice',
+  void: 'Void: the invoice is cancelled',
+};
 
-const LEFT = 50;
-const RIGHT = 545;
+const CREDIT_COLUMNS: Column[] = [
+  { title: '#', width: 26, align: 'right' },
+  { title: 'Reason', width: 0 },
+  { title: 'Credited (gross)', width: 110, align: 'right' },
+];
 
-export function renderCreditNotePdf(note: CreditNoteDocument): Promise<Buffer> {
-  const { doc, done } = newDocument(`Credit note ${note.credit_note_number}`, note.issuer, note.issued_at);
-  doc.font('bold').fontSize(20).text('Credit note', LEFT, LEFT);
-  doc.font('body').fontSize(9).text(note.issuer, { align: 'right' });
-  doc.moveDown();
+/** The credit note's PDF: the document as frozen at its issue, with the seller's logo when there is one. */
+export async function renderCreditNotePdf(note: CreditNoteDocument, options: { logo: Buffer | null }): Promise<Buffer> {
   const facts: [string, string][] = [
-    ['Credit note', note.credit_note_number],
+    ['Credit note number', note.credit_note_number],
     ['Issue date', utcDate(note.issued_at)],
-    ['Credits invoice', note.invoice_number],
+    ['Kind', KINDS[note.kind]],
     ['Bill', note.bill_id],
-    ['Customer', note.customer_email ?? '-'],
   ];
   if (note.reason) facts.push(['Reason', note.reason]);
-  writeFacts(doc, facts);
-  if (note.kind === 'void') {
-    doc.font('bold').fontSize(11).text(`Invoice ${note.invoice_number} is void.`, LEFT, doc.y);
-    doc.font('body').fontSize(9).text('This credit note cancels everything that was still due on it.', LEFT, doc.y);
-    doc.moveDown();
-  }
-
-  const header = doc.y;
-  doc.font('bold').fontSize(9);
-  doc.text('#', LEFT, header);
-  doc.text('Reason', LEFT + 40, header);
-  doc.text('Credited', RIGHT - 120, header, { width: 120, align: 'right' });
-  doc
-    .moveTo(LEFT, doc.y + 2)
-    .lineTo(RIGHT, doc.y + 2)
-    .stroke();
-  doc.y += 6;
-  doc.font('body');
-  note.lines.forEach((line, i) => {
-    const y = doc.y;
-    const height = Math.max(doc.heightOfString(line.reason, { width: 330 }), doc.currentLineHeight());
-    doc.text(String(i + 1), LEFT, y);
-    doc.text(formatMinorUnits(line.amount, line.currency), RIGHT - 120, y, { width: 120, align: 'right' });
-    doc.text(line.reason, LEFT + 40, y, { width: 330 });
-    doc.y = y + height + 3;
+  const { doc, finish } = startDocument({
+    title: 'Credit note',
+    number: note.credit_note_number,
+    issued_at: note.issued_at,
+    parties: note,
+    logo: options.logo,
+    facts,
   });
+  const credits = `Credits invoice ${note.invoice_number} of ${utcDate(note.invoice_issued_at)}.`;
+  const statement = note.kind === 'void' ? `${credits} Invoice ${note.invoice_number} is void.` : credits;
+  writeText(doc, statement, 'bold');
+  if (note.kind === 'void') writeText(doc, 'This credit note cancels everything that was still due on it.');
+  doc.y += 10;
 
-  doc.moveDown();
-  const sums = new Map<string, number>();
-  for (const line of note.lines) sums.set(line.currency, (sums.get(line.currency) ?? 0) + line.amount);
-  for (const [currency, amount] of [...sums].sort(([a], [b]) => a.localeCompare(b))) {
-    const y = doc.y;
-    doc
-      .font('bold')
-      .fontSize(11)
-      .text(`Total credited ${currency}`, LEFT + 150, y);
-    doc.text(formatMinorUnits(amount, currency), RIGHT - 160, y, { width: 160, align: 'right' });
-    doc.moveDown(0.4);
-  }
-  doc.end();
-  return done;
+  const table = new Table(doc, CREDIT_COLUMNS);
+  note.lines.forEach((line, i) => table.row([String(i + 1), line.reason, formatMinorUnits(line.amount, line.currency)]));
+  table.end();
+  writeTaxTotals(doc, note, (currency) => `Total credited ${currency}`);
+  return finish();
 }

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
+import type { Actor } from '../core/audit';
 import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import type { Deps } from '../core/deps';
 import { idempotently } from '../core/deps';
@@ -15,7 +16,9 @@ import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { toAppError, updateWithDeadline, workflowStartOptions } from '../core/temporal';
 import { checkStorable, fieldError, parseId } from '../core/validate';
 import { creditNoteInput, paymentInput } from './account-rules';
-import { creditNotePdf, listCreditNotes, listPayments, readAccount } from './account-store';
+import { creditNoteDocumentOf, creditNotePdf, listCreditNotes, listPayments, readAccount } from './account-store';
+import { creditNoteEInvoices } from './e-invoice';
+import { documentFormat, pickEInvoice, type DocumentFile } from './invoices';
 import {
   InvoiceStatusKey,
   issueCreditNoteUpdate,
@@ -102,6 +105,7 @@ export async function recordPayment(
   billId: string,
   body: RecordPaymentBody,
   key: IdempotencyKey | undefined,
+  actor: Actor,
 ): Promise<PaymentRecorded> {
   const payment = paymentInput(body, new Date());
   const operation = 'POST /bills/:billId/invoice/payments';
@@ -109,7 +113,7 @@ export async function recordPayment(
   const requested = fingerprint(operation, { bill_id: billId, ...payment, paid_at: body.paid_at ?? null });
   return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
     const paymentId = derivedId(PAYMENT_NAMESPACE, billId, seed);
-    const input = { ...payment, payment_id: paymentId, request_fingerprint: requested };
+    const input = { ...payment, payment_id: paymentId, request_fingerprint: requested, actor };
     return updateInvoice(deps, billId, updateIdOf('payment', paymentId, requested), recordPaymentUpdate, input);
   });
 }
@@ -119,13 +123,14 @@ export async function issueCreditNote(
   billId: string,
   body: IssueCreditNoteBody,
   key: IdempotencyKey | undefined,
+  actor: Actor,
 ): Promise<CreditNoteIssued> {
   const note = creditNoteInput(body);
   const operation = 'POST /bills/:billId/credit-notes';
   const requested = fingerprint(operation, { bill_id: billId, ...note });
   return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
     const id = derivedId(CREDIT_NOTE_NAMESPACE, billId, seed);
-    const input = { credit_note_id: id, note, request_fingerprint: requested };
+    const input = { credit_note_id: id, note, request_fingerprint: requested, actor };
     return updateInvoice(deps, billId, updateIdOf('credit-note', id, requested), issueCreditNoteUpdate, input);
   });
 }
@@ -135,6 +140,7 @@ export async function voidInvoice(
   billId: string,
   body: InvoiceActionBody,
   key: IdempotencyKey | undefined,
+  actor: Actor,
 ): Promise<InvoiceVoided> {
   const reason = body.reason ?? null;
   checkStorable({ reason });
@@ -142,7 +148,7 @@ export async function voidInvoice(
   const requested = fingerprint(operation, { bill_id: billId, reason });
   return idempotently(deps, requireKey(key), operation, requested, async (seed) => {
     const id = derivedId(VOID_NAMESPACE, billId, seed);
-    const input = { credit_note_id: id, reason, request_fingerprint: requested };
+    const input = { credit_note_id: id, reason, request_fingerprint: requested, actor };
     return updateInvoice(deps, billId, updateIdOf('void', id, requested), voidInvoiceUpdate, input);
   });
 }
@@ -173,16 +179,21 @@ export async function getInvoiceAccount(deps: Deps, billId: string): Promise<Inv
 }
 
 /** A raw endpoint's (no request type: its path is checked here). */
-export async function getCreditNotePdf(
+export async function getCreditNoteFile(
   deps: Deps,
   billIdParam: string,
   creditNoteIdParam: string | undefined,
-): Promise<{ credit_note_number: string; pdf: Buffer }> {
+  query: Record<string, unknown>,
+): Promise<DocumentFile> {
   const billId = parseId(billIdParam, 'billId');
   const id = creditNoteIdParam ?? '';
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
     throw fieldError('creditNoteId', 'must be a credit note id (a UUID)');
+  const { format, currency } = documentFormat(query);
   const found = await creditNotePdf(deps.db, billId, id.toLowerCase());
   if (!found) throw notFound(`credit note ${id} of bill ${billId} not found`, { bill_id: billId, credit_note_id: id });
-  return { credit_note_number: found.number, pdf: found.pdf };
+  if (format === 'pdf') return { contentType: 'application/pdf', filename: `${found.number}.pdf`, body: found.pdf };
+  const invoiceCurrencies = (await readAccount(deps.db, billId))?.amounts.length ?? 1;
+  const document = (await creditNoteDocumentOf(deps.db, id.toLowerCase(), deps.config))!;
+  return pickEInvoice(creditNoteEInvoices(document, invoiceCurrencies), currency);
 }

@@ -7,25 +7,64 @@ import { idempotently } from '../core/deps';
 import { AppError, billNotFound, notFound } from '../core/errors';
 import { fingerprint, type IdempotencyKey } from '../core/idempotency';
 import { toAppError, withDeadline, workflowStartOptions } from '../core/temporal';
-import { parseId } from '../core/validate';
+import { fieldError, parseId } from '../core/validate';
+import { eInvoices, type EInvoiceFile } from './e-invoice';
+import { loadInvoiceDocument } from './invoice-document';
 import { InvoiceStatusKey, postProcessSummary, postProcessWorkflowId } from './messages';
 import { readAccount } from './account-store';
 import { findInvoice, reopenFailed } from './store';
 import type { InvoiceSummary, RetryInvoiceResponse } from './types';
 import { closedBillPostProcessWorkflow } from './workflow';
 
-export interface InvoicePdf {
-  invoice_number: string;
-  pdf: Buffer;
+/** A document as a raw endpoint answers it. */
+export interface DocumentFile {
+  contentType: 'application/pdf' | 'application/xml';
+  filename: string;
+  body: Buffer;
 }
 
-/** A raw endpoint's (no request type: its path is checked here). */
-export async function getInvoicePdf(deps: Deps, billIdParam: string | undefined): Promise<InvoicePdf> {
+/**
+ * `?format=pdf` (default) or `?format=ubl` (an EN 16931 UBL 2.1 document; one per currency, so a
+ * document in several currencies needs `?currency=`), from a raw endpoint's query.
+ */
+export function documentFormat(query: Record<string, unknown>): { format: 'pdf' | 'ubl'; currency: string | null } {
+  const format = query.format ?? 'pdf';
+  if (format !== 'pdf' && format !== 'ubl') throw fieldError('format', 'must be pdf or ubl');
+  const currency = query.currency ?? null;
+  if (currency !== null && (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency))) {
+    throw fieldError('currency', 'must be an ISO 4217 code of three capital letters');
+  }
+  return { format, currency };
+}
+
+/** The e-invoice of `currency` among a document's (one per currency). */
+export function pickEInvoice(files: EInvoiceFile[], currency: string | null): DocumentFile {
+  const file = currency === null && files.length === 1 ? files[0] : files.find((f) => f.currency === currency);
+  if (!file) {
+    const held = files.map((f) => f.currency).join(', ');
+    throw fieldError(
+      'currency',
+      `${currency === null ? 'is required' : `${currency} is not on this document`}: its e-invoice is one UBL document per currency (${held})`,
+    );
+  }
+  return { contentType: 'application/xml', filename: file.filename, body: file.content };
+}
+
+/** A raw endpoint's (no request type: its path and query are checked here). */
+export async function getInvoiceFile(deps: Deps, billIdParam: string | undefined, query: Record<string, unknown>): Promise<DocumentFile> {
   const billId = parseId(billIdParam, 'billId');
-  const found = await findInvoice(deps.db, billId, true);
+  const { format, currency } = documentFormat(query);
+  const found = await findInvoice(deps.db, billId, format === 'pdf');
   if (!found) throw billNotFound(billId);
   if (found.bill_status !== 'closed') {
     throw notFound(`bill ${billId} is open: its invoice is issued once it closes`, { bill_id: billId, bill_status: found.bill_status });
+  }
+  if (found.status === 'no_invoice') {
+    throw notFound(`bill ${billId} closed with nothing on it: no invoice was issued`, { bill_id: billId, invoice_status: found.status });
+  }
+  if (format === 'ubl' && found.invoice_number) {
+    const document = await loadInvoiceDocument(deps.db, billId, deps.config.invoice.pdfMaxLineItems, deps.config);
+    if (document) return pickEInvoice(eInvoices(document), currency);
   }
   if (!found.pdf || !found.invoice_number) {
     // It exists soon (or after a retry): a conflict with the bill's current state, not a missing thing.
@@ -35,7 +74,7 @@ export async function getInvoicePdf(deps: Deps, billIdParam: string | undefined)
       invoice_status: status,
     });
   }
-  return { invoice_number: found.invoice_number, pdf: found.pdf };
+  return { contentType: 'application/pdf', filename: `${found.invoice_number}.pdf`, body: found.pdf };
 }
 
 /** The payment part of an invoice's summary (null and empty before it is finalized). */

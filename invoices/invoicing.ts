@@ -11,14 +11,18 @@ import { AppError } from '../core/errors';
 import { emitEvent } from '../webhooks/events';
 import type { InvoiceEventData } from '../webhooks/types';
 import { finalizeAccount } from './account-changes';
+import { recordAudit, SYSTEM } from '../core/audit';
+import { eInvoices } from './e-invoice';
+import { freezeParties, loadInvoiceDocument } from './invoice-document';
 import { periodShown, renderInvoicePdf, utcMinute } from './invoice-pdf';
+import { sellerLogo } from './seller';
 import { issuerName, mailDomain, type Mailer } from './mailer';
 import {
   assignInvoiceNumber,
-  loadInvoiceSource,
   lockDelivery,
   markGenerated,
   recordDeliveryError,
+  recordNoInvoice,
   recordSent,
   recordSkipped,
   storeInvoicePdf,
@@ -32,25 +36,46 @@ export interface InvoicingDeps {
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-export async function generateInvoice(deps: InvoicingDeps, billId: string): Promise<{ invoice_number: string }> {
+/**
+ * Numbers the invoice and freezes its document (parties, tax), opens its account, renders and
+ * stores its PDF: each once. A bill closed with nothing on it gets no invoice (null): no number
+ * is taken, so the series stays gap-free, and nothing is sent or due.
+ */
+export async function generateInvoice(deps: InvoicingDeps, billId: string): Promise<{ invoice_number: string | null }> {
   const { prefix, max } = { prefix: deps.config.invoice.numberPrefix, max: deps.config.invoice.pdfMaxLineItems };
-  // Numbered and its account opened (invoice.finalized) in one transaction: a finalized invoice
-  // always has what is due on it.
+  // Numbered, frozen and its account opened (invoice.finalized) in one transaction: a finalized
+  // invoice always has its document and what is due on it.
   const number = await inTransaction(deps.db, async (tx) => {
     const now = new Date();
-    const assigned = await assignInvoiceNumber(tx, billId, (d) => `${prefix}-${d.getUTCFullYear()}`, now);
-    return assigned && { ...assigned, due_at: (await finalizeAccount(tx, billId, now)).due_at };
+    const assigned = await assignInvoiceNumber(
+      tx,
+      billId,
+      (d) => `${prefix}-${d.getUTCFullYear()}`,
+      now,
+      () => freezeParties(tx, billId, deps.config),
+    );
+    if (assigned === 'no_invoice') {
+      await recordNoInvoice(tx, billId);
+      return assigned;
+    }
+    if (assigned && !assigned.has_pdf) {
+      const account = await finalizeAccount(tx, billId, now);
+      await recordAudit(tx, {
+        bill_id: billId,
+        subject: 'invoice',
+        subject_id: assigned.invoice_number,
+        action: 'finalized',
+        actor: SYSTEM,
+        data: { amounts: account.amounts },
+      });
+    }
+    return assigned;
   });
   if (!number) throw new AppError('failed_precondition', `bill ${billId} is not closed: it has no invoice`);
+  if (number === 'no_invoice') return { invoice_number: null };
   if (!number.has_pdf) {
-    const source = await loadInvoiceSource(deps.db, billId, max);
-    const pdf = await renderInvoicePdf({
-      ...source,
-      invoice_number: number.invoice_number,
-      issued_at: number.issued_at,
-      issuer: issuerName(deps.config.invoice.from),
-      due_at: number.due_at,
-    });
+    const document = (await loadInvoiceDocument(deps.db, billId, max, deps.config))!;
+    const pdf = await renderInvoicePdf(document, { logo: sellerLogo(deps.config) });
     await inTransaction(deps.db, async (tx) => {
       await storeInvoicePdf(tx, billId, pdf, sha256(pdf));
       await markGenerated(tx, billId);
@@ -88,18 +113,21 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
       if (state.status === 'sent' || state.status === 'skipped') {
         return { status: state.status, smtp_message_id: state.smtp_message_id };
       }
-      if (!state.customer_email) {
-        await recordSkipped(tx, billId, 'the bill has no customer_email');
+      // The bill's own address, else its customer's as the invoice froze it.
+      const recipient = state.customer_email ?? state.buyer_email;
+      if (!recipient) {
+        await recordSkipped(tx, billId, 'the bill has no customer_email and no customer');
         return { status: 'skipped' as const, smtp_message_id: null };
       }
       if (!state.pdf || !state.invoice_number) {
         throw new AppError('failed_precondition', `the invoice of bill ${billId} has not been generated`);
       }
+      const document = (await loadInvoiceDocument(tx, billId, deps.config.invoice.pdfMaxLineItems, deps.config))!;
       const from = deps.config.invoice.from;
       const messageId = `<${state.invoice_number}.${sha256(billId).slice(0, 16)}@${mailDomain(from)}>`;
       const email = {
         from,
-        to: state.customer_email,
+        to: recipient,
         subject: `Invoice ${state.invoice_number}`,
         text: [
           'Hello,',
@@ -110,7 +138,10 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
           issuerName(from),
         ].join('\n'),
         messageId,
-        attachment: { filename: `${state.invoice_number}.pdf`, content: state.pdf },
+        attachments: [
+          { filename: `${state.invoice_number}.pdf`, content: state.pdf, contentType: 'application/pdf' as const },
+          ...eInvoices(document).map((f) => ({ ...f, contentType: 'application/xml' as const })),
+        ],
       };
       // The event first, in this transaction: whatever could fail in writing it fails before the
       // email goes out, so a retry never sends the invoice twice for the sake of its event.
@@ -119,7 +150,7 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
         bill_id: billId,
         invoice_number: state.invoice_number,
         status: 'sent',
-        recipient: state.customer_email,
+        recipient,
         sent_at: sentAt.toISOString(),
         failed_step: null,
         error: null,
@@ -129,7 +160,7 @@ export async function deliverInvoice(deps: InvoicingDeps, billId: string): Promi
         throw new SendFailure(err);
       });
       await recordSent(tx, billId, {
-        recipient: state.customer_email,
+        recipient,
         smtp_message_id: sent.messageId,
         smtp_response: sent.response,
         sent_at: sentAt,

@@ -14,7 +14,8 @@ export interface InvoiceEmail {
   text: string;
   /** Our own Message-ID, the same on every attempt, so a resend after a crash can be recognised. */
   messageId: string;
-  attachment: { filename: string; content: Buffer };
+  /** The PDF first (its name names the outbox file), then any e-invoice. */
+  attachments: { filename: string; content: Buffer; contentType: 'application/pdf' | 'application/xml' }[];
 }
 
 export interface SentEmail {
@@ -37,7 +38,7 @@ function message(mail: InvoiceEmail) {
     subject: mail.subject,
     text: mail.text,
     messageId: mail.messageId,
-    attachments: [{ filename: mail.attachment.filename, content: mail.attachment.content, contentType: 'application/pdf' }],
+    attachments: mail.attachments,
   };
 }
 
@@ -80,7 +81,7 @@ export function createMailer(config: Config): Mailer {
       const info = await transport.sendMail(message(mail));
       await mkdir(dir, { recursive: true });
       // Written under a temporary name and renamed: a reader never sees half a message.
-      const file = path.join(dir, `${mail.attachment.filename.replace(/\.pdf$/, '')}.eml`);
+      const file = path.join(dir, `${mail.attachments[0].filename.replace(/\.pdf$/, '')}.eml`);
       await writeFile(`${file}.tmp`, info.message as Buffer);
       await rename(`${file}.tmp`, file);
       return { messageId: info.messageId, response: `written to ${file}` };

@@ -22,8 +22,8 @@ export interface PostProcessInput {
 export interface PostProcessResult {
   status: InvoiceStatus;
   invoice_number: string | null;
-  /** Where the invoice's money was when the run ended. */
-  payment_status: PaymentStatus;
+  /** Where the invoice's money was when the run ended (null: the bill has no invoice). */
+  payment_status: PaymentStatus | null;
 }
 
 /** Where the invoice is, as Temporal's tools can search it: pending, generated, sent, skipped, failed. */
@@ -39,12 +39,15 @@ export interface PaymentUpdateInput extends PaymentInput {
   payment_id: string;
   /** What identified the request: the same id sent later with another body is refused. */
   request_fingerprint: string;
+  /** Who asked, for the audit trail (absent in updates sent by 1.0.0). */
+  actor?: string;
 }
 
 export interface CreditNoteUpdateInput {
   credit_note_id: string;
   note: CreditNoteInput;
   request_fingerprint: string;
+  actor?: string;
 }
 
 export interface VoidUpdateInput {
@@ -52,6 +55,7 @@ export interface VoidUpdateInput {
   credit_note_id: string;
   reason: string | null;
   request_fingerprint: string;
+  actor?: string;
 }
 
 export const recordPaymentUpdate = defineUpdate<PaymentRecorded, [PaymentUpdateInput]>('recordPaymentUpdate');

@@ -1,6 +1,7 @@
 /** SQL for invoices and the post-process state of closed bills. */
 import type { Queryable } from '../core/db';
 import { parseMinorUnits } from '../core/money';
+import type { InvoiceParties } from './document';
 import type { InvoiceStatus, PostProcessStep } from './types';
 
 // Where a failed post-process resumes: at delivery when its PDF exists, else at generation.
@@ -20,7 +21,7 @@ export async function beginPostProcess(db: Queryable, billId: string, workflowId
        failed_step = NULL,
        error = CASE WHEN pp.status = 'failed' THEN NULL ELSE pp.error END,
        updated_at = now()
-     WHERE pp.status NOT IN ('sent', 'skipped')
+     WHERE pp.status NOT IN ('sent', 'skipped', 'no_invoice')
      RETURNING status`,
     [billId, workflowId],
   );
@@ -46,17 +47,19 @@ export interface InvoiceNumber {
 }
 
 /**
- * The bill's invoice number: the one it already has, or the next of its sequence. Run in a
- * transaction: the bill row lock makes concurrent attempts for one bill wait for each other, and
- * the counter row lock hands numbers out one at a time; a rollback gives the number back.
- * Returns null when the bill is not closed.
+ * The bill's invoice number: the one it already has, or the next of its sequence, with the
+ * document `freeze` makes. Run in a transaction: the bill row lock makes concurrent attempts for
+ * one bill wait for each other, and the counter row lock hands numbers out one at a time; a
+ * rollback gives the number back. Returns null when the bill is not closed, and `no_invoice` when
+ * `freeze` finds nothing to invoice (then no number is taken: the series stays gap-free).
  */
 export async function assignInvoiceNumber(
   tx: Queryable,
   billId: string,
   sequenceOf: (issuedAt: Date) => string,
   now: Date,
-): Promise<InvoiceNumber | null> {
+  freeze: () => Promise<InvoiceParties | null>,
+): Promise<InvoiceNumber | 'no_invoice' | null> {
   const bill = await tx.query<{ status: string }>('SELECT status FROM bills WHERE bill_id = $1 FOR UPDATE', [billId]);
   if (bill.rows[0]?.status !== 'closed') return null;
   const existing = await tx.query<{ invoice_number: string; issued_at: Date; has_pdf: boolean }>(
@@ -65,15 +68,14 @@ export async function assignInvoiceNumber(
   );
   if (existing.rows[0]) return { ...existing.rows[0], issued_at: existing.rows[0].issued_at.toISOString() };
 
+  const document = await freeze();
+  if (!document) return 'no_invoice';
   const sequence = sequenceOf(now);
   const { value, number: invoiceNumber } = await takeNumber(tx, sequence);
-  await tx.query(`INSERT INTO invoices (bill_id, invoice_number, sequence, sequence_value, issued_at) VALUES ($1, $2, $3, $4, $5)`, [
-    billId,
-    invoiceNumber,
-    sequence,
-    value,
-    now,
-  ]);
+  await tx.query(
+    `INSERT INTO invoices (bill_id, invoice_number, sequence, sequence_value, issued_at, document) VALUES ($1, $2, $3, $4, $5, $6)`,
+    [billId, invoiceNumber, sequence, value, now, JSON.stringify(document)],
+  );
   return { invoice_number: invoiceNumber, issued_at: now.toISOString(), has_pdf: false };
 }
 
@@ -165,6 +167,15 @@ export async function storeInvoicePdf(db: Queryable, billId: string, pdf: Buffer
   await db.query('UPDATE invoices SET pdf = $2, pdf_sha256 = $3 WHERE bill_id = $1 AND pdf IS NULL', [billId, pdf, sha256]);
 }
 
+/** A bill closed with nothing on it: it has no invoice, for good (nothing to send, nothing due). */
+export async function recordNoInvoice(db: Queryable, billId: string): Promise<void> {
+  await db.query(
+    `UPDATE bill_postprocess SET status = 'no_invoice', error = NULL, failed_step = NULL, updated_at = now()
+     WHERE bill_id = $1 AND status <> 'no_invoice'`,
+    [billId],
+  );
+}
+
 export async function markGenerated(db: Queryable, billId: string): Promise<void> {
   await db.query(`UPDATE bill_postprocess SET status = 'generated', updated_at = now() WHERE bill_id = $1 AND status = 'pending'`, [
     billId,
@@ -182,6 +193,8 @@ export interface DeliveryState {
   recipient: string | null;
   smtp_message_id: string | null;
   sent_at: Date | null;
+  /** The buyer's email frozen on the invoice (its customer's), when the bill has no customer_email. */
+  buyer_email: string | null;
 }
 
 /**
@@ -191,7 +204,7 @@ export interface DeliveryState {
 export async function lockDelivery(tx: Queryable, billId: string): Promise<DeliveryState | null> {
   const { rows } = await tx.query<DeliveryState>(
     `SELECT pp.status, b.customer_email, i.invoice_number, i.pdf, b.billing_period_start, b.billing_period_end, b.closed_at,
-            pp.recipient, pp.smtp_message_id, pp.sent_at
+            pp.recipient, pp.smtp_message_id, pp.sent_at, i.document -> 'buyer' ->> 'email' AS buyer_email
      FROM bill_postprocess pp JOIN bills b USING (bill_id) LEFT JOIN invoices i USING (bill_id)
      WHERE pp.bill_id = $1 FOR UPDATE OF pp`,
     [billId],

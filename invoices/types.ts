@@ -1,6 +1,9 @@
-/** Where a closed bill's invoice is. Open bills have none yet. */
-export type InvoiceStatus = 'pending' | 'generated' | 'sent' | 'skipped' | 'failed';
-export const INVOICE_STATUSES: readonly InvoiceStatus[] = ['pending', 'generated', 'sent', 'skipped', 'failed'];
+/**
+ * Where a closed bill's invoice is. Open bills have none yet. `no_invoice`: the bill closed with
+ * nothing on it, so no invoice was issued (no number, no email, nothing due).
+ */
+export type InvoiceStatus = 'pending' | 'generated' | 'sent' | 'skipped' | 'failed' | 'no_invoice';
+export const INVOICE_STATUSES: readonly InvoiceStatus[] = ['pending', 'generated', 'sent', 'skipped', 'failed', 'no_invoice'];
 
 /** The invoice as a bill shows it. */
 export interface InvoiceSummary {
@@ -33,9 +36,14 @@ export interface RetryInvoiceResponse {
 export type PaymentStatus = 'open' | 'partially_paid' | 'paid' | 'overdue' | 'uncollectible' | 'void';
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['open', 'partially_paid', 'paid', 'overdue', 'uncollectible', 'void'];
 
-/** One currency of an invoice, in minor units: `due` = `total` − `credited` − `paid`, never negative. */
+/**
+ * One currency of an invoice, in minor units: `total` is gross (`net` + `tax`), and `due` =
+ * `total` − `credited` − `paid`, never negative.
+ */
 export interface InvoiceAmounts {
   currency: string;
+  net: number;
+  tax: number;
   total: number;
   credited: number;
   paid: number;
@@ -56,8 +64,24 @@ export interface InvoiceAccount {
   uncollectible_at: string | null;
   voided_at: string | null;
   amounts: InvoiceAmounts[];
+  /** The tax per rate and currency, as frozen at finalization (empty: no tax). */
+  taxes: TaxLine[];
   /** Grows with every change: of two answers about one invoice, the higher is the newer. */
   version: number;
+}
+
+/** Tax at one rate in one currency, in minor units: `tax` of `net`, rounded once, half up. */
+export interface TaxLine {
+  currency: string;
+  code: string;
+  name: string;
+  /** A decimal string, e.g. "19" or "7.5". */
+  percentage: string;
+  /** EN 16931 VAT category: S standard, Z zero rated, E exempt. */
+  category: 'S' | 'Z' | 'E';
+  exemption_reason: string | null;
+  net: number;
+  tax: number;
 }
 
 /** A payment recorded against an invoice. */
@@ -89,7 +113,10 @@ export interface CreditNote {
   kind: 'partial' | 'full' | 'void';
   reason: string | null;
   issued_at: string;
+  /** What it credits, gross. */
   lines: CreditNoteLine[];
+  /** The credited amounts split into net and tax per rate, as its invoice was split. */
+  taxes: TaxLine[];
   /** Whether its email to the customer went out (`skipped`: the bill has no customer_email). */
   email_status: 'pending' | 'sent' | 'skipped';
   sent_at: string | null;

@@ -237,12 +237,21 @@ export async function closedBillPostProcessWorkflow(input: PostProcessInput): Pr
 
   const begun = await bookkeeping.beginPostProcess({ bill_id, workflow_id: workflowInfo().workflowId });
   showStatus(begun);
+  if (begun === 'no_invoice') return { status: begun, invoice_number: null, payment_status: null };
   if (begun === 'sent' || begun === 'skipped') return runLifecycle(bill_id, life, begun);
 
   let step: PostProcessStep = 'generate';
   let delivered: InvoiceStatus;
   try {
-    await steps.generateInvoice({ bill_id });
+    const generated = await steps.generateInvoice({ bill_id });
+    // A bill closed with nothing on it gets no invoice: nothing to send, nothing due, no lifecycle.
+    // 1.0.0 numbered it and sent an invoice of nothing (and invoice.paid).
+    // patch empty-bills-have-no-invoice: 1.1.0; deprecated in 1.2.0
+    if (generated.invoice_number === null && patched('empty-bills-have-no-invoice')) {
+      showStatus('no_invoice');
+      await condition(allHandlersFinished);
+      return { status: 'no_invoice', invoice_number: null, payment_status: null };
+    }
     showStatus('generated');
     // Finalized: from here on its account takes payments, also while the email is retried.
     const loaded = await accounting.loadInvoiceAccount({ bill_id });

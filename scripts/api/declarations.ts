@@ -32,8 +32,8 @@ export interface Endpoint {
   request?: Declaration;
   /** The `T` of the handler's `Promise<T>`; absent for raw endpoints. */
   response?: Declaration;
-  /** What a raw endpoint writes as its content-type. */
-  rawContentType?: string;
+  /** What a raw endpoint answers: the content-types it writes, or its JSDoc's `@contentType` list. */
+  rawContentTypes?: string[];
 }
 
 export interface Declarations {
@@ -108,7 +108,7 @@ function readEndpoints(source: ts.SourceFile, checker: ts.TypeChecker): Endpoint
         doc,
         request,
         response: promised ? declarationOf(promised, checker) : undefined,
-        rawContentType: kind === 'api.raw' ? contentTypeWritten(handler) : undefined,
+        rawContentTypes: kind === 'api.raw' ? contentTypesOf(decl, handler) : undefined,
       });
     }
   }
@@ -143,9 +143,22 @@ function docOf(node: ts.Node): string | undefined {
   return ts.getTextOfJSDocComment(jsDoc?.comment)?.trim() || undefined;
 }
 
-/** The literal content-type a raw handler writes, e.g. `'content-type': 'application/pdf'`. */
-function contentTypeWritten(handler: ts.Node): string {
-  let found: string | undefined;
+/**
+ * What a raw endpoint answers: the literal content-types its handler writes (`'content-type':
+ * 'application/pdf'`) and those its JSDoc lists (`@contentType application/pdf application/xml`,
+ * for a handler that writes a file's own type).
+ */
+function contentTypesOf(decl: ts.Node, handler: ts.Node): string[] {
+  const tagged = ts
+    .getJSDocTags(decl)
+    .filter((tag) => tag.tagName.text === 'contentType')
+    .flatMap((tag) => (ts.getTextOfJSDocComment(tag.comment) ?? '').split(/[\s,]+/).filter(Boolean));
+  const types = [...new Set([...contentTypesWritten(handler), ...tagged])];
+  return types.length > 0 ? types : ['application/octet-stream'];
+}
+
+function contentTypesWritten(handler: ts.Node): string[] {
+  const found: string[] = [];
   const visit = (node: ts.Node) => {
     if (
       ts.isPropertyAssignment(node) &&
@@ -153,12 +166,12 @@ function contentTypeWritten(handler: ts.Node): string {
       (ts.isStringLiteral(node.name) || ts.isIdentifier(node.name)) &&
       node.name.text.toLowerCase() === 'content-type'
     ) {
-      found ??= node.initializer.text;
+      found.push(node.initializer.text);
     }
     node.forEachChild(visit);
   };
   visit(handler);
-  return found ?? 'application/octet-stream';
+  return found;
 }
 
 export interface HeaderField {

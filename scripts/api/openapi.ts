@@ -172,14 +172,14 @@ const ERROR_HEADERS = {
 };
 
 function success(endpoint: Endpoint, doc: OpenApiDocument) {
-  if (endpoint.rawContentType) {
+  if (endpoint.rawContentTypes) {
     return {
       description: endpoint.doc,
       headers: {
         ...REQUEST_ID_HEADER,
         'Content-Disposition': { description: 'The file name of the document.', required: true, schema: { type: 'string' } },
       },
-      content: { [endpoint.rawContentType]: { schema: { type: 'string', contentMediaType: endpoint.rawContentType } } },
+      content: Object.fromEntries(endpoint.rawContentTypes.map((type) => [type, { schema: { type: 'string', contentMediaType: type } }])),
     };
   }
   if (!endpoint.response) throw new Error(`${endpoint.service}.${endpoint.name}: the handler must declare Promise<ResponseType>`);

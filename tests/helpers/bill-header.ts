@@ -8,6 +8,8 @@ export function billHeader(over: Partial<BillHeader> = {}): BillHeader {
     policy: 'usage_based',
     currency: null,
     customer_email: null,
+    customer_id: null,
+    tax_rates: null,
     description: null,
     billing_period_start: now.toISOString(),
     billing_period_end: new Date(now.getTime() + 3_600_000).toISOString(),

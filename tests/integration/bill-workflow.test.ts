@@ -139,7 +139,7 @@ it('answers each add of a group from the ledger snapshot, refusing only the item
     await handle.executeUpdate(appendLineItemsUpdate, { args: [{ items: [item('a', 100)] }] });
     expect(await handle.query(getBillQuery)).toMatchObject({ version: 2, line_item_count: 2, totals: [{ amount: 350 }] });
 
-    const closed = await handle.executeUpdate(closeBillUpdate);
+    const closed = await handle.executeUpdate(closeBillUpdate, { args: [{}] });
     expect(closed).toMatchObject({ status: 'closed', line_item_count: 2 });
     expect(ledger.closes).toBe(1);
     expect(ledger.mismatches).toEqual([]);
@@ -155,7 +155,7 @@ it('refuses a group whose items all fail the same rule, before it reaches the le
       cause: { type: 'failed_precondition', message: 'this bill accepts only EUR' },
     });
     expect(ledger.writes).toEqual([]);
-    await handle.executeUpdate(closeBillUpdate);
+    await handle.executeUpdate(closeBillUpdate, { args: [{}] });
   });
 });
 
@@ -165,7 +165,7 @@ it('closes with the stored totals, and reports a difference from its own', async
   await withWorker(ledger, async (taskQueue) => {
     const { handle } = await openBill(taskQueue, { bill: header(), activitySettings });
     await handle.executeUpdate(appendLineItemsUpdate, { args: [{ items: [item('a', 10)] }] });
-    const closed = await handle.executeUpdate(closeBillUpdate);
+    const closed = await handle.executeUpdate(closeBillUpdate, { args: [{}] });
     expect(closed.totals).toMatchObject([{ currency: 'USD', amount: 17, line_item_count: 2 }]);
     expect(ledger.mismatches).toEqual([{ live: { USD: { amount: 10, count: 1 } }, stored: { USD: { amount: 17, count: 2 } } }]);
   });
@@ -186,7 +186,7 @@ it('continues as new after the configured number of items, carrying the ledger s
     }
     expect(live).toMatchObject({ status: 'open', version: 1, line_item_count: 2, totals: [{ amount: 3 }] });
     await handle.executeUpdate(appendLineItemsUpdate, { args: [{ items: [item('c', 4)] }] });
-    expect(await handle.executeUpdate(closeBillUpdate)).toMatchObject({
+    expect(await handle.executeUpdate(closeBillUpdate, { args: [{}] })).toMatchObject({
       status: 'closed',
       version: 2,
       continued_as_new: 1,

@@ -74,7 +74,7 @@ describe('grace period', () => {
     const closed = (await call(stack, 'GET', `/bills/${billId}`)).body;
     expect(closed).toMatchObject({ status: 'closed', totals: [{ currency: 'EUR', amount: 1250, line_item_count: 2 }] });
     expect(await ledgerSums(stack, billId)).toEqual({ n: 2, total: '1250' });
-    expect(closed.invoice.amounts).toEqual([{ currency: 'EUR', total: 1250, credited: 0, paid: 0, due: 1250 }]);
+    expect(closed.invoice.amounts).toEqual([{ currency: 'EUR', net: 1250, tax: 0, total: 1250, credited: 0, paid: 0, due: 1250 }]);
     const text = await pdfText(await pdfOf(`/bills/${billId}/invoice`));
     expect(text).toContain('late usage');
     expect(text).toContain('12.50');
@@ -169,8 +169,8 @@ describe('payments', () => {
     const invoice = await invoiceOf(stack, billId);
     expect(invoice).toMatchObject({ payment_status: 'paid' });
     expect(invoice!.amounts).toEqual([
-      { currency: 'EUR', total: 1000, credited: 0, paid: 1000, due: 0 },
-      { currency: 'USD', total: 500, credited: 0, paid: 500, due: 0 },
+      { currency: 'EUR', net: 1000, tax: 0, total: 1000, credited: 0, paid: 1000, due: 0 },
+      { currency: 'USD', net: 500, tax: 0, total: 500, credited: 0, paid: 500, due: 0 },
     ]);
     const account = await accountOf(stack, billId);
     expect(account.payments.map((p) => p.amount)).toEqual([400, 1, 599, 500]);
@@ -212,14 +212,14 @@ describe('credit notes', () => {
     expect(racing.map((r) => r.status).sort()).toEqual([200, 400]);
     const won = racing.find((r) => r.status === 200)!.body;
     expect(won.credit_note.credit_note_number).toMatch(/^CN-\d{4}-\d{6}$/);
-    expect(won.invoice.amounts).toEqual([{ currency: 'EUR', total: 1000, credited: 600, paid: 0, due: 400 }]);
+    expect(won.invoice.amounts).toEqual([{ currency: 'EUR', net: 1000, tax: 0, total: 1000, credited: 600, paid: 0, due: 400 }]);
     expect(racing.find((r) => r.status === 400)!.body.details).toMatchObject({ creditable: 400 });
 
     const full = await twice('POST', path, { full: true, reason: 'goodwill' });
     expect(full.body.credit_note).toMatchObject({ kind: 'full', lines: [{ currency: 'EUR', amount: 400, reason: 'goodwill' }] });
     expect(full.body.invoice).toMatchObject({
       status: 'paid',
-      amounts: [{ currency: 'EUR', total: 1000, credited: 1000, paid: 0, due: 0 }],
+      amounts: [{ currency: 'EUR', net: 1000, tax: 0, total: 1000, credited: 1000, paid: 0, due: 0 }],
     });
     const numbers = [won.credit_note.credit_note_number, full.body.credit_note.credit_note_number].map((n: string) => Number(n.slice(-6)));
     expect(numbers[1]).toBeGreaterThan(numbers[0]);

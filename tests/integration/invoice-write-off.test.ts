@@ -43,7 +43,7 @@ describe('a write-off', () => {
       status: 'uncollectible',
       uncollectible_at: expect.stringMatching(/Z$/),
       overdue_at: null,
-      amounts: [{ currency: 'EUR', total: 1000, credited: 0, paid: 400, due: 600 }],
+      amounts: [{ currency: 'EUR', net: 1000, tax: 0, total: 1000, credited: 0, paid: 400, due: 600 }],
     });
     // Idempotent by itself: another key, or none, answers the invoice as the first write-off left it.
     expect(again).toMatchObject({ status: 200, body: written.body });

@@ -9,6 +9,8 @@ import { inTransaction } from '../../core/db';
 import { createLogger } from '../../core/log';
 import { invoiceFailures } from '../../core/metrics';
 import { assignInvoiceNumber } from '../../invoices/store';
+import { loadConfig } from '../../core/config';
+import { sellerOf } from '../../invoices/seller';
 import {
   call,
   eventually,
@@ -130,10 +132,12 @@ describe('a closed bill gets its invoice', () => {
     expect((mail.to as { text: string }).text).toBe(email);
     expect(mail.from?.text).toBe('"Fees Test" <billing@fees.test>');
     expect(mail.subject).toBe(`Invoice ${invoice.invoice_number}`);
-    expect(mail.attachments).toHaveLength(1);
+    // The PDF, then the e-invoice: one UBL document per currency.
+    expect(mail.attachments.map((a) => [a.contentType, a.filename])).toEqual([
+      ['application/pdf', `${invoice.invoice_number}.pdf`],
+      ...['GEL', 'JPY', 'KWD', 'USD'].map((c) => ['application/xml', `${invoice.invoice_number}-${c}.xml`]),
+    ]);
     const [attachment] = mail.attachments;
-    expect(attachment.contentType).toBe('application/pdf');
-    expect(attachment.filename).toBe(`${invoice.invoice_number}.pdf`);
 
     const text = await pdfText(attachment.content);
     for (const expected of [invoice.invoice_number, billId, email!, '20.00 USD', '2.50 GEL', '700 JPY', '1.005 KWD', 'storage — Tbilisi']) {
@@ -306,12 +310,20 @@ describe('invoice numbers', () => {
     const sequence = `GAP${Date.now()}`;
     const assign = (fail: boolean) =>
       inTransaction(stack.db, async (tx) => {
-        const n = await assignInvoiceNumber(tx, billId, () => sequence, new Date());
+        const parties = { seller: sellerOf(loadConfig({})), buyer: null as never, taxes: [], totals: [] };
+        const n = await assignInvoiceNumber(
+          tx,
+          billId,
+          () => sequence,
+          new Date(),
+          async () => parties,
+        );
         if (fail) throw new Error('crashed before commit');
         return n;
       });
     await expect(assign(true)).rejects.toThrow('crashed before commit');
-    expect((await assign(false))?.invoice_number).toBe(`${sequence}-000001`);
-    expect((await assign(false))?.invoice_number).toBe(`${sequence}-000001`); // assigned once
+    const numberOf = (n: Awaited<ReturnType<typeof assign>>) => (typeof n === 'object' ? n?.invoice_number : n);
+    expect(numberOf(await assign(false))).toBe(`${sequence}-000001`);
+    expect(numberOf(await assign(false))).toBe(`${sequence}-000001`); // assigned once
   });
 });

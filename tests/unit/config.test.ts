@@ -1,5 +1,14 @@
 import path from 'node:path';
 import { clientFromForwardedFor } from '../../core/auth';
+
+/** A seller, which production requires. */
+const SELLER = {
+  SELLER_NAME: 'Example GmbH',
+  SELLER_ADDRESS_LINE1: 'Hauptstraße 5',
+  SELLER_CITY: 'München',
+  SELLER_POSTAL_CODE: '80331',
+  SELLER_COUNTRY: 'DE',
+};
 import { ConfigError, loadConfig } from '../../core/config';
 
 const KEY = Buffer.alloc(32, 1).toString('base64');
@@ -73,8 +82,8 @@ describe('configuration', () => {
   it('requires authentication in production and refuses to start open there', () => {
     expect(loadConfig({}).auth.required).toBe(false);
     const key = Buffer.alloc(32, 1).toString('base64');
-    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key }).auth.required).toBe(true);
-    expect(() => loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key, AUTH_REQUIRED: 'false' })).toThrow(
+    expect(loadConfig({ NODE_ENV: 'production', ...SELLER, WEBHOOK_SECRETS_KEY: key }).auth.required).toBe(true);
+    expect(() => loadConfig({ NODE_ENV: 'production', ...SELLER, WEBHOOK_SECRETS_KEY: key, AUTH_REQUIRED: 'false' })).toThrow(
       /AUTH_REQUIRED=false is refused with NODE_ENV=production/,
     );
     expect(loadConfig({ AUTH_REQUIRED: 'true' }).auth).toMatchObject({ required: true, healthPublic: true, metricsPublic: true });
@@ -85,6 +94,7 @@ describe('reading the environment', () => {
   it('reads an empty variable as unset, defaults that follow other settings included', () => {
     const c = loadConfig({
       NODE_ENV: 'production',
+      ...SELLER,
       WEBHOOK_SECRETS_KEY: KEY,
       PORT: '',
       DATABASE_URL: '',
@@ -213,7 +223,7 @@ describe('rules between settings', () => {
   });
 
   it('do not report again a variable whose own value is bad', () => {
-    expect(problemsOf({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: 'c2hvcnQ=' })).toEqual([
+    expect(problemsOf({ NODE_ENV: 'production', ...SELLER, WEBHOOK_SECRETS_KEY: 'c2hvcnQ=' })).toEqual([
       'WEBHOOK_SECRETS_KEY must be 32 bytes in base64 (openssl rand -base64 32)',
     ]);
     expect(problemsOf({ SMTP_TIMEOUT_MS: 'soon', POSTPROCESS_ACTIVITY_TIMEOUT_MS: '30000' })).toEqual([
@@ -227,7 +237,7 @@ describe('webhooks', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/WEBHOOK_SECRETS_KEY is required with NODE_ENV=production/);
     expect(() => loadConfig({ WEBHOOK_SECRETS_KEY: 'c2hvcnQ=' })).toThrow(/WEBHOOK_SECRETS_KEY must be 32 bytes in base64/);
     const key = Buffer.alloc(32, 1).toString('base64');
-    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key }).webhooks).toMatchObject({
+    expect(loadConfig({ NODE_ENV: 'production', ...SELLER, WEBHOOK_SECRETS_KEY: key }).webhooks).toMatchObject({
       allowPrivate: false,
       timeoutMs: 10_000,
       retryForMs: 3 * 86_400_000,
@@ -235,9 +245,9 @@ describe('webhooks', () => {
       secretOverlapMs: 86_400_000,
     });
     expect(loadConfig({}).webhooks.allowPrivate).toBe(true);
-    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key, WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate).toBe(
-      true,
-    );
+    expect(
+      loadConfig({ NODE_ENV: 'production', ...SELLER, WEBHOOK_SECRETS_KEY: key, WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate,
+    ).toBe(true);
   });
 });
 
@@ -260,5 +270,40 @@ describe('clientFromForwardedFor', () => {
     expect(clientFromForwardedFor('6.6.6.6, 203.0.113.9, 10.0.0.2', 2)).toBe('203.0.113.9');
     expect(clientFromForwardedFor('203.0.113.9', 2)).toBeUndefined();
     expect(clientFromForwardedFor(undefined)).toBeUndefined();
+  });
+});
+
+describe('the seller', () => {
+  it('is a demo seller on the defaults, and production requires a real one', () => {
+    expect(loadConfig({}).seller.name).toBeUndefined();
+    const key = Buffer.alloc(32, 1).toString('base64');
+    expect(problemsOf({ NODE_ENV: 'production', WEBHOOK_SECRETS_KEY: key })).toEqual([
+      'SELLER_NAME is required with NODE_ENV=production: invoices are issued in its name',
+    ]);
+  });
+  it('needs an address with its name, and checks the country, the VAT number, the IBAN and the BIC', () => {
+    expect(problemsOf({ SELLER_NAME: 'X GmbH', SELLER_COUNTRY: 'DE' })).toEqual([
+      "SELLER_ADDRESS_LINE1 is required with SELLER_NAME: an invoice carries the seller's address",
+      "SELLER_CITY is required with SELLER_NAME: an invoice carries the seller's address",
+      "SELLER_POSTAL_CODE is required with SELLER_NAME: an invoice carries the seller's address",
+    ]);
+    expect(problemsOf({ SELLER_CITY: 'Berlin' })).toEqual([
+      'SELLER_NAME is required when other SELLER_* settings are set (the demo seller is used only when none is)',
+    ]);
+    expect(problemsOf({ ...SELLER, SELLER_COUNTRY: 'XX' })).toEqual([
+      'SELLER_COUNTRY="XX" must be an ISO 3166-1 alpha-2 country code in capitals, e.g. DE',
+    ]);
+    expect(problemsOf({ ...SELLER, SELLER_TAX_ID: 'DE123456789' })).toEqual([
+      'SELLER_TAX_ID is not a valid VAT number of DE: its check digits do not match',
+    ]);
+    expect(problemsOf({ ...SELLER, SELLER_IBAN: 'DE89 3704 0044 0532 0130 01', SELLER_BIC: 'NOPE' })).toEqual([
+      'SELLER_IBAN="DE89 3704 0044 0532 0130 01" must be a valid IBAN (its check digits)',
+      'SELLER_BIC="NOPE" must be a valid BIC (8 or 11 characters)',
+    ]);
+    expect(problemsOf({ ...SELLER, SELLER_LOGO_PATH: '/nonexistent/logo.png' })).toEqual([
+      'SELLER_LOGO_PATH="/nonexistent/logo.png" must be the path of a readable PNG or JPEG file',
+    ]);
+    const ok = loadConfig({ ...SELLER, SELLER_TAX_ID: 'de 123 456 788', SELLER_IBAN: 'DE89 3704 0044 0532 0130 00' }).seller;
+    expect(ok).toMatchObject({ name: 'Example GmbH', taxId: 'de 123 456 788', iban: 'DE89370400440532013000' });
   });
 });

@@ -3,7 +3,7 @@
  * natively (host/process-commands.ts). `npm run validate:deploy` checks the files against their
  * schemas and linters (it needs Go and Helm); this holds the commands without either.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { PROCESS_COMMANDS, type Role } from '../../host/process-commands';
@@ -31,4 +31,11 @@ it("the chart's templates run each role with its command", () => {
     const line = read(`deploy/helm/fees-api/templates/${file}`).match(/^\s+command: (\[.*\])$/m);
     expect({ role, command: line && JSON.parse(line[1]) }).toEqual({ role, command: PROCESS_COMMANDS[role as Role] });
   }
+});
+
+it('the image holds every folder of the service: each Encore service, and the layers around them', () => {
+  const services = readdirSync(root).filter((d) => existsSync(path.join(root, d, 'encore.service.ts')));
+  const copied = [...read('Dockerfile').matchAll(/^COPY --from=build \/app\/(\S+) \.\/\S+$/gm)].map((m) => m[1]);
+  expect(services.length).toBeGreaterThan(4);
+  for (const folder of [...services, 'core', 'host', 'client', 'migrations']) expect(copied).toContain(folder);
 });

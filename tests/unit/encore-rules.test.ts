@@ -314,15 +314,19 @@ describe("the Encore layer follows Encore's parser rules", () => {
   const sources = serviceFiles.map((f) => parse(f));
 
   it('finds the services and their files', () => {
-    expect(SERVICES.sort()).toEqual(['bills', 'invoices', 'temporal', 'webhooks']);
+    expect(SERVICES.sort()).toEqual(['bills', 'customers', 'invoices', 'taxes', 'temporal', 'webhooks']);
     expect(serviceFiles.map(rel)).toEqual(
       expect.arrayContaining([
         'bills/api.ts',
         'bills/db.ts',
         'bills/gateway.ts',
         'bills/requests.ts',
+        'customers/api.ts',
+        'customers/requests.ts',
         'invoices/api.ts',
         'invoices/requests.ts',
+        'taxes/api.ts',
+        'taxes/requests.ts',
         'webhooks/api.ts',
         'webhooks/requests.ts',
       ]),

@@ -14,7 +14,7 @@ import type { InvoiceAmounts } from '../../invoices/types';
 
 const now = new Date('2026-12-01T10:00:00Z');
 const amounts = (...rows: [string, number, number, number][]): InvoiceAmounts[] =>
-  rows.map(([currency, total, credited, paid]) => ({ currency, total, credited, paid, due: total - credited - paid }));
+  rows.map(([currency, total, credited, paid]) => ({ currency, net: total, tax: 0, total, credited, paid, due: total - credited - paid }));
 const facts = (a: InvoiceAmounts[], more: Partial<AccountFacts> = {}): AccountFacts => ({
   due_at: '2026-12-31T00:00:00.000Z',
   overdue_at: null,

@@ -101,7 +101,7 @@ describe('the generated OpenAPI document', () => {
 
     const addItem = operationOf('POST', '/bills/:billId/line-items');
     expect(addItem!.requestBody!.required).toBe(true);
-    expect(Object.keys(bodySchema(addItem).properties).sort()).toEqual(['amount', 'currency', 'description', 'metadata']);
+    expect(Object.keys(bodySchema(addItem).properties).sort()).toEqual(['amount', 'currency', 'description', 'metadata', 'tax_rates']);
 
     expect(paramsIn(operationOf('GET', '/bills'), 'query')).toEqual(['status', 'invoice_status', 'series_id', 'limit', 'cursor', 'totals']);
     expect(paramsIn(operationOf('GET', '/bills/:billId/line-items'), 'query')).toEqual(['limit', 'cursor']);
@@ -126,7 +126,7 @@ describe('the generated OpenAPI document', () => {
       content: { 'application/json': { schema: { $ref: '#/components/schemas/LineItemPage' } } },
     });
     const invoice = operationOf('GET', '/bills/:billId/invoice')!.responses[200] as { content: Record<string, unknown> };
-    expect(Object.keys(invoice.content)).toEqual(['application/pdf']);
+    expect(Object.keys(invoice.content)).toEqual(['application/pdf', 'application/xml']);
   });
 
   it('uses valid component names, and every reference resolves', () => {

@@ -39,6 +39,8 @@ describe('createBillInput', () => {
       currency: null,
       policy: 'usage_based',
       customer_email: null,
+      customer_id: null,
+      tax_rates: null,
       description: null,
       interval: null,
       billing_anchor_day: null,
