@@ -174,13 +174,13 @@ export const routes: Route[] = [
     headers: IDEMPOTENCY_HEADERS,
     handle: (d, r) => account.voidInvoice(d, r.params.billId, r.body, idempotencyKey(r), r.principal.key_id),
   }),
-  {
+  route<InvoiceActionBody | undefined>({
     method: 'POST',
     path: '/bills/:billId/invoice/mark-uncollectible',
     scope: 'bills:write',
     headers: IDEMPOTENCY_HEADERS,
-    handle: (d, r) => account.markUncollectible(d, r.params.billId, idempotencyKey(r)),
-  },
+    handle: (d, r) => account.markUncollectible(d, r.params.billId, r.body ?? {}, idempotencyKey(r), r.principal.key_id),
+  }),
   route<IssueCreditNoteBody>({
     method: 'POST',
     path: '/bills/:billId/credit-notes',

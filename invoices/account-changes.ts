@@ -287,7 +287,12 @@ export async function voidInvoice(
 }
 
 /** Writes an invoice off as uncollectible (it stays payable); idempotent. */
-export async function markUncollectible(db: Db, billId: string): Promise<InvoiceAccount> {
+export async function markUncollectible(
+  db: Db,
+  billId: string,
+  actor = UNKNOWN_ACTOR,
+  reason: string | null = null,
+): Promise<InvoiceAccount> {
   return inTransaction(db, async (tx) => {
     const before = await lockAccount(tx, billId);
     if (before.status === 'uncollectible') return before;
@@ -301,7 +306,8 @@ export async function markUncollectible(db: Db, billId: string): Promise<Invoice
       subject: 'invoice',
       subject_id: before.invoice_number,
       action: 'marked uncollectible',
-      actor: UNKNOWN_ACTOR,
+      actor,
+      reason,
     });
     return after;
   });

@@ -98,8 +98,8 @@ export function createPostProcessActivities({ db, config, mailer, log }: PostPro
       return final(() => account.voidInvoice({ db, config, mailer }, input));
     },
 
-    async markUncollectible(input: { bill_id: string }): Promise<InvoiceAccount> {
-      return final(() => account.markUncollectible(db, input.bill_id));
+    async markUncollectible(input: { bill_id: string; actor?: string; reason?: string | null }): Promise<InvoiceAccount> {
+      return final(() => account.markUncollectible(db, input.bill_id, input.actor, input.reason ?? null));
     },
 
     async markOverdue(input: { bill_id: string; at: string }): Promise<InvoiceAccount> {

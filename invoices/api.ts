@@ -135,7 +135,7 @@ export const voidInvoice = api(
  * Writes an invoice off as uncollectible; it stays payable (a payment of everything due makes it paid).
  * @additionalProperties false
  */
-export interface MarkUncollectibleRequest {
+export interface MarkUncollectibleRequest extends InvoiceActionBody {
   /** The bill's id (`bill_id`). */
   billId: string & IdPattern;
   idempotencyKey?: Header<'X-Idempotency-Key'>;
@@ -148,7 +148,9 @@ export const markUncollectible = api(
       invoiceAccount.markUncollectible(
         await deps(),
         req.billId,
+        { reason: req.reason },
         idempotencyKeyOf(caller.key_id, req.idempotencyKey, req.idempotencyKeyAlt),
+        caller.key_id,
       ),
     ),
 );

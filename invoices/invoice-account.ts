@@ -153,15 +153,26 @@ export async function voidInvoice(
   });
 }
 
-export async function markUncollectible(deps: Deps, billId: string, key: IdempotencyKey | undefined): Promise<InvoiceAccount> {
+export async function markUncollectible(
+  deps: Deps,
+  billId: string,
+  body: InvoiceActionBody,
+  key: IdempotencyKey | undefined,
+  actor: Actor,
+): Promise<InvoiceAccount> {
+  const reason = body.reason ?? null;
+  checkStorable({ reason });
   const operation = 'POST /bills/:billId/invoice/mark-uncollectible';
+  // Without a reason the fingerprint is 1.0.0's: a request that gave none is the same request.
+  const requested = fingerprint(operation, reason === null ? { bill_id: billId } : { bill_id: billId, reason });
   // Idempotent by itself (a second write-off answers the first), so a key is welcome, not required.
-  return idempotently(deps, key, operation, fingerprint(operation, { bill_id: billId }), async (seed) =>
+  return idempotently(deps, key, operation, requested, async (seed) =>
     updateInvoice(
       deps,
       billId,
       `uncollectible-${seed ? derivedId(UNCOLLECTIBLE_NAMESPACE, billId, seed) : uuidv7()}`,
       markUncollectibleUpdate,
+      { actor, reason },
     ),
   );
 }

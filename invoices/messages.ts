@@ -61,6 +61,12 @@ export interface VoidUpdateInput {
 export const recordPaymentUpdate = defineUpdate<PaymentRecorded, [PaymentUpdateInput]>('recordPaymentUpdate');
 export const issueCreditNoteUpdate = defineUpdate<CreditNoteIssued, [CreditNoteUpdateInput]>('issueCreditNoteUpdate');
 export const voidInvoiceUpdate = defineUpdate<InvoiceVoided, [VoidUpdateInput]>('voidInvoiceUpdate');
-export const markUncollectibleUpdate = defineUpdate<InvoiceAccount, []>('markUncollectibleUpdate');
+/** Who wrote the invoice off, and why (1.0.0 clients sent no input). */
+export interface MarkUncollectibleInput {
+  actor?: string;
+  reason?: string | null;
+}
+
+export const markUncollectibleUpdate = defineUpdate<InvoiceAccount, [MarkUncollectibleInput]>('markUncollectibleUpdate');
 /** The account as the lifecycle holds it; null until the invoice is finalized. */
 export const getInvoiceAccountQuery = defineQuery<InvoiceAccount | null>('getInvoiceAccountQuery');

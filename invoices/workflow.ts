@@ -23,6 +23,7 @@ import {
   markUncollectibleUpdate,
   recordPaymentUpdate,
   voidInvoiceUpdate,
+  type MarkUncollectibleInput,
   type PostProcessInput,
   type PostProcessResult,
 } from './messages';
@@ -128,12 +129,15 @@ function registerAccountHandlers(billId: string, life: Lifecycle): void {
       }),
     { validator: (input) => refuseAsFailure(() => checkActionReason(input.reason)) },
   );
-  setHandler(markUncollectibleUpdate, () =>
-    life.change(async () => {
-      const account = await accounting.markUncollectible({ bill_id: billId });
-      life.adopt(account);
-      return account;
-    }),
+  setHandler(
+    markUncollectibleUpdate,
+    (input?: MarkUncollectibleInput) =>
+      life.change(async () => {
+        const account = await accounting.markUncollectible({ bill_id: billId, ...input });
+        life.adopt(account);
+        return account;
+      }),
+    { validator: (input?: MarkUncollectibleInput) => refuseAsFailure(() => checkActionReason(input?.reason ?? null)) },
   );
 }
 

@@ -58,6 +58,18 @@ describe('a write-off', () => {
     expect(listed).toContain(billId);
   });
 
+  it('records who wrote it off and why in the audit trail, once', async () => {
+    const billId = await issuedBill(stack, [[700, 'EUR']]);
+    const path = `/bills/${billId}/invoice/mark-uncollectible`;
+    expect((await call(stack, 'POST', path, { reason: '   ' })).status).toBe(400);
+    expect((await call(stack, 'POST', path, { reason: 'customer insolvent' }, key(uid('k')))).status).toBe(200);
+    expect((await call(stack, 'POST', path, { reason: 'again' })).status).toBe(200);
+    const entries = (await call(stack, 'GET', `/bills/${billId}/audit`)).body.entries.filter(
+      (e: { action: string }) => e.action === 'marked uncollectible',
+    );
+    expect(entries).toEqual([expect.objectContaining({ subject: 'invoice', actor: 'anonymous', reason: 'customer insolvent' })]);
+  });
+
   it('leaves the invoice payable up to what is due; paid, it can be neither written off nor voided, and the refusals write nothing', async () => {
     const billId = await issuedBill(stack, [[1000, 'EUR']]);
     await twice(`/bills/${billId}/invoice/mark-uncollectible`);
