@@ -1,6 +1,6 @@
 /**
  * Import boundaries (`npm run lint`). The folders are layers, each importing only those below it:
- *   core < webhooks < invoices < taxes < customers < bills < temporal < host
+ *   core < webhooks < invoices < taxes < customers < usage < bills < temporal < host
  * core is plumbing; webhooks the outbox the features write events to, with its endpoints and
  * delivery workflow; invoices the invoice's whole life after its bill closes; taxes the catalogue
  * of tax rates; customers the buyers bills name (invoices read both by SQL only); bills the bill
@@ -8,7 +8,7 @@
  * host the standalone process. client, scripts (the build), bench and tests sit on top. A cycle,
  * between modules or folders, fails the build.
  */
-const LAYERS = ['core', 'webhooks', 'invoices', 'taxes', 'customers', 'bills', 'temporal', 'host'];
+const LAYERS = ['core', 'webhooks', 'invoices', 'taxes', 'customers', 'usage', 'bills', 'temporal', 'host'];
 const ON_TOP = ['client', 'scripts', 'bench', 'tests'];
 
 const upward = LAYERS.slice(0, -1).map((layer, i) => ({
@@ -44,7 +44,7 @@ module.exports = {
       comment:
         'The service reads what the build derived from the declarations (dist/api); the TypeScript compiler and the schema generator stay in scripts/.',
       severity: 'error',
-      from: { path: '^(core|webhooks|invoices|taxes|customers|bills|temporal|host)/' },
+      from: { path: '^(core|webhooks|invoices|taxes|customers|usage|bills|temporal|host)/' },
       to: { path: '^(scripts/|node_modules/(typescript|ts-json-schema-generator)/)' },
     },
     {

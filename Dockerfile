@@ -33,6 +33,7 @@ COPY --from=build /app/bills ./bills
 COPY --from=build /app/invoices ./invoices
 COPY --from=build /app/taxes ./taxes
 COPY --from=build /app/customers ./customers
+COPY --from=build /app/usage ./usage
 COPY --from=build /app/webhooks ./webhooks
 COPY --from=build /app/temporal ./temporal
 COPY --from=build /app/host ./host

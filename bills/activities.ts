@@ -11,6 +11,7 @@ import { billsClosed, billsOpened, closeTotalsMismatches } from '../core/metrics
 import type { TotalsByCurrency } from '../core/money';
 import type { Refusal } from '../core/refusals';
 import { lineItemId } from './line-item-ids';
+import { rateAtClose } from './usage-lines';
 import { BILL_CLOSED_SQLSTATE, BILL_MISSING_SQLSTATE, appendLineItems, ledgerSnapshot, type LedgerItem } from './line-item-store';
 import type { LedgerSnapshot, StagedBatchRef } from './types';
 import type { LedgerWrite, WriteLineItemsInput, WriteLineItemsResult, WriteOutcome } from './messages';
@@ -165,8 +166,10 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
       closed_at: string;
       /** Who asked; absent when its period's end closed it. */
       closed_by?: string;
-    }): Promise<{ closed_at: string; totals: TotalsByCurrency; version: number }> {
+    }): Promise<{ closed_at: string; totals: TotalsByCurrency; version: number; rated?: TotalsByCurrency }> {
       const { closed_now, ...closed } = await inTransaction(db, async (tx) => {
+        // Usage first, in this transaction: the lines its prices make are on the closed bill.
+        const rated = await rateAtClose(tx, input.bill_id, currentSourceRef());
         const marked = await markClosed(tx, input.bill_id, input.closed_at);
         // The event carries the final bill, written in the transaction that closes it.
         if (marked.closed_now) {
@@ -180,7 +183,7 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
             data: { totals: marked.totals },
           });
         }
-        return marked;
+        return rated ? { ...marked, rated } : marked;
       });
       if (closed_now) billsClosed.inc();
       return closed;

@@ -16,6 +16,8 @@ import { toAppError, withDeadline, workflowStartOptions } from '../core/temporal
 import { decodeCursor, encodeCursor, fieldError, isId, isIsoInstant, pageSize } from '../core/validate';
 import { findCustomer } from '../customers/store';
 import { checkTaxRateCodes } from '../taxes/tax-rates';
+import { requireMeters } from '../usage/meters';
+import { getBillUsage } from '../usage/usage';
 import { INVOICE_STATUSES, PAYMENT_STATUSES } from '../invoices/types';
 import { listLineItemsPage } from './line-items';
 import { requireBill } from './lookup';
@@ -56,9 +58,15 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
  * differs on every retry; the one the client gave does not.
  */
 export function requestedBill(input: CreateBillInput) {
-  const { requested_period_end, customer_id, tax_rates, ...rest } = input;
+  const { requested_period_end, customer_id, tax_rates, prices, ...rest } = input;
   // Named only when given: a request without them is the same request as before they existed.
-  return { ...rest, billing_period_end: requested_period_end, customer_id: customer_id ?? undefined, tax_rates: tax_rates ?? undefined };
+  return {
+    ...rest,
+    billing_period_end: requested_period_end,
+    customer_id: customer_id ?? undefined,
+    tax_rates: tax_rates ?? undefined,
+    prices: prices ?? undefined,
+  };
 }
 
 /** The customer and the tax rates a bill names must exist (a customer's email may stand in for customer_email). */
@@ -67,6 +75,8 @@ async function checkParties(deps: Deps, input: CreateBillInput): Promise<void> {
     throw fieldError('customer_id', `names customer ${input.customer_id}, which does not exist (POST /customers creates one)`);
   }
   await checkTaxRateCodes(deps, input.tax_rates, 'tax_rates');
+  const meters = (input.prices ?? []).map((p) => p.meter);
+  await requireMeters(deps, meters, (code) => `prices[${meters.indexOf(code)}].meter`);
 }
 
 export async function createBill(deps: Deps, body: CreateBillBody, key: IdempotencyKey | undefined, actor: Actor): Promise<Bill> {
@@ -131,7 +141,8 @@ export async function createBill(deps: Deps, body: CreateBillBody, key: Idempote
 export async function getBill(deps: Deps, billId: string): Promise<Bill> {
   const row = await requireBill(deps.db, billId);
   const [bill] = await withLiveTotals(deps, [row], deps.config.queryTimeoutMs);
-  return bill;
+  // A bill with prices shows its usage so far (for a closed one, what its close rated).
+  return row.prices?.length ? { ...bill, usage: (await getBillUsage(deps, billId)).meters } : bill;
 }
 
 /** What a listing asks the store for: filters, page size and position, and where totals come from. */

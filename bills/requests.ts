@@ -8,6 +8,7 @@ import type { IsEmail, Max, MaxLen, Min, MinLen } from 'encore.dev/validate';
 import type { Amount, Currency, Id, Text, Timestamp } from '../invoices/requests';
 import type { InvoiceStatus, PaymentStatus } from '../invoices/types';
 import type { TaxRateCodes } from '../customers/requests';
+import type { PriceBody } from '../usage/requests';
 import type { BillingPolicy } from './types';
 
 /** A recurring bill's fee, as a create request gives it. */
@@ -49,6 +50,11 @@ export interface CreateBillBody {
   customer_id?: Id | null;
   /** Default tax rates of the bill's line items (before the customer's). */
   tax_rates?: TaxRateCodes | null;
+  /**
+   * Prices of metered usage (POST /events), rated into line items at the close; a series passes
+   * them to every period's bill. At most 20, one per meter and currency.
+   */
+  prices?: PriceBody[] | null;
   description?: (Text & MaxLen<500>) | null;
   /**
    * ISO 8601 duration (days, hours, minutes, seconds) after the end of the period during which

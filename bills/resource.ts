@@ -18,6 +18,7 @@ export function toBill(row: BillRow, live: LiveBill | null): Bill {
     customer_email: row.customer_email,
     customer_id: row.customer_id ?? null,
     tax_rates: row.tax_rates ?? null,
+    prices: row.prices ?? null,
     description: row.description,
     billing_period_start: row.billing_period_start,
     billing_period_end: row.billing_period_end,

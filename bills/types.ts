@@ -1,3 +1,5 @@
+import type { Price } from '../usage/rating';
+import type { MeterUsage } from '../usage/types';
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 import type { InvoiceSummary, PaymentStatus } from '../invoices/types';
 
@@ -38,6 +40,8 @@ export interface BillFields {
   customer_id: string | null;
   /** Default tax rates of the bill's line items, before the customer's; null: the customer's. */
   tax_rates: string[] | null;
+  /** Prices of metered usage, rated at the close (docs/usage.md); null: none. */
+  prices: Price[] | null;
   description: string | null;
   billing_period_start: string;
   billing_period_end: string;
@@ -82,6 +86,8 @@ export interface Bill extends BillFields {
   grace_period_end: string;
   /** The bill of the next period, once it is open. */
   next_bill_id: string | null;
+  /** GET /bills/:billId of a bill with prices: each priced meter's usage so far and its estimate. */
+  usage?: MeterUsage[];
 }
 
 /** A page of bills, newest first. */

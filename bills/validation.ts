@@ -6,6 +6,8 @@
 import { addYears, isValid, parseISO } from 'date-fns';
 import { checkStorable, checkSupportedCurrency, fieldError } from '../core/validate';
 import { addInterval, isBoundary, parseInterval, parseSpan, periodEnd, type Interval } from './periods';
+import { pricesOf, type PriceInput } from '../usage/price-rules';
+import type { Price } from '../usage/rating';
 import type { BillingPolicy, RecurringFee } from './types';
 
 /** A period longer than this is almost certainly a client bug (a year typo, ms vs s). */
@@ -25,6 +27,7 @@ export interface CreateBillInput {
   customer_email: string | null;
   customer_id: string | null;
   tax_rates: string[] | null;
+  prices: Price[] | null;
   description: string | null;
   interval: string | null;
   billing_anchor_day: number | null;
@@ -38,7 +41,9 @@ export const MAX_GRACE_PERIOD_MS = 30 * 86_400_000;
 export const MAX_PAYMENT_TERMS_MS = 365 * 86_400_000;
 
 /** A create request as its shape was checked: any field may be absent, and null is the same. */
-export type BillRequest = { [K in keyof Omit<CreateBillInput, 'requested_period_end'>]?: CreateBillInput[K] | null };
+export type BillRequest = { [K in keyof Omit<CreateBillInput, 'requested_period_end' | 'prices'>]?: CreateBillInput[K] | null } & {
+  prices?: PriceInput[] | null;
+};
 
 /** An optional span of time within [min, max] milliseconds, kept as the client wrote it. */
 function spanField(value: string | null | undefined, field: string, minMs: number, maxMs: number, maxText: string): string | null {
@@ -61,6 +66,7 @@ export function createBillInput(request: BillRequest, now: Date): CreateBillInpu
     customer_email: request.customer_email ?? null,
     customer_id: request.customer_id ?? null,
     tax_rates: request.tax_rates ?? null,
+    prices: pricesOf(request.prices, currency),
     description: request.description ?? null,
     grace_period: spanField(request.grace_period, 'grace_period', 0, MAX_GRACE_PERIOD_MS, 'P30D'),
     payment_terms: spanField(request.payment_terms, 'payment_terms', 1000, MAX_PAYMENT_TERMS_MS, 'P365D'),

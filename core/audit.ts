@@ -11,7 +11,7 @@ export const SYSTEM: Actor = 'system';
 export interface AuditEntry {
   /** The bill it concerns, when it concerns one. */
   bill_id: string | null;
-  subject: 'bill' | 'invoice' | 'payment' | 'credit_note' | 'customer' | 'tax_rate';
+  subject: 'bill' | 'invoice' | 'payment' | 'credit_note' | 'customer' | 'tax_rate' | 'meter';
   subject_id: string;
   action: string;
   actor: Actor;

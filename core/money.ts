@@ -75,3 +75,13 @@ export function totalsList(totals: TotalsByCurrency): CurrencyTotal[] {
       formatted: formatMinorUnits(totals[currency].amount, currency),
     }));
 }
+
+/** The sum of two sets of totals, per currency. */
+export function addTotals(a: TotalsByCurrency, b: TotalsByCurrency): TotalsByCurrency {
+  const sum: TotalsByCurrency = { ...a };
+  for (const [currency, t] of Object.entries(b)) {
+    const base = sum[currency] ?? { amount: 0, count: 0 };
+    sum[currency] = { amount: base.amount + t.amount, count: base.count + t.count };
+  }
+  return sum;
+}

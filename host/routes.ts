@@ -29,6 +29,10 @@ import * as customers from '../customers/customers';
 import type { CreateCustomerBody, ListCustomersQuery, UpdateCustomerBody } from '../customers/requests';
 import type { CreateTaxRateBody } from '../taxes/requests';
 import * as taxRates from '../taxes/tax-rates';
+import { ingestEvents } from '../usage/events';
+import * as meters from '../usage/meters';
+import type { CreateMeterBody, IngestEventsBody } from '../usage/requests';
+import { getBillUsage } from '../usage/usage';
 
 /**
  * A request as a handler gets it: checked against its route's schemas first (host/server.ts), so
@@ -244,6 +248,41 @@ export const routes: Route[] = [
     scope: 'bills:read',
     headers: [],
     handle: (d) => taxRates.listTaxRates(d),
+  },
+  route<CreateMeterBody>({
+    method: 'POST',
+    path: '/meters',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => meters.createMeter(d, r.body, idempotencyKey(r), r.principal.key_id),
+  }),
+  {
+    method: 'GET',
+    path: '/meters',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d) => meters.listMeters(d),
+  },
+  {
+    method: 'GET',
+    path: '/meters/:code',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => meters.getMeter(d, r.params.code),
+  },
+  route<IngestEventsBody>({
+    method: 'POST',
+    path: '/events',
+    scope: 'bills:write',
+    headers: IDEMPOTENCY_HEADERS,
+    handle: (d, r) => ingestEvents(d, r.body),
+  }),
+  {
+    method: 'GET',
+    path: '/bills/:billId/usage',
+    scope: 'bills:read',
+    headers: [],
+    handle: (d, r) => getBillUsage(d, r.params.billId),
   },
   route<CreateWebhookBody>({
     method: 'POST',

@@ -314,7 +314,7 @@ describe("the Encore layer follows Encore's parser rules", () => {
   const sources = serviceFiles.map((f) => parse(f));
 
   it('finds the services and their files', () => {
-    expect(SERVICES.sort()).toEqual(['bills', 'customers', 'invoices', 'taxes', 'temporal', 'webhooks']);
+    expect(SERVICES.sort()).toEqual(['bills', 'customers', 'invoices', 'taxes', 'temporal', 'usage', 'webhooks']);
     expect(serviceFiles.map(rel)).toEqual(
       expect.arrayContaining([
         'bills/api.ts',

@@ -41,6 +41,7 @@ describe('createBillInput', () => {
       customer_email: null,
       customer_id: null,
       tax_rates: null,
+      prices: null,
       description: null,
       interval: null,
       billing_anchor_day: null,

@@ -1,0 +1,79 @@
+/**
+ * POST /events: usage events in, durably stored in Postgres before they are acknowledged, in one
+ * statement per call (not one Temporal update per event). Each event counts once: its id is unique
+ * per meter (a primary key), so a retry or a replay answers `duplicate`. An event lands on its
+ * bill, or on the bill of its series whose period holds its timestamp; its bill rates it at the
+ * close. An event for a period already final (its bill closed) is refused, never carried over:
+ * a closed invoice never changes, and a later bill must not charge another period's usage.
+ */
+import Decimal from 'decimal.js';
+import { type Deps } from '../core/deps';
+import { checkStorable, fieldError } from '../core/validate';
+import { requireMeters } from './meters';
+import type { IngestEventsBody } from './requests';
+import { billPeriods, insertEvents, storedKeys, type BillPeriod, type StoredEvent } from './store';
+import type { EventResult, IngestResult } from './types';
+
+/** An exact decimal of a quantity as sent: a JSON number is read as the shortest decimal that names it. */
+const quantityOf = (q: number | string | null | undefined) => (q == null ? '1' : new Decimal(String(q)).toString());
+
+const inPeriod = (b: BillPeriod, ts: number) => Date.parse(b.start) <= ts && ts < Date.parse(b.end);
+
+export async function ingestEvents(deps: Deps, body: IngestEventsBody): Promise<IngestResult> {
+  const events = body.events;
+  events.forEach((e, i) => {
+    if ((e.bill_id == null) === (e.series_id == null)) throw fieldError(`events[${i}].bill_id`, 'or series_id is required, and not both');
+    checkStorable({ [`events[${i}].properties`]: e.properties ?? null });
+  });
+  await requireMeters(
+    deps,
+    events.map((e) => e.meter),
+    (code) => `events[${events.findIndex((e) => e.meter === code)}].meter`,
+  );
+  const periods = await billPeriods(
+    deps.db,
+    events.flatMap((e) => (e.bill_id ? [e.bill_id] : [])),
+    events.flatMap((e) => (e.series_id ? [e.series_id] : [])),
+  );
+  // Every event's bill first, so that a bad one refuses the whole call before anything is written.
+  const targets = events.map((e, i) => {
+    const ts = Date.parse(e.timestamp);
+    if (e.bill_id) {
+      const bill = periods.find((b) => b.bill_id === e.bill_id);
+      if (!bill) throw fieldError(`events[${i}].bill_id`, `names bill ${e.bill_id}, which does not exist`);
+      if (!inPeriod(bill, ts)) {
+        throw fieldError(`events[${i}].timestamp`, `is outside the period of bill ${bill.bill_id} [${bill.start}, ${bill.end})`);
+      }
+      return bill;
+    }
+    const bill = periods.find((b) => b.series_id === e.series_id && inPeriod(b, ts));
+    if (!bill) throw fieldError(`events[${i}].timestamp`, `is in no period of series ${e.series_id} (none started yet covers it)`);
+    return bill;
+  });
+  const stored: StoredEvent[] = events.map((e, i) => ({
+    meter: e.meter,
+    event_id: e.event_id,
+    bill_id: targets[i].bill_id,
+    ts: new Date(e.timestamp).toISOString(),
+    quantity: quantityOf(e.quantity),
+    properties: e.properties ?? null,
+  }));
+  const written = await insertEvents(deps.db, stored);
+  // An event of a closed bill that was stored before it closed is a retry of a counted event.
+  const late = stored.filter((e) => !written.openBills.has(e.bill_id));
+  const seen = await storedKeys(deps.db, late);
+  const answered = new Set<string>();
+  const results: EventResult[] = stored.map((e) => {
+    const key = `${e.meter}\n${e.event_id}`;
+    const base = { event_id: e.event_id, meter: e.meter };
+    if (written.stored.has(key) && !answered.has(key)) {
+      answered.add(key);
+      return { ...base, status: 'accepted', bill_id: e.bill_id };
+    }
+    if (!written.openBills.has(e.bill_id) && !seen.has(key)) {
+      return { ...base, status: 'refused', reason: `bill ${e.bill_id} is closed: its period is final and takes no more usage` };
+    }
+    return { ...base, status: 'duplicate' };
+  });
+  return { results };
+}

@@ -1,0 +1,117 @@
+/** SQL for meters and usage events, and the aggregates rating reads. */
+import type { Queryable } from '../core/db';
+import type { Aggregation, Meter } from './types';
+
+interface MeterRaw extends Omit<Meter, 'created_at'> {
+  created_at: Date;
+}
+
+const toMeter = (r: MeterRaw): Meter => ({ ...r, created_at: r.created_at.toISOString() });
+
+export async function insertMeter(db: Queryable, m: Omit<Meter, 'created_at'>): Promise<{ meter: Meter; created: boolean }> {
+  const inserted = await db.query<MeterRaw>(
+    `INSERT INTO meters (code, name, aggregation, field) VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING
+     RETURNING code, name, aggregation, field, created_at`,
+    [m.code, m.name, m.aggregation, m.field],
+  );
+  if (inserted.rows[0]) return { meter: toMeter(inserted.rows[0]), created: true };
+  return { meter: (await findMeters(db, [m.code]))[0], created: false };
+}
+
+export async function findMeters(db: Queryable, codes: string[]): Promise<Meter[]> {
+  const { rows } = await db.query<MeterRaw>(
+    'SELECT code, name, aggregation, field, created_at FROM meters WHERE code = ANY($1::text[]) ORDER BY code',
+    [codes],
+  );
+  return rows.map(toMeter);
+}
+
+export async function listMeters(db: Queryable): Promise<Meter[]> {
+  const { rows } = await db.query<MeterRaw>('SELECT code, name, aggregation, field, created_at FROM meters ORDER BY code');
+  return rows.map(toMeter);
+}
+
+/** What each aggregation reads of a bill's events of one meter in [start, end), as exact decimal text. */
+const AGGREGATE: Record<Aggregation, string> = {
+  count: 'count(*)',
+  sum: 'COALESCE(sum(e.quantity), 0)',
+  max: 'COALESCE(max(e.quantity), 0)',
+  // Events without the property are not a value of it.
+  unique_count: 'count(DISTINCT e.properties ->> $5)',
+  // The event with the latest timestamp; the highest id among events of the same instant.
+  latest: 'COALESCE((array_agg(e.quantity ORDER BY e.ts DESC, e.event_id DESC))[1], 0)',
+};
+
+/** The aggregate of a bill's events of `meter` with a timestamp in [start, end). */
+export async function aggregateOf(db: Queryable, billId: string, meter: Meter, start: string, end: string): Promise<string> {
+  const { rows } = await db.query<{ value: string }>(
+    `SELECT (${AGGREGATE[meter.aggregation]})::text AS value FROM usage_events e
+      WHERE e.bill_id = $1 AND e.meter = $2 AND e.ts >= $3 AND e.ts < $4`,
+    meter.aggregation === 'unique_count' ? [billId, meter.code, start, end, meter.field] : [billId, meter.code, start, end],
+  );
+  return rows[0].value;
+}
+
+export interface StoredEvent {
+  meter: string;
+  event_id: string;
+  bill_id: string;
+  ts: string;
+  quantity: string;
+  properties: Record<string, unknown> | null;
+}
+
+/**
+ * Stores the events whose bill is open, sharing each bill's row lock with the close (which takes
+ * it for update): an event committed before its bill's close is rated by it; one after is refused.
+ * Answers the keys stored now and the bills that were open.
+ */
+export async function insertEvents(db: Queryable, events: StoredEvent[]): Promise<{ stored: Set<string>; openBills: Set<string> }> {
+  const bills = [...new Set(events.map((e) => e.bill_id))];
+  const { rows } = await db.query<{ meter: string | null; event_id: string | null; open_bill: string | null }>(
+    `WITH open_bills AS (SELECT bill_id FROM bills WHERE bill_id = ANY($1::text[]) AND status = 'open' ORDER BY bill_id FOR SHARE),
+     stored AS (
+       INSERT INTO usage_events (meter, event_id, bill_id, ts, quantity, properties)
+       SELECT e.meter, e.event_id, e.bill_id, e.ts, e.quantity, e.properties
+         FROM jsonb_to_recordset($2::jsonb)
+              AS e(meter TEXT, event_id TEXT, bill_id TEXT, ts TIMESTAMPTZ, quantity NUMERIC, properties JSONB)
+        WHERE e.bill_id IN (SELECT bill_id FROM open_bills)
+       ON CONFLICT (meter, event_id) DO NOTHING
+       RETURNING meter, event_id)
+     SELECT meter, event_id, NULL AS open_bill FROM stored
+     UNION ALL SELECT NULL, NULL, bill_id FROM open_bills`,
+    [bills, JSON.stringify(events)],
+  );
+  const stored = new Set(rows.filter((r) => r.meter !== null).map((r) => `${r.meter}\n${r.event_id}`));
+  const openBills = new Set(rows.filter((r) => r.open_bill !== null).map((r) => r.open_bill!));
+  return { stored, openBills };
+}
+
+/** The bills events may name: their period and status, and for a series, which bill holds an instant. */
+export interface BillPeriod {
+  bill_id: string;
+  series_id: string | null;
+  status: 'open' | 'closed';
+  start: string;
+  end: string;
+}
+
+export async function billPeriods(db: Queryable, billIds: string[], seriesIds: string[]): Promise<BillPeriod[]> {
+  const { rows } = await db.query<{ bill_id: string; series_id: string | null; status: 'open' | 'closed'; start: Date; end: Date }>(
+    `SELECT bill_id, series_id, status, billing_period_start AS start, billing_period_end AS "end" FROM bills
+      WHERE bill_id = ANY($1::text[]) OR series_id = ANY($2::text[])`,
+    [billIds, seriesIds],
+  );
+  return rows.map((r) => ({ ...r, start: r.start.toISOString(), end: r.end.toISOString() }));
+}
+
+/** Which of these (meter, event id) keys are stored. */
+export async function storedKeys(db: Queryable, keys: { meter: string; event_id: string }[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const { rows } = await db.query<{ meter: string; event_id: string }>(
+    `SELECT e.meter, e.event_id FROM usage_events e
+       JOIN jsonb_to_recordset($1::jsonb) AS k(meter TEXT, event_id TEXT) USING (meter, event_id)`,
+    [JSON.stringify(keys)],
+  );
+  return new Set(rows.map((r) => `${r.meter}\n${r.event_id}`));
+}
