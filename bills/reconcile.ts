@@ -15,6 +15,7 @@ import { invoiceBalanceRecords, toAmounts, type InvoiceBalanceRecord } from '../
 import { statusOf } from '../invoices/account-rules';
 import type { ReconcileQuery } from './requests';
 import type { BillDifference, InvoiceDifference, ReconcileReport, TotalsText } from './types';
+import { usageDifferences } from './usage-lines';
 import { queryBill } from './workflow-client';
 
 export type { BillDifference, DifferenceKind, InvoiceDifference, ReconcileReport, TotalsText } from './types';
@@ -136,8 +137,9 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
   });
   differences.sort((a, b) => a.bill_id.localeCompare(b.bill_id));
   const invoices = await invoiceDifferences(deps, options.billIds ?? null);
+  const usage = await usageDifferences(deps.db, options.billIds ?? null);
   return {
-    ok: differences.length === 0 && invoices.differences.length === 0,
+    ok: differences.length === 0 && invoices.differences.length === 0 && usage.differences.length === 0,
     checked_at: new Date(started).toISOString(),
     bills_checked: records.length,
     open_bills_checked_live: open.length,
@@ -145,6 +147,8 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     differences,
     invoices_checked: invoices.checked,
     invoice_differences: invoices.differences,
+    usage_checked: usage.checked,
+    usage_differences: usage.differences,
     duration_ms: Date.now() - started,
     database_ms: databaseMs,
     live_ms: Date.now() - started - databaseMs,

@@ -162,6 +162,9 @@ export interface ReconcileReport {
   /** Finalized invoices checked: each currency's balance against the records it sums. */
   invoices_checked: number;
   invoice_differences: InvoiceDifference[];
+  /** Closed bills with prices, rated again from their events: events stored vs aggregated vs rated vs invoiced. */
+  usage_checked: number;
+  usage_differences: UsageDifference[];
   duration_ms: number;
   /** Of which: the one database snapshot, and the live queries (with any rereads). */
   database_ms: number;
@@ -253,4 +256,18 @@ export interface AuditRecord {
 export interface AuditPage {
   entries: AuditRecord[];
   next_cursor: string | null;
+}
+
+/** A closed bill's usage line that its events, rated again, do not reproduce. */
+export interface UsageDifference {
+  bill_id: string;
+  meter: string;
+  currency: string;
+  /** Events stored for the bill and meter, and how many lie in its period (the aggregated ones). */
+  events: number;
+  events_in_period: number;
+  aggregate: string;
+  /** Minor units: what rating the events now gives (usage line + minimum shortfall), and what the bill holds. */
+  rated: number;
+  invoiced: number;
 }

@@ -10,6 +10,7 @@ import type { Rating } from '../usage/rating';
 import { pricedBill, rateBill } from '../usage/usage';
 import { lineItemId } from './line-item-ids';
 import { appendLineItems, type LedgerItem } from './line-item-store';
+import type { UsageDifference } from './types';
 
 const usageLineId = (billId: string, meter: string, currency: string) => lineItemId(billId, `\nusage ${meter} ${currency}`);
 const minimumLineId = (billId: string, meter: string, currency: string) => lineItemId(billId, `\nminimum ${meter} ${currency}`);
@@ -71,4 +72,48 @@ export async function rateAtClose(tx: Queryable, billId: string, sourceRef: stri
   if (items.length === 0) return {};
   await appendLineItems(tx, billId, items, [], sourceRef);
   return items.reduce<TotalsByCurrency>((t, i) => addTotals(t, { [i.currency]: { amount: i.amount, count: 1 } }), {});
+}
+
+/**
+ * Rates every closed bill with prices again from its events (or those named) and compares with
+ * the usage lines its close wrote: events stored vs aggregated vs rated vs invoiced.
+ */
+export async function usageDifferences(
+  db: Queryable,
+  billIds: string[] | null,
+): Promise<{ checked: number; differences: UsageDifference[] }> {
+  const { rows } = await db.query<{ bill_id: string }>(
+    `SELECT bill_id FROM bills WHERE status = 'closed' AND jsonb_array_length(COALESCE(prices, '[]')) > 0
+       AND ($1::text[] IS NULL OR bill_id = ANY($1)) ORDER BY bill_id`,
+    [billIds],
+  );
+  const differences: UsageDifference[] = [];
+  for (const { bill_id: billId } of rows) {
+    const bill = (await pricedBill(db, billId))!;
+    for (const { rating, meter } of await rateBill(db, bill)) {
+      const ids = [usageLineId(billId, meter.code, rating.currency), minimumLineId(billId, meter.code, rating.currency)];
+      const { rows: counts } = await db.query<{ events: string; in_period: string; invoiced: string }>(
+        `SELECT (SELECT count(*) FROM usage_events WHERE bill_id = $1 AND meter = $2)::text AS events,
+                (SELECT count(*) FROM usage_events WHERE bill_id = $1 AND meter = $2 AND ts >= $3 AND ts < $4)::text AS in_period,
+                (SELECT COALESCE(sum(amount), 0) FROM line_items WHERE line_item_id = ANY($5::uuid[]))::text AS invoiced`,
+        [billId, meter.code, bill.start, bill.end, ids],
+      );
+      const [c] = counts;
+      const rated = rating.amount + rating.shortfall;
+      const invoiced = parseMinorUnits(c.invoiced);
+      if (rated !== invoiced || c.events !== c.in_period) {
+        differences.push({
+          bill_id: billId,
+          meter: meter.code,
+          currency: rating.currency,
+          events: parseMinorUnits(c.events),
+          events_in_period: parseMinorUnits(c.in_period),
+          aggregate: rating.aggregate,
+          rated,
+          invoiced,
+        });
+      }
+    }
+  }
+  return { checked: rows.length, differences };
 }

@@ -191,6 +191,21 @@ describe('usage', () => {
     ]);
     expect(await storedEvents(billId)).toBe(15);
 
+    // Reconciliation rates the closed bill again from its events: the same lines. An event stored
+    // behind the API's back (after the close) is found: two more calls, 9 billable × 0.5 = 4.5 → 5.
+    const reconciled = (await call(stack, 'GET', `/admin/reconcile?bill_id=${billId}`)).body;
+    expect(reconciled).toMatchObject({ ok: true, usage_checked: 1, usage_differences: [] });
+    await stack.db.query(
+      `INSERT INTO usage_events (meter, event_id, bill_id, ts, quantity) VALUES ($1, 'sneaked', $2, $3, 1), ($1, 'sneaked-2', $2, $3, 1)`,
+      [calls, billId, now],
+    );
+    expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${billId}`)).body).toMatchObject({
+      ok: false,
+      usage_differences: [
+        { bill_id: billId, meter: calls, currency: 'USD', events: 11, events_in_period: 11, aggregate: '11', rated: 5, invoiced: 4 },
+      ],
+    });
+
     // The invoice lists the usage lines with their quantities and tiers.
     await issuedInvoice(stack, billId);
     expect((await accountOf(stack, billId)).invoice.amounts[0]).toMatchObject({ currency: 'USD', total: 6398 });
