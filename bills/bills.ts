@@ -58,7 +58,7 @@ async function queryLive(deps: Deps, billId: string, timeoutMs: number): Promise
  * differs on every retry; the one the client gave does not.
  */
 export function requestedBill(input: CreateBillInput) {
-  const { requested_period_end, customer_id, tax_rates, prices, ...rest } = input;
+  const { requested_period_end, customer_id, tax_rates, prices, usage_alerts, ...rest } = input;
   // Named only when given: a request without them is the same request as before they existed.
   return {
     ...rest,
@@ -66,6 +66,7 @@ export function requestedBill(input: CreateBillInput) {
     customer_id: customer_id ?? undefined,
     tax_rates: tax_rates ?? undefined,
     prices: prices ?? undefined,
+    usage_alerts: usage_alerts ?? undefined,
   };
 }
 

@@ -8,7 +8,7 @@ import type { IsEmail, Max, MaxLen, Min, MinLen } from 'encore.dev/validate';
 import type { Amount, Currency, Id, Text, Timestamp } from '../invoices/requests';
 import type { InvoiceStatus, PaymentStatus } from '../invoices/types';
 import type { TaxRateCodes } from '../customers/requests';
-import type { PriceBody } from '../usage/requests';
+import type { PriceBody, UsageAlertBody } from '../usage/requests';
 import type { BillingPolicy } from './types';
 
 /** A recurring bill's fee, as a create request gives it. */
@@ -55,6 +55,8 @@ export interface CreateBillBody {
    * them to every period's bill. At most 20, one per meter and currency.
    */
   prices?: PriceBody[] | null;
+  /** Usage estimates (per currency) that emit `usage.threshold_reached` once each per period; at most 10. */
+  usage_alerts?: UsageAlertBody[] | null;
   description?: (Text & MaxLen<500>) | null;
   /**
    * ISO 8601 duration (days, hours, minutes, seconds) after the end of the period during which

@@ -19,6 +19,7 @@ export function toBill(row: BillRow, live: LiveBill | null): Bill {
     customer_id: row.customer_id ?? null,
     tax_rates: row.tax_rates ?? null,
     prices: row.prices ?? null,
+    usage_alerts: row.usage_alerts ?? null,
     description: row.description,
     billing_period_start: row.billing_period_start,
     billing_period_end: row.billing_period_end,

@@ -6,6 +6,7 @@ import { AMOUNTS_SQL, toAmounts, type AmountsRaw } from '../invoices/account-sto
 import type { InvoiceStatus, InvoiceSummary, PaymentStatus } from '../invoices/types';
 import { SYSTEM } from '../core/audit';
 import type { Price } from '../usage/rating';
+import type { UsageAlert } from '../usage/types';
 import { emitSql } from '../webhooks/events';
 import type { EventType } from '../webhooks/types';
 import type { BillHeader, BillingPolicy, TotalsText } from './types';
@@ -40,6 +41,7 @@ interface RawBillRow {
   customer_id: string | null;
   tax_rates: string[] | null;
   prices: Price[] | null;
+  usage_alerts: UsageAlert[] | null;
   description: string | null;
   billing_period_start: Date;
   billing_period_end: Date;
@@ -71,7 +73,7 @@ interface RawBillRow {
 // And, for a recurring bill, the bill of the next period.
 const FROM = `bills b LEFT JOIN bill_postprocess pp USING (bill_id) LEFT JOIN invoices i USING (bill_id)
   LEFT JOIN invoice_accounts ia ON ia.bill_id = b.bill_id LEFT JOIN bills nb ON nb.previous_bill_id = b.bill_id`;
-const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.customer_id, b.tax_rates, b.prices, b.description, b.billing_period_start,
+const COLUMNS = `b.bill_id, b.status, b.policy, b.currency, b.customer_email, b.customer_id, b.tax_rates, b.prices, b.usage_alerts, b.description, b.billing_period_start,
   b.billing_period_end, b.created_at, b.closed_at, b.request_fingerprint, b.interval, b.billing_anchor_day,
   b.recurring_fee_amount, b.recurring_fee_currency, b.recurring_fee_description, b.series_id, b.previous_bill_id,
   b.cancelled_at, nb.bill_id AS next_bill_id, pp.status AS invoice_status,
@@ -165,6 +167,7 @@ export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEve
     // The audit trail's first entry of the bill: who created it (a renewal: the series, `system`).
     b.created_by ?? (b.previous_bill_id ? SYSTEM : 'unknown'),
     b.prices ? JSON.stringify(b.prices) : null,
+    b.usage_alerts ? JSON.stringify(b.usage_alerts) : null,
   ];
   const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data))));
   const inserted = await db.query(
@@ -172,8 +175,8 @@ export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEve
        INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
          billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
          recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id, grace_period, payment_terms,
-         customer_id, tax_rates, prices)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $22)
+         customer_id, tax_rates, prices, usage_alerts)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $22, $23)
        ON CONFLICT DO NOTHING RETURNING 1),
      audited AS (
        INSERT INTO audit_log (bill_id, subject, subject_id, action, actor) SELECT $1, 'bill', $1, 'created', $21 FROM created)

@@ -1,5 +1,5 @@
 import type { Price } from '../usage/rating';
-import type { MeterUsage } from '../usage/types';
+import type { MeterUsage, UsageAlert } from '../usage/types';
 import type { CurrencyTotal, TotalsByCurrency } from '../core/money';
 import type { InvoiceSummary, PaymentStatus } from '../invoices/types';
 
@@ -42,6 +42,8 @@ export interface BillFields {
   tax_rates: string[] | null;
   /** Prices of metered usage, rated at the close (docs/usage.md); null: none. */
   prices: Price[] | null;
+  /** Thresholds of the usage estimate that emit `usage.threshold_reached`; null: none. */
+  usage_alerts: UsageAlert[] | null;
   description: string | null;
   billing_period_start: string;
   billing_period_end: string;

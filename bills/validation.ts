@@ -6,8 +6,9 @@
 import { addYears, isValid, parseISO } from 'date-fns';
 import { checkStorable, checkSupportedCurrency, fieldError } from '../core/validate';
 import { addInterval, isBoundary, parseInterval, parseSpan, periodEnd, type Interval } from './periods';
-import { pricesOf, type PriceInput } from '../usage/price-rules';
+import { pricesOf, usageAlertsOf, type PriceInput } from '../usage/price-rules';
 import type { Price } from '../usage/rating';
+import type { UsageAlert } from '../usage/types';
 import type { BillingPolicy, RecurringFee } from './types';
 
 /** A period longer than this is almost certainly a client bug (a year typo, ms vs s). */
@@ -28,6 +29,7 @@ export interface CreateBillInput {
   customer_id: string | null;
   tax_rates: string[] | null;
   prices: Price[] | null;
+  usage_alerts: UsageAlert[] | null;
   description: string | null;
   interval: string | null;
   billing_anchor_day: number | null;
@@ -67,6 +69,7 @@ export function createBillInput(request: BillRequest, now: Date): CreateBillInpu
     customer_id: request.customer_id ?? null,
     tax_rates: request.tax_rates ?? null,
     prices: pricesOf(request.prices, currency),
+    usage_alerts: usageAlertsOf(request.usage_alerts),
     description: request.description ?? null,
     grace_period: spanField(request.grace_period, 'grace_period', 0, MAX_GRACE_PERIOD_MS, 'P30D'),
     payment_terms: spanField(request.payment_terms, 'payment_terms', 1000, MAX_PAYMENT_TERMS_MS, 'P365D'),

@@ -16,8 +16,21 @@ CREATE TABLE meters (
 CREATE TRIGGER meters_immutable BEFORE UPDATE OR DELETE ON meters
     FOR EACH ROW EXECUTE FUNCTION records_immutable();
 
--- The prices a bill rates its usage with (bills/pricing.ts); a series passes them on.
+-- The prices a bill rates its usage with (usage/rating.ts), and the amounts of usage it alerts at
+-- ([{currency, amount}]); a series passes both on.
 ALTER TABLE bills ADD COLUMN prices JSONB CHECK (prices IS NULL OR jsonb_typeof(prices) = 'array');
+ALTER TABLE bills ADD COLUMN usage_alerts JSONB CHECK (usage_alerts IS NULL OR jsonb_typeof(usage_alerts) = 'array');
+
+-- Each threshold is reached once per bill (so once per period of a series): the row and its
+-- usage.threshold_reached event are written by the transaction that stored the crossing events.
+CREATE TABLE usage_alerts_reached (
+    bill_id    TEXT NOT NULL REFERENCES bills (bill_id),
+    currency   CHAR(3) NOT NULL,
+    amount     BIGINT NOT NULL CHECK (amount > 0),
+    estimated  BIGINT NOT NULL,
+    reached_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (bill_id, currency, amount)
+);
 
 CREATE TABLE usage_events (
     meter       TEXT NOT NULL REFERENCES meters (code),

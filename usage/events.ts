@@ -11,13 +11,38 @@ import { type Deps } from '../core/deps';
 import { checkStorable, fieldError } from '../core/validate';
 import { requireMeters } from './meters';
 import type { IngestEventsBody } from './requests';
-import { billPeriods, insertEvents, storedKeys, type BillPeriod, type StoredEvent } from './store';
+import { inTransaction, type Queryable } from '../core/db';
+import { emitEvent } from '../webhooks/events';
+import { billPeriods, insertEvents, markAlertReached, storedKeys, type BillPeriod, type StoredEvent } from './store';
+import { pricedBill, rateBill } from './usage';
 import type { EventResult, IngestResult } from './types';
 
 /** An exact decimal of a quantity as sent: a JSON number is read as the shortest decimal that names it. */
 const quantityOf = (q: number | string | null | undefined) => (q == null ? '1' : new Decimal(String(q)).toString());
 
 const inPeriod = (b: BillPeriod, ts: number) => Date.parse(b.start) <= ts && ts < Date.parse(b.end);
+
+/**
+ * Emits `usage.threshold_reached` for each threshold the bill's usage estimate (per currency, the
+ * usage lines its close would write now, minimums aside) has reached and had not before.
+ */
+async function alertIfReached(tx: Queryable, bill: BillPeriod): Promise<void> {
+  const priced = await pricedBill(tx, bill.bill_id);
+  const estimates = new Map<string, number>();
+  for (const { rating } of await rateBill(tx, priced!))
+    estimates.set(rating.currency, (estimates.get(rating.currency) ?? 0) + rating.amount);
+  for (const alert of bill.usage_alerts!) {
+    const estimated = estimates.get(alert.currency) ?? 0;
+    if (estimated < alert.amount || !(await markAlertReached(tx, bill.bill_id, alert, estimated))) continue;
+    await emitEvent(tx, 'usage.threshold_reached', {
+      bill_id: bill.bill_id,
+      currency: alert.currency,
+      threshold: alert.amount,
+      estimated_amount: estimated,
+      period: { start: bill.start, end: bill.end },
+    });
+  }
+}
 
 export async function ingestEvents(deps: Deps, body: IngestEventsBody): Promise<IngestResult> {
   const events = body.events;
@@ -58,7 +83,13 @@ export async function ingestEvents(deps: Deps, body: IngestEventsBody): Promise<
     quantity: quantityOf(e.quantity),
     properties: e.properties ?? null,
   }));
-  const written = await insertEvents(deps.db, stored);
+  // Stored, and any threshold their bills' estimates now reach recorded with its event, together.
+  const written = await inTransaction(deps.db, async (tx) => {
+    const inserted = await insertEvents(tx, stored);
+    const grown = new Set(stored.filter((e) => inserted.stored.has(`${e.meter}\n${e.event_id}`)).map((e) => e.bill_id));
+    for (const bill of periods.filter((b) => grown.has(b.bill_id) && b.usage_alerts?.length)) await alertIfReached(tx, bill);
+    return inserted;
+  });
   // An event of a closed bill that was stored before it closed is a retry of a counted event.
   const late = stored.filter((e) => !written.openBills.has(e.bill_id));
   const seen = await storedKeys(deps.db, late);

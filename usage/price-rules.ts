@@ -6,6 +6,7 @@
 import Decimal from 'decimal.js';
 import { checkSupportedCurrency, fieldError } from '../core/validate';
 import type { Price, PriceModel, Tier } from './rating';
+import type { UsageAlert } from './types';
 
 /** A price as a request gives it, its shape checked. */
 export interface PriceInput {
@@ -56,6 +57,20 @@ function tiersOf(input: NonNullable<PriceInput['tiers']>, at: string): Tier[] {
       unit_amount_decimal: t.unit_amount_decimal == null ? null : new Decimal(t.unit_amount_decimal).toString(),
       flat_amount: t.flat_amount ?? null,
     };
+  });
+}
+
+/** A bill's usage alerts: currencies that exist, each threshold once. */
+export function usageAlertsOf(inputs: { currency: string; amount: number }[] | null | undefined): UsageAlert[] | null {
+  if (inputs == null) return null;
+  if (inputs.length > 10) throw fieldError('usage_alerts', 'must be at most 10 thresholds');
+  const seen = new Set<string>();
+  return inputs.map((a, i) => {
+    checkSupportedCurrency(a.currency, `usage_alerts[${i}].currency`);
+    const key = `${a.currency} ${a.amount}`;
+    if (seen.has(key)) throw fieldError(`usage_alerts[${i}].amount`, 'is listed twice');
+    seen.add(key);
+    return { currency: a.currency, amount: a.amount };
   });
 }
 

@@ -4,7 +4,7 @@
  * usage/price-rules.ts and usage/events.ts.
  */
 import type { MatchesRegexp, Max, MaxLen, Min, MinLen } from 'encore.dev/validate';
-import type { Currency, Id, Text, Timestamp } from '../invoices/requests';
+import type { Amount, Currency, Id, Text, Timestamp } from '../invoices/requests';
 
 /**
  * Minor units as a decimal string with up to 12 decimal places: "0.0025" is a quarter of a cent.
@@ -61,6 +61,15 @@ export interface PriceBody {
   free_units?: Units | null;
   /** A committed spend for the period: the shortfall is charged as its own line. */
   minimum_amount?: MinorUnits | null;
+}
+
+/**
+ * An amount of usage (its estimate per currency) that emits `usage.threshold_reached` once reached.
+ * @additionalProperties false
+ */
+export interface UsageAlertBody {
+  currency: Currency;
+  amount: Amount;
 }
 
 /**

@@ -1,6 +1,6 @@
 /** SQL for meters and usage events, and the aggregates rating reads. */
 import type { Queryable } from '../core/db';
-import type { Aggregation, Meter } from './types';
+import type { Aggregation, Meter, UsageAlert } from './types';
 
 interface MeterRaw extends Omit<Meter, 'created_at'> {
   created_at: Date;
@@ -94,11 +94,19 @@ export interface BillPeriod {
   status: 'open' | 'closed';
   start: string;
   end: string;
+  usage_alerts: UsageAlert[] | null;
 }
 
 export async function billPeriods(db: Queryable, billIds: string[], seriesIds: string[]): Promise<BillPeriod[]> {
-  const { rows } = await db.query<{ bill_id: string; series_id: string | null; status: 'open' | 'closed'; start: Date; end: Date }>(
-    `SELECT bill_id, series_id, status, billing_period_start AS start, billing_period_end AS "end" FROM bills
+  const { rows } = await db.query<{
+    bill_id: string;
+    series_id: string | null;
+    status: 'open' | 'closed';
+    start: Date;
+    end: Date;
+    usage_alerts: UsageAlert[] | null;
+  }>(
+    `SELECT bill_id, series_id, status, billing_period_start AS start, billing_period_end AS "end", usage_alerts FROM bills
       WHERE bill_id = ANY($1::text[]) OR series_id = ANY($2::text[])`,
     [billIds, seriesIds],
   );
@@ -114,4 +122,13 @@ export async function storedKeys(db: Queryable, keys: { meter: string; event_id:
     [JSON.stringify(keys)],
   );
   return new Set(rows.map((r) => `${r.meter}\n${r.event_id}`));
+}
+
+/** Records a threshold as reached, once; true when this call reached it. */
+export async function markAlertReached(db: Queryable, billId: string, alert: UsageAlert, estimated: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO usage_alerts_reached (bill_id, currency, amount, estimated) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+    [billId, alert.currency, alert.amount, estimated],
+  );
+  return rowCount === 1;
 }

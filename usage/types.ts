@@ -1,5 +1,11 @@
 import type { AppliedTier, Price } from './rating';
 
+/** A threshold of a bill's usage estimate in one currency, in minor units. */
+export interface UsageAlert {
+  currency: string;
+  amount: number;
+}
+
 export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
 
 export interface Meter {

@@ -15,7 +15,8 @@ export type EventType =
   | 'invoice.overdue'
   | 'invoice.marked_uncollectible'
   | 'invoice.voided'
-  | 'credit_note.issued';
+  | 'credit_note.issued'
+  | 'usage.threshold_reached';
 export const EVENT_TYPES: readonly EventType[] = [
   'bill.created',
   'bill.drafted',
@@ -31,6 +32,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'invoice.marked_uncollectible',
   'invoice.voided',
   'credit_note.issued',
+  'usage.threshold_reached',
 ];
 
 /**

@@ -11,6 +11,7 @@ export function billHeader(over: Partial<BillHeader> = {}): BillHeader {
     customer_id: null,
     tax_rates: null,
     prices: null,
+    usage_alerts: null,
     description: null,
     billing_period_start: now.toISOString(),
     billing_period_end: new Date(now.getTime() + 3_600_000).toISOString(),

@@ -5,7 +5,7 @@
  * (and a retry of a counted one still answered `duplicate`); an event routed by its series; and
  * bad input refused with a 400 naming the field, writing nothing.
  */
-import { accountOf, issuedInvoice, pdfAt } from '../helpers/invoices';
+import { accountOf, invoiceEvents, issuedInvoice, pdfAt } from '../helpers/invoices';
 import { pdfText } from '../helpers/smtp';
 import { call, eventually, inSeconds, startStack, uid, type Stack } from '../helpers/stack';
 
@@ -228,6 +228,35 @@ describe('usage', () => {
     expect(statuses(late)).toEqual(['accepted']);
     const invoice = await issuedInvoice(stack, billId);
     expect(invoice.amounts).toEqual([expect.objectContaining({ currency: 'EUR', net: 100 })]);
+  });
+
+  it('emits usage.threshold_reached once per threshold as the estimate crosses it', async () => {
+    const billId = uid();
+    const prices = [{ meter: calls, currency: 'USD', model: 'per_unit', unit_amount_decimal: '100' }];
+    const usage_alerts = [
+      { currency: 'USD', amount: 300 },
+      { currency: 'USD', amount: 1000 },
+    ];
+    expect(
+      (await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), prices, usage_alerts })).status,
+    ).toBe(200);
+    const calls2 = (n: number) =>
+      send(Array.from({ length: n }, () => ({ event_id: uid('e'), meter: calls, bill_id: billId, timestamp: new Date().toISOString() })));
+    const alerts = async () =>
+      (await invoiceEvents(stack, billId))
+        .filter((e) => e.type === 'usage.threshold_reached')
+        .map((e) => [e.data.threshold, e.data.estimated_amount]);
+    await calls2(2); // 2.00: below both
+    expect(await alerts()).toEqual([]);
+    await calls2(2); // 4.00: past 3.00
+    await calls2(1); // 5.00: past it still, nothing new
+    expect(await alerts()).toEqual([[300, 400]]);
+    await calls2(6); // 11.00: past 10.00
+    expect(await alerts()).toEqual([
+      [300, 400],
+      [1000, 1100],
+    ]);
+    await call(stack, 'POST', `/bills/${billId}/close`);
   });
 
   it('routes an event by its series to the bill whose period holds its timestamp', async () => {

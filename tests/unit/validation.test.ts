@@ -42,6 +42,7 @@ describe('createBillInput', () => {
       customer_id: null,
       tax_rates: null,
       prices: null,
+      usage_alerts: null,
       description: null,
       interval: null,
       billing_anchor_day: null,
