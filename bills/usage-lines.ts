@@ -90,7 +90,7 @@ export async function usageDifferences(
   const differences: UsageDifference[] = [];
   for (const { bill_id: billId } of rows) {
     const bill = (await pricedBill(db, billId))!;
-    for (const { rating, meter } of await rateBill(db, bill)) {
+    for (const { rating, meter } of await rateBill(db, bill, true)) {
       const ids = [usageLineId(billId, meter.code, rating.currency), minimumLineId(billId, meter.code, rating.currency)];
       const { rows: counts } = await db.query<{ events: string; in_period: string; invoiced: string }>(
         `SELECT (SELECT count(*) FROM usage_events WHERE bill_id = $1 AND meter = $2)::text AS events,

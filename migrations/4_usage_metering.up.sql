@@ -47,3 +47,68 @@ CREATE TABLE usage_events (
 CREATE INDEX usage_events_bill_idx ON usage_events (bill_id, meter, ts);
 CREATE TRIGGER usage_events_immutable BEFORE UPDATE OR DELETE ON usage_events
     FOR EACH ROW EXECUTE FUNCTION records_immutable();
+
+-- Each bill's aggregates per meter, kept by the statement that stores its events, so reading a
+-- bill's usage (GET /bills/:billId/usage) or rating it at the close costs one row per meter
+-- however many events there are. Every stored event lies in its bill's period (POST /events
+-- refuses the others), so a bill's aggregate is its period's. Reconciliation recomputes them from
+-- the events themselves.
+CREATE TABLE usage_aggregates (
+    bill_id         TEXT NOT NULL REFERENCES bills (bill_id),
+    meter           TEXT NOT NULL REFERENCES meters (code),
+    events          BIGINT NOT NULL,
+    quantity_sum    NUMERIC NOT NULL,
+    quantity_max    NUMERIC NOT NULL,
+    -- The latest event (by timestamp, then id) and its quantity.
+    latest_ts       TIMESTAMPTZ NOT NULL,
+    latest_event_id TEXT NOT NULL,
+    latest_quantity NUMERIC NOT NULL,
+    distinct_values BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (bill_id, meter)
+);
+
+-- The distinct values a unique_count meter has seen on a bill.
+CREATE TABLE usage_distinct_values (
+    bill_id TEXT NOT NULL,
+    meter   TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (bill_id, meter, value)
+);
+
+-- Once per statement, over the rows it stored (ON CONFLICT DO NOTHING leaves duplicates out of
+-- new_rows), in a fixed order so that two statements never wait for each other's rows crosswise.
+CREATE FUNCTION usage_events_aggregate() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO usage_aggregates AS a (bill_id, meter, events, quantity_sum, quantity_max, latest_ts, latest_event_id, latest_quantity)
+    SELECT bill_id, meter, count(*), sum(quantity), max(quantity),
+           (array_agg(ts ORDER BY ts DESC, event_id DESC))[1],
+           (array_agg(event_id ORDER BY ts DESC, event_id DESC))[1],
+           (array_agg(quantity ORDER BY ts DESC, event_id DESC))[1]
+      FROM new_rows GROUP BY bill_id, meter ORDER BY bill_id, meter
+    ON CONFLICT (bill_id, meter) DO UPDATE SET
+        events = a.events + EXCLUDED.events,
+        quantity_sum = a.quantity_sum + EXCLUDED.quantity_sum,
+        quantity_max = GREATEST(a.quantity_max, EXCLUDED.quantity_max),
+        latest_ts = CASE WHEN (EXCLUDED.latest_ts, EXCLUDED.latest_event_id) > (a.latest_ts, a.latest_event_id)
+                         THEN EXCLUDED.latest_ts ELSE a.latest_ts END,
+        latest_event_id = CASE WHEN (EXCLUDED.latest_ts, EXCLUDED.latest_event_id) > (a.latest_ts, a.latest_event_id)
+                               THEN EXCLUDED.latest_event_id ELSE a.latest_event_id END,
+        latest_quantity = CASE WHEN (EXCLUDED.latest_ts, EXCLUDED.latest_event_id) > (a.latest_ts, a.latest_event_id)
+                               THEN EXCLUDED.latest_quantity ELSE a.latest_quantity END;
+    WITH added AS (
+        INSERT INTO usage_distinct_values (bill_id, meter, value)
+        SELECT DISTINCT n.bill_id, n.meter, n.properties ->> m.field
+          FROM new_rows n JOIN meters m ON m.code = n.meter AND m.aggregation = 'unique_count'
+         WHERE n.properties ->> m.field IS NOT NULL
+         ORDER BY 1, 2, 3
+        ON CONFLICT DO NOTHING
+        RETURNING bill_id, meter)
+    UPDATE usage_aggregates a SET distinct_values = a.distinct_values + n.added
+      FROM (SELECT bill_id, meter, count(*) AS added FROM added GROUP BY bill_id, meter) n
+     WHERE a.bill_id = n.bill_id AND a.meter = n.meter;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER usage_events_aggregate AFTER INSERT ON usage_events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION usage_events_aggregate();

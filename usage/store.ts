@@ -32,7 +32,7 @@ export async function listMeters(db: Queryable): Promise<Meter[]> {
 }
 
 /** What each aggregation reads of a bill's events of one meter in [start, end), as exact decimal text. */
-const AGGREGATE: Record<Aggregation, string> = {
+const FROM_EVENTS: Record<Aggregation, string> = {
   count: 'count(*)',
   sum: 'COALESCE(sum(e.quantity), 0)',
   max: 'COALESCE(max(e.quantity), 0)',
@@ -42,10 +42,28 @@ const AGGREGATE: Record<Aggregation, string> = {
   latest: 'COALESCE((array_agg(e.quantity ORDER BY e.ts DESC, e.event_id DESC))[1], 0)',
 };
 
-/** The aggregate of a bill's events of `meter` with a timestamp in [start, end). */
-export async function aggregateOf(db: Queryable, billId: string, meter: Meter, start: string, end: string): Promise<string> {
+/** The same from the aggregates the events' inserts keep (migration 4): one row however many events. */
+const FROM_AGGREGATES: Record<Aggregation, string> = {
+  count: 'events',
+  sum: 'quantity_sum',
+  max: 'quantity_max',
+  unique_count: 'distinct_values',
+  latest: 'latest_quantity',
+};
+
+/** A bill's aggregate of `meter`, from the kept aggregates (every stored event lies in its bill's period). */
+export async function aggregateOf(db: Queryable, billId: string, meter: Meter): Promise<string> {
   const { rows } = await db.query<{ value: string }>(
-    `SELECT (${AGGREGATE[meter.aggregation]})::text AS value FROM usage_events e
+    `SELECT (${FROM_AGGREGATES[meter.aggregation]})::text AS value FROM usage_aggregates WHERE bill_id = $1 AND meter = $2`,
+    [billId, meter.code],
+  );
+  return rows[0]?.value ?? '0';
+}
+
+/** The aggregate recomputed from the events with a timestamp in [start, end): what reconciliation checks the kept one against. */
+export async function aggregateFromEvents(db: Queryable, billId: string, meter: Meter, start: string, end: string): Promise<string> {
+  const { rows } = await db.query<{ value: string }>(
+    `SELECT (${FROM_EVENTS[meter.aggregation]})::text AS value FROM usage_events e
       WHERE e.bill_id = $1 AND e.meter = $2 AND e.ts >= $3 AND e.ts < $4`,
     meter.aggregation === 'unique_count' ? [billId, meter.code, start, end, meter.field] : [billId, meter.code, start, end],
   );

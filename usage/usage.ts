@@ -6,7 +6,7 @@ import type { Queryable } from '../core/db';
 import type { Deps } from '../core/deps';
 import { billNotFound } from '../core/errors';
 import { rate, type Price, type Rating } from './rating';
-import { aggregateOf, findMeters } from './store';
+import { aggregateFromEvents, aggregateOf, findMeters } from './store';
 import type { BillUsage, Meter } from './types';
 
 export interface PricedBill {
@@ -17,8 +17,11 @@ export interface PricedBill {
   end: string;
 }
 
-/** Each price rated over its meter's aggregate, in the order the bill lists them. */
-export async function rateBill(db: Queryable, bill: PricedBill): Promise<{ rating: Rating; meter: Meter }[]> {
+/**
+ * Each price rated over its meter's aggregate, in the order the bill lists them: the kept
+ * aggregate, or with `fromEvents` one recomputed from the events (reconciliation).
+ */
+export async function rateBill(db: Queryable, bill: PricedBill, fromEvents = false): Promise<{ rating: Rating; meter: Meter }[]> {
   if (!bill.prices || bill.prices.length === 0) return [];
   const meters = new Map(
     (
@@ -31,7 +34,10 @@ export async function rateBill(db: Queryable, bill: PricedBill): Promise<{ ratin
   const out: { rating: Rating; meter: Meter }[] = [];
   for (const price of bill.prices) {
     const meter = meters.get(price.meter)!;
-    out.push({ rating: rate(price, await aggregateOf(db, bill.bill_id, meter, bill.start, bill.end)), meter });
+    const aggregate = fromEvents
+      ? await aggregateFromEvents(db, bill.bill_id, meter, bill.start, bill.end)
+      : await aggregateOf(db, bill.bill_id, meter);
+    out.push({ rating: rate(price, aggregate), meter });
   }
   return out;
 }

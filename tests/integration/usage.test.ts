@@ -230,6 +230,33 @@ describe('usage', () => {
     expect(invoice.amounts).toEqual([expect.objectContaining({ currency: 'EUR', net: 100 })]);
   });
 
+  it('aggregates max and latest by value and by timestamp, whatever order the events arrive in', async () => {
+    const peak = await meter('Peak GB', 'max');
+    const gauge = await meter('Seats now', 'latest');
+    const billId = uid();
+    const prices = [peak, gauge].map((m) => ({ meter: m, currency: 'USD', model: 'per_unit', unit_amount_decimal: '1' }));
+    expect((await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), prices })).status).toBe(200);
+    const at = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+    const e = (m: string, id: string, s: number, quantity: number) => ({
+      event_id: id,
+      meter: m,
+      bill_id: billId,
+      timestamp: at(s),
+      quantity,
+    });
+    // Sent newest first, in two calls: the latest is the event of the latest timestamp, not the last to arrive.
+    expect(statuses(await send([e(gauge, 'g3', 30, 7), e(peak, 'p1', 10, 4.5)]))).toEqual(['accepted', 'accepted']);
+    const rest = await send([e(gauge, 'g1', 10, 9), e(gauge, 'g2', 20, 2), e(peak, 'p2', 20, 12.25), e(peak, 'p3', 30, 3)]);
+    expect(statuses(rest)).toEqual(Array(4).fill('accepted'));
+    const usage = (await call(stack, 'GET', `/bills/${billId}/usage`)).body.meters.map((m: { aggregate: string }) => m.aggregate);
+    expect(usage).toEqual(['12.25', '7']);
+    await call(stack, 'POST', `/bills/${billId}/close`);
+    expect((await call(stack, 'GET', `/admin/reconcile?bill_id=${billId}`)).body).toMatchObject({
+      usage_checked: 1,
+      usage_differences: [],
+    });
+  });
+
   it('emits usage.threshold_reached once per threshold as the estimate crosses it', async () => {
     const billId = uid();
     const prices = [{ meter: calls, currency: 'USD', model: 'per_unit', unit_amount_decimal: '100' }];
