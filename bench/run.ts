@@ -406,7 +406,7 @@ async function retrying<T>(fn: () => Promise<T>, onRetry: () => void = () => und
   }
 }
 
-async function createBills(svc: Service, n: number, concurrency = 32): Promise<string[]> {
+async function createBills(svc: Service, n: number, concurrency = 32, extra: Record<string, unknown> = {}): Promise<string[]> {
   const ids: string[] = [];
   let next = 0;
   await Promise.all(
@@ -414,12 +414,47 @@ async function createBills(svc: Service, n: number, concurrency = 32): Promise<s
       while (next < n) {
         next++;
         const key = randomUUID();
-        const bill = await retrying(() => api(svc, 'POST', '/bills', { billing_period_end: farFuture() }, { 'idempotency-key': key }));
+        const bill = await retrying(() =>
+          api(svc, 'POST', '/bills', { billing_period_end: farFuture(), ...extra }, { 'idempotency-key': key }),
+        );
         ids.push(bill.bill_id);
       }
     }),
   );
   return ids;
+}
+
+/** A meter for the usage scenarios, and bills that price it (graduated, so rating has tiers to walk). */
+const BENCH_METER = 'bench-calls';
+const usagePrices = [
+  {
+    meter: BENCH_METER,
+    currency: 'USD',
+    model: 'graduated',
+    tiers: [
+      { up_to: 1_000_000, unit_amount_decimal: '0.01' },
+      { up_to: 'inf', unit_amount_decimal: '0.005', flat_amount: 100 },
+    ],
+  },
+];
+async function createPricedBills(svc: Service, n: number): Promise<string[]> {
+  await api(svc, 'POST', '/meters', { code: BENCH_METER, name: 'Bench calls', aggregation: 'count' });
+  return createBills(svc, n, 32, { prices: usagePrices });
+}
+
+/**
+ * `n` events of one bill written straight into Postgres (a million per statement, each statement's
+ * aggregates kept by the same trigger POST /events fires): the size the rating and usage targets
+ * need, in seconds rather than the minutes the API would take. Timestamps spread over the last hour.
+ */
+async function seedEvents(db: pg.Pool, billId: string, n: number): Promise<void> {
+  for (let from = 0; from < n; from += 1_000_000) {
+    await db.query(
+      `INSERT INTO usage_events (meter, event_id, bill_id, ts, quantity)
+       SELECT $1, $2 || '-' || g, $2, now() + (g % 3600) * interval '1 second', 1 FROM generate_series($3::bigint, $4::bigint) g`,
+      [BENCH_METER, billId, from, Math.min(n, from + 1_000_000) - 1],
+    );
+  }
 }
 
 const item = (i: number) => ({ amount: 100 + (i % 900), currency: i % 3 === 0 ? 'EUR' : 'USD', description: `bench item ${i}` });
@@ -534,6 +569,30 @@ async function main() {
             },
             null,
           ),
+      ],
+      [
+        'ingest_events',
+        async () => {
+          const priced = await createPricedBills(svc, quick ? 10 : 100);
+          const now = new Date().toISOString();
+          const r = await loop(
+            'ingest_events',
+            'rows/s',
+            32,
+            1000,
+            async (i) => {
+              const events = Array.from({ length: 1000 }, (_, k) => ({
+                event_id: randomUUID(),
+                meter: BENCH_METER,
+                bill_id: priced[(i + k) % priced.length],
+                timestamp: now,
+              }));
+              await api(svc, 'POST', '/events', { events });
+            },
+            svc.pid,
+          );
+          return { ...r, notes: `32 callers of 1,000-event calls over ${priced.length} priced bills` };
+        },
       ],
       [
         'temporal_noop_update',
@@ -831,6 +890,66 @@ async function main() {
       });
       if (!exact) process.exitCode = 1;
     }
+    if (wanted('rate_10m_events')) {
+      // Rating at the close against the bare sum over the same rows, timed alone, in the same run.
+      const total = quick ? 100_000 : 10_000_000;
+      const [bill] = await createPricedBills(svc, 1);
+      const t = Date.now();
+      await seedEvents(db, bill, total);
+      const seeded = (Date.now() - t) / 1000;
+      await db.query('ANALYZE usage_events');
+      const sums: number[] = [];
+      for (let k = 0; k < 3; k++) {
+        const s0 = performance.now();
+        await db.query(`SELECT sum(quantity) FROM usage_events WHERE bill_id = $1 AND meter = $2 AND ts >= $3 AND ts < $4`, [
+          bill,
+          BENCH_METER,
+          '2000-01-01T00:00:00Z',
+          farFuture(),
+        ]);
+        sums.push(performance.now() - s0);
+      }
+      sums.sort((a, b) => a - b);
+      const sumMs = Math.round(sums[1] * 10) / 10;
+      record({
+        name: 'sql_sum_events',
+        throughput: Math.round(total / (sumMs / 1000)),
+        unit: 'events/s',
+        p50_ms: sumMs,
+        p99_ms: null,
+        errors: 0,
+        rss_mb: null,
+        notes: `bare SELECT sum(quantity) over ${total} events of one bill (median of 3)`,
+      });
+      const c0 = performance.now();
+      const closed = await api(svc, 'POST', `/bills/${bill}/close`);
+      const closeMs = Math.round((performance.now() - c0) * 10) / 10;
+      const expected = Math.round(
+        Math.min(total, 1_000_000) * 0.01 + Math.max(0, total - 1_000_000) * 0.005 + (total > 1_000_000 ? 100 : 0),
+      );
+      const rated = closed.bill.totals.find((x: { currency: string }) => x.currency === 'USD')?.amount;
+      record({
+        name: 'rate_10m_events',
+        throughput: Math.round(total / (closeMs / 1000)),
+        unit: 'events/s',
+        p50_ms: closeMs,
+        p99_ms: null,
+        errors: rated === expected ? 0 : 1,
+        rss_mb: null,
+        notes: `POST /bills/:billId/close of a bill with ${total} events (seeded in ${seeded.toFixed(1)} s): rated ${rated} (expected ${expected})`,
+      });
+    }
+    if (wanted('usage_1m_events')) {
+      const total = quick ? 20_000 : 1_000_000;
+      const [bill] = await createPricedBills(svc, 1);
+      await seedEvents(db, bill, total);
+      const r = await httpLoad(svc, {
+        name: 'usage_1m_events',
+        connections: 1,
+        next: () => ({ method: 'GET', path: `/bills/${bill}/usage` }),
+      });
+      record({ ...r, notes: `GET /bills/:billId/usage, 1 caller, ${total} events in the open period` });
+    }
     if (wanted('reconcile')) {
       // Everything the run left behind: its cost, to show it can run often.
       const t = Date.now();
@@ -909,6 +1028,8 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
     write_local_vs_noop_update: div(s('temporal_write_local')?.throughput, s('temporal_noop_update')?.throughput),
     write_activity_vs_noop_update: div(s('temporal_write_activity')?.throughput, s('temporal_noop_update')?.throughput),
     write_eager_vs_noop_update: div(s('temporal_write_eager')?.throughput, s('temporal_noop_update')?.throughput),
+    ingest_events_vs_pg_insert_batch: div(s('ingest_events')?.throughput, s('pg_insert_batch')?.throughput),
+    rate_10m_events_close_vs_sql_sum: div(s('rate_10m_events')?.p50_ms, s('sql_sum_events')?.p50_ms),
   };
   const check = (target: string, value: number | null | undefined, ok: (v: number) => boolean): Target => ({
     target,
@@ -951,6 +1072,13 @@ function targets(byName: Record<string, ScenarioResult>): { ratios: Record<strin
         (v) => v <= 0.05,
       ),
       check('one_bill_1m_items exact and ≤ 60 s', million ? (million.exact ? million.seconds! : Infinity) : null, (v) => v <= 60),
+      check('ingest_events ≥ 0.5 × pg_insert_batch rows/s', ratios.ingest_events_vs_pg_insert_batch, (v) => v >= 0.5),
+      check(
+        'rate_10m_events: the close, rated exactly, ≤ 3 × a bare SELECT sum(quantity) over the same rows',
+        s('rate_10m_events') ? (s('rate_10m_events')!.errors ? Infinity : ratios.rate_10m_events_close_vs_sql_sum) : null,
+        (v) => v <= 3,
+      ),
+      check('usage_1m_events p99 ≤ 50 ms (1,000,000 events in the open period)', s('usage_1m_events')?.p99_ms, (v) => v <= 50),
     ],
   };
 }

@@ -20,6 +20,8 @@ import type { EventResult, IngestResult } from './types';
 /** An exact decimal of a quantity as sent: a JSON number is read as the shortest decimal that names it. */
 const quantityOf = (q: number | string | null | undefined) => (q == null ? '1' : new Decimal(String(q)).toString());
 
+const isStored = (stored: Set<string> | 'all', e: StoredEvent) => stored === 'all' || stored.has(`${e.meter}\n${e.event_id}`);
+
 const inPeriod = (b: BillPeriod, ts: number) => Date.parse(b.start) <= ts && ts < Date.parse(b.end);
 
 /**
@@ -86,7 +88,7 @@ export async function ingestEvents(deps: Deps, body: IngestEventsBody): Promise<
   // Stored, and any threshold their bills' estimates now reach recorded with its event, together.
   const written = await inTransaction(deps.db, async (tx) => {
     const inserted = await insertEvents(tx, stored);
-    const grown = new Set(stored.filter((e) => inserted.stored.has(`${e.meter}\n${e.event_id}`)).map((e) => e.bill_id));
+    const grown = new Set(stored.filter((e) => isStored(inserted.stored, e)).map((e) => e.bill_id));
     for (const bill of periods.filter((b) => grown.has(b.bill_id) && b.usage_alerts?.length)) await alertIfReached(tx, bill);
     return inserted;
   });
@@ -97,7 +99,7 @@ export async function ingestEvents(deps: Deps, body: IngestEventsBody): Promise<
   const results: EventResult[] = stored.map((e) => {
     const key = `${e.meter}\n${e.event_id}`;
     const base = { event_id: e.event_id, meter: e.meter };
-    if (written.stored.has(key) && !answered.has(key)) {
+    if (isStored(written.stored, e) && !answered.has(key)) {
       answered.add(key);
       return { ...base, status: 'accepted', bill_id: e.bill_id };
     }

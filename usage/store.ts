@@ -84,9 +84,12 @@ export interface StoredEvent {
  * it for update): an event committed before its bill's close is rated by it; one after is refused.
  * Answers the keys stored now and the bills that were open.
  */
-export async function insertEvents(db: Queryable, events: StoredEvent[]): Promise<{ stored: Set<string>; openBills: Set<string> }> {
+export async function insertEvents(db: Queryable, events: StoredEvent[]): Promise<{ stored: Set<string> | 'all'; openBills: Set<string> }> {
   const bills = [...new Set(events.map((e) => e.bill_id))];
-  const { rows } = await db.query<{ meter: string | null; event_id: string | null; open_bill: string | null }>(
+  const unique = new Set(events.map((e) => `${e.meter}\n${e.event_id}`)).size;
+  // One row back: when every distinct event was stored (the usual call) only their count, not
+  // a row per event for the driver to parse.
+  const { rows } = await db.query<{ stored: string; keys: string[] | null; open_bills: string[] | null }>(
     `WITH open_bills AS (SELECT bill_id FROM bills WHERE bill_id = ANY($1::text[]) AND status = 'open' ORDER BY bill_id FOR SHARE),
      stored AS (
        INSERT INTO usage_events (meter, event_id, bill_id, ts, quantity, properties)
@@ -95,14 +98,15 @@ export async function insertEvents(db: Queryable, events: StoredEvent[]): Promis
               AS e(meter TEXT, event_id TEXT, bill_id TEXT, ts TIMESTAMPTZ, quantity NUMERIC, properties JSONB)
         WHERE e.bill_id IN (SELECT bill_id FROM open_bills)
        ON CONFLICT (meter, event_id) DO NOTHING
-       RETURNING meter, event_id)
-     SELECT meter, event_id, NULL AS open_bill FROM stored
-     UNION ALL SELECT NULL, NULL, bill_id FROM open_bills`,
-    [bills, JSON.stringify(events)],
+       RETURNING meter, event_id),
+     counted AS (SELECT count(*) AS n FROM stored)
+     SELECT (SELECT n FROM counted)::text AS stored,
+            CASE WHEN (SELECT n FROM counted) < $3 THEN (SELECT array_agg(meter || chr(10) || event_id) FROM stored) END AS keys,
+            (SELECT array_agg(bill_id) FROM open_bills) AS open_bills`,
+    [bills, JSON.stringify(events), unique],
   );
-  const stored = new Set(rows.filter((r) => r.meter !== null).map((r) => `${r.meter}\n${r.event_id}`));
-  const openBills = new Set(rows.filter((r) => r.open_bill !== null).map((r) => r.open_bill!));
-  return { stored, openBills };
+  const r = rows[0];
+  return { stored: Number(r.stored) === unique ? 'all' : new Set(r.keys ?? []), openBills: new Set(r.open_bills ?? []) };
 }
 
 /** The bills events may name: their period and status, and for a series, which bill holds an instant. */
