@@ -35,8 +35,8 @@ module.exports = {
       severity: 'error',
       from: { path: '^client/' },
       to: {
-        path: '^(bills|invoices|webhooks|core)/',
-        pathNot: '^(bills|invoices|webhooks)/(types|requests)\\.ts$|^core/errors\\.ts$',
+        path: '^(bills|invoices|webhooks|customers|taxes|usage|core)/',
+        pathNot: '^(bills|invoices|webhooks|customers|taxes|usage)/(types|requests)\\.ts$|^core/errors\\.ts$',
       },
     },
     {

@@ -12,7 +12,10 @@
  * payments, credit notes and bill totals, and one outbox event per fact.
  * Each drill prints what it did and its verdict; the exit code is 1 if one fails.
  *
- *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races,webhooks,invoices]
+ * The usage drill sends events from 16 clients with retries while the worker and then the API are
+ * killed: every acknowledged event stored once and rated once by its bill's close.
+ *
+ *   npm run chaos -- [--quick] [--only worker_kill,api_kill,temporal_restart,postgres_outage,close_races,webhooks,invoices,usage]
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,7 +35,7 @@ import { loadConfig, type Config } from '../core/config';
 import { freeClusterPorts, startCluster, untilReady, type Cluster, type ServiceProcess } from '../host/cluster';
 import { sleep, spawnHost, startSplitStack, stopSplitStack, tempDataDir, type SplitStack } from './launch';
 
-const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races', 'webhooks', 'invoices'] as const;
+const DRILLS = ['worker_kill', 'api_kill', 'temporal_restart', 'postgres_outage', 'close_races', 'webhooks', 'invoices', 'usage'] as const;
 type Drill = (typeof DRILLS)[number];
 
 /** The drills across processes (`--cluster`): the Temporal server on Postgres, two APIs, two workers. */
@@ -987,6 +990,102 @@ const drills: Record<Drill, (s: Stack, c: FeesClient) => Promise<{ summary: stri
         `${eventCount('invoice.paid')} invoice.paid, ${eventCount('invoice.payment_recorded')} invoice.payment_recorded; ` +
         `${accounts.balances} balances checked in SQL against payments, credit notes and bill totals; /admin/reconcile ${reconciled.body?.ok === true ? 'ok' : 'NOT ok'} ` +
         `(${invoicesChecked === undefined ? 'bills only: it does not check invoices yet' : `${invoicesChecked} invoices checked`})`,
+      problems,
+    };
+  },
+  async usage(s, c) {
+    // Usage events from 16 clients, in calls of 25, each call retried as it was (same events)
+    // until it is answered; the worker and then the API are killed and restarted midway. Then
+    // every bill is closed: each acknowledged event stored once, no other, and each bill's rated
+    // line exactly its events (one minor unit each); /admin/reconcile rates them again.
+    const problems: string[] = [];
+    const meter = `chaos-calls-${randomUUID().slice(0, 8)}`;
+    await c.createMeter({ code: meter, name: 'Chaos calls', aggregation: 'count' });
+    const end = new Date(Date.now() + 24 * 3600 * 1000).toISOString();
+    const bills = await inParallel(
+      Array.from({ length: SIZE.bills }, (_, i) => i),
+      SIZE.concurrency,
+      async () =>
+        (await c.createBill({ billing_period_end: end, prices: [{ meter, currency: 'USD', model: 'per_unit', unit_amount_decimal: '1' }] }))
+          .bill_id,
+    );
+    // Enough calls that both kills land while calls are in flight.
+    const calls = quick ? 400 : 1600;
+    const acked = new Map<string, string>(); // event id → bill
+    let retries = 0;
+    let done = 0;
+    const load = inParallel(
+      Array.from({ length: calls }, (_, i) => i),
+      SIZE.concurrency,
+      async (i) => {
+        const events = Array.from({ length: 25 }, (_, k) => ({
+          event_id: `e-${i}-${k}`,
+          meter,
+          bill_id: bills[(i + k) % bills.length],
+          timestamp: new Date().toISOString(),
+        }));
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const answer = await request(s.url, 'POST', '/events', { events });
+            if (answer.status === 200) {
+              for (const r of answer.body.results as { event_id: string; status: string }[]) {
+                if (r.status === 'accepted' || r.status === 'duplicate')
+                  acked.set(r.event_id, events.find((e) => e.event_id === r.event_id)!.bill_id);
+                else problems.push(`event ${r.event_id} answered ${JSON.stringify(r)}`);
+              }
+              done++;
+              return;
+            }
+            if (answer.status < 500) {
+              problems.push(`POST /events answered ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`);
+              return;
+            }
+          } catch {
+            // The API is down (killed): retry as a client would.
+          }
+          retries++;
+          if (attempt > 120) {
+            problems.push(`a call of 25 events was never answered`);
+            return;
+          }
+          await sleep(250);
+        }
+      },
+    );
+    await until('a tenth of the calls', () => done >= calls / 10);
+    const killedApi = await killAndRestart(s, 'api');
+    const retriedByApiKill = retries;
+    const killedWorker = await killAndRestart(s, 'worker');
+    const doneAtKills = done;
+    await load;
+    if (retriedByApiKill === 0) problems.push('no call was retried: the API was killed after the load, so the drill checked nothing');
+
+    // Every bill closed (rated in the close's transaction), then counted.
+    await inParallel(bills, SIZE.concurrency, async (b) => {
+      await until(`bill ${b} to close`, async () => (await request(s.url, 'POST', `/bills/${b}/close`)).status === 200, 120_000);
+    });
+    const stored = (
+      await s.db.query<{ bill_id: string; event_id: string }>('SELECT bill_id, event_id FROM usage_events WHERE meter = $1', [meter])
+    ).rows;
+    const storedIds = new Set(stored.map((r) => r.event_id));
+    if (storedIds.size !== stored.length) problems.push(`${stored.length - storedIds.size} events stored twice`);
+    for (const [id, bill] of acked)
+      if (!stored.some((r) => r.event_id === id && r.bill_id === bill)) problems.push(`acknowledged event ${id} is not stored on ${bill}`);
+    const sent = new Set(Array.from({ length: calls }, (_, i) => Array.from({ length: 25 }, (_, k) => `e-${i}-${k}`)).flat());
+    for (const id of storedIds) if (!sent.has(id)) problems.push(`event ${id} is stored but was never sent`);
+    for (const b of bills) {
+      const expected = stored.filter((r) => r.bill_id === b).length;
+      const bill = await c.getBill(b);
+      const amount = bill.totals.find((t) => t.currency === 'USD')?.amount ?? 0;
+      if (bill.status !== 'closed' || amount !== expected) problems.push(`${b}: ${bill.status}, rated ${amount} for ${expected} events`);
+    }
+    const reconciled = await request(s.url, 'GET', '/admin/reconcile');
+    for (const d of (reconciled.body?.usage_differences ?? []) as unknown[]) problems.push(`/admin/reconcile: ${JSON.stringify(d)}`);
+    return {
+      summary:
+        `${calls * 25} events in ${calls} calls of 25 by ${SIZE.concurrency} clients to ${bills.length} priced bills; ${killedApi}, then ${killedWorker} ` +
+        `(${doneAtKills} calls answered by then); ${retries} retried calls; ${acked.size} events acknowledged, ${stored.length} stored; every bill closed and rated its events exactly; ` +
+        `/admin/reconcile rated ${reconciled.body?.usage_checked ?? '?'} bills again: ${(reconciled.body?.usage_differences ?? []).length} differences`,
       problems,
     };
   },

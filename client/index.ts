@@ -25,6 +25,8 @@ import type { CreateCustomerBody, ListCustomersQuery, UpdateCustomerBody } from 
 import type { Customer, CustomerPage } from '../customers/types';
 import type { CreateTaxRateBody } from '../taxes/requests';
 import type { TaxRate, TaxRateList } from '../taxes/types';
+import type { CreateMeterBody, IngestEventsBody } from '../usage/requests';
+import type { BillUsage, IngestResult, Meter, MeterList } from '../usage/types';
 import type { ErrCode, ErrDetails } from '../core/errors';
 import type { InvoiceActionBody, IssueCreditNoteBody, RecordPaymentBody } from '../invoices/requests';
 import type {
@@ -65,6 +67,8 @@ export type * from '../customers/requests';
 export type * from '../customers/types';
 export type * from '../taxes/requests';
 export type * from '../taxes/types';
+export type * from '../usage/requests';
+export type * from '../usage/types';
 // Everything a webhook receiver or manager needs: events, endpoints, deliveries.
 export type * from '../webhooks/types';
 // Invoices: summaries, accounts, payments, credit notes.
@@ -247,6 +251,29 @@ export class FeesClient {
 
   listTaxRates(opts?: CallOptions): Promise<TaxRateList> {
     return this.call({ method: 'GET', path: '/tax-rates' }, opts);
+  }
+
+  /** A meter never changes: the same code again with the same values answers it. */
+  createMeter(body: CreateMeterBody, opts?: CallOptions): Promise<Meter> {
+    return this.call({ method: 'POST', path: '/meters', body }, opts);
+  }
+
+  listMeters(opts?: CallOptions): Promise<MeterList> {
+    return this.call({ method: 'GET', path: '/meters' }, opts);
+  }
+
+  getMeter(code: string, opts?: CallOptions): Promise<Meter> {
+    return this.call({ method: 'GET', path: `/meters/${enc(code)}` }, opts);
+  }
+
+  /** 1-1,000 usage events, each answered accepted, duplicate or refused; safe to send again as they were. */
+  ingestEvents(body: IngestEventsBody, opts?: CallOptions): Promise<IngestResult> {
+    return this.call({ method: 'POST', path: '/events', body }, opts);
+  }
+
+  /** A priced bill's usage so far: per meter the aggregate, the estimate and the tiers applied. */
+  getBillUsage(billId: string, opts?: CallOptions): Promise<BillUsage> {
+    return this.call({ method: 'GET', path: `/bills/${enc(billId)}/usage` }, opts);
   }
 
   /** Needs the `admin` scope. */

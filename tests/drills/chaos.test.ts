@@ -34,7 +34,7 @@ async function drills(args: string[]): Promise<{ stdout: string; verdicts: [stri
   return { stdout, verdicts: report.verdicts.map((v: { drill: string; ok: boolean }) => [v.drill, v.ok]) };
 }
 
-it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds, webhooks to a flaky receiver, invoices finalized and paid across worker kills', async () => {
+it('every drill passes: worker and API killed, Temporal restarted, Postgres down, closes racing adds, webhooks to a flaky receiver, invoices finalized and paid across worker kills, usage events across worker and API kills', async () => {
   const { stdout, verdicts } = await drills(['--quick']);
   expect(verdicts).toEqual([
     ['worker_kill', true],
@@ -44,6 +44,7 @@ it('every drill passes: worker and API killed, Temporal restarted, Postgres down
     ['close_races', true],
     ['webhooks', true],
     ['invoices', true],
+    ['usage', true],
   ]);
   expect(stdout).toContain('| close_races | PASS |');
 }, 480_000);
