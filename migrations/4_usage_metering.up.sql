@@ -52,24 +52,27 @@ CREATE INDEX usage_events_bill_idx ON usage_events (bill_id, meter, ts);
 CREATE TRIGGER usage_events_immutable BEFORE UPDATE OR DELETE ON usage_events
     FOR EACH ROW EXECUTE FUNCTION records_immutable();
 
--- Each bill's aggregates per meter, kept by the statement that stores its events, so reading a
--- bill's usage (GET /bills/:billId/usage) or rating it at the close costs one row per meter
--- however many events there are. Every stored event lies in its bill's period (POST /events
--- refuses the others), so a bill's aggregate is its period's. Reconciliation recomputes them from
--- the events themselves.
-CREATE TABLE usage_aggregates (
-    bill_id         TEXT NOT NULL REFERENCES bills (bill_id),
-    meter           TEXT NOT NULL REFERENCES meters (code),
+-- Each bill's aggregates per meter, kept by the statement that stores its events: one row per
+-- (statement, bill, meter) with that statement's share, appended, never updated, so concurrent
+-- ingestions never wait for each other's rows (an upserted total per bill serialized them: measured
+-- 0.33 of pg_insert_batch with 32 callers over 100 bills). Reading a bill's usage
+-- (GET /bills/:billId/usage) or rating it at the close sums one row per ingestion call however many
+-- events each held. Every stored event lies in its bill's period (POST /events refuses the others),
+-- so a bill's aggregate is its period's. Reconciliation recomputes them from the events themselves.
+CREATE TABLE usage_aggregate_deltas (
+    bill_id         TEXT NOT NULL,
+    meter           TEXT NOT NULL,
     events          BIGINT NOT NULL,
     quantity_sum    NUMERIC NOT NULL,
     quantity_max    NUMERIC NOT NULL,
-    -- The latest event (by timestamp, then id) and its quantity.
+    -- The statement's latest event (by timestamp, then id) and its quantity.
     latest_ts       TIMESTAMPTZ NOT NULL,
     latest_event_id TEXT NOT NULL,
     latest_quantity NUMERIC NOT NULL,
-    distinct_values BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (bill_id, meter)
+    -- Values of a unique_count meter's field this statement saw first on the bill.
+    distinct_values BIGINT NOT NULL
 );
+CREATE INDEX usage_aggregate_deltas_idx ON usage_aggregate_deltas (bill_id, meter);
 
 -- The distinct values a unique_count meter has seen on a bill.
 CREATE TABLE usage_distinct_values (
@@ -80,25 +83,9 @@ CREATE TABLE usage_distinct_values (
 );
 
 -- Once per statement, over the rows it stored (ON CONFLICT DO NOTHING leaves duplicates out of
--- new_rows), in a fixed order so that two statements never wait for each other's rows crosswise.
+-- new_rows).
 CREATE FUNCTION usage_events_aggregate() RETURNS trigger AS $$
 BEGIN
-    INSERT INTO usage_aggregates AS a (bill_id, meter, events, quantity_sum, quantity_max, latest_ts, latest_event_id, latest_quantity)
-    SELECT bill_id, meter, count(*), sum(quantity), max(quantity),
-           (array_agg(ts ORDER BY ts DESC, event_id DESC))[1],
-           (array_agg(event_id ORDER BY ts DESC, event_id DESC))[1],
-           (array_agg(quantity ORDER BY ts DESC, event_id DESC))[1]
-      FROM new_rows GROUP BY bill_id, meter ORDER BY bill_id, meter
-    ON CONFLICT (bill_id, meter) DO UPDATE SET
-        events = a.events + EXCLUDED.events,
-        quantity_sum = a.quantity_sum + EXCLUDED.quantity_sum,
-        quantity_max = GREATEST(a.quantity_max, EXCLUDED.quantity_max),
-        latest_ts = CASE WHEN (EXCLUDED.latest_ts, EXCLUDED.latest_event_id) > (a.latest_ts, a.latest_event_id)
-                         THEN EXCLUDED.latest_ts ELSE a.latest_ts END,
-        latest_event_id = CASE WHEN (EXCLUDED.latest_ts, EXCLUDED.latest_event_id) > (a.latest_ts, a.latest_event_id)
-                               THEN EXCLUDED.latest_event_id ELSE a.latest_event_id END,
-        latest_quantity = CASE WHEN (EXCLUDED.latest_ts, EXCLUDED.latest_event_id) > (a.latest_ts, a.latest_event_id)
-                               THEN EXCLUDED.latest_quantity ELSE a.latest_quantity END;
     WITH added AS (
         INSERT INTO usage_distinct_values (bill_id, meter, value)
         SELECT DISTINCT n.bill_id, n.meter, n.properties ->> m.field
@@ -106,10 +93,18 @@ BEGIN
          WHERE n.properties ->> m.field IS NOT NULL
          ORDER BY 1, 2, 3
         ON CONFLICT DO NOTHING
-        RETURNING bill_id, meter)
-    UPDATE usage_aggregates a SET distinct_values = a.distinct_values + n.added
-      FROM (SELECT bill_id, meter, count(*) AS added FROM added GROUP BY bill_id, meter) n
-     WHERE a.bill_id = n.bill_id AND a.meter = n.meter;
+        RETURNING bill_id, meter),
+    added_counts AS (SELECT bill_id, meter, count(*) AS n FROM added GROUP BY bill_id, meter)
+    INSERT INTO usage_aggregate_deltas (bill_id, meter, events, quantity_sum, quantity_max, latest_ts, latest_event_id,
+                                        latest_quantity, distinct_values)
+    SELECT g.bill_id, g.meter, g.events, g.quantity_sum, g.quantity_max, g.latest_ts, g.latest_event_id, g.latest_quantity,
+           COALESCE(a.n, 0)
+      FROM (SELECT bill_id, meter, count(*) AS events, sum(quantity) AS quantity_sum, max(quantity) AS quantity_max,
+                   (array_agg(ts ORDER BY ts DESC, event_id DESC))[1] AS latest_ts,
+                   (array_agg(event_id ORDER BY ts DESC, event_id DESC))[1] AS latest_event_id,
+                   (array_agg(quantity ORDER BY ts DESC, event_id DESC))[1] AS latest_quantity
+              FROM new_rows GROUP BY bill_id, meter) g
+      LEFT JOIN added_counts a USING (bill_id, meter);
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;

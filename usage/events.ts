@@ -22,8 +22,6 @@ const quantityOf = (q: number | string | null | undefined) => (q == null ? '1' :
 
 const isStored = (stored: Set<string> | 'all', e: StoredEvent) => stored === 'all' || stored.has(`${e.meter}\n${e.event_id}`);
 
-const inPeriod = (b: BillPeriod, ts: number) => Date.parse(b.start) <= ts && ts < Date.parse(b.end);
-
 /**
  * Emits `usage.threshold_reached` for each threshold the bill's usage estimate (per currency, the
  * usage lines its close would write now, minimums aside) has reached and had not before.
@@ -59,32 +57,38 @@ export async function ingestEvents(deps: Deps, body: IngestEventsBody): Promise<
   );
   const periods = await billPeriods(
     deps.db,
-    events.flatMap((e) => (e.bill_id ? [e.bill_id] : [])),
-    events.flatMap((e) => (e.series_id ? [e.series_id] : [])),
+    [...new Set(events.flatMap((e) => (e.bill_id ? [e.bill_id] : [])))],
+    [...new Set(events.flatMap((e) => (e.series_id ? [e.series_id] : [])))],
   );
+  // Parsed once per bill, not once per event: a call holds up to 1,000 events.
+  const spans = periods.map((b) => ({ bill: b, start: Date.parse(b.start), end: Date.parse(b.end) }));
+  const byId = new Map(spans.map((x) => [x.bill.bill_id, x]));
   // Every event's bill first, so that a bad one refuses the whole call before anything is written.
-  const targets = events.map((e, i) => {
+  const stored: StoredEvent[] = events.map((e, i) => {
     const ts = Date.parse(e.timestamp);
+    const within = (x: { start: number; end: number }) => x.start <= ts && ts < x.end;
+    let target: BillPeriod;
     if (e.bill_id) {
-      const bill = periods.find((b) => b.bill_id === e.bill_id);
-      if (!bill) throw fieldError(`events[${i}].bill_id`, `names bill ${e.bill_id}, which does not exist`);
-      if (!inPeriod(bill, ts)) {
-        throw fieldError(`events[${i}].timestamp`, `is outside the period of bill ${bill.bill_id} [${bill.start}, ${bill.end})`);
-      }
-      return bill;
+      const x = byId.get(e.bill_id);
+      if (!x) throw fieldError(`events[${i}].bill_id`, `names bill ${e.bill_id}, which does not exist`);
+      if (!within(x))
+        throw fieldError(`events[${i}].timestamp`, `is outside the period of bill ${x.bill.bill_id} [${x.bill.start}, ${x.bill.end})`);
+      target = x.bill;
+    } else {
+      const x = spans.find((y) => y.bill.series_id === e.series_id && within(y));
+      if (!x) throw fieldError(`events[${i}].timestamp`, `is in no period of series ${e.series_id} (none started yet covers it)`);
+      target = x.bill;
     }
-    const bill = periods.find((b) => b.series_id === e.series_id && inPeriod(b, ts));
-    if (!bill) throw fieldError(`events[${i}].timestamp`, `is in no period of series ${e.series_id} (none started yet covers it)`);
-    return bill;
+    // The timestamp as sent (RFC 3339, checked by the request's schema): Postgres reads it exactly.
+    return {
+      meter: e.meter,
+      event_id: e.event_id,
+      bill_id: target.bill_id,
+      ts: e.timestamp,
+      quantity: quantityOf(e.quantity),
+      properties: e.properties ?? null,
+    };
   });
-  const stored: StoredEvent[] = events.map((e, i) => ({
-    meter: e.meter,
-    event_id: e.event_id,
-    bill_id: targets[i].bill_id,
-    ts: new Date(e.timestamp).toISOString(),
-    quantity: quantityOf(e.quantity),
-    properties: e.properties ?? null,
-  }));
   // Stored, and any threshold their bills' estimates now reach recorded with its event, together.
   const written = await inTransaction(deps.db, async (tx) => {
     const inserted = await insertEvents(tx, stored);

@@ -42,22 +42,22 @@ const FROM_EVENTS: Record<Aggregation, string> = {
   latest: 'COALESCE((array_agg(e.quantity ORDER BY e.ts DESC, e.event_id DESC))[1], 0)',
 };
 
-/** The same from the aggregates the events' inserts keep (migration 4): one row however many events. */
+/** The same from the aggregates the events' inserts append (migration 4): one row per ingestion call. */
 const FROM_AGGREGATES: Record<Aggregation, string> = {
-  count: 'events',
-  sum: 'quantity_sum',
-  max: 'quantity_max',
-  unique_count: 'distinct_values',
-  latest: 'latest_quantity',
+  count: 'COALESCE(sum(events), 0)',
+  sum: 'COALESCE(sum(quantity_sum), 0)',
+  max: 'COALESCE(max(quantity_max), 0)',
+  unique_count: 'COALESCE(sum(distinct_values), 0)',
+  latest: 'COALESCE((array_agg(latest_quantity ORDER BY latest_ts DESC, latest_event_id DESC))[1], 0)',
 };
 
 /** A bill's aggregate of `meter`, from the kept aggregates (every stored event lies in its bill's period). */
 export async function aggregateOf(db: Queryable, billId: string, meter: Meter): Promise<string> {
   const { rows } = await db.query<{ value: string }>(
-    `SELECT (${FROM_AGGREGATES[meter.aggregation]})::text AS value FROM usage_aggregates WHERE bill_id = $1 AND meter = $2`,
+    `SELECT (${FROM_AGGREGATES[meter.aggregation]})::text AS value FROM usage_aggregate_deltas WHERE bill_id = $1 AND meter = $2`,
     [billId, meter.code],
   );
-  return rows[0]?.value ?? '0';
+  return rows[0].value;
 }
 
 /** The aggregate recomputed from the events with a timestamp in [start, end): what reconciliation checks the kept one against. */
