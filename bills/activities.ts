@@ -143,8 +143,8 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
       const outcome = await inTransaction(db, async (tx) => {
         const marked = await markSeriesCancelled(tx, input.bill_id, input.at);
         if (marked && 'newly' in marked && marked.newly) {
-          await emitEvent(tx, 'series.cancelled', toBill((await findBill(tx, input.bill_id))!, null));
           const actor = input.actor ?? 'unknown';
+          await emitEvent(tx, 'series.cancelled', toBill((await findBill(tx, input.bill_id))!, null), { actor });
           await recordAudit(tx, { bill_id: input.bill_id, subject: 'bill', subject_id: input.bill_id, action: 'series cancelled', actor });
         }
         return marked;
@@ -173,7 +173,7 @@ export function createBillActivities({ db, log }: BillActivityDeps) {
         const marked = await markClosed(tx, input.bill_id, input.closed_at);
         // The event carries the final bill, written in the transaction that closes it.
         if (marked.closed_now) {
-          await emitEvent(tx, 'bill.closed', toBill((await findBill(tx, input.bill_id))!, null));
+          await emitEvent(tx, 'bill.closed', toBill((await findBill(tx, input.bill_id))!, null), { actor: input.closed_by ?? SYSTEM });
           await recordAudit(tx, {
             bill_id: input.bill_id,
             subject: 'bill',

@@ -169,7 +169,8 @@ export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEve
     b.prices ? JSON.stringify(b.prices) : null,
     b.usage_alerts ? JSON.stringify(b.usage_alerts) : null,
   ];
-  const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data))));
+  // The events carry the creator too ($21, the audit entry's actor).
+  const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data)), 21));
   const inserted = await db.query(
     `WITH created AS (
        INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,

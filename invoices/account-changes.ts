@@ -26,7 +26,7 @@ import {
   unsentCreditNotes,
   type AccountDates,
 } from './account-store';
-import { recordAudit } from '../core/audit';
+import { recordAudit, SYSTEM } from '../core/audit';
 import { renderCreditNotePdf } from './credit-note-pdf';
 import type { CreditedLine, InvoiceDocument, InvoiceParties } from './document';
 import { loadInvoiceDocument } from './invoice-document';
@@ -61,12 +61,13 @@ function creditNoteDocument(invoice: InvoiceDocument, lines: CreditedLine[]): In
 }
 
 /** The account after `apply` changed its amounts or dates: status derived, saved, read back. */
-async function settle(tx: Queryable, before: InvoiceAccount, dates: AccountDates, paidAt: string): Promise<InvoiceAccount> {
+/** `actor`: who made the change that settles it (the paid event carries it). */
+async function settle(tx: Queryable, before: InvoiceAccount, dates: AccountDates, paidAt: string, actor = SYSTEM): Promise<InvoiceAccount> {
   const amounts = (await readAccount(tx, before.bill_id))!.amounts;
   const status = statusOf({ ...before, ...dates, amounts });
   await saveAccount(tx, before.bill_id, status, { ...dates, paid_at: paidAt });
   const after = (await readAccount(tx, before.bill_id))!;
-  if (after.status === 'paid' && before.status !== 'paid') await emitEvent(tx, 'invoice.paid', after);
+  if (after.status === 'paid' && before.status !== 'paid') await emitEvent(tx, 'invoice.paid', after, { actor });
   return after;
 }
 
@@ -126,14 +127,15 @@ export async function applyPayment(
     const { payment, isNew } = await insertPayment(tx, { ...input });
     if (!isNew) throw new AppError('aborted', `payment ${input.payment_id} was recorded concurrently; retry with the same key`);
     await addToBalance(tx, input.bill_id, input.currency, 'paid', input.amount);
-    const invoice = await settle(tx, before, {}, input.paid_at);
-    await emitEvent(tx, 'invoice.payment_recorded', { payment, invoice, actor: input.actor ?? null });
+    const actor = input.actor ?? UNKNOWN_ACTOR;
+    const invoice = await settle(tx, before, {}, input.paid_at, actor);
+    await emitEvent(tx, 'invoice.payment_recorded', { payment, invoice }, { actor });
     await recordAudit(tx, {
       bill_id: input.bill_id,
       subject: 'payment',
       subject_id: payment.payment_id,
       action: 'recorded',
-      actor: input.actor ?? UNKNOWN_ACTOR,
+      actor,
       data: { amount: payment.amount, currency: payment.currency, reference: payment.reference },
     });
     return { payment, invoice };
@@ -194,9 +196,9 @@ async function creditInTransaction(
     pdf_sha256: sha256(pdf),
   });
   for (const line of lines) await addToBalance(tx, billId, line.currency, 'credited', line.amount);
-  const after = await settle(tx, before, dates, now.toISOString());
+  const after = await settle(tx, before, dates, now.toISOString(), actor);
   const creditNote = (await findCreditNote(tx, id))!;
-  await emitEvent(tx, 'credit_note.issued', { credit_note: creditNote, invoice: after, actor });
+  await emitEvent(tx, 'credit_note.issued', { credit_note: creditNote, invoice: after }, { actor });
   await recordAudit(tx, {
     bill_id: billId,
     subject: 'credit_note',
@@ -271,9 +273,9 @@ export async function voidInvoice(
       );
       result = { invoice: issued.invoice, credit_note: issued.credit_note };
     } else {
-      result = { invoice: await settle(tx, before, { voided_at: voidedAt }, voidedAt), credit_note: null };
+      result = { invoice: await settle(tx, before, { voided_at: voidedAt }, voidedAt, input.actor ?? UNKNOWN_ACTOR), credit_note: null };
     }
-    await emitEvent(tx, 'invoice.voided', result.invoice);
+    await emitEvent(tx, 'invoice.voided', result.invoice, { actor: input.actor ?? UNKNOWN_ACTOR });
     await recordAudit(tx, {
       bill_id: input.bill_id,
       subject: 'invoice',
@@ -299,8 +301,8 @@ export async function markUncollectible(
     if (before.status === 'paid' || before.status === 'void') {
       throw failedPrecondition(`the invoice is ${before.status}: nothing is due to write off`, { status: before.status });
     }
-    const after = await settle(tx, before, { uncollectible_at: new Date().toISOString() }, new Date().toISOString());
-    await emitEvent(tx, 'invoice.marked_uncollectible', after);
+    const after = await settle(tx, before, { uncollectible_at: new Date().toISOString() }, new Date().toISOString(), actor);
+    await emitEvent(tx, 'invoice.marked_uncollectible', after, { actor });
     await recordAudit(tx, {
       bill_id: billId,
       subject: 'invoice',

@@ -233,3 +233,31 @@ BEGIN
       FROM bills b WHERE b.bill_id = p_bill_id;
 END;
 $$ LANGUAGE plpgsql;
+
+-- Every outbox event says who made its change (the audit trail's actor): {id, type, created_at,
+-- actor, data}. `system` for the service's own changes (a timer, a finalization, a delivery).
+DROP FUNCTION webhook_emit(TEXT, JSON, TEXT);
+CREATE FUNCTION webhook_emit(p_type TEXT, p_data JSON, p_webhook_id TEXT DEFAULT NULL, p_actor TEXT DEFAULT 'system')
+RETURNS TEXT AS $$
+DECLARE
+    v_id TEXT := 'evt_' || replace(gen_random_uuid()::text, '-', '');
+    -- Milliseconds, as the API writes times: a page cursor holds exactly this value.
+    v_at TIMESTAMPTZ := date_trunc('milliseconds', clock_timestamp());
+BEGIN
+    INSERT INTO webhook_events (event_id, type, created_at, payload)
+    -- Written out rather than json_build_object, which puts spaces around every colon.
+    VALUES (v_id, p_type, v_at, ('{"id":' || to_json(v_id) || ',"type":' || to_json(p_type)
+        || ',"created_at":' || to_json(to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+        || ',"actor":' || to_json(COALESCE(p_actor, 'system'))
+        || ',"data":' || p_data || '}')::json);
+    -- FOR KEY SHARE: an endpoint being deleted meanwhile is waited for and then skipped, instead
+    -- of failing this transaction (the change it reports with it) on the delivery's foreign key.
+    INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, created_at, retrying_since)
+    SELECT gen_random_uuid(), webhook_id, v_id, v_at, v_at
+      FROM (SELECT webhook_id FROM webhook_endpoints
+             WHERE CASE WHEN p_webhook_id IS NULL THEN enabled AND (p_type = ANY (events) OR '*' = ANY (events))
+                        ELSE webhook_id = p_webhook_id END
+               FOR KEY SHARE) subscribed;
+    RETURN v_id;
+END;
+$$ LANGUAGE plpgsql;

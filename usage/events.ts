@@ -13,7 +13,7 @@ import { requireMeters } from './meters';
 import type { IngestEventsBody } from './requests';
 import { inTransaction, type Queryable } from '../core/db';
 import { emitEvent } from '../webhooks/events';
-import { billPeriods, insertEvents, markAlertReached, storedKeys, type BillPeriod, type StoredEvent } from './store';
+import { billPeriods, compactAggregates, insertEvents, markAlertReached, storedKeys, type BillPeriod, type StoredEvent } from './store';
 import { pricedBill, rateBill } from './usage';
 import type { EventResult, IngestResult } from './types';
 
@@ -96,6 +96,8 @@ export async function ingestEvents(deps: Deps, body: IngestEventsBody): Promise<
     for (const bill of periods.filter((b) => grown.has(b.bill_id) && b.usage_alerts?.length)) await alertIfReached(tx, bill);
     return inserted;
   });
+  // Best effort, after the commit: a fold that fails (a deadlock with another) is done by a later call.
+  await compactAggregates(deps.db, [...new Set(stored.map((e) => e.bill_id))]).catch(() => undefined);
   // An event of a closed bill that was stored before it closed is a retry of a counted event.
   const late = stored.filter((e) => !written.openBills.has(e.bill_id));
   const seen = await storedKeys(deps.db, late);

@@ -154,3 +154,32 @@ export async function markAlertReached(db: Queryable, billId: string, alert: Usa
   );
   return rowCount === 1;
 }
+
+/** Deltas of one bill and meter past this many are folded into one row. */
+export const COMPACT_AFTER = 64;
+
+/**
+ * Folds the aggregate deltas of these bills' meters into one row each once they pass
+ * COMPACT_AFTER, so that a bill fed one event per call still reads a few rows. Safe beside
+ * concurrent calls: it deletes (and sums) only the rows it locked and saw; a row appended
+ * meanwhile is left for the next fold, and a fold racing this one finds nothing left to take.
+ */
+export async function compactAggregates(db: Queryable, billIds: string[]): Promise<void> {
+  await db.query(
+    `WITH heavy AS (
+       SELECT bill_id, meter FROM usage_aggregate_deltas WHERE bill_id = ANY($1::text[])
+        GROUP BY bill_id, meter HAVING count(*) > $2),
+     folded AS (
+       DELETE FROM usage_aggregate_deltas d USING heavy h WHERE d.bill_id = h.bill_id AND d.meter = h.meter
+       RETURNING d.*)
+     INSERT INTO usage_aggregate_deltas (bill_id, meter, events, quantity_sum, quantity_max, latest_ts, latest_event_id,
+                                         latest_quantity, distinct_values)
+     SELECT bill_id, meter, sum(events), sum(quantity_sum), max(quantity_max),
+            (array_agg(latest_ts ORDER BY latest_ts DESC, latest_event_id DESC))[1],
+            (array_agg(latest_event_id ORDER BY latest_ts DESC, latest_event_id DESC))[1],
+            (array_agg(latest_quantity ORDER BY latest_ts DESC, latest_event_id DESC))[1],
+            sum(distinct_values)
+       FROM folded GROUP BY bill_id, meter`,
+    [billIds, COMPACT_AFTER],
+  );
+}

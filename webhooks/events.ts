@@ -8,20 +8,28 @@ import type { Queryable } from '../core/db';
 import type { EventType } from './types';
 
 /**
- * Records `type` with `data` (the resource as it is now) in the caller's transaction; returns the
- * event id. With `onlyWebhookId` it goes to that endpoint alone (a test ping), subscribed or not.
+ * Records `type` with `data` (the resource as it is now) in the caller's transaction, made by
+ * `actor` (an API key id, `anonymous`, or `system` by default); returns the event id. With
+ * `onlyWebhookId` it goes to that endpoint alone (a test ping), subscribed or not.
  */
-export async function emitEvent(tx: Queryable, type: EventType | 'ping', data: unknown, onlyWebhookId?: string): Promise<string> {
-  const { rows } = await tx.query<{ id: string }>('SELECT webhook_emit($1, $2::json, $3) AS id', [
+export async function emitEvent(
+  tx: Queryable,
+  type: EventType | 'ping',
+  data: unknown,
+  options: { actor?: string; onlyWebhookId?: string } = {},
+): Promise<string> {
+  const { rows } = await tx.query<{ id: string }>('SELECT webhook_emit($1, $2::json, $3, $4) AS id', [
     type,
     JSON.stringify(data),
-    onlyWebhookId ?? null,
+    options.onlyWebhookId ?? null,
+    options.actor ?? 'system',
   ]);
   return rows[0].id;
 }
 
 /**
  * The same as an SQL expression, for a statement that makes its change and records the event in
- * one round trip: `emitSql(typeParam, dataParam)` with the numbers of the statement's parameters.
+ * one round trip: `emitSql(typeParam, dataParam, actorParam)` with the numbers of the statement's parameters.
  */
-export const emitSql = (typeParam: number, dataParam: number) => `webhook_emit($${typeParam}, $${dataParam}::json)`;
+export const emitSql = (typeParam: number, dataParam: number, actorParam: number) =>
+  `webhook_emit($${typeParam}, $${dataParam}::json, NULL, $${actorParam})`;

@@ -48,6 +48,8 @@ export interface WebhookEvent<T = unknown> {
   type: EventType | 'ping';
   /** When the change committed (UTC). */
   created_at: string;
+  /** Who made the change: an API key id, `anonymous` (authentication off), `system` (the service's own). */
+  actor: string;
   data: T;
 }
 

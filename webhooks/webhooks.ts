@@ -188,7 +188,12 @@ export async function testWebhook(deps: Deps, webhookId: string, key: Idempotenc
     const { webhook } = await requireWebhook(deps, webhookId);
     if (!webhook.enabled) throw failedPrecondition(`webhook ${webhookId} is disabled: enable it first`, { enabled: false });
     // Through the same outbox and delivery path as every event, to this endpoint alone.
-    const eventId = await emitEvent(deps.db, 'ping', { webhook_id: webhookId, message: 'a test event from the Fees API' }, webhookId);
+    const eventId = await emitEvent(
+      deps.db,
+      'ping',
+      { webhook_id: webhookId, message: 'a test event from the Fees API' },
+      { onlyWebhookId: webhookId },
+    );
     return (await deliveryOf(deps.db, eventId, webhookId))!;
   });
 }

@@ -257,6 +257,20 @@ describe('usage', () => {
     });
   });
 
+  it('folds the aggregates of a bill fed one event per call, and still counts every event', async () => {
+    const sum = await meter('Folded GB', 'sum');
+    const billId = uid();
+    const prices = [{ meter: sum, currency: 'USD', model: 'per_unit', unit_amount_decimal: '1' }];
+    expect((await call(stack, 'POST', '/bills', { bill_id: billId, billing_period_end: inSeconds(3600), prices })).status).toBe(200);
+    for (let i = 0; i < 150; i++) {
+      await send([{ event_id: `one-${i}`, meter: sum, bill_id: billId, timestamp: new Date().toISOString(), quantity: '0.5' }]);
+    }
+    const deltas = await stack.db.query('SELECT count(*)::int AS n FROM usage_aggregate_deltas WHERE bill_id = $1', [billId]);
+    expect(deltas.rows[0].n).toBeLessThanOrEqual(65);
+    expect((await call(stack, 'GET', `/bills/${billId}/usage`)).body.meters[0].aggregate).toBe('75');
+    await call(stack, 'POST', `/bills/${billId}/close`);
+  });
+
   it('emits usage.threshold_reached once per threshold as the estimate crosses it', async () => {
     const billId = uid();
     const prices = [{ meter: calls, currency: 'USD', model: 'per_unit', unit_amount_decimal: '100' }];

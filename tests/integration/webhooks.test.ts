@@ -188,8 +188,17 @@ describe('events', () => {
     for (const r of [...receiver.at('/all'), ...receiver.at('/closes')]) {
       expect(r.verifiedWith).toHaveLength(1);
       expect(r.id).toBe(r.event.id);
-      // { id, type, created_at, data } in that order, compact, as a receiver would log it.
-      expect(Object.keys(r.event)).toEqual(['id', 'type', 'created_at', 'data']);
+      // { id, type, created_at, actor, data } in that order, compact, as a receiver would log it.
+      expect(Object.keys(r.event)).toEqual(['id', 'type', 'created_at', 'actor', 'data']);
+      // Who made the change: the caller (authentication is off here) or the service itself.
+      // A series' renewal (the next bill's creation) and a close at the period's end are the service's.
+      const of = (type: string, bill: string) => r.event.type === type && r.event.data.bill_id === bill;
+      const byService =
+        r.event.type.startsWith('invoice.') ||
+        r.event.type === 'bill.renewed' ||
+        of('bill.created', next!) ||
+        of('bill.closed', series.bill_id);
+      expect([r.event.type, (r.event as { actor?: string }).actor]).toEqual([r.event.type, byService ? 'system' : 'anonymous']);
       expect(r.body).toBe(JSON.stringify(r.event));
       expect(r.event.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     }
