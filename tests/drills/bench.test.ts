@@ -40,6 +40,7 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     'append_update_bare_1',
     'create_bill',
     'http_floor',
+    'ingest_events',
     'list_open_bills',
     'list_open_bills_8_callers',
     'list_open_bills_live',
@@ -48,7 +49,9 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     'payload_codec',
     'pg_insert_batch',
     'pg_insert_single',
+    'rate_10m_events',
     'reconcile',
+    'sql_sum_events',
     'temporal_batch_bare',
     'temporal_noop_start',
     'temporal_noop_update',
@@ -59,9 +62,10 @@ it('runs every scenario briefly and reports them, with exact totals', async () =
     'temporal_write_eager',
     'temporal_write_local',
     'temporal_write_local_1',
+    'usage_1m_events',
   ]);
   // Every target is checked against this run's own numbers (met or not: a quick run proves nothing).
-  expect(report.targets).toHaveLength(15);
+  expect(report.targets).toHaveLength(18);
   for (const t of report.targets) expect(typeof t.met).toBe('boolean');
   // Every scenario did work, however briefly: a throughput and latencies that are real numbers
   // above zero. Listed by name, so a failure says which scenario measured nothing.
