@@ -164,23 +164,23 @@ export async function insertBill(db: Queryable, b: BillHeader, events: OutboxEve
     // A header a 1.0.0 workflow carries has neither.
     b.customer_id ?? null,
     b.tax_rates ?? null,
-    // The audit trail's first entry of the bill: who created it (a renewal: the series, `system`).
-    b.created_by ?? (b.previous_bill_id ? SYSTEM : 'unknown'),
     b.prices ? JSON.stringify(b.prices) : null,
     b.usage_alerts ? JSON.stringify(b.usage_alerts) : null,
   ];
-  // The events carry the creator too ($21, the audit entry's actor).
-  const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data)), 21));
+  // The audit trail's first entry of the bill and its events: who created it (a renewal: the series, `system`).
+  const ACTOR_PARAM = params.push(b.created_by ?? (b.previous_bill_id ? SYSTEM : 'unknown'));
+  // The events carry the creator too (the audit entry's actor).
+  const emits = events.map((e) => emitSql(params.push(e.type), params.push(JSON.stringify(e.data)), ACTOR_PARAM));
   const inserted = await db.query(
     `WITH created AS (
        INSERT INTO bills (bill_id, policy, currency, customer_email, description, billing_period_start,
          billing_period_end, created_at, request_fingerprint, interval, billing_anchor_day, recurring_fee_amount,
          recurring_fee_currency, recurring_fee_description, series_id, previous_bill_id, grace_period, payment_terms,
          customer_id, tax_rates, prices, usage_alerts)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $22, $23)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
        ON CONFLICT DO NOTHING RETURNING 1),
      audited AS (
-       INSERT INTO audit_log (bill_id, subject, subject_id, action, actor) SELECT $1, 'bill', $1, 'created', $21 FROM created)
+       INSERT INTO audit_log (bill_id, subject, subject_id, action, actor) SELECT $1, 'bill', $1, 'created', $${ACTOR_PARAM} FROM created)
      SELECT ${['1', ...emits].join(', ')} FROM created`,
     params,
   );

@@ -19,7 +19,7 @@ export const isCountryCode = (code: string): boolean => /^[A-Z]{2}$/.test(code) 
 export function taxIdProblem(taxId: string, country: string): string | null {
   const known = vatCountries.find((c) => c.codes[0] === country);
   if (!known) return null;
-  const result = checkVAT(taxId.replace(/[\s.-]/g, '').toUpperCase(), [known]);
+  const result = checkVAT(normalizeTaxId(taxId), [known]);
   if (result.isValid) return null;
   return result.isValidFormat
     ? `is not a valid VAT number of ${country}: its check digits do not match`

@@ -9,7 +9,7 @@ import type { Queryable } from '../core/db';
 import { parseMinorUnits } from '../core/money';
 import type { AppliedTaxRate, Buyer, DocumentLine, InvoiceDocument, InvoiceParties, PostalAddress, UnlistedLines } from './document';
 import { sellerOf } from './seller';
-import { EXEMPT_RATE, categoryOf, taxDocument } from './tax';
+import { EXEMPT_RATE, categoryOf, percentageText, taxDocument } from './tax';
 
 // The rate code each line item is taxed at (NULL: none), from the line, the bill, the customer.
 const RATE_OF_LINE = `(COALESCE(li.tax_rates, b.tax_rates, c.tax_rates))[1]`;
@@ -25,7 +25,7 @@ interface RateRow {
 function appliedRate(row: RateRow, exempt: boolean): AppliedTaxRate | null {
   if (row.code === null) return null;
   if (exempt) return EXEMPT_RATE;
-  const percentage = row.percentage!.replace(/\.?0+$/, '');
+  const percentage = percentageText(row.percentage!);
   return { code: row.code, name: row.name!, percentage, category: categoryOf(percentage), exemption_reason: null };
 }
 

@@ -47,6 +47,9 @@ export function issuerName(from: string): string {
   return /^\s*"?([^"<]+?)"?\s*</.exec(from)?.[1] ?? from;
 }
 
+/** The address in a From header ("Fees API <invoices@example.com>" → invoices@example.com). */
+export const mailAddress = (from: string) => /<([^<>]*)>\s*$/.exec(from)?.[1] ?? from.trim();
+
 export function mailDomain(from: string): string {
   return /@([^>\s]+)>?\s*$/.exec(from)?.[1] ?? 'localhost';
 }

@@ -8,9 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../core/config';
 import { normalizeTaxId } from '../core/parties';
 import type { Seller } from './document';
-
-/** The address in a From header ("Fees API <invoices@example.com>" → invoices@example.com). */
-export const mailAddress = (from: string) => /<([^<>]*)>\s*$/.exec(from)?.[1] ?? from.trim();
+import { mailAddress } from './mailer';
 
 export function sellerOf(config: Config): Seller {
   const s = config.seller;

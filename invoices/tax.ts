@@ -6,6 +6,9 @@
 import Decimal from 'decimal.js';
 import type { AppliedTaxRate, CurrencyTotals, TaxSubtotal } from './document';
 
+/** A percentage as the API shows it: the shortest exact decimal ("19.000000" from NUMERIC → "19"). */
+export const percentageText = (percentage: string) => new Decimal(percentage).toString();
+
 /** Half up, to a whole number of minor units. */
 const minorUnits = (value: Decimal) => value.toDecimalPlaces(0, Decimal.ROUND_HALF_UP).toNumber();
 

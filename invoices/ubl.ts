@@ -12,6 +12,7 @@ import { create } from 'xmlbuilder2';
 import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces';
 import { AppError } from '../core/errors';
 import { currencyExponent, formatMinorUnits } from '../core/money';
+import { utcDate } from './invoice-pdf';
 import type {
   AppliedTaxRate,
   CreditNoteDocument,
@@ -168,7 +169,6 @@ function amount(parent: XMLBuilder, name: string, minor: number, currency: strin
 }
 
 /** The UTC date of an ISO timestamp, YYYY-MM-DD. */
-const utcDate = (iso: string) => new Date(iso).toISOString().slice(0, 10);
 
 function notes(root: XMLBuilder, texts: (string | null)[]): void {
   for (const text of texts) if (text?.trim()) root.ele('cbc:Note').txt(text.trim());

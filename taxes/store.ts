@@ -1,5 +1,5 @@
 /** SQL for tax rates. */
-import Decimal from 'decimal.js';
+import { percentageText } from '../invoices/tax';
 import type { Queryable } from '../core/db';
 import type { TaxRate } from './types';
 
@@ -14,11 +14,11 @@ interface TaxRateRaw {
 
 const COLUMNS = 'code, name, percentage::text AS percentage, country, description, created_at';
 
-/** NUMERIC(9,6) reads back as "19.000000": shown as the shortest exact decimal, "19". */
+/** NUMERIC(9,6) reads back as "19.000000": shown as the shortest exact decimal, "19" (percentageText). */
 const toRate = (r: TaxRateRaw): TaxRate => ({
   code: r.code,
   name: r.name,
-  percentage: new Decimal(r.percentage).toString(),
+  percentage: percentageText(r.percentage),
   inclusive: false,
   country: r.country,
   description: r.description,

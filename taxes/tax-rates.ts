@@ -3,7 +3,7 @@
  * once and never changes (an issued invoice must keep meaning the same rate): creating a code again
  * with the same values answers the rate; with other values it is refused, naming the field.
  */
-import Decimal from 'decimal.js';
+import { percentageText } from '../invoices/tax';
 import { recordAudit, type Actor } from '../core/audit';
 import { inTransaction } from '../core/db';
 import { idempotently, type Deps } from '../core/deps';
@@ -21,7 +21,7 @@ export async function createTaxRate(deps: Deps, body: CreateTaxRateBody, key: Id
   const wanted = {
     code: body.code,
     name: body.name,
-    percentage: new Decimal(body.percentage).toString(),
+    percentage: percentageText(body.percentage),
     country: body.country ?? null,
     description: body.description ?? null,
   };

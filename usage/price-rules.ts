@@ -22,6 +22,7 @@ export interface PriceInput {
 }
 
 export const MAX_PRICES = 20;
+export const MAX_USAGE_ALERTS = 10;
 
 /** What each model takes; anything else is refused, so a misplaced field is never silently ignored. */
 const FIELDS: Record<PriceModel, (keyof PriceInput)[]> = {
@@ -63,7 +64,7 @@ function tiersOf(input: NonNullable<PriceInput['tiers']>, at: string): Tier[] {
 /** A bill's usage alerts: currencies that exist, each threshold once. */
 export function usageAlertsOf(inputs: { currency: string; amount: number }[] | null | undefined): UsageAlert[] | null {
   if (inputs == null) return null;
-  if (inputs.length > 10) throw fieldError('usage_alerts', 'must be at most 10 thresholds');
+  if (inputs.length > MAX_USAGE_ALERTS) throw fieldError('usage_alerts', `must be at most ${MAX_USAGE_ALERTS} thresholds`);
   const seen = new Set<string>();
   return inputs.map((a, i) => {
     checkSupportedCurrency(a.currency, `usage_alerts[${i}].currency`);
